@@ -1,0 +1,34 @@
+"""oauthguard: a correct, fast OAuth 2 resource server for any ASGI app."""
+
+from oauthguard.errors import (
+    ConfigurationError,
+    GuardError,
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    InvalidDPoPProof,
+    InvalidRequest,
+    InvalidToken,
+    MissingCredentials,
+    TemporarilyUnavailable,
+    UseDPoPNonce,
+)
+from oauthguard.middleware import OAuthGuard
+from oauthguard.tokens import AccessToken, TokenVerifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessToken",
+    "ConfigurationError",
+    "GuardError",
+    "InsufficientScope",
+    "InsufficientUserAuthentication",
+    "InvalidDPoPProof",
+    "InvalidRequest",
+    "InvalidToken",
+    "MissingCredentials",
+    "OAuthGuard",
+    "TemporarilyUnavailable",
+    "TokenVerifier",
+    "UseDPoPNonce",
+]

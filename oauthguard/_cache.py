@@ -1,0 +1,43 @@
+"""The bounded cache of verified tokens in front of the verifier."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+class ExpiringCache(Generic[V]):
+    """A dict with an expiry per entry and a size bound (oldest entry out first).
+
+    No lock: it is only touched from the event loop, between awaits.
+    """
+
+    __slots__ = ("_entries", "_max_size")
+
+    def __init__(self, max_size: int) -> None:
+        self._entries: dict[str, tuple[V, float]] = {}
+        self._max_size = max_size
+
+    def get(self, key: str, now: float) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] > now:
+            return entry[0]
+        del self._entries[key]
+        return None
+
+    def put(self, key: str, value: V, expires_at: float, now: float) -> None:
+        if self._max_size <= 0 or expires_at <= now:
+            return
+        entries = self._entries
+        if key not in entries and len(entries) >= self._max_size:
+            del entries[next(iter(entries))]  # the oldest insertion goes first
+        entries[key] = (value, expires_at)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,151 @@
+"""The validated, frozen settings of one guard, built from the middleware's arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from oauthguard._urls import https_or_loopback
+from oauthguard.errors import ConfigurationError
+from oauthguard.jwt import ASYMMETRIC_ALGORITHMS
+
+DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Every setting of the core guard, checked once at construction."""
+
+    resource: str
+    authorization_servers: tuple[str, ...]
+    audiences: frozenset[str]
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    leeway: float = 30
+    jwks_uri: str | None = None
+    jwks_cache_ttl: float = 600
+    jwks_refresh_cooldown: float = 30
+    jwks_max_stale: float = 86400
+    strict_typ: bool = False
+    scopes_claim: tuple[str, ...] = ("scope", "scp")
+    public_paths: tuple[str, ...] = ()
+    scopes_supported: tuple[str, ...] = ()
+    resource_name: str | None = None
+    resource_documentation: str | None = None
+    max_token_bytes: int = 16 * 1024
+    token_cache_size: int = 10_000
+    realm: str | None = None
+
+
+def _strings(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(item, str) and item for item in items):
+        raise ConfigurationError(f"{name} must be a string or an iterable of non-empty strings")
+    return items
+
+
+def check_resource(resource: object, name: str = "resource") -> str:
+    """RFC 9728 §1.2 / RFC 8707 §2: an absolute https URL without a fragment."""
+    if not isinstance(resource, str):
+        raise ConfigurationError(f"{name} must be a URL string, got {type(resource).__name__}")
+    parts = urlsplit(resource)
+    if not parts.scheme or not parts.netloc:
+        raise ConfigurationError(f"{name} must be an absolute URL, got {resource!r}")
+    if parts.fragment or resource.endswith("#"):
+        raise ConfigurationError(f"{name} must not have a fragment: {resource!r}")
+    if parts.scheme not in ("https", "http"):
+        raise ConfigurationError(f"{name} must be an https URL, got {resource!r}")
+    return resource
+
+
+def check_issuers(value: object) -> tuple[str, ...]:
+    """RFC 8414 §2: issuers are https URLs without query or fragment (http on loopback)."""
+    if isinstance(value, str):
+        value = [value]
+    issuers = _strings("authorization_servers", value)  # type: ignore[arg-type]
+    if not issuers:
+        raise ConfigurationError("authorization_servers needs at least one issuer URL")
+    for issuer in issuers:
+        parts = urlsplit(issuer)
+        if not https_or_loopback(issuer) or parts.query or parts.fragment:
+            raise ConfigurationError(
+                f"authorization_servers: {issuer!r} is not an https URL without query or "
+                "fragment (http is allowed only for localhost and 127.0.0.1)")
+    return issuers
+
+
+def check_algorithms(value: Iterable[str]) -> tuple[str, ...]:
+    """RFC 8725 §3.1-3.2: asymmetric algorithms only; never none or HS*."""
+    algorithms = _strings("algorithms", value)
+    if not algorithms:
+        raise ConfigurationError("algorithms must name at least one algorithm")
+    for alg in algorithms:
+        if alg not in ASYMMETRIC_ALGORITHMS:
+            raise ConfigurationError(
+                f"algorithms: {alg!r} is not accepted; use asymmetric algorithms "
+                f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))}); 'none' and HS* never are")
+    return algorithms
+
+
+def _non_negative(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigurationError(f"{name} must be a non-negative number of seconds")
+    return float(value)
+
+
+def build_config(*, resource: str, authorization_servers: str | Iterable[str],
+                 audiences: str | Iterable[str] | None = None,
+                 algorithms: Iterable[str] = DEFAULT_ALGORITHMS, leeway: float = 30,
+                 jwks_uri: str | None = None, jwks_cache_ttl: float = 600,
+                 jwks_refresh_cooldown: float = 30, jwks_max_stale: float = 86400,
+                 strict_typ: bool = False,
+                 scopes_claim: str | Iterable[str] = ("scope", "scp"),
+                 public_paths: Iterable[str] = (),
+                 scopes_supported: Iterable[str] | None = None,
+                 resource_name: str | None = None, resource_documentation: str | None = None,
+                 max_token_bytes: int = 16 * 1024, token_cache_size: int = 10_000,
+                 realm: str | None = None) -> GuardConfig:
+    """Check every argument and build the frozen settings; ``ConfigurationError`` if wrong."""
+    resource = check_resource(resource)
+    issuers = check_issuers(authorization_servers)
+    if jwks_uri is not None:
+        if len(issuers) != 1:
+            raise ConfigurationError(
+                "jwks_uri can only be given with exactly one authorization server; with "
+                "several, each issuer's jwks_uri is discovered from its metadata")
+        if not isinstance(jwks_uri, str) or not https_or_loopback(jwks_uri):
+            raise ConfigurationError(f"jwks_uri must be an https URL, got {jwks_uri!r}")
+    audience_list = _strings("audiences", audiences) or (resource,)
+    if isinstance(max_token_bytes, bool) or not isinstance(max_token_bytes, int) \
+            or max_token_bytes < 64:
+        raise ConfigurationError("max_token_bytes must be an integer of at least 64")
+    if isinstance(token_cache_size, bool) or not isinstance(token_cache_size, int) \
+            or token_cache_size < 0:
+        raise ConfigurationError("token_cache_size must be a non-negative integer")
+    paths = _strings("public_paths", public_paths)
+    for path in paths:
+        if not path.startswith("/") or "*" in path[:-1]:
+            raise ConfigurationError(
+                f"public_paths: {path!r} must start with '/' and may only end with '*'")
+    return GuardConfig(
+        resource=resource,
+        authorization_servers=issuers,
+        audiences=frozenset(audience_list),
+        algorithms=check_algorithms(algorithms),
+        leeway=_non_negative("leeway", leeway),
+        jwks_uri=jwks_uri,
+        jwks_cache_ttl=_non_negative("jwks_cache_ttl", jwks_cache_ttl),
+        jwks_refresh_cooldown=_non_negative("jwks_refresh_cooldown", jwks_refresh_cooldown),
+        jwks_max_stale=_non_negative("jwks_max_stale", jwks_max_stale),
+        strict_typ=bool(strict_typ),
+        scopes_claim=_strings("scopes_claim", scopes_claim) or ("scope",),
+        public_paths=paths,
+        scopes_supported=_strings("scopes_supported", scopes_supported),
+        resource_name=resource_name,
+        resource_documentation=resource_documentation,
+        max_token_bytes=max_token_bytes,
+        token_cache_size=token_cache_size,
+        realm=realm,
+    )

@@ -1,0 +1,64 @@
+"""Reading the request's credentials, strictly (RFC 6750 §2, RFC 9449 §7.1)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from oauthguard.errors import InvalidRequest, InvalidToken, MissingCredentials
+
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+_SCHEMES = {b"bearer": "Bearer", b"dpop": "DPoP"}
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The token, the scheme it came with, and the raw ``DPoP`` header values."""
+
+    scheme: str
+    token: str
+    dpop_proofs: tuple[bytes, ...] = ()
+
+
+def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
+            max_token_bytes: int) -> Credentials:
+    """The credentials of one request, or a ``GuardError`` saying what is wrong with them.
+
+    Raises ``MissingCredentials`` when there are none (or another scheme is used).
+    """
+    authorization: bytes | None = None
+    proofs: list[bytes] = []
+    for name, value in headers:
+        if name == b"authorization":
+            if authorization is not None:
+                # RFC 6750 §3.1: more than one method (here, header) is a malformed request.
+                raise InvalidRequest("the request has more than one Authorization header")
+            authorization = value
+        elif name == b"dpop":
+            proofs.append(value)
+    query_token = _query_token(query_string) if query_string else False
+    if authorization is None:
+        raise MissingCredentials()
+    if query_token:
+        # RFC 6750 §2.3 and §3.1: we never take query tokens, and two methods is an error.
+        raise InvalidRequest("the token was sent in the query string as well as in a header")
+    scheme_raw, _, token = authorization.strip().partition(b" ")
+    scheme = _SCHEMES.get(scheme_raw.lower())
+    if scheme is None:
+        raise MissingCredentials()
+    token = token.strip(b" ")
+    if not token:
+        raise InvalidRequest(f"the {scheme} scheme needs a token after it")
+    if len(token) > max_token_bytes:
+        raise InvalidToken(f"the token is longer than {max_token_bytes} bytes")
+    if _B64TOKEN.fullmatch(token) is None:
+        raise InvalidRequest("the Authorization header is not 'scheme token' (RFC 6750 §2.1)")
+    return Credentials(scheme, token.decode("ascii"), tuple(proofs))
+
+
+def _query_token(query_string: bytes) -> bool:
+    if b"access_token" not in query_string:
+        return False
+    return any(key == "access_token" for key, _ in parse_qsl(query_string.decode("latin-1")))

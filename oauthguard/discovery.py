@@ -1,0 +1,106 @@
+"""Authorization server metadata: RFC 8414 with OpenID Connect Discovery as fallback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from oauthguard._singleflight import SingleFlight
+from oauthguard._urls import https_or_loopback
+from oauthguard.errors import TemporarilyUnavailable
+
+logger = logging.getLogger("oauthguard")
+
+RFC8414 = "/.well-known/oauth-authorization-server"
+OIDC = "/.well-known/openid-configuration"
+
+
+def metadata_urls(issuer: str) -> list[str]:
+    """Where an issuer's metadata may live, in the order we try them.
+
+    RFC 8414 §3.1 inserts the well-known segment between host and path; OIDC Discovery §4
+    appends it to the issuer; the path-inserted OIDC form is what several servers use too.
+    A terminating ``/`` is removed first.
+    """
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    urls = [f"{origin}{RFC8414}{path}", f"{origin}{OIDC}{path}"]
+    if path:
+        urls.append(f"{origin}{path}{OIDC}")
+    return urls
+
+
+class MetadataError(Exception):
+    """The metadata could not be had from this URL (and why)."""
+
+
+class AuthorizationServers:
+    """The metadata of each configured issuer, fetched once and shared (single-flight)."""
+
+    def __init__(self, http_client: httpx.AsyncClient, clock: Callable[[], float], *,
+                 timeout: float = 5.0, retry_after: float = 30.0) -> None:
+        self._http = http_client
+        self._clock = clock
+        self._timeout = timeout
+        self._retry_after = retry_after
+        self._documents: dict[str, dict[str, Any]] = {}
+        self._failed_at: dict[str, tuple[float, str]] = {}
+        self._flight: SingleFlight[dict[str, Any]] = SingleFlight()
+
+    def cached(self, issuer: str) -> dict[str, Any] | None:
+        return self._documents.get(issuer)
+
+    async def get(self, issuer: str) -> dict[str, Any]:
+        """The issuer's metadata; ``TemporarilyUnavailable`` when it cannot be had."""
+        document = self._documents.get(issuer)
+        if document is not None:
+            return document
+        failed = self._failed_at.get(issuer)
+        if failed and self._clock() - failed[0] < self._retry_after:
+            raise TemporarilyUnavailable(failed[1])
+        return await self._flight.run(issuer, lambda: self._discover(issuer))
+
+    async def _discover(self, issuer: str) -> dict[str, Any]:
+        reasons = []
+        for url in metadata_urls(issuer):
+            try:
+                document = await self._fetch(url, issuer)
+            except MetadataError as exc:
+                reasons.append(f"{url}: {exc}")
+                continue
+            self._documents[issuer] = document
+            self._failed_at.pop(issuer, None)
+            logger.info("discovered metadata of %s at %s", issuer, url)
+            return document
+        message = f"the metadata of {issuer} could not be fetched"
+        logger.warning("%s (%s)", message, "; ".join(reasons))
+        self._failed_at[issuer] = (self._clock(), message)
+        raise TemporarilyUnavailable(message)
+
+    async def _fetch(self, url: str, issuer: str) -> dict[str, Any]:
+        try:
+            response = await self._http.get(url, timeout=self._timeout,
+                                            headers={"accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise MetadataError(f"{type(exc).__name__}: {exc}") from None
+        if response.status_code != 200:
+            raise MetadataError(f"HTTP {response.status_code}")
+        try:
+            document = response.json()
+        except ValueError:
+            raise MetadataError("the response is not JSON") from None
+        if not isinstance(document, dict):
+            raise MetadataError("the response is not a JSON object")
+        # RFC 8414 §3.3: the issuer in the document is identical to the one we asked for.
+        if document.get("issuer") != issuer:
+            raise MetadataError(f"its issuer {document.get('issuer')!r} is not {issuer!r}")
+        jwks_uri = document.get("jwks_uri")
+        if jwks_uri is not None and not (isinstance(jwks_uri, str)
+                                         and https_or_loopback(jwks_uri)):
+            raise MetadataError(f"jwks_uri {jwks_uri!r} is not an https URL")
+        return document

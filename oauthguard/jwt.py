@@ -1,0 +1,213 @@
+"""``JWTVerifier``: JWT access tokens by RFC 9068 §4, with the RFC 8725 best practices."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from jwt.algorithms import Algorithm, get_default_algorithms
+
+from oauthguard._b64 import b64url_decode
+from oauthguard.errors import InvalidToken
+from oauthguard.keys import KEY_TYPES, Key, KeySet
+from oauthguard.tokens import AccessToken
+
+logger = logging.getLogger("oauthguard")
+
+ASYMMETRIC_ALGORITHMS = frozenset(KEY_TYPES)
+_ALGORITHMS: Mapping[str, Algorithm] = {
+    name: alg for name, alg in get_default_algorithms().items() if name in KEY_TYPES
+}
+# RFC 9068 §2.1 / RFC 8725 §3.11: explicit typing; compared case-insensitively (RFC 7515 §4.1.9).
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+LEGACY_TYPES = frozenset({"jwt", "application/jwt"})
+
+
+def split_jws(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Header, payload, signing input and signature of a compact JWS (RFC 7515 §7.1)."""
+    parts = token.split(".")
+    if len(parts) == 5:
+        raise InvalidToken("encrypted (JWE) tokens are not accepted")
+    if len(parts) != 3:
+        raise InvalidToken("the token is not a JWT (three dot-separated parts)")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+        payload = json.loads(b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidToken("the token is not a well-formed JWT") from None
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise InvalidToken("the token's header and payload must be JSON objects")
+    return header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+
+
+def check_header(header: Mapping[str, Any], algorithms: frozenset[str], strict_typ: bool) -> str:
+    """The ``alg`` to verify with, after the header checks."""
+    alg = header.get("alg")
+    # RFC 8725 §3.1-3.2: the allow-list decides; 'none' and HMAC are never in it.
+    if not isinstance(alg, str) or alg not in algorithms:
+        raise InvalidToken(f"the signing algorithm {str(alg)[:20]!r} is not accepted")
+    # RFC 7515 §4.1.11: we understand no extension, so any 'crit' is fatal.
+    if "crit" in header:
+        raise InvalidToken("the token has critical header parameters we do not understand")
+    check_typ(header.get("typ"), strict_typ)
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise InvalidToken("the token's kid is not a string")
+    # RFC 8725 §3.10: jku, x5u, jwk and x5c in the token are never used, so never fetched.
+    return alg
+
+
+def check_typ(typ: Any, strict: bool) -> None:
+    """RFC 9068 §4 and RFC 8725 §3.11: DPoP proofs, ID and logout tokens never pass."""
+    if typ is None:
+        if strict:
+            raise InvalidToken("the token has no typ; at+jwt is required")
+        return
+    value = typ.lower() if isinstance(typ, str) else None
+    if value in ACCESS_TOKEN_TYPES or (not strict and value in LEGACY_TYPES):
+        return
+    raise InvalidToken(f"typ {str(typ)[:30]!r} is not an access token type")
+
+
+def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
+    """An RFC 7519 §2 NumericDate claim, or None when absent."""
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidToken(f"the {name} claim is not a number")
+    return float(value)
+
+
+def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> float:
+    """RFC 7519 §4.1.4-4.1.6 with leeway: ``exp`` required, ``nbf``/``iat`` not in the future."""
+    exp = numeric_date(claims, "exp")
+    if exp is None:
+        raise InvalidToken("the token has no exp claim")
+    if exp <= now - leeway:
+        raise InvalidToken("the token has expired")
+    nbf = numeric_date(claims, "nbf")
+    if nbf is not None and nbf > now + leeway:
+        raise InvalidToken("the token is not valid yet (nbf)")
+    iat = numeric_date(claims, "iat")
+    if iat is not None and iat > now + leeway:
+        raise InvalidToken("the token was issued in the future (iat)")
+    return exp
+
+
+def check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> tuple[str, ...]:
+    """RFC 9068 §4 / RFC 8707: ``aud`` (string or array) names one of our resources."""
+    aud = claims.get("aud")
+    values = (aud,) if isinstance(aud, str) else aud
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+        raise InvalidToken("the token has no valid aud claim")
+    if audiences.isdisjoint(values):
+        raise InvalidToken("the token is not meant for this resource (aud)")
+    return tuple(values)
+
+
+def read_scopes(claims: Mapping[str, Any], names: Sequence[str]) -> frozenset[str]:
+    """Scopes from the first claim present: a space-separated string or an array."""
+    for name in names:
+        value = claims.get(name)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            return frozenset(value.split())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return frozenset(value)
+        raise InvalidToken(f"the {name} claim is neither a string nor an array of strings")
+    return frozenset()
+
+
+def client_id_of(claims: Mapping[str, Any]) -> str | None:
+    """RFC 9068 ``client_id``; ``azp`` (OIDC), ``cid`` (Okta) and ``appid`` (Entra) too."""
+    for name in ("client_id", "azp", "cid", "appid"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def build_token(claims: Mapping[str, Any], audience: tuple[str, ...], expires_at: float | None,
+                scopes_claim: Sequence[str]) -> AccessToken:
+    """The ``AccessToken`` for validated claims (shared with introspection)."""
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    sub, iss = claims.get("sub"), claims.get("iss")
+    return AccessToken(
+        subject=sub if isinstance(sub, str) else None,
+        client_id=client_id_of(claims),
+        scopes=read_scopes(claims, scopes_claim),
+        audience=audience,
+        issuer=iss if isinstance(iss, str) else None,
+        expires_at=expires_at,
+        claims=claims,
+        jkt=jkt if isinstance(jkt, str) else None,
+    )
+
+
+class JWTVerifier:
+    """Verifies JWT access tokens against the ``KeySet`` of the issuer named in ``iss``.
+
+    Segments are parsed here (strict base64url in C) and signatures checked with PyJWT's
+    algorithm objects, so a fresh token costs little more than the signature itself.
+    """
+
+    def __init__(self, key_sets: Mapping[str, KeySet], *, audiences: Iterable[str],
+                 algorithms: Iterable[str], leeway: float = 30, strict_typ: bool = False,
+                 scopes_claim: Sequence[str] = ("scope", "scp"),
+                 clock: Callable[[], float]) -> None:
+        self.key_sets = dict(key_sets)
+        self.audiences = frozenset(audiences)
+        self.algorithms = frozenset(algorithms) & ASYMMETRIC_ALGORITHMS
+        self.leeway = leeway
+        self.strict_typ = strict_typ
+        self.scopes_claim = tuple(scopes_claim)
+        self.clock = clock
+
+    def issuer_of(self, token: str) -> str | None:
+        """The unverified ``iss`` if the token looks like a JWT from one of our issuers."""
+        try:
+            _, payload, _, _ = split_jws(token)
+        except InvalidToken:
+            return None
+        iss = payload.get("iss")
+        return iss if isinstance(iss, str) and iss in self.key_sets else None
+
+    async def verify(self, token: str) -> AccessToken:
+        """The validated token; ``InvalidToken`` or ``TemporarilyUnavailable`` otherwise."""
+        header, claims, signing_input, signature = split_jws(token)
+        alg = check_header(header, self.algorithms, self.strict_typ)
+        iss = claims.get("iss")
+        # RFC 9068 §4: iss exactly one of ours; RFC 8725 §3.8: the key comes from that issuer.
+        key_set = self.key_sets.get(iss) if isinstance(iss, str) else None
+        if key_set is None:
+            raise InvalidToken("the token's issuer is not trusted")
+        kid = header.get("kid")
+        keys = key_set.cached(kid) or await key_set.get(kid)
+        self._check_signature(alg, keys, signing_input, signature, kid)
+        exp = check_times(claims, self.clock(), self.leeway)
+        audience = check_audience(claims, self.audiences)
+        return build_token(claims, audience, exp, self.scopes_claim)
+
+    @staticmethod
+    def _check_signature(alg: str, keys: list[Key], signing_input: bytes, signature: bytes,
+                         kid: str | None) -> None:
+        if not keys:
+            raise InvalidToken("no signing key of the issuer matches the token's kid")
+        candidates = [key for key in keys if key.fits(alg)]
+        if not candidates:
+            raise InvalidToken(f"the issuer's key for this kid cannot verify {alg}")
+        verifier = _ALGORITHMS[alg]
+        for key in candidates:
+            try:
+                if verifier.verify(signing_input, key.public_key, signature):
+                    return
+            except Exception:  # a malformed signature for this key type is a failed check
+                continue
+        raise InvalidToken("the token's signature does not verify")

@@ -1,0 +1,208 @@
+"""``TestIssuer``: a local issuer for tests and demos.
+
+It generates keys, serves RFC 8414 metadata and a JWKS (as an ASGI app or an ``httpx``
+transport), and mints access tokens with any claims and headers, broken ones included.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from oauthguard._b64 import b64url_encode
+
+_KEY_FACTORIES: dict[str, Callable[[], Any]] = {
+    "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    "PS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "ES384": lambda: ec.generate_private_key(ec.SECP384R1()),
+    "EdDSA": lambda: ed25519.Ed25519PrivateKey.generate(),
+}
+
+
+def public_jwk(private_key: Any, kid: str | None = None, alg: str | None = None) -> dict[str, Any]:
+    """The public JWK of a ``cryptography`` private (or public) key."""
+    public = private_key.public_key() if hasattr(private_key, "public_key") else private_key
+    if isinstance(public, rsa.RSAPublicKey):
+        jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(public))
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        jwk = json.loads(ECAlgorithm.to_jwk(public))
+    else:
+        jwk = json.loads(OKPAlgorithm.to_jwk(public))
+    if kid is not None:
+        jwk["kid"] = kid
+    if alg is not None:
+        jwk["alg"] = alg
+    jwk.setdefault("use", "sig")
+    return jwk
+
+
+def sign_jws(header: Mapping[str, Any], payload: Mapping[str, Any] | bytes, key: Any,
+             alg: str | None = None) -> str:
+    """A compact JWS over exactly this header and payload (no header is added or checked).
+
+    ``alg`` selects the signing algorithm (default: the header's); ``"none"`` gives an
+    empty signature. ``key`` may be a private key, or bytes for HS* forgeries.
+    """
+    alg = alg or header["alg"]
+    head = b64url_encode(json.dumps(dict(header), separators=(",", ":")).encode())
+    body = payload if isinstance(payload, bytes) else json.dumps(dict(payload)).encode()
+    signing_input = f"{head}.{b64url_encode(body)}"
+    if alg == "none":
+        return signing_input + "."
+    algorithm = get_default_algorithms()[alg]
+    if isinstance(key, bytes):  # HMAC with a chosen secret: pyjwt refuses PEM-looking keys
+        import hashlib
+        import hmac
+        digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+        signature = hmac.new(key, signing_input.encode(), digest[alg]).digest()
+    else:
+        signature = algorithm.sign(signing_input.encode(), key)
+    return f"{signing_input}.{b64url_encode(signature)}"
+
+
+class TestIssuer:
+    """A local authorization server's signing side: keys, metadata, JWKS and tokens.
+
+    >>> issuer = TestIssuer("https://issuer.test")
+    >>> token = issuer.token(audience="https://api.test/mcp", scope="read")
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, issuer: str = "https://issuer.test", *,
+                 algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA"),
+                 jwks_max_age: int | None = 300) -> None:
+        self.issuer = issuer
+        self.jwks_max_age = jwks_max_age
+        self.keys: dict[str, tuple[str, Any]] = {}  # kid -> (alg, private key)
+        self.default_kid: dict[str, str] = {}  # alg -> kid
+        self.requests: list[httpx.Request] = []
+        self.extra_metadata: dict[str, Any] = {}
+        for alg in algorithms:
+            self.add_key(alg)
+        self.app = Starlette(routes=[
+            Route(self.metadata_path, self._metadata_endpoint),
+            Route("/.well-known/openid-configuration", self._metadata_endpoint),
+            Route(self.jwks_path, self._jwks_endpoint),
+        ])
+
+    # -- keys -----------------------------------------------------------------------------
+    def add_key(self, alg: str, kid: str | None = None) -> str:
+        """Generate a key for ``alg``, make it the default for that algorithm; its kid."""
+        kid = kid or f"{alg.lower()}-{uuid.uuid4().hex[:8]}"
+        self.keys[kid] = (alg, _KEY_FACTORIES[alg]())
+        self.default_kid[alg] = kid
+        return kid
+
+    def rotate(self, alg: str = "RS256") -> str:
+        """Replace the default key of ``alg`` with a new one (the old one leaves the JWKS)."""
+        old = self.default_kid.get(alg)
+        kid = self.add_key(alg)
+        if old is not None:
+            del self.keys[old]
+        return kid
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [public_jwk(key, kid, alg) for kid, (alg, key) in self.keys.items()]}
+
+    # -- metadata -------------------------------------------------------------------------
+    @property
+    def base(self) -> str:
+        return self.issuer.rstrip("/")
+
+    @property
+    def metadata_path(self) -> str:
+        from urllib.parse import urlsplit
+        return "/.well-known/oauth-authorization-server" + urlsplit(self.issuer).path.rstrip("/")
+
+    @property
+    def jwks_path(self) -> str:
+        from urllib.parse import urlsplit
+        return urlsplit(self.issuer).path.rstrip("/") + "/jwks"
+
+    @property
+    def jwks_uri(self) -> str:
+        return self.base + "/jwks"
+
+    def metadata(self) -> dict[str, Any]:
+        """RFC 8414 §2 metadata of this issuer."""
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": self.jwks_uri,
+            "token_endpoint": self.base + "/token",
+            "authorization_endpoint": self.base + "/authorize",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "code_challenge_methods_supported": ["S256"],
+            **self.extra_metadata,
+        }
+
+    async def _metadata_endpoint(self, request: Request) -> Response:
+        return JSONResponse(self.metadata())
+
+    async def _jwks_endpoint(self, request: Request) -> Response:
+        headers = {}
+        if self.jwks_max_age is not None:
+            headers["cache-control"] = f"public, max-age={self.jwks_max_age}"
+        return JSONResponse(self.jwks(), headers=headers)
+
+    # -- transport ------------------------------------------------------------------------
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An ``httpx`` transport that answers this issuer's URLs in-process.
+
+        Every request is recorded in ``self.requests``.
+        """
+        inner = httpx.ASGITransport(app=self.app)
+        issuer = self
+
+        class _Recording(httpx.AsyncBaseTransport):
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                issuer.requests.append(request)
+                return await inner.handle_async_request(request)
+
+        return _Recording()
+
+    def http_client(self) -> httpx.AsyncClient:
+        """An ``httpx.AsyncClient`` that reaches this issuer in-process."""
+        return httpx.AsyncClient(transport=self.transport())
+
+    # -- tokens ---------------------------------------------------------------------------
+    def token(self, *, subject: str = "user-1", audience: str | list[str] | None = None,
+              scope: str | None = None, expires_in: float = 300, alg: str = "RS256",
+              kid: str | None = None, claims: Mapping[str, Any] | None = None,
+              headers: Mapping[str, Any] | None = None, now: float | None = None) -> str:
+        """A signed access token. ``claims``/``headers`` override or, with None, remove."""
+        now = time.time() if now is None else now
+        payload: dict[str, Any] = {
+            "iss": self.issuer, "sub": subject, "client_id": "test-client",
+            "iat": int(now), "exp": int(now + expires_in), "jti": uuid.uuid4().hex,
+        }
+        if audience is not None:
+            payload["aud"] = audience
+        if scope is not None:
+            payload["scope"] = scope
+        kid = kid or self.default_kid[alg]
+        header: dict[str, Any] = {"alg": alg, "typ": "at+jwt", "kid": kid}
+        for target, changes in ((payload, claims), (header, headers)):
+            for name, value in (changes or {}).items():
+                if value is None:
+                    target.pop(name, None)
+                else:
+                    target[name] = value
+        _, key = self.keys[kid] if kid in self.keys else self.keys[self.default_kid[alg]]
+        return sign_jws(header, payload, key, alg)
+
+    def private_key(self, alg: str = "RS256") -> Any:
+        return self.keys[self.default_kid[alg]][1]

@@ -1,0 +1,38 @@
+from starlette.applications import Starlette
+from starlette.authentication import requires
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from oauthguard import OAuthGuard
+from oauthguard.challenge import parse_challenges
+from oauthguard.testing import TestIssuer
+
+RESOURCE = "https://api.test/mcp"
+
+
+def make_client(issuer: TestIssuer) -> TestClient:
+    @requires("read")
+    async def hello(request: Request) -> Response:
+        return JSONResponse({"sub": request.auth.subject, "user": request.user.display_name})
+
+    app = Starlette(routes=[Route("/mcp", hello)])
+    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
+                       http_client=issuer.http_client())
+    return TestClient(app, base_url="https://api.test")
+
+
+def test_valid_token_passes_and_missing_token_gets_the_plain_challenge() -> None:
+    issuer = TestIssuer()
+    client = make_client(issuer)
+    refused = client.get("/mcp")
+    assert refused.status_code == 401
+    [(scheme, params)] = parse_challenges(refused.headers["www-authenticate"])
+    assert scheme == "Bearer"
+    assert params == {
+        "resource_metadata": "https://api.test/.well-known/oauth-protected-resource/mcp"}
+    token = issuer.token(audience=RESOURCE, scope="read")
+    ok = client.get("/mcp", headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+    assert ok.json() == {"sub": "user-1", "user": "user-1"}
