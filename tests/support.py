@@ -1,0 +1,76 @@
+"""Test support: real servers on loopback, and the checks every refusal must pass."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from oauthguard.challenge import parse_challenges
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
+    """Run ``app`` with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def require_service(command: str) -> None:
+    """Skip loudly when a real service's program is missing; fail instead in CI."""
+    if shutil.which(command):
+        return
+    message = f"{command} is not installed: these tests need the real service"
+    if os.environ.get("OAUTHGUARD_REQUIRE_SERVICES"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def challenge(response: httpx.Response) -> dict[str, dict[str, str]]:
+    """The response's WWW-Authenticate challenges by scheme."""
+    return dict(parse_challenges(response.headers["www-authenticate"]))
+
+
+def assert_refused(response: httpx.Response, status: int, error: str | None,
+                   scheme: str = "Bearer") -> dict[str, str]:
+    """A refusal: the status, the error in the challenge of ``scheme``, a JSON body with
+    the same error, ``Cache-Control: no-store``; returns that challenge's parameters."""
+    assert response.status_code == status, response.text
+    assert response.headers["cache-control"] == "no-store"
+    params = challenge(response)[scheme]
+    assert params.get("error") == error
+    body = response.json()
+    if error is not None:
+        assert body["error"] == error
+        assert body["error_description"] == params["error_description"]
+    assert "Traceback" not in response.text
+    return params
