@@ -1,0 +1,110 @@
+"""oauthguard in one minute: a local issuer, a protected API, and real HTTP between them.
+
+Run:  python examples/quickstart.py
+Everything runs on 127.0.0.1; nothing to configure.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from oauthguard import OAuthGuard
+from oauthguard.challenge import parse_challenges
+from oauthguard.testing import TestIssuer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(app: Any, port: int) -> uvicorn.Server:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return server
+
+
+def step(title: str) -> None:
+    print(f"\n\033[1m== {title}\033[0m")
+
+
+def show(response: httpx.Response) -> None:
+    print(f"{response.request.method} {response.request.url} -> {response.status_code}")
+    if "www-authenticate" in response.headers:
+        print(f"  WWW-Authenticate: {response.headers['www-authenticate']}")
+    try:
+        print("  " + json.dumps(response.json(), indent=2).replace("\n", "\n  "))
+    except ValueError:
+        print(f"  {response.text[:200]}")
+
+
+async def whoami(request: Request) -> JSONResponse:
+    token = request.auth
+    return JSONResponse({"subject": token.subject, "client_id": token.client_id,
+                         "scopes": sorted(token.scopes)})
+
+
+def main() -> None:
+    issuer_port, api_port = free_port(), free_port()
+    issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}")
+    resource = f"http://127.0.0.1:{api_port}/api"
+
+    api = Starlette(routes=[Route("/api", whoami)])
+    api.add_middleware(OAuthGuard, resource=resource,
+                       authorization_servers=[issuer.issuer], resource_name="Quickstart API")
+    servers = [start(issuer.app, issuer_port), start(api, api_port)]
+    print(f"Authorization server (TestIssuer): {issuer.issuer}")
+    print(f"Protected resource:               {resource}")
+
+    with httpx.Client() as http:
+        step("1. A request without a token is refused with a challenge (RFC 6750 §3)")
+        refused = http.get(resource)
+        show(refused)
+        [(scheme, params)] = parse_challenges(refused.headers["www-authenticate"])
+        print(f"  -> the {scheme} challenge names no error (there was no token) and points at "
+              "the resource's metadata.")
+
+        step("2. The client follows resource_metadata (RFC 9728) to find the issuer")
+        document = http.get(params["resource_metadata"])
+        show(document)
+        as_url = document.json()["authorization_servers"][0]
+
+        step("3. ... and reads the authorization server's metadata (RFC 8414)")
+        as_metadata = http.get(f"{as_url}/.well-known/oauth-authorization-server")
+        show(as_metadata)
+
+        step("4. With a token issued for this resource (aud = resource), the API answers")
+        token = issuer.token(audience=resource, scope="read", subject="alice")
+        print(f"  token: {token[:40]}... (a signed JWT, RFC 9068)")
+        show(http.get(resource, headers={"Authorization": f"Bearer {token}"}))
+
+        step("5. Bad tokens are refused with error=\"invalid_token\" and the reason")
+        expired = issuer.token(audience=resource, expires_in=-120)
+        show(http.get(resource, headers={"Authorization": f"Bearer {expired}"}))
+        other = issuer.token(audience="https://another-api.example")
+        show(http.get(resource, headers={"Authorization": f"Bearer {other}"}))
+        tampered = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+        show(http.get(resource, headers={"Authorization": f"Bearer {tampered}"}))
+
+    for server in servers:
+        server.should_exit = True
+    print("\nDone. Read the README for scopes, step-up, DPoP and introspection.")
+
+
+if __name__ == "__main__":
+    main()

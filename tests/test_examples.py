@@ -1,0 +1,26 @@
+"""The examples run end to end, as a newcomer would run them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_example(name: str) -> str:
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / name)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def test_quickstart_shows_challenge_discovery_success_and_refusals() -> None:
+    out = run_example("quickstart.py")
+    assert '-> 401\n  WWW-Authenticate: Bearer resource_metadata="http://127.0.0.1:' in out
+    assert "/.well-known/oauth-protected-resource/api -> 200" in out
+    assert "/.well-known/oauth-authorization-server -> 200" in out
+    assert "-> 200\n  {\n    \"subject\": \"alice\"" in out
+    assert 'error_description="the token has expired"' in out
+    assert 'error_description="the token is not meant for this resource (aud)"' in out
+    assert 'error_description="the token\'s signature does not verify"' in out
