@@ -13,6 +13,8 @@ from oauthguard.errors import (
     UseDPoPNonce,
 )
 from oauthguard.middleware import OAuthGuard
+from oauthguard.nonces import DPoPNonces
+from oauthguard.replay import ReplayStore
 from oauthguard.tokens import AccessToken, TokenVerifier
 
 __version__ = "0.1.0"
@@ -20,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessToken",
     "ConfigurationError",
+    "DPoPNonces",
     "GuardError",
     "InsufficientScope",
     "InsufficientUserAuthentication",
@@ -28,6 +31,7 @@ __all__ = [
     "InvalidToken",
     "MissingCredentials",
     "OAuthGuard",
+    "ReplayStore",
     "TemporarilyUnavailable",
     "TokenVerifier",
     "UseDPoPNonce",

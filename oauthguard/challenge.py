@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from oauthguard.errors import GuardError, TemporarilyUnavailable
+from oauthguard.errors import GuardError, TemporarilyUnavailable, UseDPoPNonce
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -89,6 +89,9 @@ class Challenger:
         if isinstance(error, TemporarilyUnavailable):
             headers.append((b"retry-after", str(error.retry_after).encode()))
         else:
+            if isinstance(error, UseDPoPNonce):
+                # RFC 9449 §9: exactly one fresh nonce rides on the use_dpop_nonce refusal.
+                headers.append((b"dpop-nonce", error.nonce.encode("ascii")))
             value = self.header(error, scheme, scope)
             headers.append((b"www-authenticate", value.encode("latin-1")))
         return error.status, headers, payload

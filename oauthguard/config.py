@@ -6,7 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from oauthguard._htu import Network, parse_networks
 from oauthguard._urls import https_or_loopback
+from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, Mode
 from oauthguard.errors import ConfigurationError
 from oauthguard.jwt import ASYMMETRIC_ALGORITHMS
 
@@ -35,6 +37,10 @@ class GuardConfig:
     max_token_bytes: int = 16 * 1024
     token_cache_size: int = 10_000
     realm: str | None = None
+    dpop: Mode = "allowed"
+    dpop_algorithms: tuple[str, ...] = DEFAULT_DPOP_ALGORITHMS
+    dpop_max_age: float = 60
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 def _strings(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -76,15 +82,15 @@ def check_issuers(value: object) -> tuple[str, ...]:
     return issuers
 
 
-def check_algorithms(value: Iterable[str]) -> tuple[str, ...]:
-    """RFC 8725 §3.1-3.2: asymmetric algorithms only; never none or HS*."""
-    algorithms = _strings("algorithms", value)
+def check_algorithms(value: Iterable[str], name: str = "algorithms") -> tuple[str, ...]:
+    """RFC 8725 §3.1-3.2 (RFC 9449 §4.3 for DPoP): asymmetric only; never none or HS*."""
+    algorithms = _strings(name, value)
     if not algorithms:
-        raise ConfigurationError("algorithms must name at least one algorithm")
+        raise ConfigurationError(f"{name} must name at least one algorithm")
     for alg in algorithms:
         if alg not in ASYMMETRIC_ALGORITHMS:
             raise ConfigurationError(
-                f"algorithms: {alg!r} is not accepted; use asymmetric algorithms "
+                f"{name}: {alg!r} is not accepted; use asymmetric algorithms "
                 f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))}); 'none' and HS* never are")
     return algorithms
 
@@ -93,6 +99,27 @@ def _non_negative(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ConfigurationError(f"{name} must be a non-negative number of seconds")
     return float(value)
+
+
+def check_dpop(mode: object, max_age: object) -> tuple[Mode, float]:
+    """``dpop`` is allowed, required or disabled; proofs live 1 to 3600 seconds."""
+    if mode not in ("allowed", "required", "disabled"):
+        raise ConfigurationError(
+            f"dpop must be 'allowed', 'required' or 'disabled', got {mode!r}")
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) \
+            or not 1 <= max_age <= 3600:
+        raise ConfigurationError("dpop_max_age must be 1 to 3600 seconds")
+    return mode, float(max_age)
+
+
+def check_trusted_proxies(value: object) -> tuple[Network, ...]:
+    """IP addresses or networks whose X-Forwarded-* and Forwarded headers are believed."""
+    if isinstance(value, str):
+        value = [value]
+    try:
+        return parse_networks(_strings("trusted_proxies", value))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigurationError(f"trusted_proxies: {exc}") from None
 
 
 def build_config(*, resource: str, authorization_servers: str | Iterable[str],
@@ -106,7 +133,10 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
                  scopes_supported: Iterable[str] | None = None,
                  resource_name: str | None = None, resource_documentation: str | None = None,
                  max_token_bytes: int = 16 * 1024, token_cache_size: int = 10_000,
-                 realm: str | None = None) -> GuardConfig:
+                 realm: str | None = None, dpop: str = "allowed",
+                 dpop_algorithms: Iterable[str] = DEFAULT_DPOP_ALGORITHMS,
+                 dpop_max_age: float = 60,
+                 trusted_proxies: str | Iterable[str] = ()) -> GuardConfig:
     """Check every argument and build the frozen settings; ``ConfigurationError`` if wrong."""
     resource = check_resource(resource)
     issuers = check_issuers(authorization_servers)
@@ -129,6 +159,7 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
         if not path.startswith("/") or "*" in path[:-1]:
             raise ConfigurationError(
                 f"public_paths: {path!r} must start with '/' and may only end with '*'")
+    dpop_mode, max_age = check_dpop(dpop, dpop_max_age)
     return GuardConfig(
         resource=resource,
         authorization_servers=issuers,
@@ -148,4 +179,8 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
         max_token_bytes=max_token_bytes,
         token_cache_size=token_cache_size,
         realm=realm,
+        dpop=dpop_mode,
+        dpop_algorithms=check_algorithms(dpop_algorithms, "dpop_algorithms"),
+        dpop_max_age=max_age,
+        trusted_proxies=check_trusted_proxies(trusted_proxies),
     )

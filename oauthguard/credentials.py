@@ -34,7 +34,9 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
         if name == b"authorization":
             if authorization is not None:
                 # RFC 6750 §3.1: more than one method (here, header) is a malformed request.
-                raise InvalidRequest("the request has more than one Authorization header")
+                # RFC 9449 §7.2: which scheme was meant is unknown, so both challenges say so.
+                raise InvalidRequest("the request has more than one Authorization header",
+                                     scheme="both")
             authorization = value
         elif name == b"dpop":
             proofs.append(value)
@@ -50,11 +52,12 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
         raise MissingCredentials()
     token = token.strip(b" ")
     if not token:
-        raise InvalidRequest(f"the {scheme} scheme needs a token after it")
+        raise InvalidRequest(f"the {scheme} scheme needs a token after it", scheme=scheme)
     if len(token) > max_token_bytes:
-        raise InvalidToken(f"the token is longer than {max_token_bytes} bytes")
+        raise InvalidToken(f"the token is longer than {max_token_bytes} bytes", scheme=scheme)
     if _B64TOKEN.fullmatch(token) is None:
-        raise InvalidRequest("the Authorization header is not 'scheme token' (RFC 6750 §2.1)")
+        raise InvalidRequest("the Authorization header is not 'scheme token' (RFC 6750 §2.1)",
+                             scheme=scheme)
     return Credentials(scheme, token.decode("ascii"), tuple(proofs))
 
 

@@ -24,10 +24,16 @@ class GuardError(Exception):
 
     error: str | None = None
     status: int = 401
+    #: The scheme whose challenge carries the error when it is not the one the request used:
+    #: ``"both"`` for an ambiguous request, ``"Bearer"``/``"DPoP"`` where none was read yet.
+    scheme: str | None = None
 
-    def __init__(self, description: str = "", **params: str) -> None:
+    def __init__(self, description: str = "", *, scheme: str | None = None,
+                 **params: str) -> None:
         super().__init__(description)
         self.description = description
+        if scheme is not None:
+            self.scheme = scheme
         #: Extra challenge parameters (``scope``, ``acr_values``, ``max_age``, ``algs``).
         self.params = params
 
@@ -75,13 +81,22 @@ class InvalidDPoPProof(GuardError):
 
     error = "invalid_dpop_proof"
     status = 401
+    scheme = "DPoP"
 
 
 class UseDPoPNonce(GuardError):
-    """The proof must carry a server-provided nonce (RFC 9449 §8, §9)."""
+    """The proof must carry a server-provided nonce (RFC 9449 §8, §9).
+
+    ``nonce`` is the fresh one sent back in the ``DPoP-Nonce`` header.
+    """
 
     error = "use_dpop_nonce"
     status = 401
+    scheme = "DPoP"
+
+    def __init__(self, description: str = "", *, nonce: str, **params: str) -> None:
+        super().__init__(description, **params)
+        self.nonce = nonce
 
 
 class TemporarilyUnavailable(GuardError):
@@ -90,6 +105,7 @@ class TemporarilyUnavailable(GuardError):
     error = "temporarily_unavailable"
     status = 503
 
-    def __init__(self, description: str = "", retry_after: int = 5, **params: str) -> None:
-        super().__init__(description, **params)
+    def __init__(self, description: str = "", retry_after: int = 5, *,
+                 scheme: str | None = None, **params: str) -> None:
+        super().__init__(description, scheme=scheme, **params)
         self.retry_after = retry_after

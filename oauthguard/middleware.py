@@ -11,16 +11,28 @@ from typing import Any
 import anyio
 import httpx
 
-from oauthguard._asgi import ASGIApp, Receive, Scope, Send, deny_websocket, send_response
+from oauthguard._asgi import (
+    ASGIApp,
+    Headers,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    deny_websocket,
+    send_response,
+)
 from oauthguard._cache import ExpiringCache
 from oauthguard.challenge import Challenger
 from oauthguard.config import DEFAULT_ALGORITHMS, GuardConfig, build_config
 from oauthguard.credentials import Credentials, extract
 from oauthguard.discovery import AuthorizationServers
-from oauthguard.errors import GuardError, TemporarilyUnavailable
+from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, DPoPChecker
+from oauthguard.errors import ConfigurationError, GuardError, TemporarilyUnavailable
 from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
 from oauthguard.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
+from oauthguard.nonces import DPoPNonces
+from oauthguard.replay import MemoryReplayStore, ReplayStore
 from oauthguard.tokens import AccessToken, AnonymousUser, AuthenticatedUser, TokenVerifier
 
 logger = logging.getLogger("oauthguard")
@@ -62,6 +74,12 @@ class OAuthGuard:
         max_token_bytes: int = 16 * 1024,
         token_cache_size: int = 10_000,
         realm: str | None = None,
+        dpop: str = "allowed",
+        dpop_algorithms: Iterable[str] = DEFAULT_DPOP_ALGORITHMS,
+        dpop_max_age: float = 60,
+        dpop_nonce: DPoPNonces | bool = False,
+        replay_store: ReplayStore | None = None,
+        trusted_proxies: str | Iterable[str] = (),
         verifier: TokenVerifier | None = None,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] | None = None,
@@ -74,7 +92,9 @@ class OAuthGuard:
             jwks_max_stale=jwks_max_stale, strict_typ=strict_typ, scopes_claim=scopes_claim,
             public_paths=public_paths, scopes_supported=scopes_supported,
             resource_name=resource_name, resource_documentation=resource_documentation,
-            max_token_bytes=max_token_bytes, token_cache_size=token_cache_size, realm=realm)
+            max_token_bytes=max_token_bytes, token_cache_size=token_cache_size, realm=realm,
+            dpop=dpop, dpop_algorithms=dpop_algorithms, dpop_max_age=dpop_max_age,
+            trusted_proxies=trusted_proxies)
         config = self.config
         self.clock: Callable[[], float] = clock or time.time
         self.http = http_client or httpx.AsyncClient(timeout=5.0)
@@ -91,7 +111,16 @@ class OAuthGuard:
             leeway=config.leeway, strict_typ=config.strict_typ,
             scopes_claim=config.scopes_claim, clock=self.clock)
         self.tokens: ExpiringCache[AccessToken] = ExpiringCache(config.token_cache_size)
-        self.challenger = Challenger(metadata_url(config.resource), realm=config.realm)
+        self.dpop = DPoPChecker(
+            mode=config.dpop, algorithms=config.dpop_algorithms, max_age=config.dpop_max_age,
+            leeway=config.leeway, nonces=_nonces(dpop_nonce),
+            replay_store=_replay_store(replay_store, self.clock),
+            trusted_proxies=config.trusted_proxies, clock=self.clock)
+        dpop_on = config.dpop != "disabled"
+        self.challenger = Challenger(
+            metadata_url(config.resource), realm=config.realm,
+            dpop_algs=config.dpop_algorithms if dpop_on else (),
+            bearer=config.dpop != "required")
         self.metadata = {metadata_path(config.resource): MetadataEndpoint(self._document())}
         self._public_exact = frozenset(p for p in config.public_paths if not p.endswith("*"))
         self._public_prefixes = tuple(p[:-1] for p in config.public_paths if p.endswith("*"))
@@ -104,6 +133,10 @@ class OAuthGuard:
             "bearer_methods_supported": ["header"],
             "resource_name": config.resource_name,
             "resource_documentation": config.resource_documentation,
+            # RFC 9728 §2 (fields defined by RFC 9449).
+            "dpop_signing_alg_values_supported":
+                config.dpop_algorithms if config.dpop != "disabled" else None,
+            "dpop_bound_access_tokens_required": config.dpop == "required",
         })
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,7 +161,10 @@ class OAuthGuard:
         try:
             credentials = extract(scope["headers"], scope.get("query_string", b""),
                                   self.config.max_token_bytes)
-            token = await self.verify(credentials.token)
+            proof = self.dpop.proof_of(credentials)
+            # Every request, cached token or not, goes through the proof and binding checks.
+            token, nonce = await self.dpop.check(
+                scope, credentials.token, proof, await self.verify(credentials.token))
         except GuardError as error:
             await self.refuse(scope, receive, send, error, credentials)
             return
@@ -139,6 +175,8 @@ class OAuthGuard:
                 "the access token could not be checked; try again later"), credentials)
             return
         scope["auth"], scope["user"] = token, AuthenticatedUser(token)
+        if nonce is not None and kind == "http":
+            send = _sending_nonce(send, nonce)
         await self.app(scope, receive, send)
 
     async def verify(self, token: str) -> AccessToken:
@@ -155,7 +193,7 @@ class OAuthGuard:
     async def refuse(self, scope: Scope, receive: Receive, send: Send, error: GuardError,
                      credentials: Credentials | None, challenge_scope: str | None = None) -> None:
         """Answer with the challenge for ``error`` (an HTTP response or a WebSocket denial)."""
-        scheme = credentials.scheme if credentials is not None else None
+        scheme = error.scheme or (credentials.scheme if credentials is not None else None)
         if credentials is not None:
             logger.info("refused %s %s: %s (token sha256:%s)", scope.get("method", "WS"),
                         scope["path"], error.description, token_digest(credentials.token))
@@ -191,3 +229,47 @@ class OAuthGuard:
             if len(group.exceptions) == 1:
                 raise group.exceptions[0] from None
             raise
+
+
+def _nonces(value: object) -> DPoPNonces | None:
+    if value is False or value is None:
+        return None
+    if not isinstance(value, DPoPNonces):
+        raise ConfigurationError(
+            "dpop_nonce must be False or DPoPNonces(secret=..., lifetime=...); the secret is "
+            "shared by every worker and host so that each accepts the others' nonces")
+    return value
+
+
+def _replay_store(value: object, clock: Callable[[], float]) -> ReplayStore:
+    if value is None:
+        return MemoryReplayStore(clock=clock)
+    if not isinstance(value, ReplayStore):
+        raise ConfigurationError(
+            "replay_store must have an async first_use(key, ttl) method (a ReplayStore), "
+            "for example oauthguard.redis.RedisReplayStore.from_url('redis://...')")
+    return value
+
+
+def _sending_nonce(send: Send, nonce: str) -> Send:
+    """RFC 9449 §8.2/§9: a fresh nonce on a successful response, never cached (§8.1), and
+    readable by browser clients."""
+    async def send_with_nonce(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": _nonce_headers(message.get("headers", []), nonce)}
+        await send(message)
+
+    return send_with_nonce
+
+
+def _nonce_headers(headers: Headers, nonce: str) -> Headers:
+    kept: Headers = []
+    exposed = b"DPoP-Nonce, WWW-Authenticate"
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"access-control-expose-headers":
+            exposed = bytes(value) + b", " + exposed
+        elif lowered not in (b"cache-control", b"dpop-nonce"):
+            kept.append((name, value))
+    return kept + [(b"dpop-nonce", nonce.encode("ascii")), (b"cache-control", b"no-store"),
+                   (b"access-control-expose-headers", exposed)]

@@ -6,6 +6,7 @@ transport), and mints access tokens with any claims and headers, broken ones inc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -182,8 +183,12 @@ class TestIssuer:
     def token(self, *, subject: str = "user-1", audience: str | list[str] | None = None,
               scope: str | None = None, expires_in: float = 300, alg: str = "RS256",
               kid: str | None = None, claims: Mapping[str, Any] | None = None,
-              headers: Mapping[str, Any] | None = None, now: float | None = None) -> str:
-        """A signed access token. ``claims``/``headers`` override or, with None, remove."""
+              headers: Mapping[str, Any] | None = None, now: float | None = None,
+              jkt: str | None = None) -> str:
+        """A signed access token. ``claims``/``headers`` override or, with None, remove.
+
+        ``jkt`` binds it to a DPoP key (``cnf.jkt``, RFC 9449 §6.1): ``DPoPKey().thumbprint``.
+        """
         now = time.time() if now is None else now
         payload: dict[str, Any] = {
             "iss": self.issuer, "sub": subject, "client_id": "test-client",
@@ -193,6 +198,8 @@ class TestIssuer:
             payload["aud"] = audience
         if scope is not None:
             payload["scope"] = scope
+        if jkt is not None:
+            payload["cnf"] = {"jkt": jkt}
         kid = kid or self.default_kid[alg]
         header: dict[str, Any] = {"alg": alg, "typ": "at+jwt", "kid": kid}
         for target, changes in ((payload, claims), (header, headers)):
@@ -206,3 +213,51 @@ class TestIssuer:
 
     def private_key(self, alg: str = "RS256") -> Any:
         return self.keys[self.default_kid[alg]][1]
+
+
+class DPoPKey:
+    """A DPoP client's key pair: makes proofs (RFC 9449 §4.2) for tests.
+
+    >>> key = DPoPKey()
+    >>> token = issuer.token(audience=RESOURCE, jkt=key.thumbprint)
+    >>> headers = {"Authorization": f"DPoP {token}",
+    ...            "DPoP": key.proof("GET", "https://api.test/mcp", token=token)}
+    """
+
+    def __init__(self, alg: str = "ES256") -> None:
+        self.alg = alg
+        self.private_key = _KEY_FACTORIES[alg]()
+        jwk = public_jwk(self.private_key)
+        jwk.pop("use", None)
+        #: The public JWK that goes in the proof's header.
+        self.jwk: dict[str, Any] = jwk
+
+    @property
+    def thumbprint(self) -> str:
+        """RFC 7638 SHA-256 thumbprint: the ``cnf.jkt`` of tokens bound to this key."""
+        names = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
+                 "OKP": ("crv", "kty", "x")}[self.jwk["kty"]]
+        canonical = json.dumps({n: self.jwk[n] for n in names}, separators=(",", ":"))
+        return b64url_encode(hashlib.sha256(canonical.encode()).digest())
+
+    def proof(self, method: str, url: str, *, token: str | None = None,
+              nonce: str | None = None, now: float | None = None,
+              claims: Mapping[str, Any] | None = None,
+              headers: Mapping[str, Any] | None = None) -> str:
+        """A proof for one request. ``claims``/``headers`` override or, with None, remove."""
+        payload: dict[str, Any] = {
+            "jti": uuid.uuid4().hex, "htm": method, "htu": url,
+            "iat": int(time.time() if now is None else now),
+        }
+        if token is not None:
+            payload["ath"] = b64url_encode(hashlib.sha256(token.encode()).digest())
+        if nonce is not None:
+            payload["nonce"] = nonce
+        header: dict[str, Any] = {"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk}
+        for target, changes in ((payload, claims), (header, headers)):
+            for name, value in (changes or {}).items():
+                if value is None:
+                    target.pop(name, None)
+                else:
+                    target[name] = value
+        return sign_jws(header, payload, self.private_key, self.alg)

@@ -28,10 +28,12 @@ def test_valid_token_passes_and_missing_token_gets_the_plain_challenge() -> None
     client = make_client(issuer)
     refused = client.get("/mcp")
     assert refused.status_code == 401
-    [(scheme, params)] = parse_challenges(refused.headers["www-authenticate"])
-    assert scheme == "Bearer"
-    assert params == {
-        "resource_metadata": "https://api.test/.well-known/oauth-protected-resource/mcp"}
+    metadata = "https://api.test/.well-known/oauth-protected-resource/mcp"
+    # DPoP is allowed by default: the Bearer challenge first, then DPoP (RFC 9449 §7.2).
+    assert parse_challenges(refused.headers["www-authenticate"]) == [
+        ("Bearer", {"resource_metadata": metadata}),
+        ("DPoP", {"algs": "ES256 EdDSA RS256 PS256", "resource_metadata": metadata}),
+    ]
     token = issuer.token(audience=RESOURCE, scope="read")
     ok = client.get("/mcp", headers={"Authorization": f"Bearer {token}"})
     assert ok.status_code == 200

@@ -1,0 +1,166 @@
+"""The request's URI as a DPoP proof's ``htu`` names it (RFC 9449 §4.3), and its comparison.
+
+``normalize`` applies RFC 3986 §6.2.2 (syntax-based) and §6.2.3 (scheme-based)
+normalization; ``request_uri`` rebuilds the target URI from the ASGI scope, honouring
+``Forwarded`` (RFC 7239) and ``X-Forwarded-Proto``/``X-Forwarded-Host`` only from trusted
+proxies.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# A WebSocket handshake is an HTTP GET to the http(s) URI (RFC 6455 §3).
+_HTTP_SCHEMES = {"ws": "http", "wss": "https"}
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# RFC 3986 §2.2 reserved and §2.3 unreserved characters stay as they are; "%" starts a triplet.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def _percent(match: re.Match[str]) -> str:
+    # RFC 3986 §6.2.2.1-6.2.2.2: uppercase hex; decode octets of unreserved characters.
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else "%" + match.group(1).upper()
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4 (used by §6.2.2.3)."""
+    output: list[str] = []
+    segments = path.split("/")
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == ".":
+            if last:
+                output.append("")
+        elif segment == "..":
+            if len(output) > 1:
+                output.pop()
+            if last:
+                output.append("")
+        else:
+            output.append(segment)
+    result = "/".join(output)
+    return result if result.startswith("/") or not path.startswith("/") else "/" + result
+
+
+def normalize(uri: str) -> str:
+    """``scheme://host[:port]/path`` after RFC 3986 §6.2.2 and §6.2.3 normalization.
+
+    Lowercase scheme and host, no default port, empty path as ``/``, percent-encoding
+    normalized, dot segments removed. ``ValueError`` for anything that is not an absolute
+    http(s) URI without userinfo.
+    """
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or "@" in parts.netloc:
+        raise ValueError("not an http(s) URI without userinfo")
+    port = parts.port  # ValueError for a port that is not a number in range
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ValueError("no host")
+    if ":" in host:
+        host = f"[{host}]"
+    authority = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    path = _PERCENT.sub(_percent, quote(parts.path, safe=_PATH_SAFE))
+    return f"{scheme}://{authority}{remove_dot_segments(path) or '/'}"
+
+
+def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    """``trusted_proxies``: IP addresses or networks; ``ValueError`` names a bad one."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+def _trusted(address: str | None, networks: tuple[Network, ...]) -> bool:
+    if not address or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def _headers(scope: Mapping[str, Any]) -> dict[bytes, list[bytes]]:
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in scope.get("headers", ()):
+        if name in (b"host", b"forwarded", b"x-forwarded-proto", b"x-forwarded-host"):
+            found.setdefault(name, []).append(value)
+    return found
+
+
+def _forwarded_pairs(element: str) -> dict[str, str]:
+    pairs = {}
+    for pair in element.split(";"):
+        name, _, value = pair.strip().partition("=")
+        pairs[name.lower()] = value.strip().strip('"')
+    return pairs
+
+
+def _from_forwarded(values: list[bytes], networks: tuple[Network, ...]) -> tuple[str | None,
+                                                                                   str | None]:
+    """RFC 7239 §5: the element our trusted peer added is the last one; walk left while the
+    proxy that added an element was itself trusted (its address is the next one's ``for``)."""
+    elements = [_forwarded_pairs(e) for v in values for e in v.decode("latin-1").split(",")]
+    chosen = elements[-1]
+    for element in reversed(elements[:-1]):
+        if not _trusted(chosen.get("for"), networks):
+            break
+        chosen = element
+    return chosen.get("proto"), chosen.get("host")
+
+
+def _last(values: list[bytes] | None) -> str | None:
+    """The value our trusted peer set: the last of a comma-separated list."""
+    if not values:
+        return None
+    return values[-1].decode("latin-1").rsplit(",", 1)[-1].strip() or None
+
+
+def request_uri(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...] = ()) -> str:
+    """``scheme://host/root_path/path`` of this request, without query (RFC 9449 §4.3)."""
+    headers = _headers(scope)
+    scheme: str = scope.get("scheme", "http")
+    scheme = _HTTP_SCHEMES.get(scheme, scheme)
+    host_values = headers.get(b"host")
+    host = host_values[0].decode("latin-1") if host_values else None
+    client = scope.get("client")
+    if _trusted(client[0] if client else None, trusted_proxies):
+        if b"forwarded" in headers:
+            proto, forwarded_host = _from_forwarded(headers[b"forwarded"], trusted_proxies)
+        else:
+            proto = _last(headers.get(b"x-forwarded-proto"))
+            forwarded_host = _last(headers.get(b"x-forwarded-host"))
+        scheme, host = proto or scheme, forwarded_host or host
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    root = scope.get("root_path", "")
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else quote(scope.get("path", ""), safe=_PATH_SAFE)
+    if root and not path.startswith(root):  # servers that leave root_path out of the path
+        path = quote(root, safe=_PATH_SAFE) + path
+    return f"{scheme}://{host}{path}"
+
+
+def same_uri(htu: str, request: str) -> bool:
+    """RFC 9449 §4.3: compare after RFC 3986 §6.2.2/§6.2.3 normalization."""
+    if htu == request:
+        return True
+    try:
+        return normalize(htu) == normalize(request)
+    except ValueError:
+        return False

@@ -1,0 +1,322 @@
+"""DPoP at a resource server (RFC 9449): proof checks (§4.3), key binding (§6, §7.1), the
+Bearer downgrade (§7.2), server nonces (§9) and replay protection (§11.1).
+
+Each check is a short function; ``DPoPChecker`` runs them in order for each request. The
+proof is parsed with the strict base64url of ``_b64`` and its signature checked with PyJWT's
+algorithm objects, so a request costs one signature verification and one thumbprint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+from jwt.algorithms import (
+    Algorithm,
+    ECAlgorithm,
+    OKPAlgorithm,
+    RSAAlgorithm,
+    get_default_algorithms,
+)
+
+from oauthguard._b64 import b64url_decode, b64url_encode
+from oauthguard._cache import ExpiringCache
+from oauthguard._htu import Network, request_uri, same_uri
+from oauthguard.credentials import Credentials
+from oauthguard.errors import (
+    InvalidDPoPProof,
+    InvalidRequest,
+    InvalidToken,
+    MissingCredentials,
+    UseDPoPNonce,
+)
+from oauthguard.keys import KEY_TYPES, MIN_RSA_BITS
+from oauthguard.nonces import DPoPNonces
+from oauthguard.replay import ReplayStore
+from oauthguard.tokens import AccessToken
+
+Mode = Literal["allowed", "required", "disabled"]
+DEFAULT_DPOP_ALGORITHMS = ("ES256", "EdDSA", "RS256", "PS256")
+MAX_PROOF_BYTES = 8192
+MAX_JTI_LENGTH = 256
+# RFC 9449 §4.2: the proof's media type; compared case-insensitively (RFC 7515 §4.1.9).
+PROOF_TYPES = frozenset({"dpop+jwt", "application/dpop+jwt"})
+# RFC 7517 §9.3 / RFC 7518 §6: members only a private (or symmetric) key has.
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+# RFC 7638 §3.2: the required members of each key type, in lexicographic order.
+THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
+                      "OKP": ("crv", "kty", "x")}
+_LOADERS: Mapping[str, type[Algorithm]] = {"EC": ECAlgorithm, "RSA": RSAAlgorithm,
+                                           "OKP": OKPAlgorithm}
+_VERIFIERS: Mapping[str, Algorithm] = {
+    name: alg for name, alg in get_default_algorithms().items() if name in KEY_TYPES
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Proof:
+    """A parsed, not yet verified, DPoP proof JWT."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+def one_proof(values: tuple[bytes, ...]) -> str:
+    """RFC 9449 §4.3 check 1: exactly one ``DPoP`` header field holding one JWT."""
+    if not values:
+        raise InvalidDPoPProof("the DPoP scheme needs a DPoP header with a proof")
+    if len(values) > 1:
+        raise InvalidDPoPProof("the request has more than one DPoP header")
+    value = values[0]
+    if b"," in value:
+        raise InvalidDPoPProof("the DPoP header holds more than one value")
+    if len(value) > MAX_PROOF_BYTES:
+        raise InvalidDPoPProof(f"the DPoP proof is longer than {MAX_PROOF_BYTES} bytes")
+    try:
+        return value.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise InvalidDPoPProof("the DPoP proof is not a JWT") from None
+
+
+def parse_proof(value: str) -> Proof:
+    """RFC 9449 §4.3 check 2: a well-formed compact JWS (RFC 7515 §7.1) with JSON objects."""
+    parts = value.split(".")
+    if len(parts) != 3:
+        raise InvalidDPoPProof("the DPoP proof is not a JWT (three dot-separated parts)")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+        claims = json.loads(b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidDPoPProof("the DPoP proof is not a well-formed JWT") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise InvalidDPoPProof("the DPoP proof's header and payload must be JSON objects")
+    return Proof(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+
+
+def check_typ(header: Mapping[str, Any]) -> None:
+    """RFC 9449 §4.3 check 4: ``typ`` is ``dpop+jwt`` (RFC 8725 §3.11 explicit typing)."""
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in PROOF_TYPES:
+        raise InvalidDPoPProof("the DPoP proof's typ is not dpop+jwt")
+
+
+def check_alg(header: Mapping[str, Any], algorithms: frozenset[str]) -> str:
+    """RFC 9449 §4.3 check 5: an asymmetric algorithm we allow; never ``none`` or MAC."""
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in algorithms:
+        raise InvalidDPoPProof(f"the DPoP proof's alg {str(alg)[:20]!r} is not accepted "
+                               f"(accepted: {' '.join(sorted(algorithms))})")
+    # RFC 7515 §4.1.11: we understand no extension, so any 'crit' is fatal.
+    if "crit" in header:
+        raise InvalidDPoPProof("the DPoP proof has critical header parameters")
+    return alg
+
+
+def check_jwk(header: Mapping[str, Any], alg: str) -> dict[str, Any]:
+    """RFC 9449 §4.3 check 7: ``jwk`` is a public key (no private members, not ``oct``) whose
+    type and curve fit ``alg`` (RFC 8725 §3.1)."""
+    jwk = header.get("jwk")
+    if not isinstance(jwk, dict):
+        raise InvalidDPoPProof("the DPoP proof has no jwk header")
+    if jwk.get("kty") == "oct" or not PRIVATE_MEMBERS.isdisjoint(jwk):
+        raise InvalidDPoPProof("the DPoP proof's jwk must be a public key")
+    kty, crv = KEY_TYPES[alg]
+    if jwk.get("kty") != kty or jwk.get("crv") not in crv:
+        raise InvalidDPoPProof(f"the DPoP proof's jwk cannot verify {alg}")
+    if jwk.get("alg", alg) != alg:
+        raise InvalidDPoPProof("the DPoP proof's jwk is declared for another alg")
+    return jwk
+
+
+def thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 §3: the base64url SHA-256 of the required members, sorted, no whitespace."""
+    members = THUMBPRINT_MEMBERS[jwk["kty"]]
+    required = {name: jwk.get(name) for name in members}
+    if not all(isinstance(value, str) for value in required.values()):
+        raise InvalidDPoPProof("the DPoP proof's jwk lacks required members")
+    canonical = json.dumps(required, separators=(",", ":")).encode()
+    return b64url_encode(hashlib.sha256(canonical).digest())
+
+
+def load_key(jwk: Mapping[str, Any]) -> Any:
+    """The public key built from exactly the thumbprint's members (RFC 8725 §3.4: cryptography
+    checks that an EC point is on its curve)."""
+    members = {name: jwk[name] for name in THUMBPRINT_MEMBERS[jwk["kty"]]}
+    try:
+        key = _LOADERS[jwk["kty"]].from_jwk(json.dumps(members))
+    except Exception:  # any malformed key material is a bad proof
+        raise InvalidDPoPProof("the DPoP proof's jwk is not a valid public key") from None
+    if jwk["kty"] == "RSA" and key.key_size < MIN_RSA_BITS:
+        raise InvalidDPoPProof(f"the DPoP proof's RSA key is shorter than {MIN_RSA_BITS} bits")
+    return key
+
+
+def check_signature(alg: str, key: Any, proof: Proof) -> None:
+    """RFC 9449 §4.3 check 6: the signature verifies with the header's ``jwk``."""
+    try:
+        valid = _VERIFIERS[alg].verify(proof.signing_input, key, proof.signature)
+    except Exception:  # a malformed signature for this key type is a failed check
+        valid = False
+    if not valid:
+        raise InvalidDPoPProof("the DPoP proof's signature does not verify")
+
+
+def check_jti(claims: Mapping[str, Any]) -> str:
+    """RFC 9449 §4.2 and §4.3 check 3: a ``jti`` string of bounded length."""
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
+        raise InvalidDPoPProof(f"the DPoP proof needs a jti of 1 to {MAX_JTI_LENGTH} characters")
+    return jti
+
+
+def check_htm(claims: Mapping[str, Any], method: str) -> None:
+    """RFC 9449 §4.3 check 8: ``htm`` is the request's method (case-sensitive, RFC 9110 §9.1)."""
+    htm = claims.get("htm")
+    if not isinstance(htm, str):
+        raise InvalidDPoPProof("the DPoP proof has no htm claim")
+    if htm != method:
+        raise InvalidDPoPProof("the DPoP proof's htm does not match the request method")
+
+
+def check_htu(claims: Mapping[str, Any], uri: str) -> str:
+    """RFC 9449 §4.3 check 9: ``htu`` is the request URI without query and fragment, compared
+    after RFC 3986 §6.2.2/§6.2.3 normalization."""
+    htu = claims.get("htu")
+    if not isinstance(htu, str):
+        raise InvalidDPoPProof("the DPoP proof has no htu claim")
+    if "?" in htu or "#" in htu:  # RFC 9449 §4.2: htu has no query and no fragment
+        raise InvalidDPoPProof("the DPoP proof's htu must not have a query or fragment")
+    if not same_uri(htu, uri):
+        raise InvalidDPoPProof("the DPoP proof's htu does not match the request URI")
+    return htu
+
+
+def check_iat(claims: Mapping[str, Any], now: float, max_age: float, leeway: float) -> float:
+    """RFC 9449 §4.3 check 11 and §11.1: ``iat`` at most ``max_age`` old, at most ``leeway``
+    in the future."""
+    iat = claims.get("iat")
+    if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
+        raise InvalidDPoPProof("the DPoP proof needs a numeric iat claim")
+    if iat < now - max_age:
+        raise InvalidDPoPProof("the DPoP proof is too old (iat)")
+    if iat > now + leeway:
+        raise InvalidDPoPProof("the DPoP proof was issued in the future (iat)")
+    return float(iat)
+
+
+def access_token_hash(token: str) -> str:
+    """RFC 9449 §4.2: base64url(SHA-256(ASCII(access token)))."""
+    return b64url_encode(hashlib.sha256(token.encode("ascii")).digest())
+
+
+def check_ath(claims: Mapping[str, Any], token: str) -> None:
+    """RFC 9449 §4.3 check 12: ``ath`` is the hash of the presented access token."""
+    ath = claims.get("ath")
+    if not isinstance(ath, str):
+        raise InvalidDPoPProof("the DPoP proof has no ath claim for the access token")
+    if ath != access_token_hash(token):
+        raise InvalidDPoPProof("the DPoP proof's ath does not match the access token")
+
+
+def check_binding(token: AccessToken, jkt: str) -> None:
+    """RFC 9449 §6 and §7.1: the token is bound (``cnf.jkt``) to the proof's key."""
+    if token.jkt is None:
+        raise InvalidToken("the access token is not bound to a DPoP key (no cnf.jkt)",
+                           scheme="DPoP")
+    if token.jkt != jkt:
+        raise InvalidToken("invalid DPoP key binding", scheme="DPoP")
+
+
+def check_bearer(token: AccessToken) -> None:
+    """RFC 9449 §7.2: a DPoP-bound token is never accepted as a bearer token; §6.2: neither
+    is one that introspection calls ``token_type`` DPoP."""
+    token_type = token.claims.get("token_type")
+    if token.jkt is not None or (isinstance(token_type, str) and token_type.lower() == "dpop"):
+        raise InvalidToken("the access token is DPoP-bound; send it with the DPoP scheme "
+                           "and a DPoP proof", scheme="Bearer")
+
+
+def replay_key(jkt: str, htm: str, htu: str, jti: str) -> str:
+    """RFC 9449 §11.1: a proof's identity, per key and target, as a fixed-length digest."""
+    return hashlib.sha256(f"{jkt}\n{htm}\n{htu}\n{jti}".encode()).hexdigest()
+
+
+class DPoPChecker:
+    """Runs the DPoP checks of one guard; see ``OAuthGuard`` for the settings."""
+
+    def __init__(self, *, mode: Mode, algorithms: Iterable[str], max_age: float,
+                 leeway: float, nonces: DPoPNonces | None, replay_store: ReplayStore,
+                 trusted_proxies: tuple[Network, ...], clock: Callable[[], float]) -> None:
+        self.mode = mode
+        self.algorithms = frozenset(algorithms)
+        self.max_age = max_age
+        self.leeway = leeway
+        self.nonces = nonces
+        self.replay_store = replay_store
+        self.trusted_proxies = trusted_proxies
+        self.clock = clock
+        self._keys: ExpiringCache[Any] = ExpiringCache(1024)
+
+    def proof_of(self, credentials: Credentials) -> str | None:
+        """The request's proof, after the checks of its shape (RFC 9449 §7.1, §7.2)."""
+        if credentials.scheme == "DPoP":
+            if self.mode == "disabled":
+                raise MissingCredentials("this resource does not accept DPoP")
+            return one_proof(credentials.dpop_proofs)
+        if self.mode == "required":
+            raise InvalidToken("this resource accepts only DPoP-bound access tokens "
+                               "(Authorization: DPoP with a DPoP proof)", scheme="DPoP")
+        if credentials.dpop_proofs and self.mode != "disabled":
+            raise InvalidRequest("a DPoP proof came with the Bearer scheme; send a DPoP-bound "
+                                 "token with Authorization: DPoP", scheme="both")
+        return None
+
+    async def check(self, scope: Mapping[str, Any], token_value: str, proof_value: str | None,
+                    token: AccessToken) -> tuple[AccessToken, str | None]:
+        """The token as DPoP-bound and a fresh nonce to send, if any; ``GuardError`` if not."""
+        if proof_value is None:
+            check_bearer(token)
+            return token, None
+        now = self.clock()
+        proof = parse_proof(proof_value)
+        check_typ(proof.header)
+        alg = check_alg(proof.header, self.algorithms)
+        jwk = check_jwk(proof.header, alg)
+        jkt = thumbprint(jwk)
+        key = self._keys.get(jkt, now)
+        if key is None:
+            key = load_key(jwk)
+            self._keys.put(jkt, key, now + 600, now)
+        check_signature(alg, key, proof)
+        claims = proof.claims
+        jti = check_jti(claims)
+        check_htm(claims, scope["method"])
+        htu = check_htu(claims, request_uri(scope, self.trusted_proxies))
+        iat = check_iat(claims, now, self.max_age, self.leeway)
+        check_ath(claims, token_value)
+        fresh_nonce = self._check_nonce(claims, now)
+        check_binding(token, jkt)
+        # RFC 9449 §11.1: recorded last, for as long as the proof could still be accepted.
+        ttl = max(iat + self.max_age - now, 0) + self.leeway + 1
+        if not await self.replay_store.first_use(replay_key(jkt, scope["method"], htu, jti), ttl):
+            raise InvalidDPoPProof("the DPoP proof was already used (jti replay)")
+        return dataclasses.replace(token, scheme="DPoP", jkt=jkt), fresh_nonce
+
+    def _check_nonce(self, claims: Mapping[str, Any], now: float) -> str | None:
+        """RFC 9449 §4.3 check 10 and §9: our nonce, when nonces are on; a fresh nonce to send
+        once the client's is from the previous window."""
+        if self.nonces is None:
+            return None
+        age = self.nonces.age(claims.get("nonce"), now)
+        if age is None:
+            reason = "is stale or invalid" if "nonce" in claims else "is missing"
+            raise UseDPoPNonce(f"the DPoP proof's nonce {reason}; use the DPoP-Nonce given",
+                               nonce=self.nonces.issue(now))
+        return self.nonces.issue(now) if age else None

@@ -1,0 +1,66 @@
+"""Replay protection for DPoP proofs (RFC 9449 §11.1): the ``ReplayStore`` protocol and the
+bounded in-memory default. ``oauthguard.redis.RedisReplayStore`` serves many workers."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from oauthguard.errors import TemporarilyUnavailable
+
+
+@runtime_checkable
+class ReplayStore(Protocol):
+    """Remembers which proofs were used.
+
+    ``first_use(key, ttl)`` records ``key`` for ``ttl`` seconds and returns True, or returns
+    False when ``key`` was already recorded and has not expired. It raises
+    ``TemporarilyUnavailable`` when it cannot tell (the request then gets 503, never a pass).
+    Keys are fixed-length hex digests.
+    """
+
+    async def first_use(self, key: str, ttl: float) -> bool: ...
+
+
+class MemoryReplayStore:
+    """The default store: one process, bounded, holding 16-byte hashes of the keys.
+
+    When ``max_entries`` live entries are held, new proofs are refused (503 with
+    Retry-After) rather than forgetting a live one, which would let its proof be replayed.
+    With several workers or hosts, use ``oauthguard.redis.RedisReplayStore``.
+    """
+
+    def __init__(self, max_entries: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._expiry: dict[bytes, float] = {}
+        self._next_sweep = -math.inf
+
+    async def first_use(self, key: str, ttl: float) -> bool:
+        digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+        now = self._clock()
+        expiry = self._expiry.get(digest)
+        if expiry is not None and expiry > now:
+            return False
+        if expiry is None and len(self._expiry) >= self.max_entries:
+            self._make_room(now)
+        self._expiry[digest] = now + ttl
+        return True
+
+    def _make_room(self, now: float) -> None:
+        if now >= self._next_sweep:
+            self._expiry = {key: at for key, at in self._expiry.items() if at > now}
+            # No sweep again before the earliest live entry expires: full means full.
+            self._next_sweep = min(self._expiry.values(), default=now)
+        if len(self._expiry) >= self.max_entries:
+            wait = max(self._next_sweep - now, 0)
+            raise TemporarilyUnavailable(
+                "too many DPoP proofs are being tracked for replay; try again shortly",
+                retry_after=math.ceil(wait) or 1)
+
+    def __len__(self) -> int:
+        return len(self._expiry)
