@@ -150,7 +150,10 @@ def request_uri(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...] =
         host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
     root = scope.get("root_path", "")
     raw = scope.get("raw_path")
-    path = raw.decode("latin-1") if raw else quote(scope.get("path", ""), safe=_PATH_SAFE)
+    if raw:
+        path = raw.partition(b"?")[0].decode("latin-1")
+    else:
+        path = quote(scope.get("path", ""), safe=_PATH_SAFE)
     if root and not path.startswith(root):  # servers that leave root_path out of the path
         path = quote(root, safe=_PATH_SAFE) + path
     return f"{scheme}://{host}{path}"
