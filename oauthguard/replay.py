@@ -38,7 +38,7 @@ class MemoryReplayStore:
         self.max_entries = max_entries
         self._clock = clock
         self._expiry: dict[bytes, float] = {}
-        self._next_sweep = -math.inf
+        self._next_sweep = math.inf  # no entry expires before this
 
     async def first_use(self, key: str, ttl: float) -> bool:
         digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
@@ -49,13 +49,14 @@ class MemoryReplayStore:
         if expiry is None and len(self._expiry) >= self.max_entries:
             self._make_room(now)
         self._expiry[digest] = now + ttl
+        self._next_sweep = min(self._next_sweep, now + ttl)
         return True
 
     def _make_room(self, now: float) -> None:
         if now >= self._next_sweep:
             self._expiry = {key: at for key, at in self._expiry.items() if at > now}
             # No sweep again before the earliest live entry expires: full means full.
-            self._next_sweep = min(self._expiry.values(), default=now)
+            self._next_sweep = min(self._expiry.values(), default=math.inf)
         if len(self._expiry) >= self.max_entries:
             wait = max(self._next_sweep - now, 0)
             raise TemporarilyUnavailable(
