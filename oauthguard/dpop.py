@@ -297,7 +297,8 @@ class DPoPChecker:
         check_signature(alg, key, proof)
         claims = proof.claims
         jti = check_jti(claims)
-        check_htm(claims, scope["method"])
+        method = scope.get("method", "GET")  # a WebSocket handshake is a GET (RFC 6455 §4.1)
+        check_htm(claims, method)
         htu = check_htu(claims, request_uri(scope, self.trusted_proxies))
         iat = check_iat(claims, now, self.max_age, self.leeway)
         check_ath(claims, token_value)
@@ -305,7 +306,7 @@ class DPoPChecker:
         check_binding(token, jkt)
         # RFC 9449 §11.1: recorded last, for as long as the proof could still be accepted.
         ttl = max(iat + self.max_age - now, 0) + self.leeway + 1
-        if not await self.replay_store.first_use(replay_key(jkt, scope["method"], htu, jti), ttl):
+        if not await self.replay_store.first_use(replay_key(jkt, method, htu, jti), ttl):
             raise InvalidDPoPProof("the DPoP proof was already used (jti replay)")
         return dataclasses.replace(token, scheme="DPoP", jkt=jkt), fresh_nonce
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 import pytest
 from dpop_setup import RESOURCE, Clock, Setup
 from proofs import ClientKey
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.testclient import TestClient, WebSocketDenialResponse
+from starlette.websockets import WebSocket
 from support import assert_refused, challenge
 
 from oauthguard import ConfigurationError, OAuthGuard
@@ -198,3 +202,25 @@ async def test_the_testing_dpop_key_makes_proofs_the_guard_accepts() -> None:
     response = await setup.call(token, proof)
     assert response.status_code == 200, response.text
     assert response.json()["jkt"] == key.thumbprint
+
+
+def test_a_websocket_handshake_is_checked_as_a_get() -> None:
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"scheme": websocket.scope["auth"].scheme})
+        await websocket.close()
+
+    clock, issuer, key = Clock(), TestIssuer(algorithms=("ES256",)), ClientKey()
+    app = Starlette(routes=[WebSocketRoute("/ws", echo)])
+    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=issuer.issuer,
+                       http_client=issuer.http_client(), clock=clock)
+    token = issuer.token(audience=RESOURCE, alg="ES256", now=clock.now, jkt=key.thumbprint)
+    client = TestClient(app, base_url="https://api.test")
+    proof = key.proof("GET", "https://api.test/ws", now=clock.now, token=token)
+    headers = {"authorization": f"DPoP {token}", "dpop": proof}
+    with client.websocket_connect("wss://api.test/ws", headers=headers) as websocket:
+        assert websocket.receive_json() == {"scheme": "DPoP"}
+    with pytest.raises(WebSocketDenialResponse) as denied:  # the same proof again: a replay
+        client.websocket_connect("wss://api.test/ws", headers=headers).__enter__()
+    params = assert_refused(denied.value, 401, "invalid_dpop_proof", scheme="DPoP")
+    assert "already used" in params["error_description"]
