@@ -12,7 +12,7 @@ from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
 from support import assert_refused, challenge
 
-from oauthguard import ConfigurationError, OAuthGuard
+from oauthguard import AccessToken, ConfigurationError, OAuthGuard
 from oauthguard.challenge import parse_challenges
 from oauthguard.testing import DPoPKey, TestIssuer
 
@@ -224,3 +224,34 @@ def test_a_websocket_handshake_is_checked_as_a_get() -> None:
         client.websocket_connect("wss://api.test/ws", headers=headers).__enter__()
     params = assert_refused(denied.value, 401, "invalid_dpop_proof", scheme="DPoP")
     assert "already used" in params["error_description"]
+
+
+class IntrospectedVerifier:
+    """What an introspecting verifier returns for an RFC 9449 §6.2 response."""
+
+    def __init__(self, claims: dict[str, object], jkt: str | None) -> None:
+        self.claims, self.jkt = claims, jkt
+
+    async def verify(self, token: str) -> AccessToken:
+        return AccessToken(subject="user-1", client_id="c", scopes=frozenset(), audience=(),
+                           issuer="https://issuer.test", expires_at=None, claims=self.claims,
+                           jkt=self.jkt)
+
+
+async def test_an_introspected_dpop_token_type_is_refused_as_bearer() -> None:
+    setup = Setup(verifier=IntrospectedVerifier({"active": True, "token_type": "DPoP"}, None))
+    params = assert_refused(await setup.call("opaque-token", None, scheme="Bearer"), 401,
+                            "invalid_token", scheme="Bearer")
+    assert "DPoP-bound" in params["error_description"]
+    plain = Setup(verifier=IntrospectedVerifier({"active": True, "token_type": "Bearer"}, None))
+    assert (await plain.call("opaque-token", None, scheme="Bearer")).status_code == 200
+
+
+async def test_an_introspected_cnf_jkt_binds_the_token() -> None:
+    key = ClientKey()
+    setup = Setup(verifier=IntrospectedVerifier({"active": True, "token_type": "DPoP"},
+                                                key.thumbprint))
+    setup.key = key
+    ok = await setup.call("opaque-token", setup.proof("opaque-token"))
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["jkt"] == key.thumbprint

@@ -1,0 +1,79 @@
+"""The request URI a DPoP proof's htu is compared with (RFC 9449 §4.3, RFC 3986 §6.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from oauthguard._htu import normalize, parse_networks, remove_dot_segments, request_uri
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    # RFC 3986 §5.2.4 and the §5.4 examples, as paths.
+    ("/a/b/c/./../../g", "/a/g"), ("mid/content=5/../6", "mid/6"), ("/./g", "/g"),
+    ("/a/b/..", "/a/"), ("/a/b/.", "/a/b/"), ("/../g", "/g"), ("/a/./b/../../c/", "/c/"),
+    ("/g.", "/g."), ("/.g", "/.g"), ("/g..", "/g.."), ("/..g", "/..g"), ("/", "/"),
+])
+def test_dot_segments_are_removed(path: str, expected: str) -> None:
+    assert remove_dot_segments(path) == expected
+
+
+@pytest.mark.parametrize(("uri", "expected"), [
+    ("HTTPS://API.Example.COM/Path", "https://api.example.com/Path"),
+    ("https://api.example.com:443/x", "https://api.example.com/x"),
+    ("http://api.example.com:80/x", "http://api.example.com/x"),
+    ("https://api.example.com:80/x", "https://api.example.com:80/x"),
+    ("https://api.example.com", "https://api.example.com/"),
+    ("https://api.example.com/%7euser/%7Eme", "https://api.example.com/~user/~me"),
+    ("https://api.example.com/a%2fb%3a", "https://api.example.com/a%2Fb%3A"),
+    ("https://api.example.com/%41%2D", "https://api.example.com/A-"),
+    ("https://api.example.com/a/../b/./c", "https://api.example.com/b/c"),
+    ("https://[::1]:8443/x", "https://[::1]:8443/x"),
+    ("https://api.example.com/caf\u00e9", "https://api.example.com/caf%C3%A9"),
+])
+def test_uris_are_normalized(uri: str, expected: str) -> None:
+    assert normalize(uri) == expected
+
+
+@pytest.mark.parametrize("uri", [
+    "ftp://api.example.com/x", "https://user@api.example.com/x", "https://api.example.com:99999/",
+    "https:///x", "/relative", "https://api.example.com:port/",
+])
+def test_what_is_not_an_http_uri_is_refused(uri: str) -> None:
+    with pytest.raises(ValueError):
+        normalize(uri)
+
+
+def scope(**values: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"type": "http", "scheme": "https", "path": "/mcp",
+                            "raw_path": b"/mcp", "root_path": "",
+                            "headers": [(b"host", b"api.test")], "client": ("10.0.0.1", 1),
+                            "server": ("10.0.0.2", 8000)}
+    return {**base, **values}
+
+
+def test_the_uri_comes_from_the_scope() -> None:
+    assert request_uri(scope()) == "https://api.test/mcp"
+    assert request_uri(scope(raw_path=b"/a%7Eb", path="/a~b")) == "https://api.test/a%7Eb"
+    assert request_uri(scope(raw_path=None, path="/caf\u00e9")) == "https://api.test/caf%C3%A9"
+    assert request_uri(scope(scheme="wss")) == "https://api.test/mcp"
+    assert request_uri(scope(headers=[])) == "https://10.0.0.2:8000/mcp"
+
+
+def test_root_path_is_kept_whether_or_not_the_server_puts_it_in_the_path() -> None:
+    inside = scope(root_path="/api", path="/api/mcp", raw_path=b"/api/mcp")
+    outside = scope(root_path="/api", path="/mcp", raw_path=b"/mcp")
+    assert request_uri(inside) == request_uri(outside) == "https://api.test/api/mcp"
+
+
+def test_forwarding_headers_count_only_from_trusted_peers() -> None:
+    forwarded = scope(scheme="http", headers=[
+        (b"host", b"10.0.0.2:8000"), (b"x-forwarded-proto", b"http, https"),
+        (b"x-forwarded-host", b"api.test")])
+    assert request_uri(forwarded) == "http://10.0.0.2:8000/mcp"
+    trusted = parse_networks(["10.0.0.0/8"])
+    assert request_uri(forwarded, trusted) == "https://api.test/mcp"
+    assert request_uri(forwarded, parse_networks(["192.0.2.1"])) == "http://10.0.0.2:8000/mcp"
+    with pytest.raises(ValueError, match="not an IP"):
+        parse_networks(["proxy.internal"])
