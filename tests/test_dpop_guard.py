@@ -255,3 +255,15 @@ async def test_an_introspected_cnf_jkt_binds_the_token() -> None:
     ok = await setup.call("opaque-token", setup.proof("opaque-token"))
     assert ok.status_code == 200, ok.text
     assert ok.json()["jkt"] == key.thumbprint
+
+
+async def test_a_token_failure_goes_in_the_challenge_of_the_scheme_used() -> None:
+    setup = Setup()
+    expired = setup.issuer.token(audience=RESOURCE, alg="ES256", now=setup.clock.now - 3600,
+                                 jkt=setup.key.thumbprint)
+    response = await setup.call(expired, setup.proof(expired))
+    assert_refused(response, 401, "invalid_token", scheme="DPoP")
+    assert "error" not in challenge(response)["Bearer"]
+    bearer = await setup.call(expired, None, scheme="Bearer")
+    assert_refused(bearer, 401, "invalid_token", scheme="Bearer")
+    assert "error" not in challenge(bearer)["DPoP"]
