@@ -75,9 +75,12 @@ def main() -> None:
         step("1. A request without a token is refused with a challenge (RFC 6750 §3)")
         refused = http.get(resource)
         show(refused)
-        [(scheme, params)] = parse_challenges(refused.headers["www-authenticate"])
+        (scheme, params), *others = parse_challenges(refused.headers["www-authenticate"])
         print(f"  -> the {scheme} challenge names no error (there was no token) and points at "
               "the resource's metadata.")
+        for other, other_params in others:
+            print(f"  -> a {other} challenge follows: DPoP-bound tokens are accepted too, signed "
+                  f"with {other_params['algs']} (RFC 9449 §7.1).")
 
         step("2. The client follows resource_metadata (RFC 9728) to find the issuer")
         document = http.get(params["resource_metadata"])

@@ -1,5 +1,6 @@
 """The examples run end to end, as a newcomer would run them."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +9,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_example(name: str) -> str:
+    # This checkout's oauthguard, whatever else the interpreter has installed.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, str(ROOT / "examples" / name)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return result.stdout
