@@ -85,11 +85,16 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
 
 
 def _trusted(address: str | None, networks: tuple[Network, ...]) -> bool:
+    """Whether a peer, or an RFC 7239 §6 node (``10.0.0.1:8080``, ``[::1]:80``), is trusted."""
     if not address or not networks:
         return False
+    if address.startswith("["):
+        address = address[1:].partition("]")[0]
+    elif address.count(":") == 1:
+        address = address.partition(":")[0]
     try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # "unknown", obfuscated identifiers: never trusted
         return False
     return any(ip in network for network in networks)
 

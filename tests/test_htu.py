@@ -77,3 +77,15 @@ def test_forwarding_headers_count_only_from_trusted_peers() -> None:
     assert request_uri(forwarded, parse_networks(["192.0.2.1"])) == "http://10.0.0.2:8000/mcp"
     with pytest.raises(ValueError, match="not an IP"):
         parse_networks(["proxy.internal"])
+
+
+@pytest.mark.parametrize(("node", "walks"), [
+    ("10.9.9.9", True), ("10.9.9.9:8080", True), ('"[::ffff:10.9.9.9]:80"', False),
+    ('"[fd00::1]:443"', True), ("unknown", False), ("_hidden", False), ("192.0.2.1", False),
+])
+def test_forwarded_walks_left_only_past_trusted_nodes(node: str, walks: bool) -> None:
+    header = f"for=198.51.100.7;proto=https;host=api.test, for={node};proto=http;host=lb"
+    proxied = scope(scheme="http", headers=[(b"host", b"lb"), (b"forwarded", header.encode())])
+    trusted = parse_networks(["10.0.0.0/8", "fd00::/8"])
+    expected = "https://api.test/mcp" if walks else "http://lb/mcp"
+    assert request_uri(proxied, trusted) == expected
