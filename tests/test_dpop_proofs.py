@@ -330,3 +330,17 @@ async def test_htm_follows_the_method() -> None:
     params = assert_refused(await setup.call(token, setup.proof(token), method="POST"), 401,
                             "invalid_dpop_proof", scheme="DPoP")
     assert "htm" in params["error_description"]
+
+
+async def test_an_oversized_or_non_ascii_proof_is_refused() -> None:
+    setup = Setup()
+    token = setup.token()
+    padded = setup.proof(token, claims={"pad": "x" * 9000})
+    params = assert_refused(await setup.call(token, padded), 401, "invalid_dpop_proof",
+                            scheme="DPoP")
+    assert "longer than 8192 bytes" in params["error_description"]
+    async with setup.client() as client:
+        response = await client.get("/mcp", headers=[
+            (b"authorization", f"DPoP {token}".encode()),
+            (b"dpop", setup.proof(token).encode() + b"\xff")])
+    assert_refused(response, 401, "invalid_dpop_proof", scheme="DPoP")

@@ -204,3 +204,20 @@ async def test_forwarded_elements_added_before_the_trusted_proxies_are_ignored()
         response = await setup.call(token, setup.proof(token), client=client,
                                     headers=[("forwarded", chain)])
         assert response.status_code == 200, response.text
+
+
+async def test_replay_is_keyed_by_jti_with_method_and_uri() -> None:
+    setup = Setup()
+    token = setup.token()
+    same_jti = {"jti": "the-same-jti"}
+    get = setup.proof(token, claims=same_jti)
+    post = setup.proof(token, method="POST", claims=same_jti)
+    other_path = setup.proof(token, url="https://api.test/a/b", claims=same_jti)
+    assert (await setup.call(token, get)).status_code == 200
+    assert (await setup.call(token, post, method="POST")).status_code == 200
+    assert (await setup.call(token, other_path, path="/a/b")).status_code == 200
+    setup.clock.now += 1  # a new proof (other iat, other signature) reusing the jti
+    again = setup.proof(token, claims=same_jti)
+    params = assert_refused(await setup.call(token, again), 401, "invalid_dpop_proof",
+                            scheme="DPoP")
+    assert "already used" in params["error_description"]
