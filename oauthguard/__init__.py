@@ -14,6 +14,7 @@ from oauthguard.errors import (
 )
 from oauthguard.middleware import OAuthGuard
 from oauthguard.nonces import DPoPNonces
+from oauthguard.policy import require
 from oauthguard.replay import ReplayStore
 from oauthguard.tokens import AccessToken, TokenVerifier
 
@@ -35,4 +36,5 @@ __all__ = [
     "TemporarilyUnavailable",
     "TokenVerifier",
     "UseDPoPNonce",
+    "require",
 ]

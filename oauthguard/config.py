@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from oauthguard._htu import Network, parse_networks
+from oauthguard._paths import PathTable
 from oauthguard._urls import https_or_loopback
 from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, Mode
 from oauthguard.errors import ConfigurationError
 from oauthguard.jwt import ASYMMETRIC_ALGORITHMS
+from oauthguard.policy import Requirement, build_implications, build_rules
 
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 
@@ -21,6 +24,7 @@ class GuardConfig:
 
     resource: str
     authorization_servers: tuple[str, ...]
+    #: Every audience a token may have: the default resource's and every other resource's.
     audiences: frozenset[str]
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     leeway: float = 30
@@ -41,6 +45,12 @@ class GuardConfig:
     dpop_algorithms: tuple[str, ...] = DEFAULT_DPOP_ALGORITHMS
     dpop_max_age: float = 60
     trusted_proxies: tuple[Network, ...] = ()
+    #: Per-route policy: path rules, every resource served (the default first), the
+    #: audiences of the default resource, and the scope hierarchy (closed transitively).
+    rules: PathTable[Requirement] = field(default_factory=PathTable)
+    resources: tuple[str, ...] = ()
+    resource_audiences: frozenset[str] = frozenset()
+    scope_implies: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _strings(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -136,7 +146,10 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
                  realm: str | None = None, dpop: str = "allowed",
                  dpop_algorithms: Iterable[str] = DEFAULT_DPOP_ALGORITHMS,
                  dpop_max_age: float = 60,
-                 trusted_proxies: str | Iterable[str] = ()) -> GuardConfig:
+                 trusted_proxies: str | Iterable[str] = (),
+                 rules: Mapping[Any, Any] | None = None,
+                 resources: str | Iterable[str] = (),
+                 scope_implies: Mapping[str, Iterable[str]] | None = None) -> GuardConfig:
     """Check every argument and build the frozen settings; ``ConfigurationError`` if wrong."""
     resource = check_resource(resource)
     issuers = check_issuers(authorization_servers)
@@ -148,6 +161,8 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
         if not isinstance(jwks_uri, str) or not https_or_loopback(jwks_uri):
             raise ConfigurationError(f"jwks_uri must be an https URL, got {jwks_uri!r}")
     audience_list = _strings("audiences", audiences) or (resource,)
+    rule_table = build_rules(rules)
+    served = served_resources(resource, resources, rule_table)
     if isinstance(max_token_bytes, bool) or not isinstance(max_token_bytes, int) \
             or max_token_bytes < 64:
         raise ConfigurationError("max_token_bytes must be an integer of at least 64")
@@ -163,7 +178,7 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
     return GuardConfig(
         resource=resource,
         authorization_servers=issuers,
-        audiences=frozenset(audience_list),
+        audiences=frozenset(audience_list).union(served),
         algorithms=check_algorithms(algorithms),
         leeway=_non_negative("leeway", leeway),
         jwks_uri=jwks_uri,
@@ -183,4 +198,31 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
         dpop_algorithms=check_algorithms(dpop_algorithms, "dpop_algorithms"),
         dpop_max_age=max_age,
         trusted_proxies=check_trusted_proxies(trusted_proxies),
+        rules=rule_table,
+        resources=served,
+        resource_audiences=frozenset(audience_list),
+        scope_implies=build_implications(scope_implies),
     )
+
+
+def served_resources(resource: str, resources: str | Iterable[str],
+                     rules: PathTable[Requirement]) -> tuple[str, ...]:
+    """RFC 9728 §3: every resource the app serves, the default first: ``resources`` and
+    the audiences of ``rules``. Each is served at its own path, so no two may share one."""
+    named = _strings("resources", resources) + tuple(
+        rule.audience for _, rule in rules.items() if rule.audience is not None)
+    served = [resource]
+    paths = {urlsplit(resource).path.rstrip("/"): resource}
+    for other in named:
+        if other in served:
+            continue
+        check_resource(other, "resources")
+        path = urlsplit(other).path.rstrip("/")
+        if path in paths:
+            raise ConfigurationError(
+                f"resources: {other!r} and {paths[path]!r} have the same path {path or '/'!r}; "
+                "each resource of one app needs its own path (its requests and metadata "
+                "document are found by it)")
+        paths[path] = other
+        served.append(other)
+    return tuple(served)

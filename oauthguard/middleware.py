@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -22,6 +22,7 @@ from oauthguard._asgi import (
     send_response,
 )
 from oauthguard._cache import ExpiringCache
+from oauthguard._resources import served_resources
 from oauthguard.challenge import Challenger
 from oauthguard.config import DEFAULT_ALGORITHMS, GuardConfig, build_config
 from oauthguard.credentials import Credentials, extract
@@ -32,6 +33,7 @@ from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
 from oauthguard.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
 from oauthguard.nonces import DPoPNonces
+from oauthguard.policy import Requirement
 from oauthguard.replay import MemoryReplayStore, ReplayStore
 from oauthguard.tokens import AccessToken, AnonymousUser, AuthenticatedUser, TokenVerifier
 
@@ -50,6 +52,11 @@ class OAuthGuard:
     access token; refused ones get the RFC 6750 / RFC 9449 challenge. The RFC 9728
     protected-resource metadata is served at its well-known URL. ``request.auth`` is the
     validated ``AccessToken`` and ``request.user`` a Starlette-compatible user.
+
+    Per-route policy: ``rules`` maps path prefixes (or ``(method, path)``) to
+    ``require(...)``; ``resources`` names the other resources the app serves (each gets its
+    own metadata document, and its paths need tokens meant for it); ``scope_implies`` lets
+    broader scopes satisfy narrower ones.
     """
 
     def __init__(
@@ -83,6 +90,9 @@ class OAuthGuard:
         verifier: TokenVerifier | None = None,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] | None = None,
+        rules: Mapping[str | tuple[str, str], Requirement] | None = None,
+        resources: str | Iterable[str] = (),
+        scope_implies: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.app = app
         self.config: GuardConfig = build_config(
@@ -94,7 +104,8 @@ class OAuthGuard:
             resource_name=resource_name, resource_documentation=resource_documentation,
             max_token_bytes=max_token_bytes, token_cache_size=token_cache_size, realm=realm,
             dpop=dpop, dpop_algorithms=dpop_algorithms, dpop_max_age=dpop_max_age,
-            trusted_proxies=trusted_proxies)
+            trusted_proxies=trusted_proxies, rules=rules, resources=resources,
+            scope_implies=scope_implies)
         config = self.config
         self.clock: Callable[[], float] = clock or time.time
         self.http = http_client or httpx.AsyncClient(timeout=5.0)
@@ -121,13 +132,16 @@ class OAuthGuard:
             metadata_url(config.resource), realm=config.realm,
             dpop_algs=config.dpop_algorithms if dpop_on else (),
             bearer=config.dpop != "required")
-        self.metadata = {metadata_path(config.resource): MetadataEndpoint(self._document())}
+        self.metadata = {metadata_path(resource): MetadataEndpoint(self._document(resource))
+                         for resource in config.resources}
+        self.rules = config.rules
+        self._default, self.served = served_resources(config, self.challenger)
         self._public_exact = frozenset(p for p in config.public_paths if not p.endswith("*"))
         self._public_prefixes = tuple(p[:-1] for p in config.public_paths if p.endswith("*"))
 
-    def _document(self) -> dict[str, Any]:
+    def _document(self, resource: str) -> dict[str, Any]:
         config = self.config
-        return build_document(config.resource, {
+        return build_document(resource, {
             "authorization_servers": config.authorization_servers,
             "scopes_supported": config.scopes_supported,
             "bearer_methods_supported": ["header"],
@@ -155,9 +169,10 @@ class OAuthGuard:
         scope["oauthguard"] = self
         if path in self._public_exact or path.startswith(self._public_prefixes or ("\0",)):
             scope["auth"], scope["user"] = None, AnonymousUser()
-            await self.app(scope, receive, send)
+            await self.call_app(scope, receive, send)
             return
         credentials: Credentials | None = None
+        rule = self.rules.match(scope.get("method"), path) if self.rules else None
         try:
             credentials = extract(scope["headers"], scope.get("query_string", b""),
                                   self.config.max_token_bytes)
@@ -165,8 +180,10 @@ class OAuthGuard:
             # Every request, cached token or not, goes through the proof and binding checks.
             token, nonce = await self.dpop.check(
                 scope, credentials.token, proof, await self.verify(credentials.token))
+            self.check_route(token, path, rule)
         except GuardError as error:
-            await self.refuse(scope, receive, send, error, credentials)
+            await self.refuse(scope, receive, send, error, credentials,
+                              rule.challenge_scope if rule is not None else None)
             return
         except Exception:
             # Fail closed: a bug or an unexpected failure never lets a request through.
@@ -177,7 +194,31 @@ class OAuthGuard:
         scope["auth"], scope["user"] = token, AuthenticatedUser(token)
         if nonce is not None and kind == "http":
             send = _sending_nonce(send, nonce)
-        await self.app(scope, receive, send)
+        await self.call_app(scope, receive, send)
+
+    def check_route(self, token: AccessToken, path: str, rule: Requirement | None) -> None:
+        """The audience of the path's resource (with several), then the path rule."""
+        if len(self.config.resources) > 1:
+            (self.served.match(None, path) or self._default).check(token)
+        if rule is not None:
+            rule.check(token, now=self.clock(), implies=self.config.scope_implies)
+
+    async def call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app. A ``GuardError`` it raises before responding (a FastAPI
+        ``Depends(require(...))``, or one raised by hand) is answered like the guard's own."""
+        started = False
+
+        async def send_and_track(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_track)
+        except GuardError as error:
+            if started:
+                raise
+            await self.refuse(scope, receive, send, error, None)
 
     async def verify(self, token: str) -> AccessToken:
         """The validated token, from the cache of verified tokens when it is there."""
@@ -192,15 +233,22 @@ class OAuthGuard:
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send, error: GuardError,
                      credentials: Credentials | None, challenge_scope: str | None = None) -> None:
-        """Answer with the challenge for ``error`` (an HTTP response or a WebSocket denial)."""
-        scheme = error.scheme or (credentials.scheme if credentials is not None else None)
+        """Answer with the challenge for ``error`` (an HTTP response or a WebSocket denial).
+
+        Without ``credentials`` (a refusal by ``require(...)``) the error goes in the
+        challenge of the scheme the validated token came with.
+        """
+        token = scope.get("auth")
+        scheme = error.scheme or (credentials.scheme if credentials is not None else (
+            token.scheme if isinstance(token, AccessToken) else None))
         if credentials is not None:
             logger.info("refused %s %s: %s (token sha256:%s)", scope.get("method", "WS"),
                         scope["path"], error.description, token_digest(credentials.token))
         else:
             logger.info("refused %s %s: %s", scope.get("method", "WS"), scope["path"],
                         error.description or "no credentials")
-        status, headers, body = self.challenger.response(error, scheme, challenge_scope)
+        served = self.served.match(None, scope["path"]) or self._default
+        status, headers, body = served.challenger.response(error, scheme, challenge_scope)
         if scope["type"] == "websocket":
             await deny_websocket(scope, receive, send, status, headers, body)
         else:

@@ -1,0 +1,48 @@
+"""The resources one app serves (RFC 9728, RFC 8707), and which one a request's path is for."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from oauthguard._paths import PathTable
+from oauthguard.challenge import Challenger
+from oauthguard.config import GuardConfig
+from oauthguard.errors import InvalidToken
+from oauthguard.metadata import metadata_url
+from oauthguard.tokens import AccessToken
+
+
+@dataclass(frozen=True, slots=True)
+class ServedResource:
+    """One resource: its identifier, the audiences its tokens carry, its challenges."""
+
+    identifier: str
+    audiences: frozenset[str]
+    challenger: Challenger
+
+    def check(self, token: AccessToken) -> None:
+        """RFC 8707 §2 / RFC 9068 §4: the token is meant for the resource of this path."""
+        if self.audiences.isdisjoint(token.audience):
+            raise InvalidToken(f"the token is not meant for {self.identifier} (aud)")
+
+
+def served_resources(config: GuardConfig, challenger: Challenger
+                     ) -> tuple[ServedResource, PathTable[ServedResource]]:
+    """The default resource (for paths no other resource covers), and each resource at its
+    identifier's path. The default resource answers with
+    ``challenger``; the others with a copy whose ``resource_metadata`` is their own
+    document (RFC 9728 §5.1), so every other setting of the challenge stays the same."""
+    default = ServedResource(config.resource, config.resource_audiences, challenger)
+    entries = [(None, _path(config.resource), default)]
+    for resource in config.resources[1:]:
+        own = copy.copy(challenger)
+        own.resource_metadata = metadata_url(resource)
+        entries.append((None, _path(resource), ServedResource(resource, frozenset({resource}),
+                                                              own)))
+    return default, PathTable(entries, "resources")
+
+
+def _path(resource: str) -> str:
+    return urlsplit(resource).path or "/"

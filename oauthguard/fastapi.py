@@ -1,0 +1,147 @@
+"""FastAPI integration: ``Depends(require(...))`` and the OpenAPI OAuth 2 security scheme.
+
+Importable only when FastAPI is installed. ``require(...)`` objects are FastAPI dependencies
+by themselves; ``describe_security(app)`` makes the OpenAPI document show the guard's
+authorization server (authorization code flow) so Swagger UI's "Authorize" works.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Security
+from fastapi.openapi.models import OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+from starlette.requests import HTTPConnection
+from starlette.routing import Route
+
+from oauthguard._asgi import Receive, Scope, Send
+from oauthguard.errors import ConfigurationError, GuardError
+from oauthguard.tokens import AccessToken
+
+if TYPE_CHECKING:
+    from oauthguard.middleware import OAuthGuard
+    from oauthguard.policy import Requirement
+
+__all__ = ["SCHEME_NAME", "GuardScheme", "describe_security"]
+
+logger = logging.getLogger("oauthguard")
+
+SCHEME_NAME = "OAuth2"
+
+
+class GuardScheme(OAuth2):
+    """The guard's OAuth 2 scheme as FastAPI sees it.
+
+    It only documents: FastAPI lists each operation's scopes under it in OpenAPI. The
+    guard in front of the app checks the token, and ``require(...)`` the operation's needs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(flows=OAuthFlows(), scheme_name=SCHEME_NAME, auto_error=False)
+
+    async def __call__(self, connection: HTTPConnection) -> None:
+        return None
+
+
+scheme = GuardScheme()
+
+
+def dependency_signature(requirement: Requirement) -> inspect.Signature:
+    """What FastAPI injects into ``require(...)``: the connection, the security scopes of
+    the operation, and the scheme (with the requirement's scopes, for OpenAPI)."""
+    documented = list(requirement.scopes + requirement.any_scopes)
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return inspect.Signature([
+        inspect.Parameter("connection", positional, annotation=HTTPConnection),
+        inspect.Parameter("security_scopes", positional, annotation=SecurityScopes),
+        inspect.Parameter("oauth2_scheme", inspect.Parameter.KEYWORD_ONLY, annotation=None,
+                          default=Security(scheme, scopes=documented)),
+    ], return_annotation=AccessToken)
+
+
+def oauth2_flows(metadata: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
+    """OpenAPI 3 ``flows`` from RFC 8414 authorization server metadata."""
+    scope_map = {scope: "" for scope in sorted(set(scopes))}
+    authorize = metadata.get("authorization_endpoint")
+    token = metadata.get("token_endpoint")
+    if isinstance(authorize, str) and isinstance(token, str):
+        return {"authorizationCode": {"authorizationUrl": authorize, "tokenUrl": token,
+                                      "scopes": scope_map}}
+    if isinstance(token, str):
+        return {"clientCredentials": {"tokenUrl": token, "scopes": scope_map}}
+    logger.warning("the metadata of %s has no token_endpoint; OpenAPI shows no OAuth 2 flow",
+                   metadata.get("issuer"))
+    return {}
+
+
+def operation_scopes(schema: Mapping[str, Any]) -> set[str]:
+    """Every scope an operation of the document lists under the guard's scheme."""
+    found: set[str] = set()
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for requirement in operation.get("security", ()) if isinstance(operation, dict) \
+                    else ():
+                found.update(requirement.get(SCHEME_NAME, ()))
+    return found
+
+
+def describe_security(app: FastAPI, *, client_id: str | None = None,
+                      resource: str | None = None) -> None:
+    """Show the guard's authorization server in ``app``'s OpenAPI document.
+
+    The scheme's ``authorizationUrl`` and ``tokenUrl`` come from the metadata of the guard's
+    first authorization server, fetched (once) when ``/openapi.json`` is first requested;
+    each operation lists the scopes its ``require(...)`` needs. Swagger UI is set up for the
+    authorization code flow with PKCE, with ``client_id`` filled in and, given ``resource``,
+    the RFC 8707 ``resource`` parameter sent. Keep ``/docs*`` and ``/openapi.json`` in the
+    guard's ``public_paths``.
+    """
+    route = next((r for r in app.router.routes
+                  if isinstance(r, Route) and r.path == app.openapi_url), None)
+    if route is None:
+        raise ConfigurationError("describe_security needs the app's OpenAPI route "
+                                 "(FastAPI(openapi_url=...) is None)")
+    flows: dict[str, Any] = {}
+    metadata: list[Mapping[str, Any]] = []
+    serve_document = route.app
+
+    async def openapi_route(scope: Scope, receive: Receive, send: Send) -> None:
+        guard: OAuthGuard | None = scope.get("oauthguard")
+        if guard is None:
+            raise ConfigurationError("describe_security needs the OAuthGuard middleware")
+        if not metadata:
+            try:
+                metadata.append(await guard.servers.get(guard.config.authorization_servers[0]))
+            except GuardError as error:
+                await guard.refuse(scope, receive, send, error, None)
+                return
+            flows.update(scopes_supported=guard.config.scopes_supported)
+        await serve_document(scope, receive, send)
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        if not metadata:  # not cached: asked for outside a request, before discovery
+            app.openapi_schema = None
+            return schema
+        scopes = operation_scopes(schema) | set(flows.get("scopes_supported", ()))
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[SCHEME_NAME] = {"type": "oauth2", "flows": oauth2_flows(metadata[0], scopes)}
+        return schema
+
+    route.app = openapi_route
+    app.openapi = openapi  # type: ignore[method-assign]
+    init = dict(app.swagger_ui_init_oauth or {})
+    init.setdefault("usePkceWithAuthorizationCodeGrant", True)
+    if client_id is not None:
+        init.setdefault("clientId", client_id)
+    if resource is not None:
+        init.setdefault("additionalQueryStringParams", {"resource": resource})
+    app.swagger_ui_init_oauth = init

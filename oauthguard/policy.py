@@ -1,0 +1,370 @@
+"""``require(...)``: what one operation needs from the access token.
+
+One object, three uses: a Starlette endpoint decorator, a FastAPI dependency, and a path
+rule on the guard (``OAuthGuard(..., rules={"/admin": require("admin")})``). Every refusal is
+answered by the guard in front of the app, so challenges are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket
+
+from oauthguard._asgi import ASGIApp, Receive, Scope, Send
+from oauthguard._paths import PathTable
+from oauthguard.errors import (
+    ConfigurationError,
+    GuardError,
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    InvalidToken,
+    MissingCredentials,
+)
+from oauthguard.tokens import AccessToken
+
+if TYPE_CHECKING:
+    from oauthguard.middleware import OAuthGuard
+
+E = TypeVar("E", bound=Callable[..., Any])
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_METHOD = re.compile(r"[A-Z]+")
+
+
+def scope_list(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """A space-separated string or an iterable of scope tokens, in order, without repeats."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: list[Any] = value.split()
+    else:
+        try:
+            items = list(value)
+        except TypeError:
+            raise ConfigurationError(f"{name} must be a string or an iterable of strings, "
+                                     f"got {type(value).__name__}") from None
+    for item in items:
+        if not isinstance(item, str) or not _SCOPE_TOKEN.fullmatch(item):
+            raise ConfigurationError(
+                f"{name}: {item!r} is not a scope token (RFC 6749 §3.3: printable ASCII, "
+                "no space, '\"' or '\\')")
+    return tuple(dict.fromkeys(items))
+
+
+def granted_scopes(scopes: frozenset[str], implies: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """The token's scopes plus every scope they imply (the guard's ``scope_implies``)."""
+    if not implies:
+        return scopes
+    granted = set(scopes)
+    for scope in scopes:
+        granted.update(implies.get(scope, ()))
+    return frozenset(granted)
+
+
+def check_audience(token: AccessToken, audience: str | None) -> None:
+    """RFC 8707 §2 / RFC 9068 §4: this route serves ``audience``; the token must name it."""
+    if audience is not None and audience not in token.audience:
+        raise InvalidToken(f"the token is not meant for {audience} (aud)")
+
+
+def check_acr(token: AccessToken, acr_values: tuple[str, ...], params: dict[str, str]) -> None:
+    """RFC 9470 §3: the ``acr`` of the authentication must be one of ``acr_values``."""
+    if not acr_values:
+        return
+    acr = token.claims.get("acr")
+    if not isinstance(acr, str) or acr not in acr_values:
+        raise InsufficientUserAuthentication(
+            "a stronger authentication is required (acr)", **params)
+
+
+def check_max_age(token: AccessToken, max_age: int | None, now: float,
+                  params: dict[str, str]) -> None:
+    """RFC 9470 §3: the user authenticated (``auth_time``) at most ``max_age`` seconds ago."""
+    if max_age is None:
+        return
+    auth_time = token.claims.get("auth_time")
+    if isinstance(auth_time, bool) or not isinstance(auth_time, (int, float)) \
+            or not math.isfinite(auth_time) or now - auth_time > max_age:
+        raise InsufficientUserAuthentication(
+            "a more recent authentication is required (auth_time)", **params)
+
+
+def check_scopes(granted: frozenset[str], every: frozenset[str], some: frozenset[str],
+                 scope_param: str) -> None:
+    """RFC 6750 §3.1: 403 ``insufficient_scope`` with every scope the operation needs."""
+    if every <= granted and (not some or not granted.isdisjoint(some)):
+        return
+    raise InsufficientScope(f"this operation needs the scopes: {scope_param}",
+                            scope=scope_param)
+
+
+class _DependencySignature:
+    """The parameters FastAPI reads (``inspect.signature``) from a ``Requirement``.
+
+    Built on first use, so only apps that use FastAPI import it; ``None`` on the class and
+    without FastAPI, so ``inspect.signature`` falls back to the ordinary one.
+    """
+
+    def __get__(self, requirement: Requirement | None, owner: type | None = None) -> Any:
+        if requirement is None:
+            return None
+        signature = vars(requirement).get("_signature")
+        if signature is None:
+            try:
+                from oauthguard.fastapi import dependency_signature
+            except ImportError:
+                return None
+            signature = vars(requirement)["_signature"] = dependency_signature(requirement)
+        return signature
+
+
+class Requirement:
+    """What an operation needs from the access token; built by ``require(...)``.
+
+    Decorate a Starlette endpoint (``@require("orders:write")``), use it as a FastAPI
+    dependency (``Depends(require(...))`` returns the ``AccessToken``), or give it to the
+    guard as a path rule.
+    """
+
+    __signature__ = _DependencySignature()
+
+    def __init__(self, scopes: str | Iterable[str] | None = None, *,
+                 any_scopes: str | Iterable[str] | None = None, audience: str | None = None,
+                 acr_values: str | Iterable[str] | None = None,
+                 max_age: int | None = None) -> None:
+        self.scopes = scope_list("scopes", scopes)
+        self.any_scopes = scope_list("any_scopes", any_scopes)
+        if audience is not None and (not isinstance(audience, str) or not audience):
+            raise ConfigurationError("audience must be the resource identifier (a URL string)")
+        self.audience = audience
+        self.acr_values = scope_list("acr_values", acr_values)
+        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)
+                                    or max_age < 0):
+            raise ConfigurationError("max_age must be a non-negative integer of seconds")
+        self.max_age = max_age
+        self._every = frozenset(self.scopes)
+        self._some = frozenset(self.any_scopes)
+        self._step_up: dict[str, str] = {}
+        if self.acr_values:
+            self._step_up["acr_values"] = " ".join(self.acr_values)
+        if max_age is not None:
+            self._step_up["max_age"] = str(max_age)
+        # FastAPI awaits a dependency whose ``__call__`` is a coroutine function; this
+        # object's class-level ``__call__`` must stay synchronous to work as a decorator.
+        vars(self)["__call__"] = self._dependency
+
+    @property
+    def challenge_scope(self) -> str:
+        """Every scope this requirement names, space-separated (the challenge's ``scope``)."""
+        return " ".join(self.scopes + self.any_scopes)
+
+    def __repr__(self) -> str:
+        args = [repr(" ".join(self.scopes))] if self.scopes else []
+        for name in ("any_scopes", "acr_values"):
+            if getattr(self, name):
+                args.append(f"{name}={' '.join(getattr(self, name))!r}")
+        for name in ("audience", "max_age"):
+            if getattr(self, name) is not None:
+                args.append(f"{name}={getattr(self, name)!r}")
+        return f"require({', '.join(args)})"
+
+    # -- the checks -----------------------------------------------------------------------
+    def check(self, token: AccessToken, *, now: float,
+              implies: Mapping[str, frozenset[str]] = {},
+              also: Iterable[str] = (), scope_param: str | None = None) -> None:
+        """Raise the ``GuardError`` for the first unmet need: audience (401), step-up (401),
+        scopes (403). ``also`` adds scopes that must be present (FastAPI security scopes);
+        ``scope_param`` is the challenge's list of every scope the operation needs."""
+        check_audience(token, self.audience)
+        check_acr(token, self.acr_values, self._step_up)
+        check_max_age(token, self.max_age, now, self._step_up)
+        every = self._every.union(also) if also else self._every
+        if every or self._some:
+            check_scopes(granted_scopes(token.scopes, implies), every, self._some,
+                         scope_param or self.challenge_scope)
+
+    def enforce(self, scope: Scope, also: Iterable[str] = ()) -> AccessToken:
+        """Check the request's token (``scope["auth"]``, set by the guard); return it.
+
+        Raises the ``GuardError`` the guard answers with, or ``ConfigurationError`` when no
+        guard is in front of the app (fail closed: never a pass).
+        """
+        guard: OAuthGuard | None = scope.get("oauthguard")
+        if guard is None:
+            raise ConfigurationError(
+                f"{self!r} protects {scope.get('path')!r} but no OAuthGuard middleware runs "
+                "in front of the app; add it with app.add_middleware(OAuthGuard, ...)")
+        also = tuple(also)
+        rule = guard.rules.match(scope.get("method"), scope["path"])
+        names = (rule.scopes + rule.any_scopes if rule is not None else ()) + also
+        scope_param = " ".join(dict.fromkeys(names + self.scopes + self.any_scopes))
+        token = scope.get("auth")
+        if not isinstance(token, AccessToken):
+            raise MissingCredentials("this operation needs an access token",
+                                     **({"scope": scope_param} if scope_param else {}))
+        self.check(token, now=guard.clock(), implies=guard.config.scope_implies,
+                   also=also, scope_param=scope_param)
+        return token
+
+    def refusal(self, scope: Scope) -> Refusal | None:
+        """None when the request may proceed, else the ASGI response that refuses it."""
+        try:
+            self.enforce(scope)
+        except GuardError as error:
+            return Refusal(scope["oauthguard"], error)
+        return None
+
+    # -- the three uses -------------------------------------------------------------------
+    @overload
+    def __call__(self, endpoint: E, /) -> E: ...
+    @overload
+    def __call__(self, **dependencies: Any) -> Awaitable[AccessToken]: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """As a decorator: the protected endpoint. Called by FastAPI: the checked token."""
+        if kwargs or len(args) != 1:
+            return self._dependency(*args, **kwargs)
+        endpoint = args[0]
+        if inspect.isfunction(endpoint) or inspect.ismethod(endpoint):
+            return self._wrap_endpoint(endpoint)
+        if callable(endpoint):
+            return ProtectedApp(self, endpoint)
+        raise TypeError(f"{self!r} decorates endpoints and ASGI apps, not {endpoint!r}")
+
+    async def _dependency(self, connection: HTTPConnection, security_scopes: Any = None,
+                          **_: Any) -> AccessToken:
+        """The FastAPI dependency: FastAPI's security scopes are required too."""
+        return self.enforce(connection.scope, getattr(security_scopes, "scopes", ()))
+
+    def _wrap_endpoint(self, endpoint: E) -> E:
+        if inspect.iscoroutinefunction(endpoint):
+            @functools.wraps(endpoint)
+            async def protected(*args: Any, **kwargs: Any) -> Any:
+                connection = _connection(self, args, kwargs)
+                refusal = self.refusal(connection.scope)
+                if refusal is None:
+                    return await endpoint(*args, **kwargs)
+                if isinstance(connection, WebSocket):
+                    await refusal(connection.scope, connection.receive, connection.send)
+                    return None
+                return refusal
+
+            return protected  # type: ignore[return-value]
+
+        @functools.wraps(endpoint)
+        def protected_sync(*args: Any, **kwargs: Any) -> Any:
+            refusal = self.refusal(_connection(self, args, kwargs).scope)
+            return endpoint(*args, **kwargs) if refusal is None else refusal
+
+        return protected_sync  # type: ignore[return-value]
+
+
+def require(scopes: str | Iterable[str] | None = None, *,
+            any_scopes: str | Iterable[str] | None = None, audience: str | None = None,
+            acr_values: str | Iterable[str] | None = None,
+            max_age: int | None = None) -> Requirement:
+    """What an operation needs from the access token.
+
+    ``scopes``: every one of these (a space-separated string or an iterable);
+    ``any_scopes``: at least one of these; ``audience``: the resource this route serves when
+    it is not the one its path belongs to; ``acr_values`` / ``max_age``: RFC 9470 step-up,
+    judged from the token's ``acr`` and ``auth_time``.
+
+    A missing scope is a 403 ``insufficient_scope`` naming every scope the operation needs;
+    a wrong audience a 401 ``invalid_token``; a step-up a 401
+    ``insufficient_user_authentication`` with ``acr_values`` and/or ``max_age``.
+    """
+    return Requirement(scopes, any_scopes=any_scopes, audience=audience,
+                       acr_values=acr_values, max_age=max_age)
+
+
+def _connection(requirement: Requirement, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> HTTPConnection:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, HTTPConnection):
+            return value
+    raise TypeError(f"{requirement!r} decorates Starlette endpoints (taking a Request or a "
+                    "WebSocket); with FastAPI use Depends(require(...)) instead")
+
+
+class Refusal:
+    """An ASGI response (usable as a Starlette ``Response``) that the guard answers."""
+
+    def __init__(self, guard: OAuthGuard, error: GuardError) -> None:
+        self.guard = guard
+        self.error = error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.guard.refuse(scope, receive, send, self.error, None)
+
+
+class ProtectedApp:
+    """An ASGI app (an ``HTTPEndpoint`` or ``WebSocketEndpoint`` class, a sub-application)
+    behind a requirement."""
+
+    def __init__(self, requirement: Requirement, app: ASGIApp) -> None:
+        self.requirement = requirement
+        self.app = app
+        self.__name__ = getattr(app, "__name__", type(app).__name__)
+        self.__doc__ = getattr(app, "__doc__", None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            refusal = self.requirement.refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_rules(rules: Mapping[Any, Any] | None) -> PathTable[Requirement]:
+    """``{"/admin": require("admin"), ("POST", "/orders"): require("orders:write")}``."""
+    if rules is None:
+        return PathTable()
+    if not isinstance(rules, Mapping):
+        raise ConfigurationError("rules must be a dict of path (or (method, path)) to require(...)")
+    entries: list[tuple[str | None, str, Requirement]] = []
+    for key, requirement in rules.items():
+        method, path = key if isinstance(key, tuple) and len(key) == 2 else (None, key)
+        if method is not None and (not isinstance(method, str)
+                                   or not _METHOD.fullmatch(method.upper())):
+            raise ConfigurationError(f"rules: {method!r} in {key!r} is not an HTTP method")
+        if not isinstance(requirement, Requirement):
+            raise ConfigurationError(
+                f"rules: the value for {key!r} must be require(...), got {requirement!r}")
+        entries.append((method, path, requirement))
+    return PathTable(entries, "rules")
+
+
+def build_implications(value: Mapping[str, Iterable[str]] | None) -> dict[str, frozenset[str]]:
+    """``scope_implies``: each scope with every scope it implies, followed transitively."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError('scope_implies must be a dict like {"admin": {"read", "write"}}')
+    direct = {scope_list("scope_implies", key)[0] if isinstance(key, str) and key.strip()
+              else _bad_key(key): frozenset(scope_list(f"scope_implies[{key!r}]", implied))
+              for key, implied in value.items()}
+    closure: dict[str, frozenset[str]] = {}
+    for scope in direct:
+        seen: set[str] = set()
+        pending = list(direct[scope])
+        while pending:
+            implied = pending.pop()
+            if implied not in seen:
+                seen.add(implied)
+                pending.extend(direct.get(implied, ()))
+        closure[scope] = frozenset(seen - {scope})
+    return closure
+
+
+def _bad_key(key: object) -> str:
+    raise ConfigurationError(f"scope_implies: the key {key!r} is not a scope")
