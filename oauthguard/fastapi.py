@@ -105,21 +105,20 @@ def describe_security(app: FastAPI, *, client_id: str | None = None,
     if route is None:
         raise ConfigurationError("describe_security needs the app's OpenAPI route "
                                  "(FastAPI(openapi_url=...) is None)")
-    flows: dict[str, Any] = {}
-    metadata: list[Mapping[str, Any]] = []
+    found: dict[str, Any] = {}  # the issuer's metadata and the guard's scopes_supported
     serve_document = route.app
 
     async def openapi_route(scope: Scope, receive: Receive, send: Send) -> None:
         guard: OAuthGuard | None = scope.get("oauthguard")
         if guard is None:
             raise ConfigurationError("describe_security needs the OAuthGuard middleware")
-        if not metadata:
+        if not found:
             try:
-                metadata.append(await guard.servers.get(guard.config.authorization_servers[0]))
+                metadata = await guard.servers.get(guard.config.authorization_servers[0])
             except GuardError as error:
                 await guard.refuse(scope, receive, send, error, None)
                 return
-            flows.update(scopes_supported=guard.config.scopes_supported)
+            found.update(metadata=metadata, scopes=guard.config.scopes_supported)
         await serve_document(scope, receive, send)
 
     build = app.openapi
@@ -128,12 +127,13 @@ def describe_security(app: FastAPI, *, client_id: str | None = None,
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
-        if not metadata:  # not cached: asked for outside a request, before discovery
+        if not found:  # asked for outside a request, before discovery: not cached
             app.openapi_schema = None
             return schema
-        scopes = operation_scopes(schema) | set(flows.get("scopes_supported", ()))
+        scopes = operation_scopes(schema) | set(found["scopes"])
         schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        schemes[SCHEME_NAME] = {"type": "oauth2", "flows": oauth2_flows(metadata[0], scopes)}
+        schemes[SCHEME_NAME] = {"type": "oauth2",
+                                "flows": oauth2_flows(found["metadata"], scopes)}
         return schema
 
     route.app = openapi_route

@@ -168,7 +168,7 @@ def test_websocket_function_endpoint(client: TestClient, issuer: TestIssuer) -> 
     with pytest.raises(WebSocketDenialResponse) as denied, \
             client.websocket_connect("/api/chat", headers=bearer(issuer, "read")):
         pass
-    params = assert_refused(denied.value, 403, "insufficient_scope")  # type: ignore[arg-type]
+    params = assert_refused(denied.value, 403, "insufficient_scope")
     assert params["scope"] == "chat"
 
 
@@ -179,7 +179,7 @@ def test_websocket_endpoint_class(client: TestClient, issuer: TestIssuer) -> Non
     with pytest.raises(WebSocketDenialResponse) as denied, \
             client.websocket_connect("/api/echo", headers=bearer(issuer, "read")):
         pass
-    assert_refused(denied.value, 403, "insufficient_scope")  # type: ignore[arg-type]
+    assert_refused(denied.value, 403, "insufficient_scope")
 
 
 def test_websocket_over_real_http_gets_the_challenge(issuer: TestIssuer) -> None:

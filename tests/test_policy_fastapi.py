@@ -1,0 +1,200 @@
+# ruff: noqa: B008 (FastAPI declares dependencies in argument defaults)
+"""require(...) as a FastAPI dependency, and the OpenAPI OAuth 2 scheme."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Security, WebSocket
+from fastapi.security import SecurityScopes
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient, WebSocketDenialResponse
+
+from oauthguard import AccessToken, OAuthGuard, require
+from oauthguard.fastapi import SCHEME_NAME, describe_security
+from oauthguard.testing import TestIssuer
+from tests.support import assert_refused
+
+RESOURCE = "https://api.test/"
+METADATA = "https://api.test/.well-known/oauth-protected-resource"
+PUBLIC = ["/docs*", "/openapi.json"]
+
+Writer = Annotated[AccessToken, Depends(require("orders:write"))]
+
+
+def make_api(issuer: TestIssuer, **guard: Any) -> FastAPI:
+    api = FastAPI()
+    router = APIRouter(prefix="/v1", dependencies=[Depends(require("v1"))])
+
+    @api.post("/orders")
+    async def create(token: Writer) -> dict[str, Any]:
+        return {"sub": token.subject, "scopes": sorted(token.scopes)}
+
+    @api.get("/orders")
+    def list_orders(token: AccessToken = Depends(require("orders:read"))) -> dict[str, Any]:
+        return {"sub": token.subject}
+
+    @api.get("/reports")
+    async def reports(token: AccessToken = Security(require("reports"), scopes=["audit"])
+                      ) -> dict[str, Any]:
+        return {"sub": token.subject}
+
+    async def tenant(security_scopes: SecurityScopes,
+                     token: AccessToken = Security(require("tenant"))) -> str:
+        return token.subject or ""
+
+    @api.get("/tenants")
+    async def tenants(user: str = Security(tenant, scopes=["tenants:list"])) -> dict[str, Any]:
+        return {"user": user}
+
+    @api.get("/step")
+    async def step(token: AccessToken = Depends(require(acr_values="urn:mfa", max_age=60))
+                   ) -> dict[str, Any]:
+        return {"acr": token.claims["acr"]}
+
+    @router.get("/items")
+    def items() -> list[str]:
+        return []
+
+    @api.websocket("/ws")
+    async def ws(websocket: WebSocket, token: AccessToken = Depends(require("chat"))) -> None:
+        await websocket.accept()
+        await websocket.send_text(token.subject or "")
+        await websocket.close()
+
+    api.include_router(router)
+    api.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
+                       http_client=issuer.http_client(), public_paths=PUBLIC,
+                       scopes_supported=["orders:read", "orders:write"], **guard)
+    describe_security(api, client_id="swagger-ui", resource=RESOURCE)
+    return api
+
+
+@pytest.fixture(scope="module")
+def issuer() -> TestIssuer:
+    return TestIssuer()
+
+
+@pytest.fixture(scope="module")
+def client(issuer: TestIssuer) -> TestClient:
+    return TestClient(make_api(issuer), base_url="https://api.test")
+
+
+def auth(issuer: TestIssuer, scope: str | None = None, **claims: Any) -> dict[str, str]:
+    token = issuer.token(audience=RESOURCE, scope=scope, claims=claims or None)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(("method", "path", "granted", "needed"), [
+    ("POST", "/orders", "read", "orders:write"),               # async endpoint, Annotated
+    ("GET", "/orders", "read", "orders:read"),                 # sync endpoint
+    ("GET", "/reports", "reports", "audit reports"),           # Security(..., scopes=[...])
+    ("GET", "/reports", "audit", "audit reports"),
+    ("GET", "/tenants", "tenant", "tenants:list tenant"),      # SecurityScopes merged in
+    ("GET", "/v1/items", "x", "v1"),                           # router dependency
+])
+def test_dependency_refuses_with_the_guards_response(client: TestClient, issuer: TestIssuer,
+                                                     method: str, path: str, granted: str,
+                                                     needed: str) -> None:
+    refused = client.request(method, path, headers=auth(issuer, granted))
+    params = assert_refused(refused, 403, "insufficient_scope")
+    assert set(params["scope"].split()) == set(needed.split())
+    assert params["resource_metadata"] == METADATA
+    assert "detail" not in refused.json()
+    ok = client.request(method, path, headers=auth(issuer, needed))
+    assert ok.status_code == 200, ok.text
+
+
+def test_dependency_returns_the_access_token(client: TestClient, issuer: TestIssuer) -> None:
+    ok = client.post("/orders", headers=auth(issuer, "orders:write extra"))
+    assert ok.json() == {"sub": "user-1", "scopes": ["extra", "orders:write"]}
+
+
+def test_step_up_from_a_dependency(client: TestClient, issuer: TestIssuer) -> None:
+    refused = client.get("/step", headers=auth(issuer, acr="urn:pwd", auth_time=0))
+    params = assert_refused(refused, 401, "insufficient_user_authentication")
+    assert params["acr_values"] == "urn:mfa" and params["max_age"] == "60"
+
+
+def test_websocket_dependency(client: TestClient, issuer: TestIssuer) -> None:
+    with client.websocket_connect("/ws", headers=auth(issuer, "chat")) as ws:
+        assert ws.receive_text() == "user-1"
+    with pytest.raises(WebSocketDenialResponse) as denied, \
+            client.websocket_connect("/ws", headers=auth(issuer, "read")):
+        pass
+    assert_refused(denied.value, 403, "insufficient_scope")
+
+
+def test_fastapi_and_starlette_give_byte_identical_challenges(client: TestClient,
+                                                              issuer: TestIssuer) -> None:
+    @require("orders:write")
+    async def create(request: Request) -> Response:
+        return JSONResponse({})
+
+    app = Starlette(routes=[Route("/orders", create, methods=["POST"])])
+    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
+                       http_client=issuer.http_client())
+    starlette = TestClient(app, base_url="https://api.test")
+    headers = auth(issuer, "read")
+    from_fastapi = client.post("/orders", headers=headers)
+    from_starlette = starlette.post("/orders", headers=headers)
+    assert from_fastapi.status_code == from_starlette.status_code == 403
+    assert from_fastapi.content == from_starlette.content
+    assert from_fastapi.headers.raw == from_starlette.headers.raw
+
+
+def test_openapi_has_the_scheme_from_the_issuers_metadata(client: TestClient,
+                                                          issuer: TestIssuer) -> None:
+    document = client.get("/openapi.json").json()
+    scheme = document["components"]["securitySchemes"][SCHEME_NAME]
+    flow = scheme["flows"]["authorizationCode"]
+    assert scheme["type"] == "oauth2"
+    assert flow["authorizationUrl"] == issuer.metadata()["authorization_endpoint"]
+    assert flow["tokenUrl"] == issuer.metadata()["token_endpoint"]
+    assert set(flow["scopes"]) == {"orders:read", "orders:write", "reports", "audit",
+                                   "tenant", "tenants:list", "v1"}
+    paths = document["paths"]
+    assert paths["/orders"]["post"]["security"] == [{SCHEME_NAME: ["orders:write"]}]
+    assert paths["/orders"]["get"]["security"] == [{SCHEME_NAME: ["orders:read"]}]
+    assert paths["/reports"]["get"]["security"] == [{SCHEME_NAME: ["audit", "reports"]}]
+    assert paths["/tenants"]["get"]["security"] == [
+        {SCHEME_NAME: ["tenants:list", "tenant"]}]
+    assert paths["/v1/items"]["get"]["security"] == [{SCHEME_NAME: ["v1"]}]
+    assert paths["/step"]["get"]["security"] == [{SCHEME_NAME: []}]
+
+
+def test_swagger_ui_and_openapi_are_public_while_operations_are_not(
+        client: TestClient) -> None:
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert '"usePkceWithAuthorizationCodeGrant": true' in docs.text
+    assert '"clientId": "swagger-ui"' in docs.text
+    assert '"resource": "https://api.test/"' in docs.text
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+    assert_refused(client.get("/orders"), 401, None)
+
+
+def test_openapi_asked_for_before_discovery_is_not_cached_incomplete(
+        issuer: TestIssuer) -> None:
+    api = make_api(issuer)
+    early = api.openapi()
+    assert early["components"]["securitySchemes"][SCHEME_NAME]["flows"] == {}
+    client = TestClient(api, base_url="https://api.test")
+    flows = client.get("/openapi.json").json()["components"]["securitySchemes"][SCHEME_NAME]
+    assert flows["flows"]["authorizationCode"]["tokenUrl"] == "https://issuer.test/token"
+
+
+def test_openapi_is_503_while_the_issuer_is_unreachable() -> None:
+    issuer = TestIssuer()
+    api = make_api(issuer)
+    issuer.app.router.routes.clear()  # the issuer answers 404 to metadata requests
+    client = TestClient(api, base_url="https://api.test")
+    refused = client.get("/openapi.json")
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"]
+    assert refused.json()["error"] == "temporarily_unavailable"
