@@ -12,9 +12,11 @@ import inspect
 import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from oauthguard._asgi import ASGIApp, Receive, Scope, Send
@@ -37,6 +39,7 @@ E = TypeVar("E", bound=Callable[..., Any])
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _METHOD = re.compile(r"[A-Z]+")
+NO_IMPLICATIONS: Mapping[str, frozenset[str]] = MappingProxyType({})
 
 
 def scope_list(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -295,10 +298,12 @@ def _connection(requirement: Requirement, args: tuple[Any, ...],
                     "WebSocket); with FastAPI use Depends(require(...)) instead")
 
 
-class Refusal:
-    """An ASGI response (usable as a Starlette ``Response``) that the guard answers."""
+class Refusal(Response):
+    """The response of a refused endpoint: the guard answers it (its challenge, its body),
+    so it is the same as the guard's own refusals."""
 
     def __init__(self, guard: OAuthGuard, error: GuardError) -> None:
+        super().__init__(status_code=error.status)
         self.guard = guard
         self.error = error
 
@@ -350,9 +355,12 @@ def build_implications(value: Mapping[str, Iterable[str]] | None) -> dict[str, f
         return {}
     if not isinstance(value, Mapping):
         raise ConfigurationError('scope_implies must be a dict like {"admin": {"read", "write"}}')
-    direct = {scope_list("scope_implies", key)[0] if isinstance(key, str) and key.strip()
-              else _bad_key(key): frozenset(scope_list(f"scope_implies[{key!r}]", implied))
-              for key, implied in value.items()}
+    direct: dict[str, tuple[str, ...]] = {}
+    for key, implied in value.items():
+        names = scope_list("scope_implies", key) if isinstance(key, str) else ()
+        if len(names) != 1:
+            raise ConfigurationError(f"scope_implies: the key {key!r} is not one scope")
+        direct[names[0]] = scope_list(f"scope_implies[{key!r}]", implied)
     closure: dict[str, frozenset[str]] = {}
     for scope in direct:
         seen: set[str] = set()
@@ -364,7 +372,3 @@ def build_implications(value: Mapping[str, Iterable[str]] | None) -> dict[str, f
                 pending.extend(direct.get(implied, ()))
         closure[scope] = frozenset(seen - {scope})
     return closure
-
-
-def _bad_key(key: object) -> str:
-    raise ConfigurationError(f"scope_implies: the key {key!r} is not a scope")

@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
-from oauthguard import AccessToken, OAuthGuard, require
-from oauthguard.fastapi import SCHEME_NAME, describe_security
+from oauthguard import AccessToken, ConfigurationError, OAuthGuard, require
+from oauthguard.fastapi import SCHEME_NAME, describe_security, oauth2_flows
 from oauthguard.testing import TestIssuer
 from tests.support import assert_refused
 
@@ -198,3 +198,58 @@ def test_openapi_is_503_while_the_issuer_is_unreachable() -> None:
     assert refused.status_code == 503
     assert refused.headers["retry-after"]
     assert refused.json()["error"] == "temporarily_unavailable"
+
+
+def test_decorator_on_a_fastapi_endpoint_that_takes_the_request(issuer: TestIssuer) -> None:
+    api = FastAPI()
+
+    @api.get("/x")
+    @require("x")
+    async def x(request: Request) -> dict[str, str]:
+        return {"sub": request.auth.subject}
+
+    api.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
+                       http_client=issuer.http_client())
+    client = TestClient(api, base_url="https://api.test")
+    assert client.get("/x", headers=auth(issuer, "x")).json() == {"sub": "user-1"}
+    params = assert_refused(client.get("/x", headers=auth(issuer, "y")), 403,
+                            "insufficient_scope")
+    assert params["scope"] == "x"
+
+
+def test_dependency_on_a_public_path_is_a_401_with_the_scope(issuer: TestIssuer) -> None:
+    api = FastAPI()
+
+    @api.get("/open/x")
+    async def x(token: AccessToken = Depends(require("x"))) -> dict[str, str]:
+        return {}
+
+    api.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
+                       http_client=issuer.http_client(), public_paths=["/open/*"])
+    params = assert_refused(TestClient(api).get("/open/x"), 401, None)
+    assert params["scope"] == "x"
+
+
+def test_dependency_without_the_guard_fails_closed() -> None:
+    api = FastAPI()
+
+    @api.get("/x")
+    async def x(token: AccessToken = Depends(require("x"))) -> dict[str, str]:
+        return {}
+
+    with pytest.raises(ConfigurationError, match="no OAuthGuard middleware"):
+        TestClient(api).get("/x")
+
+
+@pytest.mark.parametrize(("metadata", "flows"), [
+    ({"authorization_endpoint": "https://as/a", "token_endpoint": "https://as/t"},
+     {"authorizationCode": {"authorizationUrl": "https://as/a", "tokenUrl": "https://as/t",
+                            "scopes": {"s": ""}}}),
+    ({"token_endpoint": "https://as/t"},
+     {"clientCredentials": {"tokenUrl": "https://as/t", "scopes": {"s": ""}}}),
+    ({"authorization_endpoint": "https://as/a"}, {}),
+    ({"authorization_endpoint": 5, "token_endpoint": ["x"]}, {}),
+])
+def test_flows_from_authorization_server_metadata(metadata: dict[str, Any],
+                                                  flows: dict[str, Any]) -> None:
+    assert oauth2_flows(metadata, ["s", "s"]) == flows

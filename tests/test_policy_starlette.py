@@ -230,3 +230,29 @@ def test_uvicorn_end_to_end(issuer: TestIssuer) -> None:
         assert challenge(refused)["Bearer"]["resource_metadata"] == METADATA
         ok = httpx.post(base + "/api/orders", headers=bearer(issuer, "orders:write"))
         assert ok.json() == {"sub": "user-1"}
+
+
+def test_guard_error_raised_by_the_app_gets_the_guards_response(issuer: TestIssuer) -> None:
+    from starlette.responses import StreamingResponse
+
+    from oauthguard import InsufficientScope
+
+    async def by_hand(request: Request) -> Response:
+        raise InsufficientScope("only the owner may do this", scope="orders:own")
+
+    async def too_late(request: Request) -> Response:
+        async def body() -> Any:
+            yield b"partial"
+            raise InsufficientScope("too late to refuse")
+        return StreamingResponse(body())
+
+    app = Starlette(routes=[Route("/by-hand", by_hand), Route("/too-late", too_late)])
+    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
+                       http_client=issuer.http_client())
+    client = TestClient(app, base_url="https://api.test")
+    params = assert_refused(client.get("/by-hand", headers=bearer(issuer)), 403,
+                            "insufficient_scope")
+    assert params["scope"] == "orders:own"
+    # Once the response has started the error cannot become a refusal: it propagates.
+    with pytest.raises(InsufficientScope):
+        client.get("/too-late", headers=bearer(issuer))
