@@ -57,8 +57,8 @@ def scope_list(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str) or not _SCOPE_TOKEN.fullmatch(item):
             raise ConfigurationError(
-                f"{name}: {item!r} is not a scope token (RFC 6749 §3.3: printable ASCII, "
-                "no space, '\"' or '\\')")
+                f"{name}: {item!r} is not a valid value (RFC 6749 §3.3: printable ASCII "
+                "without space, '\"' or '\\')")
     return tuple(dict.fromkeys(items))
 
 
@@ -160,8 +160,10 @@ class Requirement:
             self._step_up["acr_values"] = " ".join(self.acr_values)
         if max_age is not None:
             self._step_up["max_age"] = str(max_age)
-        # FastAPI awaits a dependency whose ``__call__`` is a coroutine function; this
-        # object's class-level ``__call__`` must stay synchronous to work as a decorator.
+        # FastAPI awaits a dependency when getattr(dependency, "__call__") is a coroutine
+        # function, and runs it in a thread otherwise. The class-level __call__ (what
+        # calling this object runs) must stay synchronous to work as a decorator, so the
+        # instance names the coroutine FastAPI should see; calls with keywords reach it.
         vars(self)["__call__"] = self._dependency
 
     @property
@@ -181,7 +183,7 @@ class Requirement:
 
     # -- the checks -----------------------------------------------------------------------
     def check(self, token: AccessToken, *, now: float,
-              implies: Mapping[str, frozenset[str]] = {},
+              implies: Mapping[str, frozenset[str]] = NO_IMPLICATIONS,
               also: Iterable[str] = (), scope_param: str | None = None) -> None:
         """Raise the ``GuardError`` for the first unmet need: audience (401), step-up (401),
         scopes (403). ``also`` adds scopes that must be present (FastAPI security scopes);

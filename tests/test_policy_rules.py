@@ -8,8 +8,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
-from starlette.testclient import TestClient
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.testclient import TestClient, WebSocketDenialResponse
+from starlette.websockets import WebSocket
 
 from oauthguard import ConfigurationError, OAuthGuard, require
 from oauthguard._paths import PathTable
@@ -28,6 +29,12 @@ async def echo(request: Request) -> Response:
 async def mcp_app(scope: Any, receive: Any, send: Any) -> None:
     """A mounted ASGI app that cannot be decorated (as an MCP server is)."""
     await PlainTextResponse("mcp")(scope, receive, send)
+
+
+async def admin_socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text("admin")
+    await websocket.close()
 
 
 @require("orders:delete")
@@ -52,7 +59,8 @@ def make_client(issuer: TestIssuer, rules: Any = RULES, **guard: Any) -> TestCli
     routes = [Route(path, echo, methods=["GET", "POST", "PUT"]) for path in (
         "/api/r", "/api/rx", "/api/r/x", "/api/r/x/y", "/api/other", "/admin", "/admin/x",
         "/step", "/recent", "/free", "/orders")]
-    routes += [Route("/orders/{id}", delete_order, methods=["DELETE"]), Mount("/mcp", mcp_app)]
+    routes += [Route("/orders/{id}", delete_order, methods=["DELETE"]), Mount("/mcp", mcp_app),
+               WebSocketRoute("/admin/ws", admin_socket)]
     app = Starlette(routes=routes)
     app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
                        http_client=issuer.http_client(), rules=rules, clock=lambda: NOW,
@@ -114,6 +122,20 @@ def test_unauthenticated_request_to_a_rule_is_401_with_its_scope(client: TestCli
     params = assert_refused(client.post("/api/r", headers={"Authorization": f"Bearer {expired}"}),
                             401, "invalid_token")
     assert params["scope"] == "r:write"
+
+
+def test_websocket_paths_follow_method_less_rules(client: TestClient,
+                                                  issuer: TestIssuer) -> None:
+    with client.websocket_connect("/admin/ws", headers=auth(issuer, "admin")) as ws:
+        assert ws.receive_text() == "admin"
+    with pytest.raises(WebSocketDenialResponse) as denied, \
+            client.websocket_connect("/admin/ws", headers=auth(issuer, "api")):
+        pass
+    assert assert_refused(denied.value, 403, "insufficient_scope")["scope"] == "admin"
+    with pytest.raises(WebSocketDenialResponse) as denied, \
+            client.websocket_connect("/admin/ws"):
+        pass
+    assert assert_refused(denied.value, 401, None)["scope"] == "admin"
 
 
 def test_mounted_app_that_cannot_be_decorated(client: TestClient, issuer: TestIssuer) -> None:
@@ -192,7 +214,7 @@ def test_path_table_matching_cost_does_not_grow_with_segments() -> None:
     ({"rules": {("P0ST", "/a"): require("a")}}, "is not an HTTP method"),
     ({"rules": {"/a": require("a"), "/a/": require("b")}}, "given twice"),
     ({"rules": ["/a"]}, "rules must be a dict"),
-    ({"scope_implies": {"admin": "re\\ad"}}, "not a scope token"),
+    ({"scope_implies": {"admin": "re\\ad"}}, "not a valid value"),
     ({"scope_implies": ["admin"]}, "scope_implies must be a dict"),
     ({"resources": ["https://other.test/"]}, "have the same path"),
     ({"resources": ["ftp://api.test/x"]}, "https URL"),
@@ -205,9 +227,9 @@ def test_configuration_errors(issuer: TestIssuer, kwargs: Any, message: str) -> 
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"scopes": "a \"b\""}, "not a scope token"),
+    ({"scopes": "a \"b\""}, "not a valid value"),
     ({"scopes": 5}, "must be a string or an iterable"),
-    ({"any_scopes": [None]}, "not a scope token"),
+    ({"any_scopes": [None]}, "not a valid value"),
     ({"max_age": -1}, "non-negative integer"),
     ({"max_age": True}, "non-negative integer"),
     ({"audience": ""}, "resource identifier"),
