@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from oauthguard._paths import PathTable
 from oauthguard.challenge import Challenger
 from oauthguard.config import GuardConfig
-from oauthguard.errors import InvalidToken
+from oauthguard.errors import ConfigurationError, InvalidToken
 from oauthguard.metadata import metadata_url
 from oauthguard.tokens import AccessToken
 
@@ -35,13 +35,25 @@ def served_resources(config: GuardConfig, challenger: Challenger
     ``challenger``; the others with a copy whose ``resource_metadata`` is their own
     document (RFC 9728 §5.1), so every other setting of the challenge stays the same."""
     default = ServedResource(config.resource, config.resource_audiences, challenger)
-    entries = [(None, _path(config.resource), default)]
+    by_identifier = {config.resource: default}
+    paths = {_path(config.resource): default}
     for resource in config.resources[1:]:
         own = copy.copy(challenger)
         own.resource_metadata = metadata_url(resource)
-        entries.append((None, _path(resource), ServedResource(resource, frozenset({resource}),
-                                                              own)))
-    return default, PathTable(entries, "resources")
+        by_identifier[resource] = paths[_path(resource)] = ServedResource(
+            resource, frozenset({resource}), own)
+    # A rule's audience claims the rule's path for that resource too.
+    for (method, prefix), rule in config.rules.items():
+        if method is not None or rule.audience is None:
+            continue
+        served = by_identifier[rule.audience]
+        claimed = paths.setdefault(prefix or "/", served)
+        if claimed is not served:
+            raise ConfigurationError(
+                f"rules: {prefix or '/'} needs tokens for {rule.audience}, but it is the path "
+                f"of the resource {claimed.identifier}")
+    return default, PathTable(((None, path, served) for path, served in paths.items()),
+                              "resources")
 
 
 def _path(resource: str) -> str:

@@ -33,7 +33,7 @@ from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
 from oauthguard.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
 from oauthguard.nonces import DPoPNonces
-from oauthguard.policy import Requirement
+from oauthguard.policy import Requirement, answer_refusals
 from oauthguard.replay import MemoryReplayStore, ReplayStore
 from oauthguard.tokens import AccessToken, AnonymousUser, AuthenticatedUser, TokenVerifier
 
@@ -95,6 +95,7 @@ class OAuthGuard:
         scope_implies: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.app = app
+        answer_refusals(app)
         self.config: GuardConfig = build_config(
             resource=resource, authorization_servers=authorization_servers,
             audiences=audiences, algorithms=algorithms, leeway=leeway, jwks_uri=jwks_uri,

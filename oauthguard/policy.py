@@ -313,6 +313,28 @@ class Refusal(Response):
         await self.guard.refuse(scope, receive, send, self.error, None)
 
 
+def answer_refusals(app: object) -> None:
+    """Let a Starlette or FastAPI app answer a ``GuardError`` from its endpoints as the
+    guard does.
+
+    Wrapped from outside (``OAuthGuard(app, ...)``), the guard sees errors only after the
+    app's own error handling, which would make a refusal by a FastAPI dependency a 500.
+    """
+    add_handler = getattr(app, "add_exception_handler", None)
+    if callable(add_handler):
+        add_handler(GuardError, _answer_refusal)
+
+
+async def _answer_refusal(connection: HTTPConnection, error: Exception) -> Response | None:
+    if not isinstance(error, GuardError):  # registered for GuardError only
+        raise error
+    refusal = Refusal(connection.scope["oauthguard"], error)
+    if isinstance(connection, WebSocket):
+        await refusal(connection.scope, connection.receive, connection.send)
+        return None
+    return refusal
+
+
 class ProtectedApp:
     """An ASGI app (an ``HTTPEndpoint`` or ``WebSocketEndpoint`` class, a sub-application)
     behind a requirement."""

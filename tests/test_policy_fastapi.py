@@ -253,3 +253,32 @@ def test_dependency_without_the_guard_fails_closed() -> None:
 def test_flows_from_authorization_server_metadata(metadata: dict[str, Any],
                                                   flows: dict[str, Any]) -> None:
     assert oauth2_flows(metadata, ["s", "s"]) == flows
+
+
+def test_guard_wrapped_around_the_app_answers_dependency_refusals(issuer: TestIssuer,
+                                                                   client: TestClient) -> None:
+    """``OAuthGuard(api, ...)`` puts the app's error handling inside the guard; a refusal
+    from a dependency is still the guard's response, never a 500."""
+    api = FastAPI()
+
+    @api.post("/orders")
+    async def create(token: Writer) -> dict[str, Any]:
+        return {}
+
+    @api.websocket("/ws")
+    async def ws(websocket: WebSocket, token: AccessToken = Depends(require("chat"))) -> None:
+        await websocket.accept()
+
+    wrapped = OAuthGuard(api, resource=RESOURCE, authorization_servers=[issuer.issuer],
+                         http_client=issuer.http_client())
+    outside = TestClient(wrapped, base_url="https://api.test", raise_server_exceptions=False)
+    headers = auth(issuer, "read")
+    refused, expected = outside.post("/orders", headers=headers), client.post("/orders",
+                                                                              headers=headers)
+    assert refused.status_code == 403
+    assert refused.headers.raw == expected.headers.raw
+    assert refused.content == expected.content
+    with pytest.raises(WebSocketDenialResponse) as denied, \
+            outside.websocket_connect("/ws", headers=headers):
+        pass
+    assert assert_refused(denied.value, 403, "insufficient_scope")["scope"] == "chat"

@@ -33,13 +33,15 @@ async def cross(request: Request) -> Response:
 
 def make_app(issuer: TestIssuer) -> Starlette:
     app = Starlette(routes=[Route(path, echo) for path in (
-        "/mcp", "/mcp/tools", "/billing", "/billing/invoices", "/reports/x", "/health")]
+        "/mcp", "/mcp/tools", "/billing", "/billing/invoices", "/reports/x", "/health",
+        "/stats/daily")]
         + [Route("/mcp/cross", cross)])
     app.add_middleware(
         OAuthGuard, resource=MCP, authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(), resources=[BILLING],
         rules={"/billing/invoices": require("invoices"),
-               "/reports": require(audience=REPORTS)})
+               "/reports": require(audience=REPORTS),
+               "/stats": require(audience=REPORTS)})
     return app
 
 
@@ -70,7 +72,8 @@ def test_one_metadata_document_per_resource(base: str, issuer: TestIssuer, resou
 
 @pytest.mark.parametrize(("path", "resource", "suffix"), [
     ("/mcp/tools", MCP, "/mcp"), ("/health", MCP, "/mcp"),
-    ("/billing/invoices", BILLING, "/billing"), ("/reports/x", REPORTS, "/reports")])
+    ("/billing/invoices", BILLING, "/billing"), ("/reports/x", REPORTS, "/reports"),
+    ("/stats/daily", REPORTS, "/reports")])  # a rule's audience claims its path
 def test_each_path_gets_its_resources_tokens_and_challenge(
         base: str, issuer: TestIssuer, path: str, resource: str, suffix: str) -> None:
     params = assert_refused(httpx.get(base + path), 401, None)
@@ -102,3 +105,11 @@ def test_require_audience_narrows(base: str, issuer: TestIssuer) -> None:
     assert REPORTS in params["error_description"]
     both = httpx.get(base + "/mcp/cross", headers=auth(issuer, [MCP, REPORTS]))
     assert both.text == "cross"
+
+
+def test_a_rule_cannot_claim_another_resources_path(issuer: TestIssuer) -> None:
+    from oauthguard import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="is the path of the resource"):
+        OAuthGuard(Starlette(), resource=MCP, authorization_servers=[issuer.issuer],
+                   rules={"/mcp": require(audience=BILLING)})
