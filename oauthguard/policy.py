@@ -279,9 +279,10 @@ def require(scopes: str | Iterable[str] | None = None, *,
     """What an operation needs from the access token.
 
     ``scopes``: every one of these (a space-separated string or an iterable);
-    ``any_scopes``: at least one of these; ``audience``: the resource this route serves when
-    it is not the one its path belongs to; ``acr_values`` / ``max_age``: RFC 9470 step-up,
-    judged from the token's ``acr`` and ``auth_time``.
+    ``any_scopes``: at least one of these; ``audience``: the token must be meant for this
+    resource too (as a path rule it also makes the rule's path belong to that resource);
+    ``acr_values`` / ``max_age``: RFC 9470 step-up, judged from the token's ``acr`` and
+    ``auth_time``.
 
     A missing scope is a 403 ``insufficient_scope`` naming every scope the operation needs;
     a wrong audience a 401 ``invalid_token``; a step-up a 401
