@@ -89,6 +89,44 @@ def operation_scopes(schema: Mapping[str, Any]) -> set[str]:
     return found
 
 
+class OpenAPIWithOAuth2:
+    """An app's OpenAPI document, with the guard's scheme filled in from its issuer."""
+
+    def __init__(self, app: FastAPI, route: Route) -> None:
+        self.app = app
+        self.build = app.openapi
+        self.serve_document = route.app
+        self.metadata: Mapping[str, Any] | None = None
+        self.scopes_supported: tuple[str, ...] = ()
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The OpenAPI route: discover the issuer's metadata once, then serve the document."""
+        guard: OAuthGuard | None = scope.get("oauthguard")
+        if guard is None:
+            raise ConfigurationError("describe_security needs the OAuthGuard middleware")
+        if self.metadata is None:
+            try:
+                metadata = await guard.servers.get(guard.config.authorization_servers[0])
+            except GuardError as error:
+                await guard.refuse(scope, receive, send, error, None)
+                return
+            self.metadata, self.scopes_supported = metadata, guard.config.scopes_supported
+        await self.serve_document(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document plus the scheme's flows; cached only once they are known."""
+        if self.app.openapi_schema is not None:
+            return self.app.openapi_schema
+        schema = self.build()
+        if self.metadata is None:  # asked for outside a request, before discovery
+            self.app.openapi_schema = None
+            return schema
+        scopes = operation_scopes(schema) | set(self.scopes_supported)
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[SCHEME_NAME] = {"type": "oauth2", "flows": oauth2_flows(self.metadata, scopes)}
+        return schema
+
+
 def describe_security(app: FastAPI, *, client_id: str | None = None,
                       resource: str | None = None) -> None:
     """Show the guard's authorization server in ``app``'s OpenAPI document.
@@ -105,39 +143,9 @@ def describe_security(app: FastAPI, *, client_id: str | None = None,
     if route is None:
         raise ConfigurationError("describe_security needs the app's OpenAPI route "
                                  "(FastAPI(openapi_url=...) is None)")
-    found: dict[str, Any] = {}  # the issuer's metadata and the guard's scopes_supported
-    serve_document = route.app
-
-    async def openapi_route(scope: Scope, receive: Receive, send: Send) -> None:
-        guard: OAuthGuard | None = scope.get("oauthguard")
-        if guard is None:
-            raise ConfigurationError("describe_security needs the OAuthGuard middleware")
-        if not found:
-            try:
-                metadata = await guard.servers.get(guard.config.authorization_servers[0])
-            except GuardError as error:
-                await guard.refuse(scope, receive, send, error, None)
-                return
-            found.update(metadata=metadata, scopes=guard.config.scopes_supported)
-        await serve_document(scope, receive, send)
-
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        if not found:  # asked for outside a request, before discovery: not cached
-            app.openapi_schema = None
-            return schema
-        scopes = operation_scopes(schema) | set(found["scopes"])
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        schemes[SCHEME_NAME] = {"type": "oauth2",
-                                "flows": oauth2_flows(found["metadata"], scopes)}
-        return schema
-
-    route.app = openapi_route
-    app.openapi = openapi  # type: ignore[method-assign]
+    document = OpenAPIWithOAuth2(app, route)
+    route.app = document.serve
+    app.openapi = document.openapi  # type: ignore[method-assign]
     init = dict(app.swagger_ui_init_oauth or {})
     init.setdefault("usePkceWithAuthorizationCodeGrant", True)
     if client_id is not None:

@@ -22,6 +22,7 @@ from oauthguard._asgi import (
     send_response,
 )
 from oauthguard._cache import ExpiringCache
+from oauthguard._endpoints import answer_refusals
 from oauthguard._resources import served_resources
 from oauthguard.challenge import Challenger
 from oauthguard.config import DEFAULT_ALGORITHMS, GuardConfig, build_config
@@ -33,7 +34,7 @@ from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
 from oauthguard.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
 from oauthguard.nonces import DPoPNonces
-from oauthguard.policy import Requirement, answer_refusals
+from oauthguard.policy import Requirement
 from oauthguard.replay import MemoryReplayStore, ReplayStore
 from oauthguard.tokens import AccessToken, AnonymousUser, AuthenticatedUser, TokenVerifier
 

@@ -16,10 +16,10 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from starlette.requests import HTTPConnection
-from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from oauthguard._asgi import ASGIApp, Receive, Scope, Send
+from oauthguard._asgi import Scope
+from oauthguard._endpoints import ProtectedApp, Refusal, connection_of
 from oauthguard._paths import PathTable
 from oauthguard.errors import (
     ConfigurationError,
@@ -253,7 +253,7 @@ class Requirement:
         if inspect.iscoroutinefunction(endpoint):
             @functools.wraps(endpoint)
             async def protected(*args: Any, **kwargs: Any) -> Any:
-                connection = _connection(self, args, kwargs)
+                connection = connection_of(self, args, kwargs)
                 refusal = self.refusal(connection.scope)
                 if refusal is None:
                     return await endpoint(*args, **kwargs)
@@ -266,7 +266,7 @@ class Requirement:
 
         @functools.wraps(endpoint)
         def protected_sync(*args: Any, **kwargs: Any) -> Any:
-            refusal = self.refusal(_connection(self, args, kwargs).scope)
+            refusal = self.refusal(connection_of(self, args, kwargs).scope)
             return endpoint(*args, **kwargs) if refusal is None else refusal
 
         return protected_sync  # type: ignore[return-value]
@@ -290,69 +290,6 @@ def require(scopes: str | Iterable[str] | None = None, *,
     """
     return Requirement(scopes, any_scopes=any_scopes, audience=audience,
                        acr_values=acr_values, max_age=max_age)
-
-
-def _connection(requirement: Requirement, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> HTTPConnection:
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, HTTPConnection):
-            return value
-    raise TypeError(f"{requirement!r} decorates Starlette endpoints (taking a Request or a "
-                    "WebSocket); with FastAPI use Depends(require(...)) instead")
-
-
-class Refusal(Response):
-    """The response of a refused endpoint: the guard answers it (its challenge, its body),
-    so it is the same as the guard's own refusals."""
-
-    def __init__(self, guard: OAuthGuard, error: GuardError) -> None:
-        super().__init__(status_code=error.status)
-        self.guard = guard
-        self.error = error
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.guard.refuse(scope, receive, send, self.error, None)
-
-
-def answer_refusals(app: object) -> None:
-    """Let a Starlette or FastAPI app answer a ``GuardError`` from its endpoints as the
-    guard does.
-
-    Wrapped from outside (``OAuthGuard(app, ...)``), the guard sees errors only after the
-    app's own error handling, which would make a refusal by a FastAPI dependency a 500.
-    """
-    add_handler = getattr(app, "add_exception_handler", None)
-    if callable(add_handler):
-        add_handler(GuardError, _answer_refusal)
-
-
-async def _answer_refusal(connection: HTTPConnection, error: Exception) -> Response | None:
-    if not isinstance(error, GuardError):  # registered for GuardError only
-        raise error
-    refusal = Refusal(connection.scope["oauthguard"], error)
-    if isinstance(connection, WebSocket):
-        await refusal(connection.scope, connection.receive, connection.send)
-        return None
-    return refusal
-
-
-class ProtectedApp:
-    """An ASGI app (an ``HTTPEndpoint`` or ``WebSocketEndpoint`` class, a sub-application)
-    behind a requirement."""
-
-    def __init__(self, requirement: Requirement, app: ASGIApp) -> None:
-        self.requirement = requirement
-        self.app = app
-        self.__name__ = getattr(app, "__name__", type(app).__name__)
-        self.__doc__ = getattr(app, "__doc__", None)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            refusal = self.requirement.refusal(scope)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def build_rules(rules: Mapping[Any, Any] | None) -> PathTable[Requirement]:

@@ -282,3 +282,24 @@ def test_guard_wrapped_around_the_app_answers_dependency_refusals(issuer: TestIs
             outside.websocket_connect("/ws", headers=headers):
         pass
     assert assert_refused(denied.value, 403, "insufficient_scope")["scope"] == "chat"
+
+
+def test_describe_security_needs_the_openapi_route() -> None:
+    with pytest.raises(ConfigurationError, match="OpenAPI route"):
+        describe_security(FastAPI(openapi_url=None))
+
+
+def test_require_works_without_fastapi_installed() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, inspect; sys.modules['fastapi'] = None\n"
+        "from oauthguard import require\n"
+        "r = require('a')\n"
+        "assert str(inspect.signature(r)).startswith('(*args')\n"
+        "assert 'fastapi' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=30)
+    assert result.stdout.strip() == "ok", result.stderr
