@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from starlette.websockets import WebSocket
 from oauthguard import ConfigurationError, OAuthGuard, require
 from oauthguard._paths import PathTable
 from oauthguard.testing import TestIssuer
-from tests.support import assert_refused
+from tests.support import assert_refused, challenge
 
 RESOURCE = "https://api.test/"
 METADATA = "https://api.test/.well-known/oauth-protected-resource"
@@ -63,8 +64,8 @@ def make_client(issuer: TestIssuer, rules: Any = RULES, **guard: Any) -> TestCli
                WebSocketRoute("/admin/ws", admin_socket)]
     app = Starlette(routes=routes)
     app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client(), rules=rules, clock=lambda: NOW,
-                       **guard)
+                       http_client=issuer.http_client(), rules=rules,
+                       **{"clock": lambda: NOW, **guard})
     return TestClient(app, base_url="https://api.test")
 
 
@@ -242,3 +243,21 @@ def test_require_argument_errors(kwargs: Any, message: str) -> None:
 def test_repr_says_what_is_required() -> None:
     assert repr(require("a b", any_scopes=["c"], max_age=5)) == \
         "require('a b', any_scopes='c', max_age=5)"
+
+
+def test_dpop_token_refusals_go_in_the_dpop_challenge(issuer: TestIssuer) -> None:
+    """RFC 9449 §7.1: a refusal by a rule or a decorator names its error in the challenge of
+    the scheme the token came with; the Bearer challenge stays plain."""
+    from oauthguard.testing import DPoPKey
+
+    key = DPoPKey()
+    client = make_client(issuer, clock=time.time)
+    for method, path, needed in (("GET", "/admin/x", "admin"),
+                                 ("DELETE", "/orders/1", "orders orders:delete")):
+        token = issuer.token(audience=RESOURCE, scope="orders", jkt=key.thumbprint)
+        refused = client.request(method, path, headers={
+            "Authorization": f"DPoP {token}",
+            "DPoP": key.proof(method, f"https://api.test{path}", token=token)})
+        params = assert_refused(refused, 403, "insufficient_scope", scheme="DPoP")
+        assert params["scope"] == needed
+        assert "error" not in challenge(refused)["Bearer"]
