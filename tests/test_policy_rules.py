@@ -206,6 +206,8 @@ def test_path_table_matching_cost_does_not_grow_with_segments() -> None:
     assert table.match("POST", "/a/b/c") == 1
     assert table.match("GET", "/ab") == 0
     assert table.match(None, "/a") == 1
+    lower = PathTable([("post", "/orders", 1)])
+    assert lower.match("POST", "/orders/9") == 1 and lower.match("GET", "/orders") is None
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
