@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from oauthguard import OAuthGuard
+from oauthguard import OAuthGuard, require
 from oauthguard.challenge import parse_challenges
 from oauthguard.testing import TestIssuer
 
@@ -59,12 +59,18 @@ async def whoami(request: Request) -> JSONResponse:
                          "scopes": sorted(token.scopes)})
 
 
+@require("payments:write", acr_values="urn:example:mfa", max_age=300)
+async def transfer(request: Request) -> JSONResponse:
+    return JSONResponse({"transferred": True, "by": request.auth.subject})
+
+
 def main() -> None:
     issuer_port, api_port = free_port(), free_port()
     issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}")
     resource = f"http://127.0.0.1:{api_port}/api"
 
-    api = Starlette(routes=[Route("/api", whoami)])
+    api = Starlette(routes=[Route("/api", whoami),
+                            Route("/api/transfer", transfer, methods=["POST"])])
     api.add_middleware(OAuthGuard, resource=resource,
                        authorization_servers=[issuer.issuer], resource_name="Quickstart API")
     servers = [start(issuer.app, issuer_port), start(api, api_port)]
@@ -103,6 +109,24 @@ def main() -> None:
         show(http.get(resource, headers={"Authorization": f"Bearer {other}"}))
         tampered = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
         show(http.get(resource, headers={"Authorization": f"Bearer {tampered}"}))
+
+        step("6. A sensitive route needs a recent MFA login (RFC 9470 step-up)")
+        transfer_url = resource + "/transfer"
+        now = int(time.time())
+        password_login = issuer.token(audience=resource, scope="payments:write", subject="alice",
+                                      claims={"acr": "urn:example:pwd", "auth_time": now - 3600})
+        show(http.post(transfer_url, headers={"Authorization": f"Bearer {password_login}"}))
+        print("  -> 401 insufficient_user_authentication: the client sends the user back to the "
+              "authorization server with these acr_values and max_age, then retries.")
+        mfa_login = issuer.token(audience=resource, scope="payments:write", subject="alice",
+                                 claims={"acr": "urn:example:mfa", "auth_time": now - 10})
+        show(http.post(transfer_url, headers={"Authorization": f"Bearer {mfa_login}"}))
+
+        step("7. Without the route's scope: 403 insufficient_scope naming every scope it needs")
+        read_only = issuer.token(audience=resource, scope="read", subject="alice",
+                                 claims={"acr": "urn:example:mfa", "auth_time": now - 10})
+        show(http.post(transfer_url, headers={"Authorization": f"Bearer {read_only}"}))
+        print("  -> the client asks the authorization server for the scopes in the challenge.")
 
     for server in servers:
         server.should_exit = True

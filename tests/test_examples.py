@@ -27,3 +27,7 @@ def test_quickstart_shows_challenge_discovery_success_and_refusals() -> None:
     assert 'error_description="the token has expired"' in out
     assert 'error_description="the token is not meant for this resource (aud)"' in out
     assert 'error_description="the token\'s signature does not verify"' in out
+    assert 'error="insufficient_user_authentication"' in out
+    assert 'acr_values="urn:example:mfa", max_age="300"' in out
+    assert "/api/transfer -> 200" in out
+    assert 'error="insufficient_scope"' in out and 'scope="payments:write"' in out
