@@ -178,7 +178,9 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
     return GuardConfig(
         resource=resource,
         authorization_servers=issuers,
-        audiences=frozenset(audience_list).union(served),
+        # The default resource's tokens carry `audiences` (which replace its identifier when
+        # given); the other resources' carry their identifier (checked per path).
+        audiences=frozenset(audience_list).union(served[1:]),
         algorithms=check_algorithms(algorithms),
         leeway=_non_negative("leeway", leeway),
         jwks_uri=jwks_uri,
