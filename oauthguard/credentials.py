@@ -11,6 +11,8 @@ from oauthguard.errors import InvalidRequest, InvalidToken, MissingCredentials
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
 _SCHEMES = {b"bearer": "Bearer", b"dpop": "DPoP"}
+# RFC 9110 §11.4: credentials = auth-scheme [ 1*SP token68 ]; the scheme is a token.
+_SCHEME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +48,14 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
     if query_token:
         # RFC 6750 §2.3 and §3.1: we never take query tokens, and two methods is an error.
         raise InvalidRequest("the token was sent in the query string as well as in a header")
-    scheme_raw, _, token = authorization.strip().partition(b" ")
+    value = authorization.strip(b" \t")
+    scheme_raw = _SCHEME.match(value).group()  # type: ignore[union-attr]  # matches ""
     scheme = _SCHEMES.get(scheme_raw.lower())
     if scheme is None:
         raise MissingCredentials()
+    token = value[len(scheme_raw):]
+    if token and token[:1] != b" ":
+        raise InvalidRequest(f"the {scheme} scheme must be followed by a space and the token")
     token = token.strip(b" ")
     if not token:
         raise InvalidRequest(f"the {scheme} scheme needs a token after it", scheme=scheme)

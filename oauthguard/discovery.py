@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,8 +62,10 @@ class AuthorizationServers:
         if document is not None:
             return document
         failed = self._failed_at.get(issuer)
-        if failed and self._clock() - failed[0] < self._retry_after:
-            raise TemporarilyUnavailable(failed[1])
+        if failed is not None:
+            wait = failed[0] + self._retry_after - self._clock()
+            if wait > 0:  # a failing issuer is asked at most once per pause
+                raise TemporarilyUnavailable(failed[1], retry_after=math.ceil(wait))
         return await self._flight.run(issuer, lambda: self._discover(issuer))
 
     async def _discover(self, issuer: str) -> dict[str, Any]:
@@ -80,7 +83,7 @@ class AuthorizationServers:
         message = f"the metadata of {issuer} could not be fetched"
         logger.warning("%s (%s)", message, "; ".join(reasons))
         self._failed_at[issuer] = (self._clock(), message)
-        raise TemporarilyUnavailable(message)
+        raise TemporarilyUnavailable(message, retry_after=math.ceil(self._retry_after))
 
     async def _fetch(self, url: str, issuer: str) -> dict[str, Any]:
         try:
@@ -92,7 +95,7 @@ class AuthorizationServers:
             raise MetadataError(f"HTTP {response.status_code}")
         try:
             document = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise MetadataError("the response is not JSON") from None
         if not isinstance(document, dict):
             raise MetadataError("the response is not a JSON object")

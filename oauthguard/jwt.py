@@ -18,8 +18,10 @@ from oauthguard.tokens import AccessToken
 logger = logging.getLogger("oauthguard")
 
 ASYMMETRIC_ALGORITHMS = frozenset(KEY_TYPES)
+_PYJWT = get_default_algorithms()
+# RFC 9864 §2: "Ed25519" is the fully-specified name of EdDSA over Ed25519 (same verifier).
 _ALGORITHMS: Mapping[str, Algorithm] = {
-    name: alg for name, alg in get_default_algorithms().items() if name in KEY_TYPES
+    name: _PYJWT.get(name) or _PYJWT["EdDSA"] for name in KEY_TYPES
 }
 # RFC 9068 §2.1 / RFC 8725 §3.11: explicit typing; compared case-insensitively (RFC 7515 §4.1.9).
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
@@ -49,7 +51,8 @@ def check_header(header: Mapping[str, Any], algorithms: frozenset[str], strict_t
     alg = header.get("alg")
     # RFC 8725 §3.1-3.2: the allow-list decides; 'none' and HMAC are never in it.
     if not isinstance(alg, str) or alg not in algorithms:
-        raise InvalidToken(f"the signing algorithm {str(alg)[:20]!r} is not accepted")
+        raise InvalidToken("the token's signing algorithm (alg) is not accepted; allowed: "
+                           + ", ".join(sorted(algorithms)))
     # RFC 7515 §4.1.11: we understand no extension, so any 'crit' is fatal.
     if "crit" in header:
         raise InvalidToken("the token has critical header parameters we do not understand")
@@ -70,7 +73,7 @@ def check_typ(typ: Any, strict: bool) -> None:
     value = typ.lower() if isinstance(typ, str) else None
     if value in ACCESS_TOKEN_TYPES or (not strict and value in LEGACY_TYPES):
         return
-    raise InvalidToken(f"typ {str(typ)[:30]!r} is not an access token type")
+    raise InvalidToken("the token's typ is not an access token type (at+jwt)")
 
 
 def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:

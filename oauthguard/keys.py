@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -176,7 +177,7 @@ class KeySet:
             wait = self._failed_at + self._cooldown - now
             if wait > 0:  # a failing issuer is asked at most once per cooldown
                 raise TemporarilyUnavailable(f"the signing keys of {self.issuer} cannot be "
-                                             "fetched", retry_after=int(wait) + 1)
+                                             "fetched", retry_after=math.ceil(wait))
         try:
             await self._flight.run("jwks", self._fetch)
         except TemporarilyUnavailable:
@@ -198,7 +199,7 @@ class KeySet:
             raise self._failure(uri, f"HTTP {response.status_code}")
         try:
             keys = parse_jwks(response.json())
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise self._failure(uri, str(exc) or "the response is not JSON") from None
         now = self._clock()
         ttl = cache_ttl(response.headers, self._default_ttl)
@@ -220,7 +221,8 @@ class KeySet:
 
     def _failure(self, uri: str, reason: str) -> TemporarilyUnavailable:
         logger.warning("cannot fetch the JWKS of %s from %s: %s", self.issuer, uri, reason)
-        return TemporarilyUnavailable(f"the signing keys of {self.issuer} cannot be fetched")
+        return TemporarilyUnavailable(f"the signing keys of {self.issuer} cannot be fetched",
+                                      retry_after=max(1, math.ceil(self._cooldown)))
 
 
 def check_jwks_uri(uri: str) -> bool:

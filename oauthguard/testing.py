@@ -91,6 +91,8 @@ class TestIssuer:
         self.default_kid: dict[str, str] = {}  # alg -> kid
         self.requests: list[httpx.Request] = []
         self.extra_metadata: dict[str, Any] = {}
+        #: Raw JWKs served after the issuer's own keys (for broken or foreign keys).
+        self.extra_jwks: list[dict[str, Any]] = []
         for alg in algorithms:
             self.add_key(alg)
         self.app = Starlette(routes=[
@@ -116,7 +118,9 @@ class TestIssuer:
         return kid
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [public_jwk(key, kid, alg) for kid, (alg, key) in self.keys.items()]}
+        """The JWKS document: the public keys, then ``extra_jwks`` as they are."""
+        own = [public_jwk(key, kid, alg) for kid, (alg, key) in self.keys.items()]
+        return {"keys": own + list(self.extra_jwks)}
 
     # -- metadata -------------------------------------------------------------------------
     @property
