@@ -20,9 +20,14 @@ _PARAM_ORDER = ("realm", "error", "error_description", "error_uri", "scope", "ac
 _NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
+def printable(value: str) -> str:
+    """``value`` without the characters RFC 6750 §3 does not allow in auth-params."""
+    return _NOT_PRINTABLE.sub("", value)
+
+
 def quote(value: str) -> str:
     """An RFC 9110 quoted-string: non-printable characters dropped, ``"`` and ``\\`` escaped."""
-    value = _NOT_PRINTABLE.sub("", value)
+    value = printable(value)
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -74,8 +79,8 @@ class Challenger:
                  scope: str | None = None) -> tuple[int, Headers, bytes]:
         """Status, headers and JSON body for ``error``."""
         body: dict[str, str] = {}
-        if error.error is not None:
-            body = {"error": error.error, "error_description": error.description}
+        if error.error is not None:  # the body says exactly what the challenge says
+            body = {"error": error.error, "error_description": printable(error.description)}
         else:
             body = {"error": "unauthorized", "error_description":
                     error.description or "this resource needs an access token"}

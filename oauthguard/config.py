@@ -51,6 +51,7 @@ class GuardConfig:
     resources: tuple[str, ...] = ()
     resource_audiences: frozenset[str] = frozenset()
     scope_implies: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    http_timeout: float = 5.0
 
 
 def _strings(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -71,9 +72,26 @@ def check_resource(resource: object, name: str = "resource") -> str:
         raise ConfigurationError(f"{name} must be an absolute URL, got {resource!r}")
     if parts.fragment or resource.endswith("#"):
         raise ConfigurationError(f"{name} must not have a fragment: {resource!r}")
-    if parts.scheme not in ("https", "http"):
-        raise ConfigurationError(f"{name} must be an https URL, got {resource!r}")
+    if not https_or_loopback(resource):
+        raise ConfigurationError(f"{name} must be an https URL (http only for localhost and "
+                                 f"127.0.0.1), got {resource!r}")
     return resource
+
+
+def _optional_text(name: str, value: object, url: bool = False) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise ConfigurationError(f"{name} must be a non-empty printable string or None")
+    if url and not urlsplit(value).scheme:
+        raise ConfigurationError(f"{name} must be an absolute URL, got {value!r}")
+    return value
+
+
+def _positive(name: str, value: object) -> float:
+    if _non_negative(name, value) == 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds")
+    return float(value)  # type: ignore[arg-type]
 
 
 def check_issuers(value: object) -> tuple[str, ...]:
@@ -149,7 +167,8 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
                  trusted_proxies: str | Iterable[str] = (),
                  rules: Mapping[Any, Any] | None = None,
                  resources: str | Iterable[str] = (),
-                 scope_implies: Mapping[str, Iterable[str]] | None = None) -> GuardConfig:
+                 scope_implies: Mapping[str, Iterable[str]] | None = None,
+                 http_timeout: float = 5.0) -> GuardConfig:
     """Check every argument and build the frozen settings; ``ConfigurationError`` if wrong."""
     resource = check_resource(resource)
     issuers = check_issuers(authorization_servers)
@@ -191,11 +210,12 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
         scopes_claim=_strings("scopes_claim", scopes_claim) or ("scope",),
         public_paths=paths,
         scopes_supported=_strings("scopes_supported", scopes_supported),
-        resource_name=resource_name,
-        resource_documentation=resource_documentation,
+        resource_name=_optional_text("resource_name", resource_name),
+        resource_documentation=_optional_text(
+            "resource_documentation", resource_documentation, url=True),
         max_token_bytes=max_token_bytes,
         token_cache_size=token_cache_size,
-        realm=realm,
+        realm=_optional_text("realm", realm),
         dpop=dpop_mode,
         dpop_algorithms=check_algorithms(dpop_algorithms, "dpop_algorithms"),
         dpop_max_age=max_age,
@@ -204,6 +224,7 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
         resources=served,
         resource_audiences=frozenset(audience_list),
         scope_implies=build_implications(scope_implies),
+        http_timeout=_positive("http_timeout", http_timeout),
     )
 
 

@@ -62,8 +62,8 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
     if len(token) > max_token_bytes:
         raise InvalidToken(f"the token is longer than {max_token_bytes} bytes", scheme=scheme)
     if _B64TOKEN.fullmatch(token) is None:
-        raise InvalidRequest("the Authorization header is not 'scheme token' (RFC 6750 §2.1)",
-                             scheme=scheme)
+        raise InvalidRequest(f"the Authorization header is not '{scheme} <token>' "
+                             "(RFC 6750 2.1)", scheme=scheme)
     return Credentials(scheme, token.decode("ascii"), tuple(proofs))
 
 

@@ -165,7 +165,7 @@ class KeySet:
 
     async def warm(self) -> None:
         """Fetch the keys now (on startup); raises ``TemporarilyUnavailable`` on failure."""
-        await self._flight.run("jwks", self._fetch)
+        await self._refresh_or_stale(self._clock())
 
     def _select(self, kid: str | None) -> list[Key]:
         if self._by_kid is None:

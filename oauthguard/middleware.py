@@ -88,6 +88,7 @@ class OAuthGuard:
         dpop_nonce: DPoPNonces | bool = False,
         replay_store: ReplayStore | None = None,
         trusted_proxies: str | Iterable[str] = (),
+        http_timeout: float = 5.0,
         verifier: TokenVerifier | None = None,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] | None = None,
@@ -107,16 +108,17 @@ class OAuthGuard:
             max_token_bytes=max_token_bytes, token_cache_size=token_cache_size, realm=realm,
             dpop=dpop, dpop_algorithms=dpop_algorithms, dpop_max_age=dpop_max_age,
             trusted_proxies=trusted_proxies, rules=rules, resources=resources,
-            scope_implies=scope_implies)
+            scope_implies=scope_implies, http_timeout=http_timeout)
         config = self.config
         self.clock: Callable[[], float] = clock or time.time
-        self.http = http_client or httpx.AsyncClient(timeout=5.0)
-        self.servers = AuthorizationServers(self.http, self.clock)
+        self.http = http_client or httpx.AsyncClient(timeout=config.http_timeout)
+        self.servers = AuthorizationServers(self.http, self.clock, timeout=config.http_timeout,
+                                            retry_after=config.jwks_refresh_cooldown)
         self.key_sets = {
             issuer: KeySet(issuer, self.http, self.clock, self.servers, jwks_uri=config.jwks_uri,
                            cache_ttl=config.jwks_cache_ttl,
                            refresh_cooldown=config.jwks_refresh_cooldown,
-                           max_stale=config.jwks_max_stale)
+                           max_stale=config.jwks_max_stale, timeout=config.http_timeout)
             for issuer in config.authorization_servers
         }
         self.verifier: TokenVerifier = verifier or JWTVerifier(
@@ -257,28 +259,30 @@ class OAuthGuard:
             await send_response(send, status, headers, body)
 
     async def warm(self) -> None:
-        """Fetch every issuer's keys now; failures are logged, never raised."""
-        for key_set in self.key_sets.values():
+        """Fetch every issuer's keys now, for at most twice ``http_timeout``.
+
+        Failures are logged, never raised: the guard then answers 503 until keys arrive.
+        """
+        async def warm_one(key_set: KeySet) -> None:
             try:
                 await key_set.warm()
             except Exception as exc:
                 logger.warning("could not warm the keys of %s: %s", key_set.issuer, exc)
 
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
+        with anyio.move_on_after(2 * self.config.http_timeout):
             async with anyio.create_task_group() as tasks:
-                async def receive_and_warm() -> Any:
-                    message = await receive()
-                    if message["type"] == "lifespan.startup":
-                        tasks.start_soon(self.warm)  # startup never waits for the issuer
-                    return message
+                for key_set in self.key_sets.values():
+                    tasks.start_soon(warm_one, key_set)
 
-                await self.app(scope, receive_and_warm, send)
-                tasks.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_and_warm() -> Any:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # Bounded, and never failing: a server is ready with its keys in hand.
+                await self.warm()
+            return message
+
+        await self.app(scope, receive_and_warm, send)
 
 
 def _nonces(value: object) -> DPoPNonces | None:

@@ -1,0 +1,341 @@
+"""The request flow of ``OAuthGuard``: credentials, refusals, request.auth, logs, the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import httpx
+import pytest
+
+from oauthguard import AccessToken, InvalidToken, OAuthGuard
+from oauthguard.testing import TestIssuer
+from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard
+from tests.support import assert_refused
+
+ISSUER = TestIssuer(algorithms=("RS256", "ES256"))
+
+
+def good(**options: Any) -> str:
+    options.setdefault("scope", "read write")
+    return ISSUER.token(audience=RESOURCE, now=NOW, **options)
+
+
+@pytest.fixture
+def api() -> Any:
+    return client(guard(ISSUER, Clock()))
+
+
+# -- credentials (RFC 6750 §2.1) ---------------------------------------------------------------
+
+def test_no_credentials_is_401_without_error(api: Any) -> None:
+    params = assert_refused(api.get("/mcp"), 401, None)
+    assert params == {
+        "resource_metadata": "https://api.test/.well-known/oauth-protected-resource/mcp"}
+
+
+@pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Negotiate abc", "Token abc"])
+def test_another_scheme_is_401_without_error(api: Any, value: str) -> None:
+    assert_refused(api.get("/mcp", headers={"Authorization": value}), 401, None)
+
+
+def test_the_scheme_is_case_insensitive(api: Any) -> None:
+    response = api.get("/mcp", headers={"Authorization": f"bEARER {good()}"})
+    assert response.status_code == 200
+    assert response.json()["scheme"] == "Bearer"
+
+
+def test_two_authorization_headers_are_400_invalid_request(api: Any) -> None:
+    response = api.get("/mcp", headers=[("Authorization", f"Bearer {good()}"),
+                                        ("Authorization", f"Bearer {good()}")])
+    params = assert_refused(response, 400, "invalid_request")
+    assert "more than one Authorization header" in params["error_description"]
+
+
+@pytest.mark.parametrize("value", ["Bearer", "Bearer ", "bearer    "])
+def test_bearer_with_no_token_is_400_invalid_request(api: Any, value: str) -> None:
+    assert_refused(api.get("/mcp", headers={"Authorization": value}), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("value", ["Bearer a b", "Bearer a,b", 'Bearer "abc"', "Bearer\tabc",
+                                   "Bearer =abc", "Bearer abc=def"])
+def test_a_malformed_value_is_400_invalid_request(api: Any, value: str) -> None:
+    assert_refused(api.get("/mcp", headers={"Authorization": value}), 400, "invalid_request")
+
+
+def test_a_query_string_token_alone_is_never_accepted(api: Any) -> None:
+    assert_refused(api.get("/mcp", params={"access_token": good()}), 401, None)
+
+
+def test_a_query_string_token_with_a_header_token_is_400(api: Any) -> None:
+    response = api.get("/mcp", params={"access_token": good()}, headers=bearer(good()))
+    params = assert_refused(response, 400, "invalid_request")
+    assert "query string" in params["error_description"]
+
+
+def test_a_form_body_token_is_never_accepted(api: Any) -> None:
+    response = api.post("/mcp", data={"access_token": good()})
+    assert_refused(response, 401, None)
+
+
+class Counting:
+    """A TokenVerifier that counts the calls it passes on to the real one."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    async def verify(self, token: str) -> AccessToken:
+        self.calls += 1
+        result: AccessToken = await self.inner.verify(token)
+        return result
+
+
+def counting_guard(clock: Clock, **options: Any) -> tuple[OAuthGuard, Counting]:
+    counter = Counting(guard(ISSUER, clock).verifier)
+    return guard(ISSUER, clock, verifier=counter, **options), counter
+
+
+@pytest.mark.parametrize("size", [16 * 1024 + 1, 200_000])
+def test_an_oversized_token_is_401_invalid_token_without_parsing(size: int) -> None:
+    app, counter = counting_guard(Clock())
+    oversized = "A" * size
+    params = assert_refused(client(app).get("/mcp", headers=bearer(oversized)), 401,
+                            "invalid_token")
+    assert "longer than 16384 bytes" in params["error_description"]
+    assert counter.calls == 0
+
+
+def test_a_200_kb_header_of_junk_is_refused_the_same_way(api: Any) -> None:
+    junk = ("Bearer " + "\u00e9!" * 100_000).encode("latin-1")
+    response = api.get("/mcp", headers={"Authorization": junk})
+    assert_refused(response, 401, "invalid_token")
+
+
+def test_max_token_bytes_is_configurable() -> None:
+    token = good()
+    small = client(guard(ISSUER, Clock(), max_token_bytes=len(token) - 1))
+    params = assert_refused(small.get("/mcp", headers=bearer(token)), 401, "invalid_token")
+    assert f"longer than {len(token) - 1} bytes" in params["error_description"]
+    exact = client(guard(ISSUER, Clock(), max_token_bytes=len(token)))
+    assert exact.get("/mcp", headers=bearer(token)).status_code == 200
+
+
+# -- what the application sees ----------------------------------------------------------------
+
+def test_request_auth_and_request_user_describe_the_token(api: Any) -> None:
+    response = api.get("/mcp", headers=bearer(good(scope="read  write")))
+    assert response.status_code == 200
+    assert response.json() == {
+        "subject": "user-1", "client_id": "test-client", "scopes": ["read", "write"],
+        "audience": [RESOURCE], "issuer": ISSUER.issuer, "expires_at": NOW + 300,
+        "scheme": "Bearer", "user": "user-1", "authenticated": True,
+    }
+
+
+@pytest.mark.parametrize("claims", [{"scp": ["read", "write"]}, {"scp": "read write"}])
+def test_scopes_come_from_scope_or_scp(api: Any, claims: dict[str, Any]) -> None:
+    token = ISSUER.token(audience=RESOURCE, now=NOW, claims=claims)
+    assert api.get("/mcp", headers=bearer(token)).json()["scopes"] == ["read", "write"]
+
+
+def test_a_scope_claim_of_the_wrong_type_is_invalid(api: Any) -> None:
+    token = ISSUER.token(audience=RESOURCE, now=NOW, claims={"scope": {"read": True}})
+    assert_refused(api.get("/mcp", headers=bearer(token)), 401, "invalid_token")
+
+
+def test_starlette_requires_keeps_working(api: Any) -> None:
+    assert api.get("/read", headers=bearer(good(scope="read"))).text == "read ok"
+    assert api.get("/read", headers=bearer(good(scope="write"))).status_code == 403
+
+
+def test_public_paths_exact_and_prefix_need_no_token() -> None:
+    api = client(guard(ISSUER, Clock(), public_paths=["/health", "/docs/*"]))
+    assert api.get("/health").json() == {"authenticated": False}
+    assert api.get("/docs/a/b").json() == {"authenticated": False}
+    assert_refused(api.get("/health/x"), 401, None)
+    assert_refused(api.get("/mcp"), 401, None)
+    # A bad token on a public path does not matter: the path needs none.
+    assert api.get("/health", headers={"Authorization": "Bearer x y"}).status_code == 200
+
+
+# -- failures inside the guard and in the app -------------------------------------------------
+
+class Exploding:
+    async def verify(self, token: str) -> AccessToken:
+        raise RuntimeError(f"database password is hunter2; token {token}")
+
+
+def test_a_verifier_that_raises_is_503_never_500_never_a_pass(
+        caplog: pytest.LogCaptureFixture) -> None:
+    api = client(guard(ISSUER, Clock(), verifier=Exploding()))
+    with caplog.at_level(logging.INFO, logger="oauthguard"):
+        response = api.get("/mcp", headers=bearer(good()))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "hunter2" not in response.text and "Traceback" not in response.text
+    assert "RuntimeError" in caplog.text
+
+
+class ReturnsNothing:
+    async def verify(self, token: str) -> Any:
+        return None
+
+
+def test_a_verifier_that_returns_garbage_is_503() -> None:
+    api = client(guard(ISSUER, Clock(), verifier=ReturnsNothing()))
+    assert api.get("/mcp", headers=bearer(good())).status_code == 503
+
+
+def test_an_exception_of_the_app_itself_is_the_apps_own_500(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = guard(ISSUER, Clock())
+    with caplog.at_level(logging.INFO, logger="oauthguard"), \
+            pytest.raises(RuntimeError, match="the application itself failed"):
+        client(app).get("/boom", headers=bearer(good()))
+    assert "refused" not in caplog.text
+    response = client(app, raise_server_exceptions=False).get("/boom", headers=bearer(good()))
+    assert response.status_code == 500
+    assert "www-authenticate" not in response.headers
+
+
+def test_no_keys_at_all_is_503_with_retry_after_never_401() -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(down))
+    api = client(guard(ISSUER, Clock(), http_client=http))
+    for _ in range(2):
+        response = api.get("/mcp", headers=bearer(good()))
+        assert response.status_code == 503
+        assert int(response.headers["retry-after"]) > 0
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert "www-authenticate" not in response.headers
+        assert response.headers["cache-control"] == "no-store"
+
+
+# -- logs -------------------------------------------------------------------------------------
+
+def test_logs_say_why_with_a_digest_and_never_the_token(
+        api: Any, caplog: pytest.LogCaptureFixture) -> None:
+    expired = good(expires_in=-100)
+    wrong_aud = ISSUER.token(audience="https://else.test", now=NOW)
+    with caplog.at_level(logging.INFO, logger="oauthguard"):
+        api.get("/mcp")
+        api.get("/mcp", headers=bearer(expired))
+        api.get("/mcp", headers=bearer(wrong_aud))
+        api.get("/mcp", headers=bearer(good()))
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 3
+    assert "no credentials" in refusals[0]
+    assert "expired" in refusals[1]
+    assert hashlib.sha256(expired.encode()).hexdigest()[:12] in refusals[1]
+    assert "aud" in refusals[2]
+    for token in (expired, wrong_aud, good()):
+        for part in token.split("."):
+            assert part not in caplog.text
+
+
+# -- the cache of verified tokens and the hot path --------------------------------------------
+
+def test_a_repeated_token_is_verified_once() -> None:
+    app, counter = counting_guard(Clock())
+    api, token = client(app), good()
+    for _ in range(5):
+        assert api.get("/mcp", headers=bearer(token)).status_code == 200
+    assert counter.calls == 1
+
+
+def test_a_cached_token_is_refused_once_it_expires() -> None:
+    clock = Clock()
+    app, counter = counting_guard(clock)
+    api, token = client(app), good(expires_in=60)
+    assert api.get("/mcp", headers=bearer(token)).status_code == 200
+    clock.advance(60 + 29)  # still within the leeway
+    assert api.get("/mcp", headers=bearer(token)).status_code == 200
+    assert counter.calls == 1
+    clock.advance(1)
+    params = assert_refused(api.get("/mcp", headers=bearer(token)), 401, "invalid_token")
+    assert "expired" in params["error_description"]
+    assert counter.calls == 2
+
+
+def test_the_cache_is_bounded() -> None:
+    app, counter = counting_guard(Clock(), token_cache_size=3)
+    api = client(app)
+    tokens = [good(subject=f"user-{n}") for n in range(5)]
+    for token in tokens:
+        assert api.get("/mcp", headers=bearer(token)).status_code == 200
+    assert len(app.tokens) == 3
+    api.get("/mcp", headers=bearer(tokens[0]))  # evicted first, so verified again
+    assert counter.calls == 6
+
+
+def test_refused_tokens_are_not_cached() -> None:
+    app, counter = counting_guard(Clock())
+    api, token = client(app), good(claims={"aud": "https://else.test"})
+    for _ in range(2):
+        assert_refused(api.get("/mcp", headers=bearer(token)), 401, "invalid_token")
+    assert counter.calls == 2
+    assert len(app.tokens) == 0
+
+
+def test_a_cache_size_of_zero_disables_the_cache() -> None:
+    app, counter = counting_guard(Clock(), token_cache_size=0)
+    api, token = client(app), good()
+    for _ in range(3):
+        assert api.get("/mcp", headers=bearer(token)).status_code == 200
+    assert counter.calls == 3
+
+
+def test_once_keys_are_cached_fresh_tokens_need_no_io() -> None:
+    issuer = TestIssuer(algorithms=("RS256", "ES256"))
+    api = client(guard(issuer, Clock()))
+    first = issuer.token(audience=RESOURCE, now=NOW)
+    assert api.get("/mcp", headers=bearer(first)).status_code == 200
+    fetched = len(issuer.requests)
+    for alg in ("RS256", "ES256", "RS256"):
+        fresh = issuer.token(audience=RESOURCE, now=NOW, alg=alg)
+        assert api.get("/mcp", headers=bearer(fresh)).status_code == 200
+    assert len(issuer.requests) == fetched == 2
+
+
+def test_other_scope_types_pass_through_untouched() -> None:
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    wrapped = OAuthGuard(app, resource=RESOURCE, authorization_servers=[ISSUER.issuer])
+    import anyio
+
+    async def call() -> None:
+        await wrapped({"type": "custom"}, None, None)  # type: ignore[arg-type]
+
+    anyio.run(call)
+    assert seen == ["custom"]
+
+
+def test_an_invalid_token_error_from_a_custom_verifier_is_its_own_refusal() -> None:
+    class Refusing:
+        async def verify(self, token: str) -> AccessToken:
+            raise InvalidToken('revoked: caf"e\\')
+
+    api = client(guard(ISSUER, Clock(), verifier=Refusing()))
+    params = assert_refused(api.get("/mcp", headers=bearer(good())), 401, "invalid_token")
+    assert params["error_description"] == "revoked: caf\"e\\"
+
+
+def test_a_description_with_characters_a_header_cannot_carry_reads_the_same_in_the_body() -> None:
+    class Refusing:
+        async def verify(self, token: str) -> AccessToken:
+            raise InvalidToken("r\u00e9voqu\u00e9\r\nX-Injected: 1")
+
+    api = client(guard(ISSUER, Clock(), verifier=Refusing()))
+    response = api.get("/mcp", headers=bearer(good()))
+    params = assert_refused(response, 401, "invalid_token")
+    assert params["error_description"] == "rvoquX-Injected: 1"
+    assert "x-injected" not in response.headers
+
