@@ -40,6 +40,10 @@ class MetadataError(Exception):
     """The metadata could not be had from this URL (and why)."""
 
 
+class Unreachable(MetadataError):
+    """The issuer did not answer at all: trying its other URLs would only wait longer."""
+
+
 class AuthorizationServers:
     """The metadata of each configured issuer, fetched once and shared (single-flight)."""
 
@@ -75,6 +79,8 @@ class AuthorizationServers:
                 document = await self._fetch(url, issuer)
             except MetadataError as exc:
                 reasons.append(f"{url}: {exc}")
+                if isinstance(exc, Unreachable):
+                    break
                 continue
             self._documents[issuer] = document
             self._failed_at.pop(issuer, None)
@@ -90,7 +96,7 @@ class AuthorizationServers:
             response = await self._http.get(url, timeout=self._timeout,
                                             headers={"accept": "application/json"})
         except httpx.HTTPError as exc:
-            raise MetadataError(f"{type(exc).__name__}: {exc}") from None
+            raise Unreachable(f"{type(exc).__name__}: {exc}") from None
         if response.status_code != 200:
             raise MetadataError(f"HTTP {response.status_code}")
         try:

@@ -132,3 +132,18 @@ async def test_a_failed_discovery_is_retried_only_after_a_pause() -> None:
     server.document = {"issuer": "https://as.test", "jwks_uri": "https://as.test/k"}
     clock.advance(20)
     assert (await found.get("https://as.test"))["jwks_uri"] == "https://as.test/k"
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ReadTimeout])
+async def test_an_unreachable_issuer_is_asked_once_not_at_every_fallback_url(
+        error: type[httpx.TransportError]) -> None:
+    asked: list[str] = []
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        raise error("no answer", request=request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(unreachable))
+    with pytest.raises(TemporarilyUnavailable):
+        await AuthorizationServers(http, Clock()).get("https://as.test/tenant")
+    assert asked == ["https://as.test/.well-known/oauth-authorization-server/tenant"]
