@@ -45,32 +45,49 @@ class Unreachable(MetadataError):
 
 
 class AuthorizationServers:
-    """The metadata of each configured issuer, fetched once and shared (single-flight)."""
+    """The metadata of each configured issuer, fetched once and shared (single-flight).
+
+    A document is used for ``max_age`` seconds, then discovered again when next needed
+    (off the hot path: only a JWKS fetch asks for it); the last good one is kept while the
+    issuer fails.
+    """
 
     def __init__(self, http_client: httpx.AsyncClient, clock: Callable[[], float], *,
-                 timeout: float = 5.0, retry_after: float = 30.0) -> None:
+                 timeout: float = 5.0, retry_after: float = 30.0,
+                 max_age: float = 86400.0) -> None:
         self._http = http_client
         self._clock = clock
         self._timeout = timeout
         self._retry_after = retry_after
-        self._documents: dict[str, dict[str, Any]] = {}
+        self._max_age = max_age
+        self._documents: dict[str, tuple[dict[str, Any], float]] = {}
         self._failed_at: dict[str, tuple[float, str]] = {}
         self._flight: SingleFlight[dict[str, Any]] = SingleFlight()
 
     def cached(self, issuer: str) -> dict[str, Any] | None:
-        return self._documents.get(issuer)
+        """The last document fetched for ``issuer``, however old, without any I/O."""
+        entry = self._documents.get(issuer)
+        return entry[0] if entry is not None else None
 
     async def get(self, issuer: str) -> dict[str, Any]:
         """The issuer's metadata; ``TemporarilyUnavailable`` when it cannot be had."""
-        document = self._documents.get(issuer)
-        if document is not None:
-            return document
+        entry = self._documents.get(issuer)
+        now = self._clock()
+        if entry is not None and now < entry[1] + self._max_age:
+            return entry[0]
         failed = self._failed_at.get(issuer)
         if failed is not None:
-            wait = failed[0] + self._retry_after - self._clock()
+            wait = failed[0] + self._retry_after - now
             if wait > 0:  # a failing issuer is asked at most once per pause
+                if entry is not None:
+                    return entry[0]
                 raise TemporarilyUnavailable(failed[1], retry_after=math.ceil(wait))
-        return await self._flight.run(issuer, lambda: self._discover(issuer))
+        try:
+            return await self._flight.run(issuer, lambda: self._discover(issuer))
+        except TemporarilyUnavailable:
+            if entry is not None:  # metadata rarely changes: the last good one will do
+                return entry[0]
+            raise
 
     async def _discover(self, issuer: str) -> dict[str, Any]:
         reasons = []
@@ -82,7 +99,7 @@ class AuthorizationServers:
                 if isinstance(exc, Unreachable):
                     break
                 continue
-            self._documents[issuer] = document
+            self._documents[issuer] = (document, self._clock())
             self._failed_at.pop(issuer, None)
             logger.info("discovered metadata of %s at %s", issuer, url)
             return document

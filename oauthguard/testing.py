@@ -97,7 +97,7 @@ class TestIssuer:
             self.add_key(alg)
         self.app = Starlette(routes=[
             Route(self.metadata_path, self._metadata_endpoint),
-            Route("/.well-known/openid-configuration", self._metadata_endpoint),
+            Route(self.oidc_path, self._metadata_endpoint),
             Route(self.jwks_path, self._jwks_endpoint),
         ])
 
@@ -131,6 +131,12 @@ class TestIssuer:
     def metadata_path(self) -> str:
         from urllib.parse import urlsplit
         return "/.well-known/oauth-authorization-server" + urlsplit(self.issuer).path.rstrip("/")
+
+    @property
+    def oidc_path(self) -> str:
+        """OpenID Connect Discovery §4: the well-known segment appended to the issuer."""
+        from urllib.parse import urlsplit
+        return urlsplit(self.issuer).path.rstrip("/") + "/.well-known/openid-configuration"
 
     @property
     def jwks_path(self) -> str:
@@ -204,6 +210,9 @@ class TestIssuer:
             payload["scope"] = scope
         if jkt is not None:
             payload["cnf"] = {"jkt": jkt}
+        if kid is None and alg not in self.default_kid:
+            raise ValueError(f"this issuer has no {alg} key; TestIssuer(algorithms=...) or "
+                             f"add_key({alg!r}) makes one")
         kid = kid or self.default_kid[alg]
         header: dict[str, Any] = {"alg": alg, "typ": "at+jwt", "kid": kid}
         for target, changes in ((payload, claims), (header, headers)):

@@ -147,3 +147,25 @@ async def test_an_unreachable_issuer_is_asked_once_not_at_every_fallback_url(
     with pytest.raises(TemporarilyUnavailable):
         await AuthorizationServers(http, Clock()).get("https://as.test/tenant")
     assert asked == ["https://as.test/.well-known/oauth-authorization-server/tenant"]
+
+
+async def test_the_metadata_is_discovered_again_after_max_age_and_kept_while_failing() -> None:
+    clock = Clock()
+    url = "https://as.test/.well-known/oauth-authorization-server"
+    server = MetadataServer(url, {"issuer": "https://as.test", "jwks_uri": "https://as.test/1"})
+    http = httpx.AsyncClient(transport=httpx.MockTransport(server))
+    found = AuthorizationServers(http, clock, max_age=3600, retry_after=30)
+    assert (await found.get("https://as.test"))["jwks_uri"] == "https://as.test/1"
+    server.document = {"issuer": "https://as.test", "jwks_uri": "https://as.test/2"}
+    clock.advance(3599)
+    assert (await found.get("https://as.test"))["jwks_uri"] == "https://as.test/1"
+    clock.advance(1)
+    assert (await found.get("https://as.test"))["jwks_uri"] == "https://as.test/2"
+    assert len(server.asked) == 2
+    server.url = "https://as.test/gone"
+    clock.advance(3600)
+    assert (await found.get("https://as.test"))["jwks_uri"] == "https://as.test/2"
+    clock.advance(10)
+    assert (await found.get("https://as.test"))["jwks_uri"] == "https://as.test/2"
+    assert len(server.asked) == 2 + len(metadata_urls("https://as.test"))
+    assert found.cached("https://as.test") == server.document

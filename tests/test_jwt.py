@@ -78,6 +78,13 @@ BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
     "exp not a number": (lambda: token(exp="tomorrow"), "exp claim is not a number"),
     "exp a boolean": (lambda: token(exp=True), "exp claim is not a number"),
     "nbf not a number": (lambda: token(nbf=[1]), "nbf claim is not a number"),
+    "exp NaN": (lambda: sign_jws(header(), json.dumps(claims(exp=float("nan"))).encode(),
+                                 ISSUER.private_key()), "exp claim is not a number"),
+    "exp Infinity": (lambda: sign_jws(header(), json.dumps(claims(exp=float("inf"))).encode(),
+                                      ISSUER.private_key()), "exp claim is not a number"),
+    "exp with 5000 digits": (lambda: sign_jws(header(), json.dumps(claims()).replace(
+        str(int(NOW) + 300), "9" * 5000).encode(), ISSUER.private_key()),
+        "not a well-formed JWT"),
     "wrong iss": (lambda: token(iss="https://other.test"), "issuer is not trusted"),
     "iss differing by a trailing slash": (lambda: token(iss="https://issuer.test/"),
                                           "issuer is not trusted"),
