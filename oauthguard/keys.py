@@ -201,6 +201,9 @@ class KeySet:
             keys = parse_jwks(response.json())
         except (ValueError, RecursionError) as exc:
             raise self._failure(uri, str(exc) or "the response is not JSON") from None
+        if not keys:
+            # Nothing usable is a broken JWKS, not a rotation to no keys: keep the last good.
+            raise self._failure(uri, "the JWKS has no usable signing key")
         now = self._clock()
         ttl = cache_ttl(response.headers, self._default_ttl)
         by_kid: dict[str | None, list[Key]] = {}

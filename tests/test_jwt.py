@@ -6,13 +6,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from oauthguard import OAuthGuard
 from oauthguard._b64 import b64url_encode
 from oauthguard.testing import TestIssuer, public_jwk, sign_jws
-from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard
+from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard, inner_app
 from tests.support import assert_refused
 
 ISSUER = TestIssuer("https://issuer.test", algorithms=("RS256", "PS256", "ES256", "EdDSA"))
@@ -278,3 +280,29 @@ def test_the_fully_specified_ed25519_algorithm_verifies() -> None:
     assert api.get("/mcp", headers=bearer(signed)).status_code == 200
     eddsa = issuer.token(audience=RESOURCE, alg="EdDSA", now=NOW)
     assert_refused(api.get("/mcp", headers=bearer(eddsa)), 401, "invalid_token")
+
+
+class ByHost(httpx.AsyncBaseTransport):
+    """Routes each request to the in-process issuer of its host."""
+
+    def __init__(self, *issuers: TestIssuer) -> None:
+        self.routes = {httpx.URL(i.issuer).host: i.transport() for i in issuers}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.routes[request.url.host].handle_async_request(request)
+
+
+def test_with_two_issuers_a_token_is_checked_only_against_its_own_issuers_keys() -> None:
+    first = TestIssuer("https://a.test", algorithms=("RS256",))
+    second = TestIssuer("https://b.test", algorithms=("RS256",))
+    http = httpx.AsyncClient(transport=ByHost(first, second))
+    app = OAuthGuard(inner_app(), resource=RESOURCE, clock=Clock(), http_client=http,
+                     authorization_servers=[first.issuer, second.issuer])
+    api = client(app)
+    for issuer in (first, second):
+        response = api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW)))
+        assert response.json()["issuer"] == issuer.issuer
+    # RFC 8725 §3.8: signed by b's key under b's kid, but claiming to come from a.
+    confused = second.token(audience=RESOURCE, now=NOW, claims={"iss": first.issuer})
+    params = assert_refused(api.get("/mcp", headers=bearer(confused)), 401, "invalid_token")
+    assert "no signing key" in params["error_description"]

@@ -50,6 +50,8 @@ class JWKSServer:
             return httpx.Response(200, text='{"keys": [', headers={"content-type": "json"})
         if self.mode == "nested":
             return httpx.Response(200, text="[" * 5000 + "]" * 5000)
+        if self.mode == "no usable keys":
+            return httpx.Response(200, json={"keys": BROKEN_KEYS})
         if self.mode == "not a jwks":
             return httpx.Response(200, json={"issuer": ISSUER})
         headers = {"cache-control": self.cache_control} if self.cache_control else {}
@@ -154,7 +156,8 @@ async def test_a_flood_of_random_kids_refetches_at_most_once_per_cooldown() -> N
     assert keys.cached(RSA_KID) is not None
 
 
-FAILURES = ["timeout", "refused", "500", "html", "bad json", "nested", "not a jwks"]
+FAILURES = ["timeout", "refused", "500", "html", "bad json", "nested", "not a jwks",
+            "no usable keys"]
 
 
 @pytest.mark.parametrize("failure", FAILURES)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from oauthguard import AccessToken, InvalidToken, OAuthGuard
-from oauthguard.testing import TestIssuer
+from oauthguard.testing import TestIssuer, sign_jws
 from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard
 from tests.support import assert_refused
 
@@ -339,3 +341,17 @@ def test_a_description_with_characters_a_header_cannot_carry_reads_the_same_in_t
     assert params["error_description"] == "rvoquX-Injected: 1"
     assert "x-injected" not in response.headers
 
+
+
+def test_a_flood_of_random_kids_through_the_guard_refetches_once() -> None:
+    issuer = TestIssuer(algorithms=("RS256",))
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    api = client(guard(issuer, Clock()))
+    assert api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))) \
+        .status_code == 200
+    payload = {"iss": issuer.issuer, "aud": RESOURCE, "exp": NOW + 60, "sub": "x"}
+    for _ in range(200):
+        forged = sign_jws({"alg": "ES256", "kid": secrets.token_hex(8)}, payload, attacker)
+        params = assert_refused(api.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
+        assert "no signing key" in params["error_description"]
+    assert [r.url.path for r in issuer.requests].count("/jwks") == 2
