@@ -7,6 +7,7 @@ import logging
 import secrets
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -355,3 +356,32 @@ def test_a_flood_of_random_kids_through_the_guard_refetches_once() -> None:
         params = assert_refused(api.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
         assert "no signing key" in params["error_description"]
     assert [r.url.path for r in issuer.requests].count("/jwks") == 2
+
+
+@pytest.mark.anyio
+async def test_concurrent_cold_requests_share_one_discovery_and_one_jwks_fetch() -> None:
+    issuer = TestIssuer(algorithms=("RS256",))
+    gate, inner = anyio.Event(), issuer.transport()
+
+    class Gated(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            await gate.wait()
+            return await inner.handle_async_request(request)
+
+    app = guard(issuer, Clock(), http_client=httpx.AsyncClient(transport=Gated()))
+    tokens = [issuer.token(audience=RESOURCE, subject=f"user-{n}", now=NOW) for n in range(100)]
+    statuses: list[int] = []
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://api.test") as http:
+        async def call(token: str) -> None:
+            statuses.append((await http.get("/mcp", headers=bearer(token))).status_code)
+
+        async with anyio.create_task_group() as tasks:
+            for token in tokens:
+                tasks.start_soon(call, token)
+            for _ in range(200):  # every request reaches the shared fetch before it answers
+                await anyio.sleep(0)
+            gate.set()
+    assert statuses == [200] * 100
+    assert [r.url.path for r in issuer.requests] == [
+        "/.well-known/oauth-authorization-server", "/jwks"]
