@@ -150,6 +150,33 @@ def check_trusted_proxies(value: object) -> tuple[Network, ...]:
         raise ConfigurationError(f"trusted_proxies: {exc}") from None
 
 
+def check_jwks_uri(jwks_uri: object, issuers: tuple[str, ...]) -> None:
+    """An explicit jwks_uri belongs to the one issuer; https, or http on loopback."""
+    if jwks_uri is None:
+        return
+    if len(issuers) != 1:
+        raise ConfigurationError(
+            "jwks_uri can only be given with exactly one authorization server; with "
+            "several, each issuer's jwks_uri is discovered from its metadata")
+    if not isinstance(jwks_uri, str) or not https_or_loopback(jwks_uri):
+        raise ConfigurationError(f"jwks_uri must be an https URL, got {jwks_uri!r}")
+
+
+def check_public_paths(value: Iterable[str]) -> tuple[str, ...]:
+    """Exact paths, or prefixes marked by one trailing ``*``."""
+    paths = _strings("public_paths", value)
+    for path in paths:
+        if not path.startswith("/") or "*" in path[:-1]:
+            raise ConfigurationError(
+                f"public_paths: {path!r} must start with '/' and may only end with '*'")
+    return paths
+
+
+def _integer(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{name} must be an integer of at least {minimum}")
+
+
 def build_config(*, resource: str, authorization_servers: str | Iterable[str],
                  audiences: str | Iterable[str] | None = None,
                  algorithms: Iterable[str] = DEFAULT_ALGORITHMS, leeway: float = 30,
@@ -172,27 +199,13 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
     """Check every argument and build the frozen settings; ``ConfigurationError`` if wrong."""
     resource = check_resource(resource)
     issuers = check_issuers(authorization_servers)
-    if jwks_uri is not None:
-        if len(issuers) != 1:
-            raise ConfigurationError(
-                "jwks_uri can only be given with exactly one authorization server; with "
-                "several, each issuer's jwks_uri is discovered from its metadata")
-        if not isinstance(jwks_uri, str) or not https_or_loopback(jwks_uri):
-            raise ConfigurationError(f"jwks_uri must be an https URL, got {jwks_uri!r}")
+    check_jwks_uri(jwks_uri, issuers)
     audience_list = _strings("audiences", audiences) or (resource,)
     rule_table = build_rules(rules)
     served = served_resources(resource, resources, rule_table)
-    if isinstance(max_token_bytes, bool) or not isinstance(max_token_bytes, int) \
-            or max_token_bytes < 64:
-        raise ConfigurationError("max_token_bytes must be an integer of at least 64")
-    if isinstance(token_cache_size, bool) or not isinstance(token_cache_size, int) \
-            or token_cache_size < 0:
-        raise ConfigurationError("token_cache_size must be a non-negative integer")
-    paths = _strings("public_paths", public_paths)
-    for path in paths:
-        if not path.startswith("/") or "*" in path[:-1]:
-            raise ConfigurationError(
-                f"public_paths: {path!r} must start with '/' and may only end with '*'")
+    _integer("max_token_bytes", max_token_bytes, minimum=64)
+    _integer("token_cache_size", token_cache_size, minimum=0)
+    paths = check_public_paths(public_paths)
     dpop_mode, max_age = check_dpop(dpop, dpop_max_age)
     return GuardConfig(
         resource=resource,
