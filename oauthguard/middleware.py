@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -44,6 +45,17 @@ logger = logging.getLogger("oauthguard")
 def token_digest(token: str) -> str:
     """What the logs say instead of a token: a SHA-256 prefix."""
     return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def redacted_traceback(exc: BaseException, token: str | None) -> str:
+    """The traceback of ``exc`` for the log, with the token and its parts replaced by its
+    digest (an exception message may quote what it failed on)."""
+    text = "".join(traceback.format_exception(exc))
+    if token:
+        for secret in sorted({token, *token.split(".")}, key=len, reverse=True):
+            if len(secret) >= 16:
+                text = text.replace(secret, f"<token sha256:{token_digest(token)}>")
+    return text
 
 
 class OAuthGuard:
@@ -189,9 +201,10 @@ class OAuthGuard:
             await self.refuse(scope, receive, send, error, credentials,
                               rule.challenge_scope if rule is not None else None)
             return
-        except Exception:
+        except Exception as exc:
             # Fail closed: a bug or an unexpected failure never lets a request through.
-            logger.exception("unexpected error while checking a request to %s", path)
+            logger.error("unexpected error while checking a request to %s\n%s", path,
+                         redacted_traceback(exc, credentials.token if credentials else None))
             await self.refuse(scope, receive, send, TemporarilyUnavailable(
                 "the access token could not be checked; try again later"), credentials)
             return
