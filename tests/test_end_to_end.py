@@ -18,7 +18,7 @@ from starlette.routing import Route
 from oauthguard import OAuthGuard
 from oauthguard.discovery import metadata_urls
 from oauthguard.testing import TestIssuer
-from tests.apps import bearer, inner_app
+from tests.apps import Clock, bearer, inner_app
 from tests.support import assert_refused, free_port, serve
 
 
@@ -153,3 +153,25 @@ def test_a_jwks_with_broken_keys_still_serves_the_good_ones() -> None:
         params = assert_refused(http.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
         assert "no signing key" in params["error_description"]
 
+
+
+def test_keys_outlive_an_issuer_outage_and_a_late_issuer_is_found() -> None:
+    clock = Clock()
+    port = free_port()
+    issuer = TestIssuer(f"http://127.0.0.1:{port}", algorithms=("RS256",))
+    with protected(issuer.issuer, clock=clock) as (http, resource):
+        token = issuer.token(audience=resource, now=clock.now, expires_in=7 * 86400)
+        # The issuer is not up yet: 503, and it is asked again after the cooldown.
+        assert_unavailable(http.get("/mcp", headers=bearer(token)))
+        with serve(issuer.app, port=port):
+            assert_unavailable(http.get("/mcp", headers=bearer(token)))
+            clock.advance(30)
+            assert http.get("/mcp", headers=bearer(token)).status_code == 200
+        # The issuer is gone again; past the JWKS lifetime the last good keys still serve.
+        clock.advance(issuer.jwks_max_age or 0)
+        fresh = issuer.token(audience=resource, now=clock.now)
+        assert http.get("/mcp", headers=bearer(fresh)).status_code == 200
+        # ... but not past jwks_max_stale.
+        clock.advance(86400)
+        late = issuer.token(audience=resource, now=clock.now)
+        assert_unavailable(http.get("/mcp", headers=bearer(late)))
