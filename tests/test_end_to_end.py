@@ -59,6 +59,9 @@ def test_challenge_discovery_and_a_token_over_real_http() -> None:
         forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
         bad = assert_refused(http.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
         assert "signature" in bad["error_description"]
+        oversized = http.get("/mcp", headers=bearer("A" * 20_000))
+        params = assert_refused(oversized, 401, "invalid_token")
+        assert "longer than 16384 bytes" in params["error_description"]
         rotated_kid = issuer.rotate("RS256")
         rotated = issuer.token(audience=resource)
         assert http.get("/mcp", headers=bearer(rotated)).status_code == 200
