@@ -1,0 +1,273 @@
+"""The measured cases: ASGI apps with prebuilt requests, and the raw-verification floors.
+
+Every app serves the same Starlette route; only what sits in front of it changes. Requests
+are complete ASGI HTTP scopes built before timing, one per call (apps mutate their scope).
+A case whose feature is not in this checkout raises ``Unavailable`` and its row says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route, request_response
+
+from oauthguard import OAuthGuard
+from oauthguard._b64 import b64url_decode, b64url_encode
+from oauthguard.testing import TestIssuer, sign_jws
+
+RESOURCE = "https://api.test/mcp"
+METADATA_URL = "https://api.test/.well-known/oauth-protected-resource/mcp"
+Scope = dict[str, Any]
+App = Callable[..., Any]
+
+
+class Unavailable(Exception):
+    """The feature a case measures is not in this checkout."""
+
+
+@dataclass
+class AppCase:
+    """An ASGI app and, per round, the requests to send it."""
+
+    app: App
+    requests: Callable[[int], list[Scope]]
+
+
+@dataclass
+class FloorCase:
+    """A synchronous function and, per round, the inputs to call it with."""
+
+    function: Callable[[Any], Any]
+    inputs: Callable[[int], list[Any]]
+
+
+async def hello(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def scope_for(authorization: bytes | None, *extra: tuple[bytes, bytes]) -> Scope:
+    """An HTTPS GET of the resource, as a server would hand it to the app."""
+    headers = [(b"host", b"api.test"), (b"user-agent", b"bench/1"), (b"accept", b"*/*")]
+    if authorization is not None:
+        headers.append((b"authorization", authorization))
+    headers.extend(extra)
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1", "method": "GET", "scheme": "https", "path": "/mcp",
+        "raw_path": b"/mcp", "root_path": "", "query_string": b"", "headers": headers,
+        "server": ("api.test", 443), "client": ("127.0.0.1", 50000),
+    }
+
+
+def bearer(token: str) -> bytes:
+    return b"Bearer " + token.encode("ascii")
+
+
+class Tokens:
+    """Pre-minted tokens: one disjoint slice per round, so each request's token is new."""
+
+    def __init__(self, issuer: TestIssuer, alg: str, per_round: int, rounds: int) -> None:
+        self.per_round = per_round
+        self.items = [issuer.token(audience=RESOURCE, scope="read", alg=alg, expires_in=3600)
+                      for _ in range(per_round * rounds)]
+
+    def round(self, index: int) -> list[str]:
+        start = index * self.per_round
+        return self.items[start:start + self.per_round]
+
+
+# -- apps ------------------------------------------------------------------------------------
+def bare_app() -> App:
+    return Starlette(routes=[Route("/mcp", hello)])
+
+
+def guarded_app(issuer: TestIssuer, http_client: httpx.AsyncClient | None = None,
+                **settings: Any) -> App:
+    """The route behind ``OAuthGuard``; ``TypeError`` for a setting this checkout lacks."""
+    guard = Middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
+                       http_client=http_client or issuer.http_client(), **settings)
+    app = Starlette(routes=[Route("/mcp", hello)], middleware=[guard])
+    app.build_middleware_stack()  # raises here, not on the first request, for bad settings
+    return app
+
+
+class NaiveJWTMiddleware:
+    """What a hand-written pure-ASGI middleware does: ``jwt.decode`` with the key in hand."""
+
+    def __init__(self, app: App, *, key: Any, issuer: str) -> None:
+        self.app, self.key, self.issuer = app, key, issuer
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        token = next((value[7:].decode("latin-1") for name, value in scope["headers"]
+                      if name == b"authorization" and value[:7].lower() == b"bearer "), None)
+        try:
+            claims = jwt.decode(token or "", self.key, algorithms=["RS256"], audience=RESOURCE,
+                                issuer=self.issuer)
+        except jwt.InvalidTokenError:
+            await PlainTextResponse("no", 401)(scope, receive, send)
+            return
+        scope["auth"] = claims
+        await self.app(scope, receive, send)
+
+
+def naive_app(issuer: TestIssuer) -> App:
+    key = issuer.private_key("RS256").public_key()
+    return Starlette(routes=[Route("/mcp", hello)],
+                     middleware=[Middleware(NaiveJWTMiddleware, key=key, issuer=issuer.issuer)])
+
+
+def mcp_sdk_app(issuer: TestIssuer) -> App:
+    """The MCP SDK's own auth stack, as its server wires it, with a PyJWT ``TokenVerifier``."""
+    from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+    from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+    from mcp.server.auth.provider import AccessToken
+    from pydantic import AnyHttpUrl
+    from starlette.middleware.authentication import AuthenticationMiddleware
+
+    key = issuer.private_key("RS256").public_key()
+
+    class PyJWTTokenVerifier:
+        async def verify_token(self, token: str) -> AccessToken | None:
+            try:
+                claims = jwt.decode(token, key, algorithms=["RS256"], audience=RESOURCE,
+                                    issuer=issuer.issuer)
+            except jwt.InvalidTokenError:
+                return None
+            return AccessToken(token=token, client_id=claims["client_id"],
+                               scopes=claims.get("scope", "").split(),
+                               expires_at=claims["exp"], resource=RESOURCE,
+                               subject=claims.get("sub"), claims=claims)
+
+    endpoint = RequireAuthMiddleware(request_response(hello), [], AnyHttpUrl(METADATA_URL))
+    backend = BearerAuthBackend(PyJWTTokenVerifier())
+    return Starlette(routes=[Route("/mcp", endpoint)], middleware=[
+        Middleware(AuthenticationMiddleware, backend=backend),
+        Middleware(AuthContextMiddleware)])
+
+
+# -- DPoP (RFC 9449) ------------------------------------------------------------------------
+def thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 §3: SHA-256 over the required members, sorted, without whitespace."""
+    required = {name: jwk[name] for name in ("crv", "kty", "x", "y")}
+    digest = hashlib.sha256(json.dumps(required, separators=(",", ":"), sort_keys=True)
+                            .encode()).digest()
+    return b64url_encode(digest)
+
+
+class DPoPClient:
+    """A client key, a token bound to it, and fresh proofs for ``GET RESOURCE``."""
+
+    def __init__(self, issuer: TestIssuer) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        numbers = self.key.public_key().public_numbers()
+        self.jwk = {"kty": "EC", "crv": "P-256",
+                    "x": b64url_encode(numbers.x.to_bytes(32, "big")),
+                    "y": b64url_encode(numbers.y.to_bytes(32, "big"))}
+        self.token = issuer.token(audience=RESOURCE, scope="read", expires_in=3600,
+                                  claims={"cnf": {"jkt": thumbprint(self.jwk)}})
+        ath = hashlib.sha256(self.token.encode()).digest()
+        self.ath = b64url_encode(ath)
+
+    def proof(self) -> str:
+        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk}
+        claims = {"jti": secrets.token_urlsafe(16), "htm": "GET", "htu": RESOURCE,
+                  "iat": int(time.time()), "ath": self.ath}
+        return sign_jws(header, claims, self.key)
+
+    def requests(self, count: int) -> list[Scope]:
+        authorization = b"DPoP " + self.token.encode("ascii")
+        return [scope_for(authorization, (b"dpop", self.proof().encode("ascii")))
+                for _ in range(count)]
+
+
+def dpop_app(issuer: TestIssuer) -> App:
+    try:
+        return guarded_app(issuer, dpop="allowed")
+    except TypeError as exc:
+        raise Unavailable(f"DPoP is not in this checkout ({exc})") from None
+
+
+def dpop_floor(client: DPoPClient) -> Callable[[str], str]:
+    """One ES256 proof verification with the key in hand, plus the RFC 7638 thumbprint."""
+    public = client.key.public_key()
+    algorithm = ec.ECDSA(hashes.SHA256())
+
+    def verify(proof: str) -> str:
+        head, payload, signature = proof.split(".")
+        raw = b64url_decode(signature)
+        der = encode_dss_signature(int.from_bytes(raw[:32], "big"),
+                                   int.from_bytes(raw[32:], "big"))
+        public.verify(der, f"{head}.{payload}".encode("ascii"), algorithm)
+        return thumbprint(client.jwk)
+
+    return verify
+
+
+# -- introspection (RFC 7662) ---------------------------------------------------------------
+class IntrospectionTransport(httpx.AsyncBaseTransport):
+    """Answers the issuer's introspection endpoint; everything else goes to the issuer."""
+
+    def __init__(self, issuer: TestIssuer) -> None:
+        self.issuer, self.inner, self.calls = issuer, issuer.transport(), 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/introspect":
+            return await self.inner.handle_async_request(request)
+        self.calls += 1
+        return httpx.Response(200, json={
+            "active": True, "iss": self.issuer.issuer, "aud": RESOURCE, "sub": "user-1",
+            "client_id": "bench", "scope": "read", "exp": int(time.time()) + 3600})
+
+
+def introspection_app(issuer: TestIssuer) -> App:
+    try:
+        from oauthguard import Introspection  # type: ignore[attr-defined]
+    except ImportError:
+        raise Unavailable("introspection is not in this checkout") from None
+    settings = Introspection(endpoint=issuer.base + "/introspect", client_id="bench",
+                             client_secret="bench-secret")
+    client = httpx.AsyncClient(transport=IntrospectionTransport(issuer))
+    return guarded_app(issuer, http_client=client, introspection=settings)
+
+
+# -- floors: the signature alone, with the key object in hand -------------------------------
+def signature_floor(issuer: TestIssuer, alg: str) -> Callable[[tuple[bytes, bytes]], None]:
+    public = issuer.private_key(alg).public_key()
+    if alg == "RS256":
+        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+
+        def verify_rsa(item: tuple[bytes, bytes]) -> None:
+            public.verify(item[1], item[0], pkcs1, sha256)
+
+        return verify_rsa
+    ecdsa = ec.ECDSA(hashes.SHA256())
+
+    def verify_ec(item: tuple[bytes, bytes]) -> None:
+        signature = item[1]  # JWS carries r || s (RFC 7518 §3.4); OpenSSL wants DER
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
+                                   int.from_bytes(signature[32:], "big"))
+        public.verify(der, item[0], ecdsa)
+
+    return verify_ec
+
+
+def signed_parts(tokens: list[str]) -> Iterator[tuple[bytes, bytes]]:
+    """(signing input, signature) of each token, split before timing."""
+    for token in tokens:
+        head, payload, signature = token.split(".")
+        yield f"{head}.{payload}".encode("ascii"), b64url_decode(signature)

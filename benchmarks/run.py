@@ -1,0 +1,251 @@
+"""oauthguard's per-request cost, in-process: ``python benchmarks/run.py [--quick]``.
+
+Each ASGI app is called directly with prebuilt scopes (no HTTP, no test client). Every round
+runs one batch of every case, in a rotating order, so machine noise hits all cases alike;
+the figures are medians over rounds of the mean µs per request in a batch, and every ratio
+is computed from figures of this one run. Each response is checked to be a 200 (a refused
+request would be misleadingly fast). Results are printed and written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's oauthguard
+
+import cases
+from cases import AppCase, FloorCase, Tokens, Unavailable, bearer, scope_for
+
+from oauthguard.testing import TestIssuer
+
+Case = AppCase | FloorCase
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    build: Callable[[], Case]
+
+
+def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
+    """Every case of the table, in print order; a new feature's row is one entry here."""
+    rs256 = Tokens(issuer, "RS256", per_round, rounds + 1)
+    es256 = Tokens(issuer, "ES256", per_round, rounds + 1)
+    repeated = bearer(rs256.items[0])
+
+    def same_token(_: int) -> list[cases.Scope]:
+        return [scope_for(repeated) for _ in range(per_round)]
+
+    def fresh(tokens: Tokens) -> Callable[[int], list[cases.Scope]]:
+        return lambda index: [scope_for(bearer(t)) for t in tokens.round(index)]
+
+    def no_token(_: int) -> list[cases.Scope]:
+        return [scope_for(None) for _ in range(per_round)]
+
+    def floor(alg: str, tokens: Tokens) -> FloorCase:
+        return FloorCase(cases.signature_floor(issuer, alg),
+                         lambda index: list(cases.signed_parts(tokens.round(index))))
+
+    def dpop() -> AppCase:
+        client = cases.DPoPClient(issuer)
+        return AppCase(cases.dpop_app(issuer), lambda _: client.requests(per_round))
+
+    def dpop_floor() -> FloorCase:
+        client = cases.DPoPClient(issuer)
+        return FloorCase(cases.dpop_floor(client),
+                         lambda _: [client.proof() for _ in range(per_round)])
+
+    def introspected() -> AppCase:
+        opaque = b"Bearer " + b"opaque-token-" + b"x" * 32
+        app = cases.introspection_app(issuer)
+        return AppCase(app, lambda _: [scope_for(opaque) for _ in range(per_round)])
+
+    return [
+        Row("bare", "bare Starlette route", lambda: AppCase(cases.bare_app(), no_token)),
+        Row("cached", "OAuthGuard, repeated token (cache hit)",
+            lambda: AppCase(cases.guarded_app(issuer), same_token)),
+        Row("fresh_rs256", "OAuthGuard, fresh RS256 token",
+            lambda: AppCase(cases.guarded_app(issuer), fresh(rs256))),
+        Row("fresh_es256", "OAuthGuard, fresh ES256 token",
+            lambda: AppCase(cases.guarded_app(issuer), fresh(es256))),
+        Row("naive_rs256", "naive ASGI middleware, jwt.decode, fresh RS256",
+            lambda: AppCase(cases.naive_app(issuer), fresh(rs256))),
+        Row("mcp_fresh", "MCP SDK auth + PyJWT verifier, fresh RS256",
+            lambda: AppCase(cases.mcp_sdk_app(issuer), fresh(rs256))),
+        Row("mcp_cached", "MCP SDK auth + PyJWT verifier, repeated token",
+            lambda: AppCase(cases.mcp_sdk_app(issuer), same_token)),
+        Row("dpop", "OAuthGuard, DPoP: cached token, fresh ES256 proof", dpop),
+        Row("introspected", "OAuthGuard, cached introspected opaque token", introspected),
+        Row("floor_rs256", "floor: RS256 signature check, key in hand",
+            lambda: floor("RS256", rs256)),
+        Row("floor_es256", "floor: ES256 signature check, key in hand",
+            lambda: floor("ES256", es256)),
+        Row("floor_dpop", "floor: ES256 proof check + RFC 7638 thumbprint", dpop_floor),
+    ]
+
+
+@dataclass
+class Target:
+    name: str
+    limit: str
+    needs: tuple[str, ...]
+    value: Callable[[dict[str, float]], float]
+    met: Callable[[float], bool]
+    unit: str = "×"
+
+
+def overhead(m: dict[str, float], key: str) -> float:
+    return m[key] - m["bare"]
+
+
+TARGETS = [
+    Target("cache hit / bare route", "≤ 1.5×", ("cached", "bare"),
+           lambda m: m["cached"] / m["bare"], lambda v: v <= 1.5),
+    Target("fresh RS256 overhead / raw RS256 check", "≤ 2.5×", ("fresh_rs256", "floor_rs256"),
+           lambda m: overhead(m, "fresh_rs256") / m["floor_rs256"], lambda v: v <= 2.5),
+    Target("fresh RS256 overhead / naive jwt.decode overhead", "about ½ (≤ 0.6×)",
+           ("fresh_rs256", "naive_rs256"),
+           lambda m: overhead(m, "fresh_rs256") / overhead(m, "naive_rs256"), lambda v: v <= 0.6),
+    Target("fresh RS256 overhead / MCP SDK auth overhead, fresh", "≤ 0.5×",
+           ("fresh_rs256", "mcp_fresh"),
+           lambda m: overhead(m, "fresh_rs256") / overhead(m, "mcp_fresh"), lambda v: v <= 0.5),
+    Target("DPoP request / (DPoP floor + bare route)", "≤ 1.3×", ("dpop", "floor_dpop"),
+           lambda m: m["dpop"] / (m["floor_dpop"] + m["bare"]), lambda v: v <= 1.3),
+    Target("cached introspected token − bare route", "< 10 µs", ("introspected",),
+           lambda m: overhead(m, "introspected"), lambda v: v < 10, unit=" µs"),
+]
+
+
+class Checked:
+    """The ``send`` of every request: it keeps any status that is not 200."""
+
+    def __init__(self) -> None:
+        self.bad: list[int] = []
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            self.bad.append(message["status"])
+
+
+async def receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def time_batch(case: Case, round_index: int, checked: Checked, key: str) -> float:
+    """Mean µs per request (or per call) over one batch."""
+    clock = time.perf_counter_ns
+    if isinstance(case, FloorCase):
+        inputs, function = case.inputs(round_index), case.function
+        start = clock()
+        for item in inputs:
+            function(item)
+        return (clock() - start) / len(inputs) / 1000
+    scopes, app, send = case.requests(round_index), case.app, checked.send
+    start = clock()
+    for scope in scopes:
+        await app(scope, receive, send)
+    elapsed = (clock() - start) / len(scopes) / 1000
+    if checked.bad:
+        raise SystemExit(f"{key}: the app answered {sorted(set(checked.bad))}, not 200; "
+                         "the benchmark is invalid")
+    return elapsed
+
+
+async def measure(built: dict[str, Case], rounds: int) -> dict[str, list[float]]:
+    checked = Checked()
+    samples: dict[str, list[float]] = {key: [] for key in built}
+    keys = list(built)
+    for key in keys:  # warm-up round (its own tokens): JWKS fetched, caches filled
+        await time_batch(built[key], rounds, checked, key)
+    for round_index in range(rounds):
+        shift = round_index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            gc.collect()
+            samples[key].append(await time_batch(built[key], round_index, checked, key))
+    return samples
+
+
+def render(labels: dict[str, str], medians: dict[str, float], unavailable: dict[str, str],
+           verdicts: list[dict[str, Any]]) -> str:
+    bare = medians["bare"]
+    lines = [f"{'case':<52} {'median µs':>10} {'− bare':>9} {'× bare':>7}", "-" * 81]
+    for key, label in labels.items():
+        if key in unavailable:
+            lines.append(f"{label:<52} {'n/a':>10}   ({unavailable[key]})")
+            continue
+        value = medians[key]
+        if key.startswith("floor_"):
+            lines.append(f"{label:<52} {value:>10.1f} {'':>9} {'':>7}")
+        else:
+            lines.append(f"{label:<52} {value:>10.1f} {value - bare:>+9.1f} "
+                         f"{value / bare:>6.2f}×")
+    lines += ["", f"{'target':<52} {'figure':>10} {'limit':>18}  result", "-" * 90]
+    for verdict in verdicts:
+        figure = ("n/a" if verdict["value"] is None
+                  else f"{verdict['value']:.2f}{verdict['unit']}")
+        lines.append(f"{verdict['name']:<52} {figure:>10} {verdict['limit']:>18}  "
+                     f"{verdict['result']}")
+    return "\n".join(lines)
+
+
+def judge(medians: dict[str, float]) -> list[dict[str, Any]]:
+    verdicts = []
+    for target in TARGETS:
+        value = (target.value(medians) if all(k in medians for k in target.needs) else None)
+        result = "n/a" if value is None else ("met" if target.met(value) else "MISSED")
+        verdicts.append({"name": target.name, "limit": target.limit, "unit": target.unit,
+                         "value": value, "result": result})
+    return verdicts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds; smoke test only")
+    parser.add_argument("--rounds", type=int, help="timed rounds (default 25; quick 3)")
+    parser.add_argument("--batch", type=int, help="requests per batch (default 200; quick 5)")
+    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results.json"),
+                        help="where to write the results (default benchmarks/results.json)")
+    args = parser.parse_args()
+    rounds = args.rounds or (3 if args.quick else 25)
+    batch = args.batch or (5 if args.quick else 200)
+
+    started = time.perf_counter()
+    issuer = TestIssuer("https://issuer.test", algorithms=("RS256", "ES256"))
+    labels, built, unavailable = {}, {}, {}
+    for row in rows(issuer, batch, rounds):
+        labels[row.key] = row.label
+        try:
+            built[row.key] = row.build()
+        except Unavailable as missing:
+            unavailable[row.key] = str(missing)
+    samples = asyncio.run(measure(built, rounds))
+    medians = {key: statistics.median(values) for key, values in samples.items()}
+    verdicts = judge(medians)
+    print(f"oauthguard benchmark: {rounds} rounds × {batch} requests per case, "
+          f"Python {platform.python_version()}, {platform.machine()}")
+    print(render(labels, medians, unavailable, verdicts))
+    results = {
+        "python": platform.python_version(), "machine": platform.machine(),
+        "rounds": rounds, "batch": batch,
+        "cases": {key: {"label": labels[key], "median_us": round(medians[key], 2),
+                        "samples_us": [round(v, 2) for v in samples[key]]} for key in medians},
+        "unavailable": unavailable, "targets": verdicts,
+    }
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nresults written to {args.json} ({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
