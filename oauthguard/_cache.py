@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -10,16 +11,20 @@ V = TypeVar("V")
 class ExpiringCache(Generic[V]):
     """A dict with an expiry per entry and a size bound (oldest entry out first).
 
-    No lock: it is only touched from the event loop, between awaits.
+    An ``OrderedDict`` because evicting its oldest entry is O(1): taking the first key of a
+    plain dict scans every slot deleted since its last resize, which made each insertion
+    into a full cache cost time proportional to its size. No lock: it is only touched
+    from the event loop, between awaits.
     """
 
     __slots__ = ("_entries", "_max_size")
 
     def __init__(self, max_size: int) -> None:
-        self._entries: dict[str, tuple[V, float]] = {}
+        self._entries: OrderedDict[str, tuple[V, float]] = OrderedDict()
         self._max_size = max_size
 
     def get(self, key: str, now: float) -> V | None:
+        """The value for ``key`` while it has not expired at ``now``, else None."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -29,11 +34,12 @@ class ExpiringCache(Generic[V]):
         return None
 
     def put(self, key: str, value: V, expires_at: float, now: float) -> None:
+        """Keep ``value`` until ``expires_at``; the oldest entry leaves when full."""
         if self._max_size <= 0 or expires_at <= now:
             return
         entries = self._entries
         if key not in entries and len(entries) >= self._max_size:
-            del entries[next(iter(entries))]  # the oldest insertion goes first
+            entries.popitem(last=False)
         entries[key] = (value, expires_at)
 
     def __len__(self) -> int:

@@ -26,24 +26,44 @@ _ALGORITHMS: Mapping[str, Algorithm] = {
 # RFC 9068 §2.1 / RFC 8725 §3.11: explicit typing; compared case-insensitively (RFC 7515 §4.1.9).
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 LEGACY_TYPES = frozenset({"jwt", "application/jwt"})
+HEADER_CACHE_SIZE = 32
 
 
-def split_jws(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-    """Header, payload, signing input and signature of a compact JWS (RFC 7515 §7.1)."""
+def jws_segments(token: str) -> list[str]:
+    """The header, payload and signature segments of a compact JWS (RFC 7515 §7.1)."""
     parts = token.split(".")
     if len(parts) == 5:
         raise InvalidToken("encrypted (JWE) tokens are not accepted")
     if len(parts) != 3:
         raise InvalidToken("the token is not a JWT (three dot-separated parts)")
+    return parts
+
+
+def json_segment(segment: str) -> dict[str, Any]:
+    """A base64url segment holding a JSON object (RFC 7519 §7.2: UTF-8 JSON)."""
     try:
-        header = json.loads(b64url_decode(parts[0]))
-        payload = json.loads(b64url_decode(parts[1]))
-        signature = b64url_decode(parts[2])
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        # Decoding the UTF-8 first spares json.loads its encoding sniffing.
+        value = json.loads(b64url_decode(segment).decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeError and JSONDecodeError are ValueErrors
         raise InvalidToken("the token is not a well-formed JWT") from None
-    if not isinstance(header, dict) or not isinstance(payload, dict):
+    if not isinstance(value, dict):
         raise InvalidToken("the token's header and payload must be JSON objects")
-    return header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+    return value
+
+
+def signature_segment(segment: str) -> bytes:
+    """The signature bytes of a compact JWS."""
+    try:
+        return b64url_decode(segment)
+    except ValueError:
+        raise InvalidToken("the token is not a well-formed JWT") from None
+
+
+def split_jws(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Header, payload, signing input and signature of a compact JWS (RFC 7515 §7.1)."""
+    head, body, signature = jws_segments(token)
+    return (json_segment(head), json_segment(body), f"{head}.{body}".encode("ascii"),
+            signature_segment(signature))
 
 
 def check_header(header: Mapping[str, Any], algorithms: frozenset[str], strict_typ: bool) -> str:
@@ -172,6 +192,9 @@ class JWTVerifier:
         self.strict_typ = strict_typ
         self.scopes_claim = tuple(scopes_claim)
         self.clock = clock
+        # Header segment -> (header, alg) of tokens whose signature verified: an issuer signs
+        # with a few headers, so each is parsed and checked once. Bounded, oldest out first.
+        self._headers: dict[str, tuple[dict[str, Any], str]] = {}
 
     def issuer_of(self, token: str) -> str | None:
         """The unverified ``iss`` if the token looks like a JWT from one of our issuers."""
@@ -184,8 +207,15 @@ class JWTVerifier:
 
     async def verify(self, token: str) -> AccessToken:
         """The validated token; ``InvalidToken`` or ``TemporarilyUnavailable`` otherwise."""
-        header, claims, signing_input, signature = split_jws(token)
-        alg = check_header(header, self.algorithms, self.strict_typ)
+        head, body, signature = jws_segments(token)
+        known = self._headers.get(head)
+        if known is None:
+            header = json_segment(head)
+            alg = check_header(header, self.algorithms, self.strict_typ)
+        else:
+            header, alg = known
+        claims = json_segment(body)
+        signature_bytes = signature_segment(signature)
         iss = claims.get("iss")
         # RFC 9068 §4: iss exactly one of ours; RFC 8725 §3.8: the key comes from that issuer.
         key_set = self.key_sets.get(iss) if isinstance(iss, str) else None
@@ -193,10 +223,18 @@ class JWTVerifier:
             raise InvalidToken("the token's issuer is not trusted")
         kid = header.get("kid")
         keys = key_set.cached(kid) or await key_set.get(kid)
-        self._check_signature(alg, keys, signing_input, signature, kid)
+        self._check_signature(alg, keys, f"{head}.{body}".encode("ascii"), signature_bytes,
+                              kid)
+        if known is None:
+            self._remember_header(head, header, alg)
         exp = check_times(claims, self.clock(), self.leeway)
         audience = check_audience(claims, self.audiences)
         return build_token(claims, audience, exp, self.scopes_claim)
+
+    def _remember_header(self, head: str, header: dict[str, Any], alg: str) -> None:
+        if len(self._headers) >= HEADER_CACHE_SIZE:
+            del self._headers[next(iter(self._headers))]
+        self._headers[head] = (header, alg)
 
     @staticmethod
     def _check_signature(alg: str, keys: list[Key], signing_input: bytes, signature: bytes,
