@@ -42,6 +42,10 @@ class ExpiringCache(Generic[V]):
             entries.popitem(last=False)
         entries[key] = (value, expires_at)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` has an entry, expired or not."""
+        return key in self._entries
+
     def __len__(self) -> int:
         return len(self._entries)
 

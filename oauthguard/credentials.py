@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Container
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
@@ -29,10 +30,12 @@ class Credentials(NamedTuple):
 
 
 def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
-            max_token_bytes: int) -> Credentials:
+            max_token_bytes: int, well_formed: Container[str] = ()) -> Credentials:
     """The credentials of one request, or a ``GuardError`` saying what is wrong with them.
 
     Raises ``MissingCredentials`` when there are none (or another scheme is used).
+    ``well_formed`` holds tokens known to pass the b64token check (the guard passes its
+    cache of verified tokens), so a repeated token is not scanned again.
     """
     authorization: bytes | None = None
     proofs: list[bytes] = []
@@ -65,10 +68,11 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
         raise InvalidRequest(f"the {scheme} scheme needs a token after it", scheme=scheme)
     if len(token) > max_token_bytes:
         raise InvalidToken(f"the token is longer than {max_token_bytes} bytes", scheme=scheme)
-    if not is_b64token(token):
+    text = token.decode("latin-1")
+    if text not in well_formed and not is_b64token(token):
         raise InvalidRequest(f"the Authorization header is not '{scheme} <token>' "
                              "(RFC 6750 2.1)", scheme=scheme)
-    return Credentials(scheme, token.decode("ascii"), tuple(proofs))
+    return Credentials(scheme, text, tuple(proofs))
 
 
 def is_b64token(value: bytes) -> bool:

@@ -191,11 +191,14 @@ class OAuthGuard:
         rule = self.rules.match(scope.get("method"), path) if self.rules else None
         try:
             credentials = extract(scope["headers"], scope.get("query_string", b""),
-                                  self.config.max_token_bytes)
+                                  self.config.max_token_bytes, self.tokens)
             proof = self.dpop.proof_of(credentials)
+            # A cache hit is answered here, without a coroutine for verify().
+            verified = self.tokens.get(credentials.token, self.clock())
+            if verified is None:
+                verified = await self.verify(credentials.token)
             # Every request, cached token or not, goes through the proof and binding checks.
-            token, nonce = await self.dpop.check(
-                scope, credentials.token, proof, await self.verify(credentials.token))
+            token, nonce = await self.dpop.check(scope, credentials.token, proof, verified)
             self.check_route(token, path, rule)
         except GuardError as error:
             await self.refuse(scope, receive, send, error, credentials,

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from oauthguard import InvalidToken, OAuthGuard
+from oauthguard import InvalidRequest, InvalidToken, OAuthGuard
 from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard._cache import ExpiringCache
 from oauthguard.credentials import Credentials, extract, is_b64token
@@ -71,6 +71,27 @@ def test_extract_returns_immutable_credentials() -> None:
     assert credentials == Credentials("Bearer", "abc.def.ghi", ())
     with pytest.raises(AttributeError):
         credentials.token = "other"  # type: ignore[misc]
+
+
+def test_extract_scans_every_token_it_does_not_know_to_be_well_formed() -> None:
+    headers = [(b"authorization", b"Bearer a,b")]
+    with pytest.raises(InvalidRequest):
+        extract(headers, b"", 1024, well_formed={"other"})
+    # A token the guard already verified (its cache) passed this check before.
+    assert extract(headers, b"", 1024, well_formed={"a,b"}).token == "a,b"
+
+
+@pytest.mark.anyio
+async def test_a_cached_token_does_not_vouch_for_a_different_one(
+        issuer: TestIssuer, client: httpx.AsyncClient) -> None:
+    token = issuer.token(audience=RESOURCE)
+    for value in (token, token + ",", token + " x", token + "\u00e9"):
+        header = f"Bearer {value}".encode()
+        response = await client.get("/mcp", headers={"authorization": header})
+        if value == token:
+            assert response.status_code == 200
+        else:
+            assert_refused(response, 400, "invalid_request")
 
 
 # -- the verified-token cache -------------------------------------------------------------
