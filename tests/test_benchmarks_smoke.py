@@ -1,0 +1,32 @@
+"""The benchmark script runs and prints its table (``--quick``: no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(output)],
+        capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    for label in ("bare Starlette route", "OAuthGuard, repeated token (cache hit)",
+                  "OAuthGuard, fresh RS256 token", "OAuthGuard, fresh ES256 token",
+                  "naive ASGI middleware, jwt.decode", "MCP SDK auth + PyJWT verifier",
+                  "floor: RS256 signature check", "floor: ES256 signature check",
+                  "cache hit / bare route", "fresh RS256 overhead / raw RS256 check"):
+        assert label in run.stdout
+    results = json.loads(output.read_text())
+    medians = {key: case["median_us"] for key, case in results["cases"].items()}
+    assert {"bare", "cached", "fresh_rs256", "fresh_es256", "naive_rs256", "mcp_fresh",
+            "mcp_cached", "floor_rs256", "floor_es256"} <= set(medians)
+    assert all(value > 0 for value in medians.values())
+    for target in results["targets"]:
+        assert target["result"] in ("met", "MISSED", "n/a")
+        assert (target["value"] is None) == (target["result"] == "n/a")
