@@ -52,6 +52,7 @@ THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
                       "OKP": ("crv", "kty", "x")}
 _LOADERS: Mapping[str, type[Algorithm]] = {"EC": ECAlgorithm, "RSA": RSAAlgorithm,
                                            "OKP": OKPAlgorithm}
+KnownHeader = tuple[dict[str, Any], str, str, Any]  # header, alg, thumbprint, public key
 _VERIFIERS: Mapping[str, Algorithm] = {
     name: alg for name, alg in get_default_algorithms().items() if name in KEY_TYPES
 }
@@ -84,16 +85,21 @@ def one_proof(values: tuple[bytes, ...]) -> str:
         raise InvalidDPoPProof("the DPoP proof is not a JWT") from None
 
 
-def parse_proof(value: str) -> Proof:
-    """RFC 9449 §4.3 check 2: a well-formed compact JWS (RFC 7515 §7.1) with JSON objects."""
+def parse_proof(value: str, header: dict[str, Any] | None = None) -> Proof:
+    """RFC 9449 §4.3 check 2: a well-formed compact JWS (RFC 7515 §7.1) with JSON objects.
+
+    ``header``: the header already parsed from this same first segment, if any.
+    """
     parts = value.split(".")
     if len(parts) != 3:
         raise InvalidDPoPProof("the DPoP proof is not a JWT (three dot-separated parts)")
     try:
-        header = json.loads(b64url_decode(parts[0]))
-        claims = json.loads(b64url_decode(parts[1]))
+        # UTF-8 JSON (RFC 7519 §7.2); decoding first spares json.loads its sniffing.
+        if header is None:
+            header = json.loads(b64url_decode(parts[0]).decode("utf-8"))
+        claims = json.loads(b64url_decode(parts[1]).decode("utf-8"))
         signature = b64url_decode(parts[2])
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # UnicodeError and JSONDecodeError are ValueErrors
         raise InvalidDPoPProof("the DPoP proof is not a well-formed JWT") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise InvalidDPoPProof("the DPoP proof's header and payload must be JSON objects")
@@ -262,7 +268,10 @@ class DPoPChecker:
         self.replay_store = replay_store
         self.trusted_proxies = trusted_proxies
         self.clock = clock
-        self._keys: ExpiringCache[Any] = ExpiringCache(1024)
+        # Proof header segment -> (header, alg, thumbprint, key), kept once a proof under it
+        # verified: a client signs every proof under one header, so its checks, thumbprint
+        # and key are computed once per client rather than once per request.
+        self._headers: ExpiringCache[KnownHeader] = ExpiringCache(1024)
 
     def proof_of(self, credentials: Credentials) -> str | None:
         """The request's proof, after the checks of its shape (RFC 9449 §7.1, §7.2)."""
@@ -285,16 +294,13 @@ class DPoPChecker:
             check_bearer(token)
             return token, None
         now = self.clock()
-        proof = parse_proof(proof_value)
-        check_typ(proof.header)
-        alg = check_alg(proof.header, self.algorithms)
-        jwk = check_jwk(proof.header, alg)
-        jkt = thumbprint(jwk)
-        key = self._keys.get(jkt, now)
-        if key is None:
-            key = load_key(jwk)
-            self._keys.put(jkt, key, now + 600, now)
+        head = proof_value.partition(".")[0]
+        known = self._headers.get(head, now)
+        proof = parse_proof(proof_value, known[0] if known is not None else None)
+        _, alg, jkt, key = known or self._check_header(proof.header)
         check_signature(alg, key, proof)
+        if known is None:
+            self._headers.put(head, (proof.header, alg, jkt, key), now + 600, now)
         claims = proof.claims
         jti = check_jti(claims)
         method = scope.get("method", "GET")  # a WebSocket handshake is a GET (RFC 6455 §4.1)
@@ -309,6 +315,13 @@ class DPoPChecker:
         if not await self.replay_store.first_use(replay_key(jkt, method, htu, jti), ttl):
             raise InvalidDPoPProof("the DPoP proof was already used (jti replay)")
         return dataclasses.replace(token, scheme="DPoP", jkt=jkt), fresh_nonce
+
+    def _check_header(self, header: dict[str, Any]) -> KnownHeader:
+        """RFC 9449 §4.3 checks 4, 5 and 7 on a proof header; its alg, thumbprint and key."""
+        check_typ(header)
+        alg = check_alg(header, self.algorithms)
+        jwk = check_jwk(header, alg)
+        return header, alg, thumbprint(jwk), load_key(jwk)
 
     def _check_nonce(self, claims: Mapping[str, Any], now: float) -> str | None:
         """RFC 9449 §4.3 check 10 and §9: our nonce, when nonces are on; a fresh nonce to send

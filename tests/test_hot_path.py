@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from support import assert_refused
 
 from oauthguard import InvalidRequest, InvalidToken, OAuthGuard
 from oauthguard._b64 import b64url_decode, b64url_encode
@@ -19,7 +20,6 @@ from oauthguard._cache import ExpiringCache
 from oauthguard.credentials import Credentials, extract, is_b64token
 from oauthguard.jwt import HEADER_CACHE_SIZE, JWTVerifier, json_segment, split_jws
 from oauthguard.testing import TestIssuer, sign_jws
-from tests.support import assert_refused
 
 RESOURCE = "https://api.test/mcp"
 
