@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from jwt.algorithms import (
     Algorithm,
@@ -58,9 +58,8 @@ _VERIFIERS: Mapping[str, Algorithm] = {
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Proof:
-    """A parsed, not yet verified, DPoP proof JWT."""
+class Proof(NamedTuple):
+    """A parsed, not yet verified, DPoP proof JWT (a named tuple: built on every request)."""
 
     header: dict[str, Any]
     claims: dict[str, Any]
@@ -222,12 +221,13 @@ def access_token_hash(token: str) -> str:
     return b64url_encode(hashlib.sha256(token.encode("ascii")).digest())
 
 
-def check_ath(claims: Mapping[str, Any], token: str) -> None:
-    """RFC 9449 §4.3 check 12: ``ath`` is the hash of the presented access token."""
+def check_ath(claims: Mapping[str, Any], token_hash: str) -> None:
+    """RFC 9449 §4.3 check 12: ``ath`` is the hash of the presented access token
+    (``token_hash``, from ``access_token_hash``)."""
     ath = claims.get("ath")
     if not isinstance(ath, str):
         raise InvalidDPoPProof("the DPoP proof has no ath claim for the access token")
-    if ath != access_token_hash(token):
+    if ath != token_hash:
         raise InvalidDPoPProof("the DPoP proof's ath does not match the access token")
 
 
@@ -272,6 +272,9 @@ class DPoPChecker:
         # verified: a client signs every proof under one header, so its checks, thumbprint
         # and key are computed once per client rather than once per request.
         self._headers: ExpiringCache[KnownHeader] = ExpiringCache(1024)
+        # Access token -> (its ath hash, the verified token, its DPoP form): a cached token
+        # arrives as the same verified object on every request, and is hashed once.
+        self._tokens: ExpiringCache[tuple[str, AccessToken, AccessToken]] = ExpiringCache(1024)
 
     def proof_of(self, credentials: Credentials) -> str | None:
         """The request's proof, after the checks of its shape (RFC 9449 §7.1, §7.2)."""
@@ -307,14 +310,20 @@ class DPoPChecker:
         check_htm(claims, method)
         htu = check_htu(claims, request_uri(scope, self.trusted_proxies))
         iat = check_iat(claims, now, self.max_age, self.leeway)
-        check_ath(claims, token_value)
+        known_token = self._tokens.get(token_value, now)
+        token_hash = known_token[0] if known_token else access_token_hash(token_value)
+        check_ath(claims, token_hash)
         fresh_nonce = self._check_nonce(claims, now)
         check_binding(token, jkt)
         # RFC 9449 §11.1: recorded last, for as long as the proof could still be accepted.
         ttl = max(iat + self.max_age - now, 0) + self.leeway + 1
         if not await self.replay_store.first_use(replay_key(jkt, method, htu, jti), ttl):
             raise InvalidDPoPProof("the DPoP proof was already used (jti replay)")
-        return dataclasses.replace(token, scheme="DPoP", jkt=jkt), fresh_nonce
+        if known_token is not None and known_token[1] is token:
+            return known_token[2], fresh_nonce
+        bound = dataclasses.replace(token, scheme="DPoP", jkt=jkt)
+        self._tokens.put(token_value, (token_hash, token, bound), now + 600, now)
+        return bound, fresh_nonce
 
     def _check_header(self, header: dict[str, Any]) -> KnownHeader:
         """RFC 9449 §4.3 checks 4, 5 and 7 on a proof header; its alg, thumbprint and key."""

@@ -65,3 +65,22 @@ async def test_a_remembered_proof_header_skips_no_other_check() -> None:
                        scheme="DPoP")
         assert (await setup.call(token, setup.proof(token), client=client)).status_code == 200
         assert len(guard_of(setup).dpop._headers) == 2  # our key's header and the stranger's
+
+
+async def test_every_request_gets_the_dpop_form_of_its_verified_token() -> None:
+    setup = Setup()
+    token = setup.token()
+    expected = {"scheme": "DPoP", "jkt": setup.key.thumbprint, "sub": "user-1"}
+    async with setup.client() as client:
+        for _ in range(3):
+            response = await setup.call(token, setup.proof(token), client=client)
+            assert response.json() == expected
+        guard = guard_of(setup)
+        remembered = guard.dpop._tokens.get(token, setup.clock.now)
+        assert remembered is not None and remembered[1] is guard.tokens.get(token, 0)
+        guard.tokens.clear()  # verified again: a new token object, so a new DPoP form
+        response = await setup.call(token, setup.proof(token), client=client)
+        assert response.json() == expected
+        renewed = guard.dpop._tokens.get(token, setup.clock.now)
+        assert renewed is not None and renewed[1] is not remembered[1]
+        assert renewed[1] is guard.tokens.get(token, 0)
