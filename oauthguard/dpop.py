@@ -3,7 +3,9 @@ Bearer downgrade (§7.2), server nonces (§9) and replay protection (§11.1).
 
 Each check is a short function; ``DPoPChecker`` runs them in order for each request. The
 proof is parsed with the strict base64url of ``_b64`` and its signature checked with PyJWT's
-algorithm objects, so a request costs one signature verification and one thumbprint.
+algorithm objects (ECDSA, the usual proof algorithm, directly with ``cryptography``), so a
+request costs one signature verification; a client's header (its key and thumbprint) is
+checked once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import (
     Algorithm,
     ECAlgorithm,
@@ -52,6 +58,9 @@ THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
                       "OKP": ("crv", "kty", "x")}
 _LOADERS: Mapping[str, type[Algorithm]] = {"EC": ECAlgorithm, "RSA": RSAAlgorithm,
                                            "OKP": OKPAlgorithm}
+# RFC 7518 §3.4: bytes of R (and of S) and the ECDSA parameters of each algorithm, built once.
+_ECDSA = {"ES256": (32, ec.ECDSA(hashes.SHA256())), "ES384": (48, ec.ECDSA(hashes.SHA384())),
+          "ES512": (66, ec.ECDSA(hashes.SHA512()))}
 KnownHeader = tuple[dict[str, Any], str, str, Any]  # header, alg, thumbprint, public key
 _VERIFIERS: Mapping[str, Algorithm] = {
     name: alg for name, alg in get_default_algorithms().items() if name in KEY_TYPES
@@ -166,11 +175,29 @@ def load_key(jwk: Mapping[str, Any]) -> Any:
 def check_signature(alg: str, key: Any, proof: Proof) -> None:
     """RFC 9449 §4.3 check 6: the signature verifies with the header's ``jwk``."""
     try:
-        valid = _VERIFIERS[alg].verify(proof.signing_input, key, proof.signature)
+        if alg in _ECDSA:  # the usual proof algorithm: checked without per-call set-up
+            valid = _verify_ecdsa(alg, key, proof.signing_input, proof.signature)
+        else:
+            valid = _VERIFIERS[alg].verify(proof.signing_input, key, proof.signature)
     except Exception:  # a malformed signature for this key type is a failed check
         valid = False
     if not valid:
         raise InvalidDPoPProof("the DPoP proof's signature does not verify")
+
+
+def _verify_ecdsa(alg: str, key: Any, data: bytes, signature: bytes) -> bool:
+    """RFC 7518 §3.4: the JWS signature is R || S, each the curve's size; OpenSSL takes DER.
+    ``key`` is a public key on the curve of ``alg`` (``check_jwk`` saw to that)."""
+    size, ecdsa = _ECDSA[alg]
+    if len(signature) != 2 * size:
+        return False
+    der = encode_dss_signature(int.from_bytes(signature[:size], "big"),
+                               int.from_bytes(signature[size:], "big"))
+    try:
+        key.verify(der, data, ecdsa)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def check_jti(claims: Mapping[str, Any]) -> str:

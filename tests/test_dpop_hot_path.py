@@ -3,11 +3,13 @@ thumbprint computed once per header): remembering must never skip a check."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from dpop_setup import URL, Setup
-from proofs import REMOVE, ClientKey, tamper
+from proofs import REMOVE, ClientKey, b64, tamper
 from support import assert_refused
 
 from oauthguard import OAuthGuard
@@ -84,3 +86,43 @@ async def test_every_request_gets_the_dpop_form_of_its_verified_token() -> None:
         renewed = guard.dpop._tokens.get(token, setup.clock.now)
         assert renewed is not None and renewed[1] is not remembered[1]
         assert renewed[1] is guard.tokens.get(token, 0)
+
+
+def with_signature(proof: str, signature: bytes) -> str:
+    head, body, _ = proof.split(".")
+    return f"{head}.{body}.{b64(signature)}"
+
+
+async def test_ecdsa_proof_signatures_of_any_other_shape_are_refused() -> None:
+    setup = Setup()
+    token = setup.token()
+    async with setup.client() as client:
+        assert (await setup.call(token, setup.proof(token), client=client)).status_code == 200
+        good = setup.proof(token)
+        raw = base64.urlsafe_b64decode(good.split(".")[2] + "==")
+        r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+        shapes = {
+            "DER instead of R || S": encode_dss_signature(r, s),
+            "one byte short": raw[:-1],
+            "one byte long": raw + b"\0",
+            "R and S swapped": raw[32:] + raw[:32],
+            "all zero": bytes(64),
+            "empty": b"",
+        }
+        for reason, signature in shapes.items():
+            response = await setup.call(token, with_signature(good, signature), client=client)
+            assert response.status_code == 401, reason
+            assert_refused(response, 401, "invalid_dpop_proof", scheme="DPoP")
+            assert "signature" in response.json()["error_description"], reason
+        assert (await setup.call(token, good, client=client)).status_code == 200
+
+
+@pytest.mark.parametrize("alg", ["ES384", "EdDSA", "PS256"])
+async def test_other_proof_algorithms_verify_and_refuse_a_bad_signature(alg: str) -> None:
+    setup = Setup(dpop_algorithms=(alg,))
+    setup.key = ClientKey(alg)
+    token = setup.token()
+    async with setup.client() as client:
+        assert (await setup.call(token, setup.proof(token), client=client)).status_code == 200
+        forged = await setup.call(token, tamper(setup.proof(token)), client=client)
+        assert_refused(forged, 401, "invalid_dpop_proof", scheme="DPoP")
