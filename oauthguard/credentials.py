@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Container
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 from urllib.parse import parse_qsl
 
 from oauthguard.errors import InvalidRequest, InvalidToken, MissingCredentials
@@ -56,13 +56,10 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
         # RFC 6750 §2.3 and §3.1: we never take query tokens, and two methods is an error.
         raise InvalidRequest("the token was sent in the query string as well as in a header")
     value = authorization.strip(b" \t")
-    scheme_raw = _SCHEME.match(value).group()  # type: ignore[union-attr]  # matches ""
+    scheme_raw, _, token = value.partition(b" ")
     scheme = _SCHEMES.get(scheme_raw.lower())
     if scheme is None:
-        raise MissingCredentials()
-    token = value[len(scheme_raw):]
-    if token and token[:1] != b" ":
-        raise InvalidRequest(f"the {scheme} scheme must be followed by a space and the token")
+        _refuse_scheme(value)
     token = token.strip(b" ")
     if not token:
         raise InvalidRequest(f"the {scheme} scheme needs a token after it", scheme=scheme)
@@ -73,6 +70,16 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
         raise InvalidRequest(f"the Authorization header is not '{scheme} <token>' "
                              "(RFC 6750 2.1)", scheme=scheme)
     return Credentials(scheme, text, tuple(proofs))
+
+
+def _refuse_scheme(value: bytes) -> NoReturn:
+    """No scheme of ours before the first space: another scheme, or ours run into the token."""
+    # RFC 9110 §11.4: the scheme is a token, ended by the first character that is not one.
+    scheme_raw = _SCHEME.match(value).group()  # type: ignore[union-attr]  # matches ""
+    scheme = _SCHEMES.get(scheme_raw.lower())
+    if scheme is None:
+        raise MissingCredentials()
+    raise InvalidRequest(f"the {scheme} scheme must be followed by a space and the token")
 
 
 def is_b64token(value: bytes) -> bool:

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -29,7 +29,7 @@ from oauthguard.challenge import Challenger
 from oauthguard.config import DEFAULT_ALGORITHMS, GuardConfig, build_config
 from oauthguard.credentials import Credentials, extract
 from oauthguard.discovery import AuthorizationServers
-from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, DPoPChecker
+from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, DPoPChecker, check_bearer
 from oauthguard.errors import ConfigurationError, GuardError, TemporarilyUnavailable
 from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
@@ -198,7 +198,11 @@ class OAuthGuard:
             if verified is None:
                 verified = await self.verify(credentials.token)
             # Every request, cached token or not, goes through the proof and binding checks.
-            token, nonce = await self.dpop.check(scope, credentials.token, proof, verified)
+            if proof is None:
+                check_bearer(verified)  # the checker's Bearer case, without a coroutine
+                token, nonce = verified, None
+            else:
+                token, nonce = await self.dpop.check(scope, credentials.token, proof, verified)
             self.check_route(token, path, rule)
         except GuardError as error:
             await self.refuse(scope, receive, send, error, credentials,
@@ -228,10 +232,10 @@ class OAuthGuard:
         ``Depends(require(...))``, or one raised by hand) is answered like the guard's own."""
         started = False
 
-        async def send_and_track(message: Message) -> None:
+        def send_and_track(message: Message) -> Awaitable[None]:
             nonlocal started
             started = True
-            await send(message)
+            return send(message)  # awaited by the app: no coroutine of our own per message
 
         try:
             await self.app(scope, receive, send_and_track)

@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from support import assert_refused
 
-from oauthguard import InvalidRequest, InvalidToken, OAuthGuard
+from oauthguard import InvalidRequest, InvalidToken, MissingCredentials, OAuthGuard
 from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard._cache import ExpiringCache
 from oauthguard.credentials import Credentials, extract, is_b64token
@@ -64,6 +64,25 @@ def test_b64token_accepts_the_rfc6750_alphabet_and_trailing_equals(value: bytes)
                                    b"a\tb", b"\xc3\xa9", b"a\x00", b"a*b", b"=abc"])
 def test_b64token_refuses_other_bytes(value: bytes) -> None:
     assert not is_b64token(value)
+
+
+@pytest.mark.parametrize("value", [b"Bearer\tabc", b"bearer,abc", b"DPoP\x00abc"])
+def test_our_scheme_run_into_the_token_is_an_invalid_request(value: bytes) -> None:
+    with pytest.raises(InvalidRequest, match="must be followed by a space"):
+        extract([(b"authorization", value)], b"", 1024)
+
+
+@pytest.mark.parametrize("value", [b"Bearerx abc", b"Basic abc", b"Bearer-x abc", b"\tabc",
+                                   b"DPoPs abc", b""])
+def test_another_scheme_is_no_credentials(value: bytes) -> None:
+    with pytest.raises(MissingCredentials):
+        extract([(b"authorization", value)], b"", 1024)
+
+
+@pytest.mark.parametrize("value", [b"Bearer abc", b"BEARER   abc", b"  bearer abc  ",
+                                   b"\tBearer abc"])
+def test_the_scheme_is_read_whatever_its_case_and_surrounding_spaces(value: bytes) -> None:
+    assert extract([(b"authorization", value)], b"", 1024) == ("Bearer", "abc", ())
 
 
 def test_extract_returns_immutable_credentials() -> None:
