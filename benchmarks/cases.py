@@ -131,8 +131,9 @@ def naive_app(issuer: TestIssuer) -> App:
                      middleware=[Middleware(NaiveJWTMiddleware, key=key, issuer=issuer.issuer)])
 
 
-def mcp_sdk_app(issuer: TestIssuer) -> App:
-    """The MCP SDK's own auth stack, as its server wires it, with a PyJWT ``TokenVerifier``."""
+def mcp_sdk_app(issuer: TestIssuer, verifier: Any = None) -> App:
+    """The MCP SDK's own auth stack, as its server wires it, with a PyJWT ``TokenVerifier``
+    (or ``verifier``)."""
     from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
     from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
     from mcp.server.auth.provider import AccessToken
@@ -154,10 +155,21 @@ def mcp_sdk_app(issuer: TestIssuer) -> App:
                                subject=claims.get("sub"), claims=claims)
 
     endpoint = RequireAuthMiddleware(request_response(hello), [], AnyHttpUrl(METADATA_URL))
-    backend = BearerAuthBackend(PyJWTTokenVerifier())
+    backend = BearerAuthBackend(verifier or PyJWTTokenVerifier())
     return Starlette(routes=[Route("/mcp", endpoint)], middleware=[
         Middleware(AuthenticationMiddleware, backend=backend),
         Middleware(AuthContextMiddleware)])
+
+
+def mcp_adapter_app(issuer: TestIssuer) -> App:
+    """The MCP SDK's own auth stack with oauthguard's adapter as its ``TokenVerifier``."""
+    try:
+        from oauthguard.mcp import TokenVerifier  # type: ignore[import-not-found]
+    except ImportError:
+        raise Unavailable("oauthguard.mcp is not in this checkout") from None
+    verifier = TokenVerifier(resource=RESOURCE, authorization_servers=[issuer.issuer],
+                             http_client=issuer.http_client())
+    return mcp_sdk_app(issuer, verifier)
 
 
 # -- DPoP (RFC 9449) ------------------------------------------------------------------------
