@@ -12,6 +12,7 @@ from oauthguard.errors import (
     TemporarilyUnavailable,
     UseDPoPNonce,
 )
+from oauthguard.introspection import Introspection
 from oauthguard.middleware import OAuthGuard
 from oauthguard.nonces import DPoPNonces
 from oauthguard.policy import require
@@ -27,6 +28,7 @@ __all__ = [
     "GuardError",
     "InsufficientScope",
     "InsufficientUserAuthentication",
+    "Introspection",
     "InvalidDPoPProof",
     "InvalidRequest",
     "InvalidToken",

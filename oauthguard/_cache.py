@@ -1,4 +1,4 @@
-"""The bounded cache of verified tokens in front of the verifier."""
+"""A bounded cache with an expiry per entry (verified tokens, introspection results)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ class ExpiringCache(Generic[V]):
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` has an entry, expired or not."""
         return key in self._entries
+
+    def expiry(self, key: str) -> float | None:
+        """When the entry for ``key`` expires, or None when there is none."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -12,10 +12,12 @@ from oauthguard._paths import PathTable
 from oauthguard._urls import https_or_loopback
 from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, Mode
 from oauthguard.errors import ConfigurationError
+from oauthguard.introspection import Introspection
 from oauthguard.jwt import ASYMMETRIC_ALGORITHMS
 from oauthguard.policy import Requirement, build_implications, build_rules
 
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
+TOKEN_FORMATS = ("auto", "jwt", "opaque")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class GuardConfig:
     resource_audiences: frozenset[str] = frozenset()
     scope_implies: Mapping[str, frozenset[str]] = field(default_factory=dict)
     http_timeout: float = 5.0
+    introspection: Introspection | None = None
+    token_format: str = "jwt"
 
 
 def _strings(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -121,6 +125,30 @@ def check_algorithms(value: Iterable[str], name: str = "algorithms") -> tuple[st
                 f"{name}: {alg!r} is not accepted; use asymmetric algorithms "
                 f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))}); 'none' and HS* never are")
     return algorithms
+
+
+def check_token_format(token_format: str | None, introspection: object,
+                       issuers: tuple[str, ...]) -> str:
+    """Which verifier(s) the guard uses; ``introspection`` must fit ``token_format``."""
+    if introspection is not None and not isinstance(introspection, Introspection):
+        raise ConfigurationError("introspection must be an oauthguard.Introspection(...), got "
+                                 f"{type(introspection).__name__}")
+    if token_format is None:
+        return "jwt" if introspection is None else "auto"
+    if token_format not in TOKEN_FORMATS:
+        raise ConfigurationError(f"token_format must be one of {', '.join(TOKEN_FORMATS)}; "
+                                 f"got {token_format!r}")
+    if token_format == "jwt" and introspection is not None:
+        raise ConfigurationError("token_format='jwt' never introspects: drop introspection= "
+                                 "or use token_format='auto' or 'opaque'")
+    if token_format != "jwt" and introspection is None:
+        raise ConfigurationError(f"token_format={token_format!r} needs introspection="
+                                 "Introspection(client_id=..., ...)")
+    if introspection is not None and introspection.endpoint is None and len(issuers) != 1:
+        raise ConfigurationError(
+            "Introspection(endpoint=...) must be given with several authorization servers: "
+            "the endpoint is only discovered from the metadata of a single one")
+    return token_format
 
 
 def _non_negative(name: str, value: object) -> float:
@@ -195,7 +223,9 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
                  rules: Mapping[Any, Any] | None = None,
                  resources: str | Iterable[str] = (),
                  scope_implies: Mapping[str, Iterable[str]] | None = None,
-                 http_timeout: float = 5.0) -> GuardConfig:
+                 http_timeout: float = 5.0,
+                 introspection: Introspection | None = None,
+                 token_format: str | None = None) -> GuardConfig:
     """Check every argument and build the frozen settings; ``ConfigurationError`` if wrong."""
     resource = check_resource(resource)
     issuers = check_issuers(authorization_servers)
@@ -238,6 +268,8 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
         resource_audiences=frozenset(audience_list),
         scope_implies=build_implications(scope_implies),
         http_timeout=_positive("http_timeout", http_timeout),
+        introspection=introspection,
+        token_format=check_token_format(token_format, introspection, issuers),
     )
 
 

@@ -108,10 +108,16 @@ def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
 
 def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> float:
     """RFC 7519 §4.1.4-4.1.6 with leeway: ``exp`` required, ``nbf``/``iat`` not in the future."""
-    exp = numeric_date(claims, "exp")
+    exp = check_window(claims, now, leeway)
     if exp is None:
         raise InvalidToken("the token has no exp claim")
-    if exp <= now - leeway:
+    return exp
+
+
+def check_window(claims: Mapping[str, Any], now: float, leeway: float) -> float | None:
+    """RFC 7519 §4.1.4-4.1.6 with leeway, for whichever of exp/nbf/iat is present; the exp."""
+    exp = numeric_date(claims, "exp")
+    if exp is not None and exp <= now - leeway:
         raise InvalidToken("the token has expired")
     nbf = numeric_date(claims, "nbf")
     if nbf is not None and nbf > now + leeway:
@@ -122,9 +128,16 @@ def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> float:
     return exp
 
 
-def check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> tuple[str, ...]:
-    """RFC 9068 §4 / RFC 8707: ``aud`` (string or array) names one of our resources."""
+def check_audience(claims: Mapping[str, Any], audiences: frozenset[str],
+                   required: bool = True) -> tuple[str, ...]:
+    """RFC 9068 §4 / RFC 8707: ``aud`` (string or array) names one of our resources.
+
+    With ``required=False`` (RFC 7662 §2.2, where ``aud`` is optional) an absent ``aud``
+    passes and gives ``()``.
+    """
     aud = claims.get("aud")
+    if aud is None and not required:
+        return ()
     values = (aud,) if isinstance(aud, str) else aud
     if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
         raise InvalidToken("the token has no valid aud claim")
@@ -223,8 +236,7 @@ class JWTVerifier:
             raise InvalidToken("the token's issuer is not trusted")
         kid = header.get("kid")
         keys = key_set.cached(kid) or await key_set.get(kid)
-        self._check_signature(alg, keys, f"{head}.{body}".encode("ascii"), signature_bytes,
-                              kid)
+        check_signature(alg, keys, f"{head}.{body}".encode("ascii"), signature_bytes)
         if known is None:
             self._remember_header(head, header, alg)
         exp = check_times(claims, self.clock(), self.leeway)
@@ -236,19 +248,19 @@ class JWTVerifier:
             del self._headers[next(iter(self._headers))]
         self._headers[head] = (header, alg)
 
-    @staticmethod
-    def _check_signature(alg: str, keys: list[Key], signing_input: bytes, signature: bytes,
-                         kid: str | None) -> None:
-        if not keys:
-            raise InvalidToken("no signing key of the issuer matches the token's kid")
-        candidates = [key for key in keys if key.fits(alg)]
-        if not candidates:
-            raise InvalidToken(f"the issuer's key for this kid cannot verify {alg}")
-        verifier = _ALGORITHMS[alg]
-        for key in candidates:
-            try:
-                if verifier.verify(signing_input, key.public_key, signature):
-                    return
-            except Exception:  # a malformed signature for this key type is a failed check
-                continue
-        raise InvalidToken("the token's signature does not verify")
+
+def check_signature(alg: str, keys: list[Key], signing_input: bytes, signature: bytes) -> None:
+    """RFC 7515 §5.2: one of the issuer's keys that fits ``alg`` verifies the signature."""
+    if not keys:
+        raise InvalidToken("no signing key of the issuer matches the token's kid")
+    candidates = [key for key in keys if key.fits(alg)]
+    if not candidates:
+        raise InvalidToken(f"the issuer's key for this kid cannot verify {alg}")
+    verifier = _ALGORITHMS[alg]
+    for key in candidates:
+        try:
+            if verifier.verify(signing_input, key.public_key, signature):
+                return
+        except Exception:  # a malformed signature for this key type is a failed check
+            continue
+    raise InvalidToken("the token's signature does not verify")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -31,13 +32,20 @@ from oauthguard.credentials import Credentials, extract
 from oauthguard.discovery import AuthorizationServers
 from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, DPoPChecker, check_bearer
 from oauthguard.errors import ConfigurationError, GuardError, TemporarilyUnavailable
+from oauthguard.introspection import AutoVerifier, Introspection, IntrospectionVerifier
 from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
 from oauthguard.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
 from oauthguard.nonces import DPoPNonces
 from oauthguard.policy import Requirement
 from oauthguard.replay import MemoryReplayStore, ReplayStore
-from oauthguard.tokens import AccessToken, AnonymousUser, AuthenticatedUser, TokenVerifier
+from oauthguard.tokens import (
+    AccessToken,
+    AnonymousUser,
+    AuthenticatedUser,
+    ReuseLimit,
+    TokenVerifier,
+)
 
 logger = logging.getLogger("oauthguard")
 
@@ -102,6 +110,8 @@ class OAuthGuard:
         trusted_proxies: str | Iterable[str] = (),
         http_timeout: float = 5.0,
         verifier: TokenVerifier | None = None,
+        introspection: Introspection | None = None,
+        token_format: str | None = None,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] | None = None,
         rules: Mapping[str | tuple[str, str], Requirement] | None = None,
@@ -120,7 +130,8 @@ class OAuthGuard:
             max_token_bytes=max_token_bytes, token_cache_size=token_cache_size, realm=realm,
             dpop=dpop, dpop_algorithms=dpop_algorithms, dpop_max_age=dpop_max_age,
             trusted_proxies=trusted_proxies, rules=rules, resources=resources,
-            scope_implies=scope_implies, http_timeout=http_timeout)
+            scope_implies=scope_implies, http_timeout=http_timeout,
+            introspection=introspection, token_format=token_format)
         config = self.config
         self.clock: Callable[[], float] = clock or time.time
         self.http = http_client or httpx.AsyncClient(timeout=config.http_timeout)
@@ -133,10 +144,10 @@ class OAuthGuard:
                            max_stale=config.jwks_max_stale, timeout=config.http_timeout)
             for issuer in config.authorization_servers
         }
-        self.verifier: TokenVerifier = verifier or JWTVerifier(
-            self.key_sets, audiences=config.audiences, algorithms=config.algorithms,
-            leeway=config.leeway, strict_typ=config.strict_typ,
-            scopes_claim=config.scopes_claim, clock=self.clock)
+        if verifier is not None and config.introspection is not None:
+            raise ConfigurationError("give either verifier= or introspection=, not both")
+        self.verifier: TokenVerifier = verifier or self._build_verifier()
+        self._reuse_limit = self.verifier if isinstance(self.verifier, ReuseLimit) else None
         self.tokens: ExpiringCache[AccessToken] = ExpiringCache(config.token_cache_size)
         self.dpop = DPoPChecker(
             mode=config.dpop, algorithms=config.dpop_algorithms, max_age=config.dpop_max_age,
@@ -154,6 +165,23 @@ class OAuthGuard:
         self._default, self.served = served_resources(config, self.challenger)
         self._public_exact = frozenset(p for p in config.public_paths if not p.endswith("*"))
         self._public_prefixes = tuple(p[:-1] for p in config.public_paths if p.endswith("*"))
+
+    def _build_verifier(self) -> TokenVerifier:
+        """The verifier for ``token_format``: JWTs, introspection, or both (``auto``)."""
+        config = self.config
+        jwt = JWTVerifier(
+            self.key_sets, audiences=config.audiences, algorithms=config.algorithms,
+            leeway=config.leeway, strict_typ=config.strict_typ,
+            scopes_claim=config.scopes_claim, clock=self.clock)
+        if config.introspection is None:
+            return jwt
+        introspection = IntrospectionVerifier(
+            config.introspection, http_client=self.http, servers=self.servers,
+            key_sets=self.key_sets, audiences=config.audiences, algorithms=config.algorithms,
+            leeway=config.leeway, clock=self.clock)
+        if config.token_format == "opaque":
+            return introspection
+        return AutoVerifier(jwt, introspection)
 
     def _document(self, resource: str) -> dict[str, Any]:
         config = self.config
@@ -251,8 +279,12 @@ class OAuthGuard:
         if cached is not None:
             return cached
         verified = await self.verifier.verify(token)
-        if verified.expires_at is not None:
-            self.tokens.put(token, verified, verified.expires_at + self.config.leeway, now)
+        until = math.inf if verified.expires_at is None \
+            else verified.expires_at + self.config.leeway
+        if self._reuse_limit is not None:
+            until = min(until, self._reuse_limit.reuse_until(token, verified, now))
+        if until != math.inf:
+            self.tokens.put(token, verified, until, now)
         return verified
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send, error: GuardError,

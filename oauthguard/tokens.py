@@ -78,3 +78,15 @@ class TokenVerifier(Protocol):
     """Anything that turns a token string into an ``AccessToken`` or raises ``GuardError``."""
 
     async def verify(self, token: str) -> AccessToken: ...
+
+
+@runtime_checkable
+class ReuseLimit(Protocol):
+    """Optional for a ``TokenVerifier``: how long the guard may reuse a verified token.
+
+    The guard keeps verified tokens until ``expires_at`` (plus leeway); a verifier whose
+    answers must be asked again sooner (introspection: a revocation is only seen when the
+    authorization server is asked, RFC 7662 §4) says until when, at the latest.
+    """
+
+    def reuse_until(self, token: str, verified: AccessToken, now: float) -> float: ...
