@@ -134,7 +134,7 @@ def check_token_format(token_format: str | None, introspection: object,
         raise ConfigurationError("introspection must be an oauthguard.Introspection(...), got "
                                  f"{type(introspection).__name__}")
     if token_format is None:
-        return "jwt" if introspection is None else "auto"
+        token_format = "jwt" if introspection is None else "auto"
     if token_format not in TOKEN_FORMATS:
         raise ConfigurationError(f"token_format must be one of {', '.join(TOKEN_FORMATS)}; "
                                  f"got {token_format!r}")

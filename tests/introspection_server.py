@@ -57,7 +57,7 @@ class IntrospectionServer:
         self.auth_method = "client_secret_basic"
         self.client_public_key: Any = None
         self.responses: dict[str, dict[str, Any]] = {}
-        self.mode = "normal"  # or "500", "html", "empty"
+        self.mode = "normal"  # or "500", "html", "empty", "json-only" (no RFC 9701)
         self.delay = 0.0
         self.calls = 0
         self.forms: list[dict[str, str]] = []
@@ -125,7 +125,7 @@ class IntrospectionServer:
         if self.mode == "empty":
             return JSONResponse({})
         members = self.responses.get(form.get("token", ""), {"active": False})
-        if SIGNED_TYPE in request.headers.get("accept", ""):
+        if SIGNED_TYPE in request.headers.get("accept", "") and self.mode != "json-only":
             return Response(self.signed(members), media_type=SIGNED_TYPE)
         return JSONResponse(members)
 
@@ -136,6 +136,7 @@ class IntrospectionServer:
                   **self.signed_header}
         claims = {"iss": self.base, "aud": self.client_id, "iat": int(time.time()),
                   "token_introspection": members, **self.signed_claims}
+        claims = {name: value for name, value in claims.items() if value is not None}
         return sign_jws(header, claims, self.signing_key or self.issuer.private_key("RS256"))
 
 
