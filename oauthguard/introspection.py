@@ -145,7 +145,7 @@ class IntrospectionVerifier:
         return now if expiry is None else expiry
 
     async def _introspect(self, token: str, digest: str) -> AccessToken:
-        members = await self._fetch(token, digest)
+        members = await self._fetch(token)
         now = self._clock()
         try:
             verified = self.check(members, now)
@@ -161,7 +161,7 @@ class IntrospectionVerifier:
         self._active.put(digest, verified, until, now)
         return verified
 
-    def check(self, members: dict[str, Any], now: float) -> AccessToken:
+    def check(self, members: Mapping[str, Any], now: float) -> AccessToken:
         """RFC 7662 §2.2: only ``active: true`` passes, then the members are checked."""
         if members.get("active") is not True:
             raise InvalidToken("the token is not active")
@@ -176,7 +176,7 @@ class IntrospectionVerifier:
         # RFC 7662 §2.2: scope is a space-separated string; RFC 9449 §6.2: cnf.jkt binds.
         return build_token(members, audience, exp, ("scope",))
 
-    async def _fetch(self, token: str, digest: str) -> dict[str, Any]:
+    async def _fetch(self, token: str) -> dict[str, Any]:
         """RFC 7662 §2.1: POST the token with our client authentication; the members."""
         endpoint = self._endpoint or await self._discover_endpoint()
         form = {"token": token, "token_type_hint": "access_token"}

@@ -172,8 +172,12 @@ def client_id_of(claims: Mapping[str, Any]) -> str | None:
 def build_token(claims: Mapping[str, Any], audience: tuple[str, ...], expires_at: float | None,
                 scopes_claim: Sequence[str]) -> AccessToken:
     """The ``AccessToken`` for validated claims (shared with introspection)."""
-    cnf = claims.get("cnf")
+    cnf = claims.get("cnf", {})
     jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    # RFC 7800 §3.1 / RFC 9449 §6.1: a confirmation we cannot read must not make the token
+    # look unbound (and so usable as a plain Bearer token).
+    if not isinstance(cnf, dict) or not isinstance(jkt, str | None):
+        raise InvalidToken("the token's cnf claim is malformed")
     sub, iss = claims.get("sub"), claims.get("iss")
     return AccessToken(
         subject=sub if isinstance(sub, str) else None,
@@ -183,7 +187,7 @@ def build_token(claims: Mapping[str, Any], audience: tuple[str, ...], expires_at
         issuer=iss if isinstance(iss, str) else None,
         expires_at=expires_at,
         claims=claims,
-        jkt=jkt if isinstance(jkt, str) else None,
+        jkt=jkt,
     )
 
 

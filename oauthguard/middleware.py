@@ -179,9 +179,8 @@ class OAuthGuard:
             config.introspection, http_client=self.http, servers=self.servers,
             key_sets=self.key_sets, audiences=config.audiences, algorithms=config.algorithms,
             leeway=config.leeway, clock=self.clock)
-        if config.token_format == "opaque":
-            return introspection
-        return AutoVerifier(jwt, introspection)
+        return introspection if config.token_format == "opaque" \
+            else AutoVerifier(jwt, introspection)
 
     def _document(self, resource: str) -> dict[str, Any]:
         config = self.config

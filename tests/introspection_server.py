@@ -57,7 +57,9 @@ class IntrospectionServer:
         self.auth_method = "client_secret_basic"
         self.client_public_key: Any = None
         self.responses: dict[str, dict[str, Any]] = {}
-        self.mode = "normal"  # or "500", "html", "empty", "json-only" (no RFC 9701)
+        #: "normal", an HTTP status ("500", "503", "400", "403"), "redirect", "html",
+        #: "empty" (``{}``) or "json-only" (ignores an RFC 9701 Accept).
+        self.mode = "normal"
         self.delay = 0.0
         self.calls = 0
         self.forms: list[dict[str, str]] = []
@@ -118,8 +120,10 @@ class IntrospectionServer:
         if not self._authenticated(request, form):
             return JSONResponse({"error": "invalid_client"}, status_code=401,
                                 headers={"www-authenticate": "Basic"})
-        if self.mode == "500":
-            return JSONResponse({"error": "server_error"}, status_code=500)
+        if self.mode in ("500", "503", "400", "403"):
+            return JSONResponse({"error": "refused"}, status_code=int(self.mode))
+        if self.mode == "redirect":
+            return Response(status_code=307, headers={"location": self.endpoint + "/v2"})
         if self.mode == "html":
             return Response("<html><body>Sign in</body></html>", media_type="text/html")
         if self.mode == "empty":

@@ -142,6 +142,9 @@ async def test_an_active_token_becomes_the_same_access_token_type(
     ({"iss": "https://evil.test"}, "issuer is not trusted"),
     ({"iss": ["x"]}, "issuer is not trusted"),
     ({"scope": 7}, "scope"),
+    ({"exp": "tomorrow"}, "exp"),
+    ({"cnf": {"jkt": 12}}, "cnf"),
+    ({"cnf": "bound"}, "cnf"),
 ])
 async def test_refused_members_are_invalid_token(server: IntrospectionServer,
                                                  members: dict[str, Any], reason: str) -> None:
@@ -260,12 +263,12 @@ async def test_the_cache_is_bounded(server: IntrospectionServer) -> None:
     for index in range(5):
         active(server, f"opaque-{index}", now)
     async with guarded(server, cache_size=2) as (_, guard):
-        guard.tokens = type(guard.tokens)(0)  # only the introspection cache remains
+        verifier = guard.verifier.introspection  # type: ignore[attr-defined]
         for index in range(5):
-            await guard.verify(f"opaque-{index}")
-        await guard.verify("opaque-4")
+            await verifier.verify(f"opaque-{index}")
+        await verifier.verify("opaque-4")
         assert server.calls == 5
-        await guard.verify("opaque-0")  # evicted: asked again
+        await verifier.verify("opaque-0")  # evicted: asked again
     assert server.calls == 6
 
 

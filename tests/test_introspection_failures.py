@@ -74,6 +74,10 @@ async def test_an_answer_slower_than_timeout_is_unavailable(
 
 @pytest.mark.parametrize(("mode", "says"), [
     ("500", "answered HTTP 500"),
+    ("503", "answered HTTP 503"),
+    ("400", "answered HTTP 400"),
+    ("403", "refused the resource server's credentials"),
+    ("redirect", "answered HTTP 307"),
     ("html", "did not answer JSON"),
     ("empty", "answered without 'active'"),
 ])
