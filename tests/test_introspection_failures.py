@@ -72,21 +72,23 @@ async def test_an_answer_slower_than_timeout_is_unavailable(
     assert "no answer within 0.5s" in caplog.text and "Introspection(timeout=)" in caplog.text
 
 
-@pytest.mark.parametrize(("mode", "says"), [
-    ("500", "answered HTTP 500"),
-    ("503", "answered HTTP 503"),
-    ("400", "answered HTTP 400"),
-    ("403", "refused the resource server's credentials"),
-    ("redirect", "answered HTTP 307"),
-    ("html", "did not answer JSON"),
-    ("empty", "answered without 'active'"),
+@pytest.mark.parametrize(("mode", "says", "logged"), [
+    ("500", "answered HTTP 500", "HTTP 500"),
+    ("503", "answered HTTP 503", "HTTP 503"),
+    ("400", "answered HTTP 400", "HTTP 400"),
+    ("403", "refused the resource server's credentials", "client_secret="),
+    ("redirect", "answered HTTP 307", "HTTP 307"),
+    ("html", "did not answer JSON", "not a JSON object"),
+    ("empty", "answered without 'active'", "no boolean 'active' member"),
 ])
-async def test_broken_answers_are_unavailable(server: IntrospectionServer, mode: str,
-                                              says: str) -> None:
+async def test_broken_answers_are_unavailable(server: IntrospectionServer,
+                                              caplog: pytest.LogCaptureFixture, mode: str,
+                                              says: str, logged: str) -> None:
     server.mode = mode
     async with guarded(server) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
     assert_unavailable(response, says)
+    assert logged in caplog.text and server.endpoint in caplog.text
 
 
 @pytest.mark.parametrize("members", [{"active": "true"}, {"active": 1}, {"active": None}])
