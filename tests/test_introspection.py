@@ -11,7 +11,7 @@ import anyio
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from introspection_server import (
     CLIENT_ID,
     RESOURCE,
@@ -87,11 +87,14 @@ def _private_jwk(key: Any) -> dict[str, Any]:
     return {**json.loads(RSAAlgorithm.to_jwk(key)), "kid": "rs-key-1"}
 
 
-@pytest.mark.parametrize("form", ["cryptography", "pem", "jwk", "jwk-json", "ec"])
+@pytest.mark.parametrize("form", ["cryptography", "pem", "jwk", "jwk-json", "ec", "ed25519"])
 async def test_private_key_jwt_assertions_verify_and_are_fresh(
         server: IntrospectionServer, form: str) -> None:
-    key: Any = ec.generate_private_key(ec.SECP256R1()) if form == "ec" else _rsa()
-    given: Any = {"cryptography": lambda: key, "ec": lambda: key, "pem": lambda: _pem(key),
+    keys = {"ec": lambda: ec.generate_private_key(ec.SECP256R1()),
+            "ed25519": ed25519.Ed25519PrivateKey.generate}
+    key: Any = keys.get(form, _rsa)()
+    given: Any = {"ec": lambda: _pem(key), "ed25519": lambda: key, "cryptography": lambda: key,
+                  "pem": lambda: _pem(key),
                   "jwk": lambda: _private_jwk(key),
                   "jwk-json": lambda: json.dumps(_private_jwk(key))}[form]()
     server.auth_method, server.client_public_key = "private_key_jwt", key.public_key()

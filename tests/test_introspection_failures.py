@@ -130,7 +130,16 @@ async def test_metadata_without_an_introspection_endpoint_is_unavailable(
 
 
 # -- RFC 9701 signed responses ---------------------------------------------------------------
-async def test_a_signed_response_is_asked_for_and_verified(server: IntrospectionServer) -> None:
+@pytest.mark.parametrize("change", [
+    {},
+    {"signed_claims": {"aud": RESOURCE}},
+    {"signed_claims": {"aud": ["https://elsewhere.test", CLIENT_ID]}},
+    {"signed_header": {"typ": "Application/Token-Introspection+JWT"}},
+])
+async def test_a_signed_response_is_asked_for_and_verified(
+        server: IntrospectionServer, change: dict[str, dict[str, Any]]) -> None:
+    for name, value in change.items():
+        setattr(server, name, value)
     async with guarded(server, jwt_response=True) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
         unknown = await client.get("/mcp", headers=bearer("opaque-2"))
