@@ -185,8 +185,10 @@ class IntrospectionVerifier:
         self._client.apply(form, headers, endpoint)
         self.calls += 1
         try:
+            # Never follow a redirect: it would send the token and our credentials elsewhere.
             response = await self._http.post(endpoint, data=form, headers=headers,
-                                             timeout=self.settings.timeout)
+                                             timeout=self.settings.timeout,
+                                             follow_redirects=False)
         except httpx.TimeoutException:
             raise self._failure(f"no answer within {self.settings.timeout:g}s",
                                 "Introspection(timeout=) or the endpoint's health",

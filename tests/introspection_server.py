@@ -176,13 +176,13 @@ async def whoami(request: Request) -> Response:
 
 @contextlib.asynccontextmanager
 async def guarded(server: IntrospectionServer, *, clock: Callable[[], float] | None = None,
-                  token_format: str | None = None, **settings: Any,
-                  ) -> AsyncIterator[tuple[httpx.AsyncClient, OAuthGuard]]:
+                  token_format: str | None = None, follow_redirects: bool = False,
+                  **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, OAuthGuard]]:
     """A client for an app behind a guard that introspects at ``server`` over loopback."""
     settings.setdefault("client_id", CLIENT_ID)
     if settings.get("auth_method", "client_secret_basic").startswith("client_secret"):
         settings.setdefault("client_secret", CLIENT_SECRET)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(follow_redirects=follow_redirects) as http:
         guard = OAuthGuard(Starlette(routes=[Route("/mcp", whoami)]), resource=RESOURCE,
                            authorization_servers=[server.base], token_format=token_format,
                            introspection=Introspection(**settings), http_client=http,

@@ -91,6 +91,15 @@ async def test_broken_answers_are_unavailable(server: IntrospectionServer,
     assert logged in caplog.text and server.endpoint in caplog.text
 
 
+async def test_a_redirect_is_never_followed_even_by_a_following_client(
+        server: IntrospectionServer, caplog: pytest.LogCaptureFixture) -> None:
+    server.mode = "redirect"
+    async with guarded(server, follow_redirects=True) as (client, _):
+        response = await client.get("/mcp", headers=bearer("opaque-1"))
+    assert_unavailable(response, "answered HTTP 307")
+    assert server.calls == 1 and "HTTP 307" in caplog.text
+
+
 @pytest.mark.parametrize("members", [{"active": "true"}, {"active": 1}, {"active": None}])
 async def test_an_active_member_that_is_not_a_boolean_is_unavailable(
         server: IntrospectionServer, members: dict[str, Any]) -> None:
