@@ -169,11 +169,18 @@ async def test_unknown_tokens_are_inactive(server: IntrospectionServer) -> None:
 
 async def test_members_without_aud_iss_or_exp_pass_unless_aud_is_required(
         server: IntrospectionServer) -> None:
-    active(server, "opaque-1", time.time(), aud=None, iss=None, exp=None)
-    async with guarded(server) as (client, _):
+    clock = Clock()
+    active(server, "opaque-1", clock.now, aud=None, iss=None, exp=None)
+    async with guarded(server, clock=clock, cache_ttl=60) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
-    assert response.status_code == 200, response.text
-    assert response.json()["expires_at"] is None
+        assert response.status_code == 200, response.text
+        assert response.json()["expires_at"] is None
+        clock.advance(59)
+        assert (await client.get("/mcp", headers=bearer("opaque-1"))).status_code == 200
+        assert server.calls == 1  # no exp: kept for cache_ttl only
+        clock.advance(2)
+        assert (await client.get("/mcp", headers=bearer("opaque-1"))).status_code == 200
+        assert server.calls == 2
     async with guarded(server, require_aud=True) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
     assert "aud" in assert_refused(response, 401, "invalid_token")["error_description"]
