@@ -21,6 +21,7 @@ from introspection_server import (
     guarded,
     running_server,
 )
+from proofs import ClientKey
 from starlette.applications import Starlette
 from support import assert_refused
 
@@ -203,6 +204,37 @@ async def test_a_dpop_bound_opaque_token_sent_as_bearer_is_refused(
         assert "DPoP" in assert_refused(refused, 401, "invalid_token")["error_description"]
     assert token.jkt == binding.get("cnf", {}).get("jkt")
     assert token.claims.get("token_type") == binding.get("token_type")
+
+
+def _dpop(key: ClientKey, token: str) -> dict[str, str]:
+    return {"authorization": f"DPoP {token}",
+            "dpop": key.proof("GET", RESOURCE, now=time.time(), token=token)}
+
+
+async def test_a_dpop_bound_opaque_token_passes_with_a_proof_of_its_key(
+        server: IntrospectionServer) -> None:
+    key, thief = ClientKey("ES256"), ClientKey("ES256")
+    active(server, "opaque-1", time.time(), cnf={"jkt": key.thumbprint}, token_type="DPoP")
+    async with guarded(server) as (client, _):
+        first = await client.get("/mcp", headers=_dpop(key, "opaque-1"))
+        again = await client.get("/mcp", headers=_dpop(key, "opaque-1"))  # cached, new proof
+        stolen = await client.get("/mcp", headers=_dpop(thief, "opaque-1"))
+        unproven = await client.get("/mcp", headers={"authorization": "DPoP opaque-1"})
+    assert (first.status_code, again.status_code) == (200, 200), first.text
+    assert first.json()["jkt"] == key.thumbprint
+    assert_refused(stolen, 401, "invalid_token", scheme="DPoP")
+    assert_refused(unproven, 401, "invalid_dpop_proof", scheme="DPoP")
+    assert server.calls == 1
+
+
+async def test_a_dpop_token_type_without_cnf_cannot_be_proven(
+        server: IntrospectionServer) -> None:
+    key = ClientKey("ES256")
+    active(server, "opaque-1", time.time(), token_type="DPoP")
+    async with guarded(server) as (client, _):
+        response = await client.get("/mcp", headers=_dpop(key, "opaque-1"))
+    assert "cnf.jkt" in assert_refused(response, 401, "invalid_token",
+                                       scheme="DPoP")["error_description"]
 
 
 # -- caching (RFC 7662 §4) and coalescing ---------------------------------------------------
