@@ -122,7 +122,8 @@ class KeySet:
                  clock: Callable[[], float], servers: AuthorizationServers, *,
                  jwks_uri: str | None = None, cache_ttl: float = 600,
                  refresh_cooldown: float = 30, max_stale: float = 86400,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0,
+                 on_keys_removed: Callable[[], None] | None = None) -> None:
         self.issuer = issuer
         self._http = http_client
         self._clock = clock
@@ -132,6 +133,7 @@ class KeySet:
         self._cooldown = refresh_cooldown
         self._max_stale = max_stale
         self._timeout = timeout
+        self._on_keys_removed = on_keys_removed
         self._by_kid: dict[str | None, list[Key]] | None = None
         self._all: list[Key] = []
         self._fresh_until = 0.0
@@ -209,7 +211,14 @@ class KeySet:
         by_kid: dict[str | None, list[Key]] = {}
         for key in keys:
             by_kid.setdefault(key.kid, []).append(key)
+        removed = [key.kid for key in self._all if key not in keys]
         self._by_kid, self._all = by_kid, keys
+        if removed:
+            # A key left the JWKS (rotation, or revocation of a compromised key): what it
+            # verified before must not outlive it in any cache.
+            logger.info("keys %s of %s left its JWKS", removed, self.issuer)
+            if self._on_keys_removed is not None:
+                self._on_keys_removed()
         self._failed_at = None
         self._fresh_until = now + ttl
         self._usable_until = now + ttl + self._max_stale

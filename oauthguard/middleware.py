@@ -137,18 +137,19 @@ class OAuthGuard:
         self.http = http_client or httpx.AsyncClient(timeout=config.http_timeout)
         self.servers = AuthorizationServers(self.http, self.clock, timeout=config.http_timeout,
                                             retry_after=config.jwks_refresh_cooldown)
+        self.tokens: ExpiringCache[AccessToken] = ExpiringCache(config.token_cache_size)
         self.key_sets = {
             issuer: KeySet(issuer, self.http, self.clock, self.servers, jwks_uri=config.jwks_uri,
                            cache_ttl=config.jwks_cache_ttl,
                            refresh_cooldown=config.jwks_refresh_cooldown,
-                           max_stale=config.jwks_max_stale, timeout=config.http_timeout)
+                           max_stale=config.jwks_max_stale, timeout=config.http_timeout,
+                           on_keys_removed=self.tokens.clear)
             for issuer in config.authorization_servers
         }
         if verifier is not None and config.introspection is not None:
             raise ConfigurationError("give either verifier= or introspection=, not both")
         self.verifier: TokenVerifier = verifier or self._build_verifier()
         self._reuse_limit = self.verifier if isinstance(self.verifier, ReuseLimit) else None
-        self.tokens: ExpiringCache[AccessToken] = ExpiringCache(config.token_cache_size)
         self.dpop = DPoPChecker(
             mode=config.dpop, algorithms=config.dpop_algorithms, max_age=config.dpop_max_age,
             leeway=config.leeway, nonces=_nonces(dpop_nonce),

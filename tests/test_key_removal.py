@@ -1,0 +1,58 @@
+"""A key that leaves the issuer's JWKS takes the tokens it verified with it (no cached pass)."""
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from oauthguard import OAuthGuard
+from oauthguard.testing import TestIssuer
+from tests.support import assert_refused
+
+RESOURCE = "https://api.test/data"
+
+
+async def data(request: Request) -> Response:
+    return JSONResponse({"client_id": request.auth.client_id})
+
+
+def guarded(issuer: TestIssuer) -> tuple[OAuthGuard, TestClient]:
+    guard = OAuthGuard(Starlette(routes=[Route("/data", data)]), resource=RESOURCE,
+                       authorization_servers=[issuer.issuer],
+                       http_client=issuer.http_client(), jwks_refresh_cooldown=0)
+    return guard, TestClient(guard, base_url="https://api.test")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_cached_token_is_refused_once_rotation_removed_its_key() -> None:
+    issuer = TestIssuer(algorithms=("RS256",))
+    guard, client = guarded(issuer)
+    old = issuer.token(audience=RESOURCE)
+    assert client.get("/data", headers=bearer(old)).status_code == 200
+    assert len(guard.tokens) == 1
+
+    issuer.rotate("RS256")
+    new = issuer.token(audience=RESOURCE)
+    assert client.get("/data", headers=bearer(new)).status_code == 200  # kid miss: refetch
+    refused = client.get("/data", headers=bearer(old))
+    params = assert_refused(refused, 401, "invalid_token")
+    assert params["error_description"] == "no signing key of the issuer matches the token's kid"
+
+
+def test_a_key_added_to_the_jwks_keeps_verified_tokens_cached() -> None:
+    issuer = TestIssuer(algorithms=("RS256",))
+    guard, client = guarded(issuer)
+    old = issuer.token(audience=RESOURCE)
+    assert client.get("/data", headers=bearer(old)).status_code == 200
+
+    issuer.add_key("ES256")
+    new = issuer.token(audience=RESOURCE, alg="ES256")
+    assert client.get("/data", headers=bearer(new)).status_code == 200  # kid miss: refetch
+    assert len(guard.tokens) == 2
+    jwks_fetches = [r for r in issuer.requests if r.url.path == "/jwks"]
+    assert len(jwks_fetches) == 2
+    assert client.get("/data", headers=bearer(old)).status_code == 200
