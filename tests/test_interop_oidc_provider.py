@@ -1,0 +1,200 @@
+"""Interop with an independent authorization server: panva's ``oidc-provider`` (Node).
+
+tests/interop/provider.mjs runs it on loopback: the client credentials grant with RFC 8707
+resource indicators, RFC 9068 JWT access tokens (RS256 or ES256, by client), opaque tokens for
+other resources, DPoP and introspection, and key rotation at ``POST /__rotate``.
+tests/interop/client.mjs is a DPoP client built on panva's ``oauth4webapi``. Install both with
+``npm ci`` in tests/interop.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from oauthguard import OAuthGuard
+from tests.support import assert_refused, free_port, require_service, serve
+
+INTEROP = Path(__file__).parent / "interop"
+JWT_RESOURCE = "https://api.oauthguard.test/jwt"
+OTHER_JWT_RESOURCE = "https://other.oauthguard.test/jwt"
+OPAQUE_RESOURCE = "https://api.oauthguard.test/opaque"
+OTHER_OPAQUE_RESOURCE = "https://other.oauthguard.test/opaque"
+# provider.mjs signs each client's JWT access tokens with one algorithm.
+CLIENTS = {"RS256": "rs256-client", "ES256": "es256-client"}
+
+
+@dataclass
+class AuthorizationServer:
+    """The running oidc-provider and what the tests ask of it."""
+
+    issuer: str
+    http: httpx.Client
+
+    def token_response(self, client_id: str = "rs256-client", resource: str = JWT_RESOURCE,
+                       scope: str = "read") -> dict[str, Any]:
+        """RFC 6749 §4.4 client credentials grant with an RFC 8707 ``resource``."""
+        response = self.http.post(
+            f"{self.issuer}/token", auth=(client_id, f"{client_id}-secret"),
+            data={"grant_type": "client_credentials", "resource": resource, "scope": scope})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def token(self, client_id: str = "rs256-client", resource: str = JWT_RESOURCE,
+              scope: str = "read") -> str:
+        token: str = self.token_response(client_id, resource, scope)["access_token"]
+        return token
+
+    def rotate(self) -> list[str]:
+        """New signing keys; the old ones leave the JWKS. The new kids."""
+        response = self.http.post(f"{self.issuer}/__rotate")
+        assert response.status_code == 200, response.text
+        kids: list[str] = response.json()["kids"]
+        return kids
+
+    def jwks_kids(self) -> list[str]:
+        return [key["kid"] for key in self.http.get(f"{self.issuer}/jwks").json()["keys"]]
+
+
+def _wait_for_discovery(process: subprocess.Popen[bytes], issuer: str, log: Any) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"oidc-provider exited with {process.returncode}:\n"
+                        f"{log.read().decode(errors='replace')}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{issuer}/.well-known/openid-configuration").status_code == 200:
+                return
+        time.sleep(0.05)
+    pytest.fail("oidc-provider did not answer its discovery document within 20 s")
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[AuthorizationServer]:
+    """oidc-provider on a free loopback port for this module's tests."""
+    require_service("node")
+    if not (INTEROP / "node_modules" / "oidc-provider").is_dir():
+        pytest.fail("tests/interop/node_modules is missing: run `npm ci` in tests/interop "
+                    "to install oidc-provider and oauth4webapi")
+    issuer = f"http://127.0.0.1:{free_port()}"
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(["node", "provider.mjs", issuer.rsplit(":", 1)[1]],
+                                   cwd=INTEROP, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            _wait_for_discovery(process, issuer, log)
+            with httpx.Client() as http:
+                yield AuthorizationServer(issuer, http)
+        finally:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def whoami(request: Request) -> Response:
+    token = request.auth
+    return JSONResponse({
+        "client_id": token.client_id, "subject": token.subject, "issuer": token.issuer,
+        "scopes": sorted(token.scopes), "audience": list(token.audience),
+        "scheme": token.scheme, "jkt": token.jkt,
+    })
+
+
+@contextlib.contextmanager
+def guarded(provider: AuthorizationServer, resource: str = JWT_RESOURCE,
+            **settings: Any) -> Iterator[tuple[OAuthGuard, str]]:
+    """Our resource at ``<base>/api``, guarded against oidc-provider, served on loopback."""
+    guard = OAuthGuard(Starlette(routes=[Route("/api", whoami, methods=["GET", "POST"])]),
+                       resource=resource, authorization_servers=[provider.issuer], **settings)
+    with serve(guard) as base:
+        yield guard, f"{base}/api"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def jose_header(token: str) -> dict[str, Any]:
+    segment = token.split(".")[0]
+    padded = segment + "=" * (-len(segment) % 4)
+    header: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
+    return header
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_its_jwt_access_tokens_for_our_resource_are_accepted(
+        provider: AuthorizationServer, alg: str) -> None:
+    client_id = CLIENTS[alg]
+    token = provider.token(client_id, scope="read write")
+    header = jose_header(token)
+    assert (header["alg"], header["typ"]) == (alg, "at+jwt")  # RFC 9068 §2.1
+    with guarded(provider) as (_, url):
+        response = httpx.get(url, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "client_id": client_id, "subject": client_id, "issuer": provider.issuer,
+        "scopes": ["read", "write"], "audience": [JWT_RESOURCE], "scheme": "Bearer",
+        "jkt": None,
+    }
+
+
+def test_its_token_for_another_resource_is_refused(provider: AuthorizationServer) -> None:
+    token = provider.token(resource=OTHER_JWT_RESOURCE)
+    with guarded(provider) as (_, url):
+        refused = httpx.get(url, headers=bearer(token))
+    params = assert_refused(refused, 401, "invalid_token")
+    assert params["error_description"] == "the token is not meant for this resource (aud)"
+
+
+def test_its_opaque_token_is_refused_without_introspection(
+        provider: AuthorizationServer) -> None:
+    token = provider.token(resource=OPAQUE_RESOURCE)
+    with guarded(provider, resource=OPAQUE_RESOURCE) as (_, url):
+        refused = httpx.get(url, headers=bearer(token))
+    assert_refused(refused, 401, "invalid_token")
+
+
+def test_rotation_refuses_tokens_of_removed_keys_and_accepts_new_ones(
+        provider: AuthorizationServer) -> None:
+    with guarded(provider) as (guard, url):
+        seen = {alg: provider.token(client) for alg, client in CLIENTS.items()}
+        for token in seen.values():
+            assert httpx.get(url, headers=bearer(token)).status_code == 200
+        unseen = provider.token(CLIENTS["ES256"])  # issued before rotation, never presented
+
+        kids = provider.rotate()
+        assert provider.jwks_kids() == kids
+        assert not {jose_header(token)["kid"] for token in seen.values()} & set(kids)
+
+        # The first new kid is a miss: one refetch of the JWKS finds both new keys.
+        for alg, client in CLIENTS.items():
+            token = provider.token(client)
+            assert jose_header(token)["kid"] in kids
+            response = httpx.get(url, headers=bearer(token))
+            assert response.status_code == 200, f"{alg}: {response.text}"
+        assert guard.key_sets[provider.issuer].fetches == 2
+
+        for token in [*seen.values(), unseen]:
+            params = assert_refused(httpx.get(url, headers=bearer(token)), 401,
+                                    "invalid_token")
+            assert params["error_description"] == (
+                "no signing key of the issuer matches the token's kid")
