@@ -198,3 +198,12 @@ def test_rotation_refuses_tokens_of_removed_keys_and_accepts_new_ones(
                                     "invalid_token")
             assert params["error_description"] == (
                 "no signing key of the issuer matches the token's kid")
+
+
+def test_its_token_is_refused_once_expired(provider: AuthorizationServer) -> None:
+    issued = provider.token_response()
+    later = time.time() + issued["expires_in"] + 31  # past exp and the 30 s leeway
+    with guarded(provider, clock=lambda: later) as (_, url):
+        refused = httpx.get(url, headers=bearer(issued["access_token"]))
+    params = assert_refused(refused, 401, "invalid_token")
+    assert params["error_description"] == "the token has expired"
