@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // An independent authorization server for oauthguard's interop tests: panva's oidc-provider,
 // configured for the client credentials grant with RFC 8707 resource indicators, RFC 9068 JWT
-// access tokens (RS256 or ES256 by client), opaque tokens for another resource, RFC 9449 DPoP
+// access tokens (RS256 or ES256 by client), opaque tokens for other resources, RFC 9449 DPoP
 // and RFC 7662 introspection.
 //
 //   node provider.mjs <port>          (or PORT=<port> node provider.mjs)
 //
 // Serves on http://127.0.0.1:<port> (the issuer). `POST /__rotate` replaces the signing keys
-// by new ones (new kids); the old keys leave the JWKS at once. It answers with the new JWKS.
+// by new ones (new kids); the old keys leave the JWKS at once. It answers with the new kids.
+// Issued opaque tokens stay valid across a rotation.
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 
@@ -125,7 +126,7 @@ function configuration() {
     scopes: ['read', 'write'],
     clientBasedCORS: () => false,
     conformIdTokenClaims: true,
-    findAccount: () => undefined,
+    findAccount: () => undefined, // no end users: machine clients only
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -175,5 +176,5 @@ server.listen(port, '127.0.0.1', () => {
 });
 
 for (const signal of ['SIGTERM', 'SIGINT']) {
-  process.on(signal, () => server.close(() => process.exit(0)));
+  process.on(signal, () => process.exit(0));
 }
