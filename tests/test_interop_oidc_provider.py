@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from oauthguard import OAuthGuard
+from oauthguard import DPoPNonces, OAuthGuard
 from tests.support import assert_refused, free_port, require_service, serve
 
 INTEROP = Path(__file__).parent / "interop"
@@ -133,11 +133,34 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def jose_part(token: str, index: int) -> dict[str, Any]:
+    """The decoded JSON header (0) or payload (1) of a compact JWS, unverified."""
+    segment = token.split(".")[index]
+    part: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    return part
+
+
 def jose_header(token: str) -> dict[str, Any]:
-    segment = token.split(".")[0]
-    padded = segment + "=" * (-len(segment) % 4)
-    header: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
-    return header
+    return jose_part(token, 0)
+
+
+def dpop_client(provider: AuthorizationServer, url: str, client_id: str = "es256-client",
+                resource: str = JWT_RESOURCE) -> dict[str, Any]:
+    """tests/interop/client.mjs (oauth4webapi): a DPoP-bound token from the provider, then
+    one call to ``url`` with it (two when we ask for a nonce); what was sent and answered."""
+    completed = subprocess.run(
+        ["node", "client.mjs", "--issuer", provider.issuer, "--client-id", client_id,
+         "--client-secret", f"{client_id}-secret", "--resource", resource, "--url", url],
+        cwd=INTEROP, capture_output=True, text=True, timeout=30, check=False)
+    if completed.returncode != 0:
+        pytest.fail(f"client.mjs failed ({completed.returncode}):\n{completed.stderr}")
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
+
+
+def dpop(attempt: dict[str, Any]) -> dict[str, str]:
+    """The headers of an attempt by client.mjs, to send them again."""
+    return {"Authorization": attempt["authorization"], "DPoP": attempt["proof"]}
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
@@ -207,3 +230,71 @@ def test_its_token_is_refused_once_expired(provider: AuthorizationServer) -> Non
         refused = httpx.get(url, headers=bearer(issued["access_token"]))
     params = assert_refused(refused, 401, "invalid_token")
     assert params["error_description"] == "the token has expired"
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_its_dpop_bound_jwts_work_with_proofs_from_oauth4webapi(
+        provider: AuthorizationServer, alg: str) -> None:
+    with guarded(provider) as (_, url):
+        result = dpop_client(provider, url, CLIENTS[alg])
+    token = result["access_token"]
+    assert result["token_type"] == "dpop"
+    assert jose_header(token)["alg"] == alg
+    assert jose_part(token, 1)["cnf"] == {"jkt": result["jkt"]}  # RFC 9449 §6.1
+    [attempt] = result["attempts"]
+    assert attempt["authorization"] == f"DPoP {token}"
+    assert attempt["status"] == 200, attempt["body"]
+    body = json.loads(attempt["body"])
+    assert (body["scheme"], body["jkt"], body["client_id"]) == ("DPoP", result["jkt"], CLIENTS[alg])
+
+
+def test_its_dpop_bound_token_needs_a_fresh_matching_proof(provider: AuthorizationServer) -> None:
+    with guarded(provider) as (_, url):
+        result = dpop_client(provider, url)
+        [attempt] = result["attempts"]
+        assert attempt["status"] == 200, attempt["body"]
+
+        replayed = httpx.get(url, headers=dpop(attempt))  # RFC 9449 §11.1
+        params = assert_refused(replayed, 401, "invalid_dpop_proof", scheme="DPoP")
+        assert params["error_description"] == "the DPoP proof was already used (jti replay)"
+
+        other_method = httpx.post(url, headers=dpop(attempt))  # §4.3 check 8
+        params = assert_refused(other_method, 401, "invalid_dpop_proof", scheme="DPoP")
+        assert params["error_description"] == (
+            "the DPoP proof's htm does not match the request method")
+
+        other_token = {**dpop(attempt), "Authorization": f"DPoP {provider.token()}"}
+        params = assert_refused(httpx.get(url, headers=other_token), 401,
+                                "invalid_dpop_proof", scheme="DPoP")  # §4.3 check 11: ath
+        assert params["error_description"] == (
+            "the DPoP proof's ath does not match the access token")
+
+        downgraded = httpx.get(url, headers=bearer(result["access_token"]))  # §7.2
+        params = assert_refused(downgraded, 401, "invalid_token")
+        assert "DPoP-bound" in params["error_description"]
+
+
+def test_oauth4webapi_answers_our_dpop_nonce_challenge(provider: AuthorizationServer) -> None:
+    nonces = DPoPNonces(secret="interop nonce secret, 32 bytes..", lifetime=300)
+    with guarded(provider, dpop_nonce=nonces) as (_, url):
+        result = dpop_client(provider, url)
+    first, second = result["attempts"]
+    # RFC 9449 §9: a 401 use_dpop_nonce challenge with the nonce to use...
+    assert first["status"] == 401
+    assert first["www_authenticate"].count('error="use_dpop_nonce"') == 1
+    assert first["dpop_nonce"]
+    assert "nonce" not in jose_part(first["proof"], 1)
+    # ...which the client puts in its next proof, and that one passes.
+    assert jose_part(second["proof"], 1)["nonce"] == first["dpop_nonce"]
+    assert second["status"] == 200, second["body"]
+
+
+def test_dpop_required_takes_its_dpop_tokens_and_refuses_its_bearer_tokens(
+        provider: AuthorizationServer) -> None:
+    with guarded(provider, dpop="required") as (_, url):
+        refused = httpx.get(url, headers=bearer(provider.token()))
+        result = dpop_client(provider, url)
+    assert_refused(refused, 401, "invalid_token", scheme="DPoP")
+    assert "Bearer" not in refused.headers["www-authenticate"]
+    [attempt] = result["attempts"]
+    assert attempt["status"] == 200, attempt["body"]
