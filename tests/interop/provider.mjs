@@ -2,7 +2,7 @@
 // An independent authorization server for oauthguard's interop tests: panva's oidc-provider,
 // configured for the client credentials grant with RFC 8707 resource indicators, RFC 9068 JWT
 // access tokens (RS256 or ES256 by client), opaque tokens for other resources, RFC 9449 DPoP
-// and RFC 7662 introspection.
+// and RFC 7662 introspection (with RFC 9701 signed responses for one client).
 //
 //   node provider.mjs <port>          (or PORT=<port> node provider.mjs)
 //
@@ -44,15 +44,17 @@ const clients = [
     token_endpoint_auth_method: 'client_secret_basic',
     scope: SCOPE,
   })),
-  {
-    // The resource server itself: it only introspects.
-    client_id: 'resource-server',
-    client_secret: 'resource-server-secret',
+  // The resource server itself: it only introspects, the second one asking for RFC 9701
+  // signed introspection responses.
+  ...['resource-server', 'resource-server-jwt'].map((clientId) => ({
+    client_id: clientId,
+    client_secret: `${clientId}-secret`,
     grant_types: [],
     response_types: [],
     redirect_uris: [],
     token_endpoint_auth_method: 'client_secret_basic',
-  },
+    ...(clientId.endsWith('-jwt') ? { introspection_signed_response_alg: 'ES256' } : {}),
+  })),
 ];
 
 // Issued opaque tokens live here, outside any one Provider instance, so that a key rotation
@@ -135,8 +137,9 @@ function configuration() {
         enabled: true,
         // Only the resource server may introspect (and a client its own tokens).
         allowedPolicy: (ctx, client, token) => (
-          client.clientId === 'resource-server' || client.clientId === token.clientId),
+          client.clientId.startsWith('resource-server') || client.clientId === token.clientId),
       },
+      jwtIntrospection: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: (ctx, client, oneOf) => oneOf,
