@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from oauthguard import DPoPNonces, OAuthGuard
+from oauthguard import DPoPNonces, Introspection, OAuthGuard
 from tests.support import assert_refused, free_port, require_service, serve
 
 INTEROP = Path(__file__).parent / "interop"
@@ -298,3 +298,73 @@ def test_dpop_required_takes_its_dpop_tokens_and_refuses_its_bearer_tokens(
     assert "Bearer" not in refused.headers["www-authenticate"]
     [attempt] = result["attempts"]
     assert attempt["status"] == 200, attempt["body"]
+
+
+def introspection(client_id: str = "resource-server", **settings: Any) -> Introspection:
+    """Our resource server's client at the provider (the endpoint from its metadata)."""
+    settings.setdefault("client_secret", f"{client_id}-secret")
+    return Introspection(client_id=client_id, **settings)
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["json", "rfc9701-jwt"])
+def test_its_opaque_tokens_are_accepted_through_its_introspection_endpoint(
+        provider: AuthorizationServer, signed: bool) -> None:
+    token = provider.token(resource=OPAQUE_RESOURCE, scope="read write")
+    assert "." not in token  # opaque
+    settings = introspection("resource-server-jwt", jwt_response=True) if signed \
+        else introspection()
+    with guarded(provider, OPAQUE_RESOURCE, introspection=settings) as (_, url):
+        response = httpx.get(url, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "client_id": "rs256-client", "subject": None, "issuer": provider.issuer,
+        "scopes": ["read", "write"], "audience": [OPAQUE_RESOURCE], "scheme": "Bearer",
+        "jkt": None,
+    }
+
+
+def test_its_opaque_tokens_it_did_not_issue_for_us_are_refused(
+        provider: AuthorizationServer) -> None:
+    other = provider.token(resource=OTHER_OPAQUE_RESOURCE)
+    with guarded(provider, OPAQUE_RESOURCE, introspection=introspection()) as (_, url):
+        wrong_audience = httpx.get(url, headers=bearer(other))
+        unknown = httpx.get(url, headers=bearer("never-issued-" + "x" * 30))
+    params = assert_refused(wrong_audience, 401, "invalid_token")
+    assert params["error_description"] == "the token is not meant for this resource (aud)"
+    params = assert_refused(unknown, 401, "invalid_token")
+    assert params["error_description"] == "the token is not active"
+
+
+def test_credentials_it_refuses_make_introspection_a_503(provider: AuthorizationServer) -> None:
+    token = provider.token(resource=OPAQUE_RESOURCE)
+    settings = introspection(client_secret="not-the-secret")
+    with guarded(provider, OPAQUE_RESOURCE, introspection=settings) as (_, url):
+        response = httpx.get(url, headers=bearer(token))
+    assert response.status_code == 503, response.text
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "Traceback" not in response.text
+
+
+def test_its_dpop_bound_opaque_token_works_with_proofs_from_oauth4webapi(
+        provider: AuthorizationServer) -> None:
+    with guarded(provider, OPAQUE_RESOURCE, introspection=introspection()) as (_, url):
+        result = dpop_client(provider, url, resource=OPAQUE_RESOURCE)
+        [attempt] = result["attempts"]
+        downgraded = httpx.get(url, headers=bearer(result["access_token"]))
+    assert attempt["status"] == 200, attempt["body"]
+    body = json.loads(attempt["body"])
+    assert (body["scheme"], body["jkt"]) == ("DPoP", result["jkt"])
+    params = assert_refused(downgraded, 401, "invalid_token")  # RFC 9449 §7.2
+    assert "DPoP-bound" in params["error_description"]
+
+
+def test_auto_format_checks_its_jwts_locally_and_introspects_its_opaque_tokens(
+        provider: AuthorizationServer) -> None:
+    settings = introspection()
+    with guarded(provider, JWT_RESOURCE, audiences=[JWT_RESOURCE, OPAQUE_RESOURCE],
+                 introspection=settings, token_format="auto") as (_, url):
+        for resource in (JWT_RESOURCE, OPAQUE_RESOURCE):
+            response = httpx.get(url, headers=bearer(provider.token(resource=resource)))
+            assert response.status_code == 200, response.text
+            assert response.json()["audience"] == [resource]
