@@ -204,6 +204,11 @@ class IntrospectionVerifier:
             raise self._failure(f"HTTP {status}: our client credentials were refused",
                                 _CREDENTIAL_SETTINGS, "refused the resource server's "
                                 "credentials")
+        if status == 400 and _error_code(response) == "unsupported_token_type":
+            # The server does not introspect tokens of this kind (oidc-provider says so of
+            # JWTs, with the RFC 7009 §2.2.1 code): RFC 7662 §2.2 makes that inactive.
+            logger.info("%s does not introspect tokens of this kind: inactive", self._endpoint)
+            return {"active": False}
         if status != 200:
             raise self._failure(f"HTTP {status}", "Introspection(endpoint=)",
                                 f"answered HTTP {status}")
@@ -256,6 +261,16 @@ class IntrospectionVerifier:
                      reason, setting)
         return TemporarilyUnavailable(
             f"the token could not be introspected: the introspection endpoint {summary}")
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """The RFC 6749 §5.2 ``error`` of an error response, if it is JSON with one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else None
 
 
 class AutoVerifier:

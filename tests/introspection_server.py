@@ -58,7 +58,8 @@ class IntrospectionServer:
         self.client_public_key: Any = None
         self.responses: dict[str, dict[str, Any]] = {}
         #: "normal", an HTTP status ("500", "503", "400", "403"), "redirect", "html",
-        #: "empty" (``{}``) or "json-only" (ignores an RFC 9701 Accept).
+        #: "empty" (``{}``), "json-only" (ignores an RFC 9701 Accept) or
+        #: "unsupported_token_type" (a 400 with that error).
         self.mode = "normal"
         self.delay = 0.0
         self.calls = 0
@@ -120,6 +121,8 @@ class IntrospectionServer:
         if not self._authenticated(request, form):
             return JSONResponse({"error": "invalid_client"}, status_code=401,
                                 headers={"www-authenticate": "Basic"})
+        if self.mode == "unsupported_token_type":  # what oidc-provider says of a JWT
+            return JSONResponse({"error": "unsupported_token_type"}, status_code=400)
         if self.mode in ("500", "503", "400", "403"):
             return JSONResponse({"error": "refused"}, status_code=int(self.mode))
         if self.mode == "redirect":

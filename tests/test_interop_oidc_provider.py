@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from oauthguard import DPoPNonces, Introspection, OAuthGuard
+from oauthguard.testing import TestIssuer
 from tests.support import assert_refused, free_port, require_service, serve
 
 INTEROP = Path(__file__).parent / "interop"
@@ -368,3 +369,14 @@ def test_auto_format_checks_its_jwts_locally_and_introspects_its_opaque_tokens(
             response = httpx.get(url, headers=bearer(provider.token(resource=resource)))
             assert response.status_code == 200, response.text
             assert response.json()["audience"] == [resource]
+
+
+def test_a_jwt_of_an_issuer_not_ours_is_refused_after_introspection(
+        provider: AuthorizationServer) -> None:
+    # token_format="auto" introspects JWTs of unknown issuers; oidc-provider answers
+    # unsupported_token_type for any JWT, which is an inactive token, not an outage.
+    foreign = TestIssuer("https://foreign.test").token(audience=OPAQUE_RESOURCE)
+    with guarded(provider, OPAQUE_RESOURCE, introspection=introspection()) as (_, url):
+        refused = httpx.get(url, headers=bearer(foreign))
+    params = assert_refused(refused, 401, "invalid_token")
+    assert params["error_description"] == "the token is not active"
