@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from oauthguard import DPoPNonces, Introspection, OAuthGuard
+from oauthguard import DPoPNonces, Introspection, OAuthGuard, require
 from oauthguard.testing import TestIssuer
 from tests.support import assert_refused, free_port, require_service, serve
 
@@ -61,6 +61,12 @@ class AuthorizationServer:
               scope: str = "read") -> str:
         token: str = self.token_response(client_id, resource, scope)["access_token"]
         return token
+
+    def revoke(self, token: str, client_id: str = "rs256-client") -> None:
+        """RFC 7009 §2.1: the client revokes its token."""
+        response = self.http.post(f"{self.issuer}/token/revocation",
+                                  auth=(client_id, f"{client_id}-secret"), data={"token": token})
+        assert response.status_code == 200, response.text
 
     def rotate(self) -> list[str]:
         """New signing keys; the old ones leave the JWKS. The new kids."""
@@ -195,6 +201,15 @@ def test_its_opaque_token_is_refused_without_introspection(
     with guarded(provider, resource=OPAQUE_RESOURCE) as (_, url):
         refused = httpx.get(url, headers=bearer(token))
     assert_refused(refused, 401, "invalid_token")
+
+
+def test_its_scopes_meet_our_path_rules(provider: AuthorizationServer) -> None:
+    with guarded(provider, rules={"/api": require("write")}) as (_, url):
+        allowed = httpx.get(url, headers=bearer(provider.token(scope="read write")))
+        refused = httpx.get(url, headers=bearer(provider.token(scope="read")))
+    assert allowed.status_code == 200, allowed.text
+    params = assert_refused(refused, 403, "insufficient_scope")
+    assert params["scope"] == "write"
 
 
 def test_rotation_refuses_tokens_of_removed_keys_and_accepts_new_ones(
@@ -333,6 +348,18 @@ def test_its_opaque_tokens_it_did_not_issue_for_us_are_refused(
     params = assert_refused(wrong_audience, 401, "invalid_token")
     assert params["error_description"] == "the token is not meant for this resource (aud)"
     params = assert_refused(unknown, 401, "invalid_token")
+    assert params["error_description"] == "the token is not active"
+
+
+def test_a_token_it_revoked_is_refused_once_no_cache_holds_it(
+        provider: AuthorizationServer) -> None:
+    token = provider.token(resource=OPAQUE_RESOURCE)
+    settings = introspection(cache_ttl=0)  # every request asks the authorization server
+    with guarded(provider, OPAQUE_RESOURCE, introspection=settings) as (_, url):
+        assert httpx.get(url, headers=bearer(token)).status_code == 200
+        provider.revoke(token)
+        refused = httpx.get(url, headers=bearer(token))
+    params = assert_refused(refused, 401, "invalid_token")
     assert params["error_description"] == "the token is not active"
 
 

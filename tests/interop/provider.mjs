@@ -2,7 +2,8 @@
 // An independent authorization server for oauthguard's interop tests: panva's oidc-provider,
 // configured for the client credentials grant with RFC 8707 resource indicators, RFC 9068 JWT
 // access tokens (RS256 or ES256 by client), opaque tokens for other resources, RFC 9449 DPoP
-// and RFC 7662 introspection (with RFC 9701 signed responses for one client).
+// RFC 7662 introspection (with RFC 9701 signed responses for one client) and RFC 7009
+// revocation.
 //
 //   node provider.mjs <port>          (or PORT=<port> node provider.mjs)
 //
@@ -140,6 +141,7 @@ function configuration() {
           client.clientId.startsWith('resource-server') || client.clientId === token.clientId),
       },
       jwtIntrospection: { enabled: true },
+      revocation: { enabled: true }, // RFC 7009: a client revokes its own tokens
       resourceIndicators: {
         enabled: true,
         defaultResource: (ctx, client, oneOf) => oneOf,
