@@ -85,6 +85,18 @@ def test_its_jwt_access_tokens_for_our_resource_are_accepted(
     }
 
 
+def test_our_metadata_names_it_by_the_issuer_its_own_metadata_declares(
+        provider: AuthorizationServer) -> None:
+    with guarded(provider) as (_, url):
+        base = url.removesuffix("/api")
+        ours = httpx.get(f"{base}/.well-known/oauth-protected-resource/jwt").json()
+    assert ours["resource"] == JWT_RESOURCE
+    [issuer] = ours["authorization_servers"]  # RFC 9728 §2, RFC 8414 §3.3: exactly equal
+    theirs = httpx.get(f"{issuer}/.well-known/openid-configuration").json()
+    assert theirs["issuer"] == issuer == provider.issuer
+    assert "ES256" in theirs["dpop_signing_alg_values_supported"]
+
+
 def test_its_token_for_another_resource_is_refused(provider: AuthorizationServer) -> None:
     token = provider.token(resource=OTHER_JWT_RESOURCE)
     with guarded(provider) as (_, url):
