@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import free_port, require_service
+from tests.support import free_port, npm_installed
 
 INTEROP = Path(__file__).parent / "interop"
 JWT_RESOURCE = "https://api.oauthguard.test/jwt"
@@ -84,10 +84,7 @@ def _wait_for_discovery(process: subprocess.Popen[bytes], issuer: str, log: Any)
 @contextlib.contextmanager
 def running_provider() -> Iterator[AuthorizationServer]:
     """tests/interop/provider.mjs on a free loopback port, until the block ends."""
-    require_service("node")
-    if not (INTEROP / "node_modules" / "oidc-provider").is_dir():
-        pytest.fail("tests/interop/node_modules is missing: run `npm ci` in tests/interop "
-                    "to install oidc-provider and oauth4webapi")
+    npm_installed(INTEROP, "oidc-provider")
     issuer = f"http://127.0.0.1:{free_port()}"
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(["node", "provider.mjs", issuer.rsplit(":", 1)[1]],

@@ -6,9 +6,11 @@ import contextlib
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -53,6 +55,19 @@ def require_service(command: str) -> None:
     if os.environ.get("OAUTHGUARD_REQUIRE_SERVICES"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def npm_installed(folder: Path, package: str) -> None:
+    """Make sure ``folder``'s locked npm packages are installed (``npm ci`` once if not), so
+    the README's test command works on a fresh checkout; skip loudly without node/npm."""
+    require_service("node")
+    if (folder / "node_modules" / package).is_dir():
+        return
+    require_service("npm")
+    result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                            cwd=folder, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        pytest.fail(f"`npm ci` in {folder} failed:\n{result.stderr[-2000:]}")
 
 
 def challenge(response: httpx.Response) -> dict[str, dict[str, str]]:
