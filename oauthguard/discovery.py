@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from oauthguard._fetch import DocumentTooLarge, fetch_document
 from oauthguard._singleflight import SingleFlight
 from oauthguard._urls import https_or_loopback
 from oauthguard.errors import TemporarilyUnavailable
@@ -110,14 +112,15 @@ class AuthorizationServers:
 
     async def _fetch(self, url: str, issuer: str) -> dict[str, Any]:
         try:
-            response = await self._http.get(url, timeout=self._timeout,
-                                            headers={"accept": "application/json"})
+            response = await fetch_document(self._http, url, timeout=self._timeout)
         except httpx.HTTPError as exc:
             raise Unreachable(f"{type(exc).__name__}: {exc}") from None
+        except DocumentTooLarge as exc:
+            raise MetadataError(str(exc)) from None
         if response.status_code != 200:
             raise MetadataError(f"HTTP {response.status_code}")
         try:
-            document = response.json()
+            document = json.loads(response.body)
         except (ValueError, RecursionError):
             raise MetadataError("the response is not JSON") from None
         if not isinstance(document, dict):

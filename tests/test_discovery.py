@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
+from oauthguard._fetch import MAX_DOCUMENT_BYTES
 from oauthguard.discovery import AuthorizationServers, metadata_urls
 from oauthguard.errors import TemporarilyUnavailable
 from tests.apps import Clock
@@ -169,3 +172,32 @@ async def test_the_metadata_is_discovered_again_after_max_age_and_kept_while_fai
     assert (await found.get("https://as.test"))["jwks_uri"] == "https://as.test/2"
     assert len(server.asked) == 2 + len(metadata_urls("https://as.test"))
     assert found.cached("https://as.test") == server.document
+
+
+def oversized_metadata(streamed: bool) -> bytes | AsyncIterator[bytes]:
+    """Valid metadata just over the cap, as one body or as a chunked stream."""
+    document = json.dumps({"issuer": "https://as.test", "jwks_uri": "https://as.test/k"})
+    body = document[:-1].encode() + b" " * (MAX_DOCUMENT_BYTES - len(document) + 1) + b"}"
+    if not streamed:
+        return body
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start:start + 64 * 1024]
+
+    return chunks()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_an_oversized_metadata_document_is_a_failed_fetch(
+        streamed: bool, caplog: pytest.LogCaptureFixture) -> None:
+    def too_large(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=oversized_metadata(streamed))
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(too_large))
+    with caplog.at_level("WARNING", logger="oauthguard"), \
+            pytest.raises(TemporarilyUnavailable):
+        await AuthorizationServers(http, Clock()).get("https://as.test")
+    for url in metadata_urls("https://as.test"):
+        assert f"{url}: the response is larger than the limit of {MAX_DOCUMENT_BYTES} bytes" \
+            in caplog.text

@@ -12,10 +12,11 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from oauthguard import OAuthGuard
+from oauthguard._fetch import MAX_DOCUMENT_BYTES
 from oauthguard.discovery import metadata_urls
 from oauthguard.testing import TestIssuer
 from tests.apps import Clock, bearer, inner_app
@@ -120,6 +121,14 @@ class BrokenIssuer:
             return PlainTextResponse("internal error", status_code=500)
         if self.jwks == "html":
             return Response("<html><body>Sign in</body></html>", media_type="text/html")
+        if self.jwks.startswith("oversized"):
+            # Good keys, then a junk key that takes the document past the 1 MiB cap.
+            junk = {"kty": "oct", "kid": "junk", "k": "A" * (MAX_DOCUMENT_BYTES + 1)}
+            body = JSONResponse({"keys": [*self.issuer.jwks()["keys"], junk]}).body
+            if self.jwks == "oversized":
+                return Response(body, media_type="application/json")  # Content-Length
+            chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
+            return StreamingResponse(chunks, media_type="application/json")  # chunked
         broken = [{"kty": "RSA", "kid": "broken", "n": "@@", "e": "AQAB"},
                   {"kty": "oct", "kid": "secret", "k": "c2VjcmV0"}]
         return JSONResponse({"keys": broken + self.issuer.jwks()["keys"]})
@@ -133,7 +142,7 @@ def broken_issuer(jwks: str) -> Iterator[TestIssuer]:
         yield issuer
 
 
-@pytest.mark.parametrize("jwks", ["500", "html"])
+@pytest.mark.parametrize("jwks", ["500", "html", "oversized", "oversized stream"])
 def test_an_issuer_whose_jwks_fails_is_503(jwks: str) -> None:
     with broken_issuer(jwks) as issuer, protected(issuer.issuer) as (http, resource):
         assert_unavailable(http.get("/mcp", headers=bearer(issuer.token(audience=resource))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -12,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from oauthguard._b64 import b64url_encode
+from oauthguard._fetch import MAX_DOCUMENT_BYTES
 from oauthguard.discovery import AuthorizationServers
 from oauthguard.errors import TemporarilyUnavailable
 from oauthguard.jwt import JWTVerifier
@@ -34,6 +36,8 @@ class JWKSServer:
         self.mode = "ok"
         self.cache_control: str | None = None
         self.fetches = 0
+        #: How many chunks of a streamed body the client pulled.
+        self.chunks_read = 0
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         self.fetches += 1
@@ -54,8 +58,26 @@ class JWKSServer:
             return httpx.Response(200, json={"keys": BROKEN_KEYS})
         if self.mode == "not a jwks":
             return httpx.Response(200, json={"issuer": ISSUER})
+        if self.mode == "oversized":  # declared by Content-Length
+            return httpx.Response(200, content=padded_jwks(self.keys, MAX_DOCUMENT_BYTES + 1))
+        if self.mode == "oversized stream":  # chunked: only the bytes read tell
+            return httpx.Response(200, content=self._chunks(padded_jwks(self.keys, 4 << 20)))
         headers = {"cache-control": self.cache_control} if self.cache_control else {}
         return httpx.Response(200, json={"keys": self.keys}, headers=headers)
+
+    async def _chunks(self, body: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(body), CHUNK):
+            self.chunks_read += 1
+            yield body[start:start + CHUNK]
+
+
+CHUNK = 64 * 1024
+
+
+def padded_jwks(keys: list[dict[str, Any]], size: int) -> bytes:
+    """A valid JWKS of exactly ``size`` bytes (whitespace is valid JSON)."""
+    document = json.dumps({"keys": keys}).encode()
+    return document[:-1] + b" " * (size - len(document)) + b"}"
 
 
 def key_set(server: JWKSServer, clock: Clock, **options: Any) -> KeySet:
@@ -157,7 +179,7 @@ async def test_a_flood_of_random_kids_refetches_at_most_once_per_cooldown() -> N
 
 
 FAILURES = ["timeout", "refused", "500", "html", "bad json", "nested", "not a jwks",
-            "no usable keys"]
+            "no usable keys", "oversized", "oversized stream"]
 
 
 @pytest.mark.parametrize("failure", FAILURES)
@@ -291,3 +313,28 @@ async def test_concurrent_cold_requests_cause_one_discovery_and_one_jwks_fetch()
         gate.set()
     assert sorted(subjects) == sorted(f"user-{n}" for n in range(100))
     assert seen == ["/.well-known/oauth-authorization-server", "/jwks"]
+
+
+@pytest.mark.parametrize("mode", ["oversized", "oversized stream"])
+async def test_an_oversized_jwks_is_a_failed_fetch_logged_with_the_url_and_limit(
+        mode: str, caplog: pytest.LogCaptureFixture) -> None:
+    server, clock = JWKSServer(), Clock()
+    server.mode = mode
+    keys = key_set(server, clock)
+    with caplog.at_level("WARNING", logger="oauthguard"), \
+            pytest.raises(TemporarilyUnavailable) as refused:
+        await keys.get(RSA_KID)
+    assert refused.value.status == 503
+    assert JWKS_URI in caplog.text
+    assert f"limit of {MAX_DOCUMENT_BYTES} bytes" in caplog.text
+    # The read stopped just past the cap, not at the end of the 4 MiB body.
+    assert server.chunks_read <= MAX_DOCUMENT_BYTES // CHUNK + 1
+
+
+async def test_a_jwks_of_exactly_the_limit_is_read() -> None:
+    body = padded_jwks(SIGNER.jwks()["keys"], MAX_DOCUMENT_BYTES)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, content=body)))
+    clock = Clock()
+    keys = KeySet(ISSUER, http, clock, AuthorizationServers(http, clock), jwks_uri=JWKS_URI)
+    assert [k.kid for k in await keys.get(RSA_KID)] == [RSA_KID]
