@@ -152,19 +152,30 @@ class KeySet:
         return self._select(kid) or None
 
     async def get(self, kid: str | None) -> list[Key]:
-        """Candidate keys for ``kid`` (all keys when the token has none); may fetch."""
+        """Candidate keys for ``kid`` (all keys when the token has none); may fetch.
+
+        An unknown ``kid`` is ``[]`` once the JWKS was fetched and lacks it, but
+        ``TemporarilyUnavailable`` while the last fetch failed: the kid may belong to a key
+        the issuer rotated in, and a 401 would make the client discard a good token.
+        """
         now = self._clock()
         if self._by_kid is None or now >= self._fresh_until:
             await self._refresh_or_stale(now)
-            return self._select(kid)
-        found = self._select(kid)
-        if found or kid is None:
-            return found
-        if self._last_miss_refresh is None or now - self._last_miss_refresh >= self._cooldown:
+        elif not self._select(kid) and kid is not None and self._may_refetch_for_miss(now):
             # An unknown kid usually means the issuer rotated: refetch now, then rate-limit.
             self._last_miss_refresh = now
             await self._refresh_or_stale(now)
-        return self._select(kid)
+        found = self._select(kid)
+        if not found and self._failed_at is not None:
+            wait = self._failed_at + self._cooldown - now
+            raise TemporarilyUnavailable(
+                f"the signing keys of {self.issuer} cannot be fetched to look for the "
+                "token's kid", retry_after=max(1, math.ceil(wait)))
+        return found
+
+    def _may_refetch_for_miss(self, now: float) -> bool:
+        last = self._last_miss_refresh
+        return last is None or now - last >= self._cooldown
 
     async def warm(self) -> None:
         """Fetch the keys now (on startup); raises ``TemporarilyUnavailable`` on failure."""

@@ -338,3 +338,54 @@ async def test_a_jwks_of_exactly_the_limit_is_read() -> None:
     clock = Clock()
     keys = KeySet(ISSUER, http, clock, AuthorizationServers(http, clock), jwks_uri=JWKS_URI)
     assert [k.kid for k in await keys.get(RSA_KID)] == [RSA_KID]
+
+
+async def test_an_unknown_kid_whose_refetch_fails_is_temporarily_unavailable() -> None:
+    server, clock = JWKSServer(), Clock()
+    keys = key_set(server, clock, refresh_cooldown=30)
+    await keys.get(RSA_KID)
+    server.mode = "refused"  # the issuer goes down just as it rotates
+    with pytest.raises(TemporarilyUnavailable) as refused:
+        await keys.get("rotated-in")
+    assert (refused.value.status, refused.value.retry_after) == (503, 30)
+    assert "kid" in refused.value.description
+    assert server.fetches == 2
+    # Tokens under the known keys still pass on the last good keys.
+    assert [k.kid for k in await keys.get(RSA_KID)] == [RSA_KID]
+    # Within the cooldown the issuer is not asked again, and the answer stays 503.
+    clock.advance(10)
+    with pytest.raises(TemporarilyUnavailable) as again:
+        await keys.get("rotated-in")
+    assert again.value.retry_after == 20
+    assert server.fetches == 2
+    # The issuer is back with the new key: the next refetch finds it.
+    issuer = TestIssuer(ISSUER, algorithms=("RS256",))
+    server.mode, server.keys = "ok", issuer.jwks()["keys"]
+    clock.advance(20)
+    [key] = await keys.get(issuer.default_kid["RS256"])
+    assert key.kid == issuer.default_kid["RS256"]
+    assert server.fetches == 3
+
+
+async def test_an_unknown_kid_after_a_successful_refetch_stays_unknown_in_the_cooldown() -> None:
+    server, clock = JWKSServer(), Clock()
+    keys = key_set(server, clock, refresh_cooldown=30)
+    await keys.get(RSA_KID)
+    assert await keys.get("unknown-1") == []  # refetched, and the JWKS has no such kid
+    server.mode = "refused"
+    clock.advance(29)
+    assert await keys.get("unknown-2") == []  # skipped by the cooldown: still a plain miss
+    assert server.fetches == 2
+
+
+async def test_an_unknown_kid_when_the_ttl_refresh_fails_is_temporarily_unavailable() -> None:
+    server, clock = JWKSServer(), Clock()
+    keys = key_set(server, clock, cache_ttl=600, refresh_cooldown=30)
+    await keys.get(RSA_KID)
+    server.mode = "500"
+    clock.advance(600)
+    with pytest.raises(TemporarilyUnavailable) as refused:
+        await keys.get("rotated-in")
+    assert refused.value.retry_after == 30
+    assert server.fetches == 2
+    assert await keys.get(RSA_KID)

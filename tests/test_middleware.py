@@ -390,3 +390,51 @@ async def test_concurrent_cold_requests_share_one_discovery_and_one_jwks_fetch()
     assert statuses == [200] * 100
     assert [r.url.path for r in issuer.requests] == [
         "/.well-known/oauth-authorization-server", "/jwks"]
+
+
+class Switchable(httpx.AsyncBaseTransport):
+    """The issuer in-process, or down (connection refused) when the test says so."""
+
+    def __init__(self, issuer: TestIssuer) -> None:
+        self.inner, self.down = issuer.transport(), False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+def test_a_rotated_kid_while_the_issuer_is_down_is_503_not_401() -> None:
+    issuer, clock = TestIssuer(algorithms=("RS256",)), Clock()
+    transport = Switchable(issuer)
+    api = client(guard(issuer, clock, http_client=httpx.AsyncClient(transport=transport)))
+    before = issuer.token(audience=RESOURCE, now=NOW)
+    assert api.get("/mcp", headers=bearer(before)).status_code == 200
+    issuer.rotate("RS256")
+    transport.down = True
+    rotated = issuer.token(audience=RESOURCE, now=NOW, subject="user-2")
+    for _ in range(2):  # the refetch it triggered failed; then within the cooldown
+        response = api.get("/mcp", headers=bearer(rotated))
+        assert response.status_code == 503, response.text
+        assert int(response.headers["retry-after"]) >= 1
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.headers["cache-control"] == "no-store"
+    transport.down = False
+    clock.advance(30)
+    assert api.get("/mcp", headers=bearer(rotated)).json()["subject"] == "user-2"
+
+
+def test_an_unknown_kid_after_a_successful_refetch_is_401_in_the_cooldown() -> None:
+    issuer, clock = TestIssuer(algorithms=("RS256",)), Clock()
+    transport = Switchable(issuer)
+    api = client(guard(issuer, clock, http_client=httpx.AsyncClient(transport=transport)))
+    assert api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))) \
+        .status_code == 200
+    unknown = issuer.token(audience=RESOURCE, now=NOW, headers={"kid": "unknown-1"})
+    assert_refused(api.get("/mcp", headers=bearer(unknown)), 401, "invalid_token")
+    transport.down = True  # not asked again within the cooldown, so it does not matter
+    clock.advance(10)
+    other = issuer.token(audience=RESOURCE, now=NOW, headers={"kid": "unknown-2"})
+    params = assert_refused(api.get("/mcp", headers=bearer(other)), 401, "invalid_token")
+    assert "no signing key" in params["error_description"]
+    assert [r.url.path for r in issuer.requests].count("/jwks") == 2
