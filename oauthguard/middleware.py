@@ -148,6 +148,8 @@ class OAuthGuard:
         }
         if verifier is not None and config.introspection is not None:
             raise ConfigurationError("give either verifier= or introspection=, not both")
+        #: Key sets warmed on startup: none when a custom ``verifier`` leaves them unused.
+        self._warm_key_sets = list(self.key_sets.values()) if verifier is None else []
         self.verifier: TokenVerifier = verifier or self._build_verifier()
         self._reuse_limit = self.verifier if isinstance(self.verifier, ReuseLimit) else None
         self.dpop = DPoPChecker(
@@ -311,7 +313,8 @@ class OAuthGuard:
             await send_response(send, status, headers, body)
 
     async def warm(self) -> None:
-        """Fetch every issuer's keys now, for at most twice ``http_timeout``.
+        """Fetch every issuer's keys now, for at most twice ``http_timeout`` (nothing with a
+        custom ``verifier``, which does not use them).
 
         Failures are logged, never raised: the guard then answers 503 until keys arrive.
         """
@@ -323,7 +326,7 @@ class OAuthGuard:
 
         with anyio.move_on_after(2 * self.config.http_timeout):
             async with anyio.create_task_group() as tasks:
-                for key_set in self.key_sets.values():
+                for key_set in self._warm_key_sets:
                     tasks.start_soon(warm_one, key_set)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from oauthguard import OAuthGuard
+from oauthguard import AccessToken, OAuthGuard
 from oauthguard.testing import TestIssuer
 from tests.apps import RESOURCE, bearer, client, guard
 
@@ -74,3 +74,16 @@ def test_the_apps_own_lifespan_still_runs() -> None:
     with client(app):
         assert events == ["startup after 2 issuer requests"]
     assert events[-1] == "shutdown"
+
+
+def test_startup_fetches_nothing_when_a_custom_verifier_is_given() -> None:
+    class Accepting:
+        async def verify(self, token: str) -> AccessToken:
+            return AccessToken(subject="custom", client_id=None, scopes=frozenset(),
+                               audience=(RESOURCE,), issuer=None, expires_at=None, claims={})
+
+    issuer = TestIssuer(algorithms=("RS256",))
+    with client(guard(issuer, verifier=Accepting())) as api:
+        assert issuer.requests == []  # the key sets are unused: not warmed
+        assert api.get("/mcp", headers=bearer("opaque")).json()["subject"] == "custom"
+    assert issuer.requests == []
