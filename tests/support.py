@@ -29,11 +29,20 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
-    """Run ``app`` with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
-    port = port or free_port()
+    """Run ``app`` with uvicorn on 127.0.0.1 in a thread; yields its base URL.
+
+    Without ``port``, the listening socket is bound here and handed to uvicorn, so no other
+    process (another test run on the same machine) can take the port in between.
+    """
+    sockets = None
+    if port is None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sockets, port = [sock], sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", **config))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -45,6 +54,8 @@ def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+        for sock in sockets or ():
+            sock.close()
 
 
 def require_service(command: str) -> None:
