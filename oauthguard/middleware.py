@@ -15,7 +15,6 @@ import httpx
 
 from oauthguard._asgi import (
     ASGIApp,
-    Headers,
     Message,
     Receive,
     Scope,
@@ -36,9 +35,9 @@ from oauthguard.introspection import AutoVerifier, Introspection, IntrospectionV
 from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
 from oauthguard.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
-from oauthguard.nonces import DPoPNonces
+from oauthguard.nonces import DPoPNonces, check_nonces, sending_nonce
 from oauthguard.policy import Requirement
-from oauthguard.replay import MemoryReplayStore, ReplayStore
+from oauthguard.replay import ReplayStore, check_replay_store
 from oauthguard.tokens import (
     AccessToken,
     AnonymousUser,
@@ -138,25 +137,14 @@ class OAuthGuard:
         self.servers = AuthorizationServers(self.http, self.clock, timeout=config.http_timeout,
                                             retry_after=config.jwks_refresh_cooldown)
         self.tokens: ExpiringCache[AccessToken] = ExpiringCache(config.token_cache_size)
-        self.key_sets = {
-            issuer: KeySet(issuer, self.http, self.clock, self.servers, jwks_uri=config.jwks_uri,
-                           cache_ttl=config.jwks_cache_ttl,
-                           refresh_cooldown=config.jwks_refresh_cooldown,
-                           max_stale=config.jwks_max_stale, timeout=config.http_timeout,
-                           on_keys_removed=self.tokens.clear)
-            for issuer in config.authorization_servers
-        }
+        self.key_sets = self._build_key_sets()
         if verifier is not None and config.introspection is not None:
             raise ConfigurationError("give either verifier= or introspection=, not both")
         #: Key sets warmed on startup: none when a custom ``verifier`` leaves them unused.
         self._warm_key_sets = list(self.key_sets.values()) if verifier is None else []
         self.verifier: TokenVerifier = verifier or self._build_verifier()
         self._reuse_limit = self.verifier if isinstance(self.verifier, ReuseLimit) else None
-        self.dpop = DPoPChecker(
-            mode=config.dpop, algorithms=config.dpop_algorithms, max_age=config.dpop_max_age,
-            leeway=config.leeway, nonces=_nonces(dpop_nonce),
-            replay_store=_replay_store(replay_store, self.clock),
-            trusted_proxies=config.trusted_proxies, clock=self.clock)
+        self.dpop = self._build_dpop(dpop_nonce, replay_store)
         dpop_on = config.dpop != "disabled"
         self.challenger = Challenger(
             metadata_url(config.resource), realm=config.realm,
@@ -168,6 +156,19 @@ class OAuthGuard:
         self._default, self.served = served_resources(config, self.challenger)
         self._public_exact = frozenset(p for p in config.public_paths if not p.endswith("*"))
         self._public_prefixes = tuple(p[:-1] for p in config.public_paths if p.endswith("*"))
+
+    def _build_key_sets(self) -> dict[str, KeySet]:
+        """One ``KeySet`` per issuer, sharing the client and the discovered metadata; a key
+        leaving a JWKS empties the cache of verified tokens."""
+        config = self.config
+        return {
+            issuer: KeySet(issuer, self.http, self.clock, self.servers, jwks_uri=config.jwks_uri,
+                           cache_ttl=config.jwks_cache_ttl,
+                           refresh_cooldown=config.jwks_refresh_cooldown,
+                           max_stale=config.jwks_max_stale, timeout=config.http_timeout,
+                           on_keys_removed=self.tokens.clear)
+            for issuer in config.authorization_servers
+        }
 
     def _build_verifier(self) -> TokenVerifier:
         """The verifier for ``token_format``: JWTs, introspection, or both (``auto``)."""
@@ -184,6 +185,15 @@ class OAuthGuard:
             leeway=config.leeway, clock=self.clock)
         return introspection if config.token_format == "opaque" \
             else AutoVerifier(jwt, introspection)
+
+    def _build_dpop(self, nonces: object, replay_store: object) -> DPoPChecker:
+        """The RFC 9449 checks, with the nonces and replay store as configured."""
+        config = self.config
+        return DPoPChecker(
+            mode=config.dpop, algorithms=config.dpop_algorithms, max_age=config.dpop_max_age,
+            leeway=config.leeway, nonces=check_nonces(nonces),
+            replay_store=check_replay_store(replay_store, self.clock),
+            trusted_proxies=config.trusted_proxies, clock=self.clock)
 
     def _document(self, resource: str) -> dict[str, Any]:
         config = self.config
@@ -247,7 +257,7 @@ class OAuthGuard:
             return
         scope["auth"], scope["user"] = token, AuthenticatedUser(token)
         if nonce is not None and kind == "http":
-            send = _sending_nonce(send, nonce)
+            send = sending_nonce(send, nonce)
         await self.call_app(scope, receive, send)
 
     def check_route(self, token: AccessToken, path: str, rule: Requirement | None) -> None:
@@ -339,46 +349,3 @@ class OAuthGuard:
 
         await self.app(scope, receive_and_warm, send)
 
-
-def _nonces(value: object) -> DPoPNonces | None:
-    if value is False or value is None:
-        return None
-    if not isinstance(value, DPoPNonces):
-        raise ConfigurationError(
-            "dpop_nonce must be False or DPoPNonces(secret=..., lifetime=...); the secret is "
-            "shared by every worker and host so that each accepts the others' nonces")
-    return value
-
-
-def _replay_store(value: object, clock: Callable[[], float]) -> ReplayStore:
-    if value is None:
-        return MemoryReplayStore(clock=clock)
-    if not isinstance(value, ReplayStore):
-        raise ConfigurationError(
-            "replay_store must have an async first_use(key, ttl) method (a ReplayStore), "
-            "for example oauthguard.redis.RedisReplayStore.from_url('redis://...')")
-    return value
-
-
-def _sending_nonce(send: Send, nonce: str) -> Send:
-    """RFC 9449 §8.2/§9: a fresh nonce on a successful response, never cached (§8.1), and
-    readable by browser clients."""
-    async def send_with_nonce(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": _nonce_headers(message.get("headers", []), nonce)}
-        await send(message)
-
-    return send_with_nonce
-
-
-def _nonce_headers(headers: Headers, nonce: str) -> Headers:
-    kept: Headers = []
-    exposed = b"DPoP-Nonce, WWW-Authenticate"
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == b"access-control-expose-headers":
-            exposed = bytes(value) + b", " + exposed
-        elif lowered not in (b"cache-control", b"dpop-nonce"):
-            kept.append((name, value))
-    return kept + [(b"dpop-nonce", nonce.encode("ascii")), (b"cache-control", b"no-store"),
-                   (b"access-control-expose-headers", exposed)]

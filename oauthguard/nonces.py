@@ -7,6 +7,7 @@ import hmac
 import math
 import struct
 
+from oauthguard._asgi import Headers, Message, Send
 from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard.errors import ConfigurationError
 
@@ -62,3 +63,38 @@ class DPoPNonces:
             return None
         age = self._window(now) - struct.unpack(">q", window)[0]
         return age if age in (0, 1) else None
+
+
+def check_nonces(value: object) -> DPoPNonces | None:
+    """The ``dpop_nonce`` argument: ``False`` (no nonces) or a ``DPoPNonces``."""
+    if value is False or value is None:
+        return None
+    if not isinstance(value, DPoPNonces):
+        raise ConfigurationError(
+            "dpop_nonce must be False or DPoPNonces(secret=..., lifetime=...); the secret is "
+            "shared by every worker and host so that each accepts the others' nonces")
+    return value
+
+
+def sending_nonce(send: Send, nonce: str) -> Send:
+    """RFC 9449 §8.2/§9: a fresh nonce on a successful response, never cached (§8.1), and
+    readable by browser clients."""
+    async def send_with_nonce(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": _nonce_headers(message.get("headers", []), nonce)}
+        await send(message)
+
+    return send_with_nonce
+
+
+def _nonce_headers(headers: Headers, nonce: str) -> Headers:
+    kept: Headers = []
+    exposed = b"DPoP-Nonce, WWW-Authenticate"
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"access-control-expose-headers":
+            exposed = bytes(value) + b", " + exposed
+        elif lowered not in (b"cache-control", b"dpop-nonce"):
+            kept.append((name, value))
+    return kept + [(b"dpop-nonce", nonce.encode("ascii")), (b"cache-control", b"no-store"),
+                   (b"access-control-expose-headers", exposed)]

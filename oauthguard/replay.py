@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from oauthguard.errors import TemporarilyUnavailable
+from oauthguard.errors import ConfigurationError, TemporarilyUnavailable
 
 
 @runtime_checkable
@@ -65,3 +65,14 @@ class MemoryReplayStore:
 
     def __len__(self) -> int:
         return len(self._expiry)
+
+
+def check_replay_store(value: object, clock: Callable[[], float]) -> ReplayStore:
+    """The ``replay_store`` argument: a ``ReplayStore``, or None for one in memory."""
+    if value is None:
+        return MemoryReplayStore(clock=clock)
+    if not isinstance(value, ReplayStore):
+        raise ConfigurationError(
+            "replay_store must have an async first_use(key, ttl) method (a ReplayStore), "
+            "for example oauthguard.redis.RedisReplayStore.from_url('redis://...')")
+    return value
