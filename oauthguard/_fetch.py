@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import anyio
 import httpx
 
 #: The largest metadata document or JWKS read (real ones are a few KiB).
@@ -34,7 +35,17 @@ class Fetched:
 async def fetch_document(http: httpx.AsyncClient, url: str, *, timeout: float,
                          limit: int = MAX_DOCUMENT_BYTES) -> Fetched:
     """GET ``url`` as JSON; ``DocumentTooLarge`` past ``limit`` bytes, ``httpx.HTTPError``
-    when the issuer does not answer. Only a 200 response's body is read."""
+    when the issuer does not answer. Only a 200 response's body is read.
+
+    ``timeout`` bounds the whole exchange too, not only each read: an issuer dripping its
+    body byte by byte must not hold the fetch (and every request waiting on it) for long.
+    """
+    with anyio.move_on_after(timeout):
+        return await _read(http, url, timeout, limit)
+    raise httpx.ReadTimeout(f"no whole response within {timeout:g} s")
+
+
+async def _read(http: httpx.AsyncClient, url: str, timeout: float, limit: int) -> Fetched:
     async with http.stream("GET", url, timeout=timeout,
                            headers={"accept": "application/json"}) as response:
         if response.status_code != 200:

@@ -389,3 +389,23 @@ async def test_an_unknown_kid_when_the_ttl_refresh_fails_is_temporarily_unavaila
     assert refused.value.retry_after == 30
     assert server.fetches == 2
     assert await keys.get(RSA_KID)
+
+
+async def test_a_jwks_dripped_slower_than_the_timeout_is_a_failed_fetch(
+        caplog: pytest.LogCaptureFixture) -> None:
+    body = json.dumps(SIGNER.jwks()).encode()
+
+    async def drip() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), len(body) // 50):  # ~0.5 s in all
+            await anyio.sleep(0.01)
+            yield body[start:start + len(body) // 50]
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, content=drip())))
+    clock = Clock()
+    keys = KeySet(ISSUER, http, clock, AuthorizationServers(http, clock), jwks_uri=JWKS_URI,
+                  timeout=0.1)
+    with caplog.at_level("WARNING", logger="oauthguard"), \
+            pytest.raises(TemporarilyUnavailable):
+        await keys.get(RSA_KID)
+    assert "no whole response within 0.1 s" in caplog.text
