@@ -41,6 +41,12 @@ class SingleFlight(Generic[T]):
             if call.has_result:
                 return call.result  # type: ignore[return-value]
 
+    async def wait(self, key: Hashable) -> None:
+        """Wait until the call under way for ``key``, if any, is over (whatever its outcome)."""
+        call = self._calls.get(key)
+        if call is not None:
+            await call.done.wait()
+
     async def _lead(self, key: Hashable, fn: Callable[[], Awaitable[T]]) -> T:
         call: _Call[T] = _Call()
         self._calls[key] = call

@@ -161,10 +161,13 @@ class KeySet:
         now = self._clock()
         if self._by_kid is None or now >= self._fresh_until:
             await self._refresh_or_stale(now)
-        elif not self._select(kid) and kid is not None and self._may_refetch_for_miss(now):
-            # An unknown kid usually means the issuer rotated: refetch now, then rate-limit.
-            self._last_miss_refresh = now
-            await self._refresh_or_stale(now)
+        elif not self._select(kid) and kid is not None:
+            if self._may_refetch_for_miss(now):
+                # An unknown kid usually means the issuer rotated: refetch now, then rate-limit.
+                self._last_miss_refresh = now
+                await self._refresh_or_stale(now)
+            else:  # a refetch under way may be bringing this very kid
+                await self._flight.wait("jwks")
         found = self._select(kid)
         if not found and self._failed_at is not None:
             wait = self._failed_at + self._cooldown - now

@@ -409,3 +409,41 @@ async def test_a_jwks_dripped_slower_than_the_timeout_is_a_failed_fetch(
             pytest.raises(TemporarilyUnavailable):
         await keys.get(RSA_KID)
     assert "no whole response within 0.1 s" in caplog.text
+
+
+@pytest.mark.parametrize("issuer_up", [True, False])
+async def test_requests_for_an_unknown_kid_during_its_refetch_wait_for_it(
+        issuer_up: bool) -> None:
+    issuer = TestIssuer(ISSUER, algorithms=("RS256",))
+    server, clock = JWKSServer(), Clock()
+    server.keys = issuer.jwks()["keys"]
+    gate = anyio.Event()
+
+    async def gated(request: httpx.Request) -> httpx.Response:
+        if server.fetches:
+            await gate.wait()
+        return await server(request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(gated))
+    keys = KeySet(ISSUER, http, clock, AuthorizationServers(http, clock), jwks_uri=JWKS_URI)
+    await keys.get(issuer.default_kid["RS256"])
+    new_kid = issuer.rotate("RS256")
+    server.keys = issuer.jwks()["keys"]
+    if not issuer_up:
+        server.mode = "refused"
+    outcomes: list[str] = []
+
+    async def ask() -> None:
+        try:
+            outcomes.append(str([key.kid for key in await keys.get(new_kid)]))
+        except TemporarilyUnavailable:
+            outcomes.append("503")
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(3):  # the first refetches; the others come within its cooldown
+            tasks.start_soon(ask)
+        for _ in range(20):
+            await anyio.sleep(0)
+        gate.set()
+    assert outcomes == ([str([new_kid])] if issuer_up else ["503"]) * 3
+    assert server.fetches == 2
