@@ -65,6 +65,14 @@ def redacted_traceback(exc: BaseException, token: str | None) -> str:
     return text
 
 
+def unexpected(exc: Exception, path: str, credentials: Credentials | None) -> GuardError:
+    """Log an unexpected failure while checking a request (the token redacted) and give
+    the refusal that answers it: 503, never a 500 or a pass."""
+    logger.error("unexpected error while checking a request to %s\n%s", path,
+                 redacted_traceback(exc, credentials.token if credentials else None))
+    return TemporarilyUnavailable("the access token could not be checked; try again later")
+
+
 class OAuthGuard:
     """Makes an ASGI app an OAuth 2 resource server.
 
@@ -250,10 +258,8 @@ class OAuthGuard:
             return
         except Exception as exc:
             # Fail closed: a bug or an unexpected failure never lets a request through.
-            logger.error("unexpected error while checking a request to %s\n%s", path,
-                         redacted_traceback(exc, credentials.token if credentials else None))
-            await self.refuse(scope, receive, send, TemporarilyUnavailable(
-                "the access token could not be checked; try again later"), credentials)
+            await self.refuse(scope, receive, send, unexpected(exc, path, credentials),
+                              credentials)
             return
         scope["auth"], scope["user"] = token, AuthenticatedUser(token)
         if nonce is not None and kind == "http":
