@@ -1,17 +1,21 @@
-"""``TestIssuer``: a local issuer for tests and demos.
+"""``TestIssuer``: a local authorization server for tests and demos.
 
-It generates keys, serves RFC 8414 metadata and a JWKS (as an ASGI app or an ``httpx``
-transport), and mints access tokens with any claims and headers, broken ones included.
+It generates keys, serves RFC 8414 metadata, a JWKS, dynamic client registration, an
+``/authorize`` endpoint that approves at once, a ``/token`` endpoint and introspection (as an
+ASGI app, an ``httpx`` transport, or over uvicorn), and mints access tokens with any claims and
+headers, broken ones included.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -21,7 +25,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from oauthguard._authserver import AUTH_METHODS, GRANT_TYPES, AuthorizationServer, OAuthError
 from oauthguard._b64 import b64url_encode
+from oauthguard.jwt import split_jws
 
 _KEY_FACTORIES: dict[str, Callable[[], Any]] = {
     "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -74,19 +80,33 @@ def sign_jws(header: Mapping[str, Any], payload: Mapping[str, Any] | bytes, key:
 
 
 class TestIssuer:
-    """A local authorization server's signing side: keys, metadata, JWKS and tokens.
+    """A local authorization server: keys, metadata, JWKS, registration, grants, tokens.
 
     >>> issuer = TestIssuer("https://issuer.test")
     >>> token = issuer.token(audience="https://api.test/mcp", scope="read")
+
+    Its ``app`` serves RFC 8414 metadata, the JWKS, RFC 7591 registration, ``/authorize``
+    (approves at once as ``subject``; PKCE S256 required), ``/token`` (authorization_code,
+    client_credentials, refresh_token; ``aud`` from RFC 8707 ``resource``; DPoP-bound when a
+    proof is sent) and RFC 7662 ``/introspect``. ``allowed_scopes`` limits what may be
+    requested (None: anything); ``opaque=True`` issues opaque tokens for introspection.
     """
 
     __test__ = False  # not a pytest test class
 
     def __init__(self, issuer: str = "https://issuer.test", *,
                  algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA"),
-                 jwks_max_age: int | None = 300) -> None:
+                 jwks_max_age: int | None = 300, allowed_scopes: Iterable[str] | None = None,
+                 opaque: bool = False, token_lifetime: float = 300, subject: str = "user-1",
+                 token_alg: str = "RS256", clock: Callable[[], float] = time.time) -> None:
         self.issuer = issuer
         self.jwks_max_age = jwks_max_age
+        self.allowed_scopes = None if allowed_scopes is None else tuple(allowed_scopes)
+        self.opaque = opaque
+        self.token_lifetime = token_lifetime
+        self.subject = subject
+        self.token_alg = token_alg
+        self.clock = clock
         self.keys: dict[str, tuple[str, Any]] = {}  # kid -> (alg, private key)
         self.default_kid: dict[str, str] = {}  # alg -> kid
         self.requests: list[httpx.Request] = []
@@ -95,10 +115,13 @@ class TestIssuer:
         self.extra_jwks: list[dict[str, Any]] = []
         for alg in algorithms:
             self.add_key(alg)
+        self.server = AuthorizationServer(self)
+        prefix = urlsplit(issuer).path.rstrip("/")
         self.app = Starlette(routes=[
             Route(self.metadata_path, self._metadata_endpoint),
             Route(self.oidc_path, self._metadata_endpoint),
             Route(self.jwks_path, self._jwks_endpoint),
+            *self.server.routes(prefix),
         ])
 
     # -- keys -----------------------------------------------------------------------------
@@ -129,7 +152,6 @@ class TestIssuer:
 
     @property
     def metadata_path(self) -> str:
-        from urllib.parse import urlsplit
         return "/.well-known/oauth-authorization-server" + urlsplit(self.issuer).path.rstrip("/")
 
     @property
@@ -140,7 +162,6 @@ class TestIssuer:
 
     @property
     def jwks_path(self) -> str:
-        from urllib.parse import urlsplit
         return urlsplit(self.issuer).path.rstrip("/") + "/jwks"
 
     @property
@@ -154,9 +175,17 @@ class TestIssuer:
             "jwks_uri": self.jwks_uri,
             "token_endpoint": self.base + "/token",
             "authorization_endpoint": self.base + "/authorize",
+            "registration_endpoint": self.base + "/register",
+            "introspection_endpoint": self.base + "/introspect",
             "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "grant_types_supported": list(GRANT_TYPES),
             "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS[:2]),
+            "authorization_response_iss_parameter_supported": True,
+            "dpop_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
+            **({"scopes_supported": list(self.allowed_scopes)}
+               if self.allowed_scopes is not None else {}),
             **self.extra_metadata,
         }
 
@@ -199,7 +228,7 @@ class TestIssuer:
 
         ``jkt`` binds it to a DPoP key (``cnf.jkt``, RFC 9449 §6.1): ``DPoPKey().thumbprint``.
         """
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         payload: dict[str, Any] = {
             "iss": self.issuer, "sub": subject, "client_id": "test-client",
             "iat": int(now), "exp": int(now + expires_in), "jti": uuid.uuid4().hex,
@@ -227,6 +256,65 @@ class TestIssuer:
     def private_key(self, alg: str = "RS256") -> Any:
         return self.keys[self.default_kid[alg]][1]
 
+    def opaque_token(self, *, subject: str = "user-1", audience: str | list[str] | None = None,
+                     scope: str | None = None, expires_in: float = 300,
+                     claims: Mapping[str, Any] | None = None, now: float | None = None) -> str:
+        """A random token whose claims only ``/introspect`` reveals (RFC 7662 §2.2)."""
+        now = self.clock() if now is None else now
+        data: dict[str, Any] = {"iss": self.issuer, "sub": subject, "client_id": "test-client",
+                                "iat": int(now), "exp": int(now + expires_in)}
+        if audience is not None:
+            data["aud"] = audience
+        if scope is not None:
+            data["scope"] = scope
+        for name, value in (claims or {}).items():
+            if value is None:
+                data.pop(name, None)
+            else:
+                data[name] = value
+        token = secrets.token_urlsafe(32)
+        self.server.remember(token, data)
+        return token
+
+    # -- the authorization server ---------------------------------------------------------
+    def register_client(self, *, client_id: str | None = None, client_secret: str | None = None,
+                        redirect_uris: Sequence[str] = (),
+                        grant_types: Sequence[str] = GRANT_TYPES,
+                        auth_method: str = "client_secret_basic") -> tuple[str, str | None]:
+        """Register a client directly (as an administrator would); its id and secret."""
+        client = self.server.add_client(client_id=client_id, secret=client_secret,
+                                        redirect_uris=redirect_uris, grant_types=grant_types,
+                                        auth_method=auth_method)
+        return client.client_id, client.secret
+
+    def check_scopes(self, scope: str | None) -> tuple[str, ...]:
+        """The scopes of a request, or ``invalid_scope`` outside ``allowed_scopes``."""
+        scopes = tuple(dict.fromkeys(scope.split())) if scope else ()
+        if self.allowed_scopes is not None:
+            unknown = [s for s in scopes if s not in self.allowed_scopes]
+            if unknown:
+                raise OAuthError("invalid_scope", f"scope {' '.join(unknown)!r} is not allowed")
+        return scopes
+
+    def issue(self, subject: str, client_id: str, scopes: Sequence[str],
+              resources: Sequence[str], jkt: str | None = None) -> str:
+        """The access token for a grant: ``aud`` from the RFC 8707 resources, ``cnf.jkt``
+        for a DPoP-bound one (RFC 9449 §6); remembered for introspection."""
+        audience: str | list[str] | None = (
+            resources[0] if len(resources) == 1 else list(resources) or None)
+        claims: dict[str, Any] = {"client_id": client_id}
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
+        scope = " ".join(scopes) or None
+        now = self.clock()
+        if self.opaque:
+            return self.opaque_token(subject=subject, audience=audience, scope=scope,
+                                     expires_in=self.token_lifetime, claims=claims, now=now)
+        token = self.token(subject=subject, audience=audience, scope=scope, claims=claims,
+                           expires_in=self.token_lifetime, alg=self.token_alg, now=now)
+        _, payload, _, _ = split_jws(token)
+        self.server.remember(token, payload)
+        return token
 
 class DPoPKey:
     """A DPoP client's key pair: makes proofs (RFC 9449 §4.2) for tests.
