@@ -1,0 +1,42 @@
+"""Shared by the examples: run an app and a TestIssuer on loopback and print how to call it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from oauthguard.testing import TestIssuer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def serve(apps: list[tuple[Any, int]], ready: Callable[[], str]) -> None:
+    """Serve every ``(app, port)`` on 127.0.0.1 until Ctrl-C; print ``ready()`` once up."""
+    servers = [uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                             log_level="warning")) for app, port in apps]
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    while not all(server.started for server in servers):
+        if any(task.done() for task in tasks):
+            raise SystemExit("a server could not start (is the port taken?)")
+        await asyncio.sleep(0.01)
+    print(ready(), flush=True)
+    await asyncio.gather(*tasks)
+
+
+def curl_lines(issuer: TestIssuer, url: str, audience: str, scopes: list[str],
+               method: str = "GET") -> str:
+    """``curl`` commands with a fresh token for each scope set."""
+    lines = [f"  curl -i -X {method} {url}   # no token: 401 and the challenge"]
+    for scope in scopes:
+        token = issuer.token(audience=audience, scope=scope, subject="alice")
+        lines.append(f"  # scope {scope!r}:")
+        lines.append(f"  curl -i -X {method} {url} -H 'Authorization: Bearer {token}'")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""A Starlette API protected by oauthguard.
+
+Run the demo:  python examples/starlette_app.py   (a local TestIssuer; prints curl commands)
+In production: OAUTHGUARD_RESOURCE=https://api.example.com/orders \\
+               OAUTHGUARD_ISSUER=https://as.example.com uvicorn examples.starlette_app:app
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from starlette.applications import Starlette
+from starlette.authentication import requires
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from oauthguard import OAuthGuard
+
+ORDERS = [{"id": 1, "item": "coffee"}]
+
+
+@requires("orders:read")  # Starlette's own decorator reads request.auth.scopes
+async def list_orders(request: Request) -> JSONResponse:
+    return JSONResponse({"orders": ORDERS, "reader": request.user.display_name})
+
+
+@requires("orders:write", status_code=403)
+async def add_order(request: Request) -> JSONResponse:
+    order = {"id": len(ORDERS) + 1, "item": (await request.json()).get("item", "?")}
+    ORDERS.append(order)
+    return JSONResponse(order, status_code=201)
+
+
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})
+
+
+def build(resource: str, issuer: str) -> Starlette:
+    """The app, behind the guard: every path needs a token except /health."""
+    app = Starlette(routes=[
+        Route("/orders", list_orders, methods=["GET"]),
+        Route("/orders", add_order, methods=["POST"]),
+        Route("/health", health),
+    ])
+    app.add_middleware(OAuthGuard, resource=resource, authorization_servers=[issuer],
+                       public_paths=["/health"], scopes_supported=["orders:read", "orders:write"])
+    return app
+
+
+app = build(os.environ.get("OAUTHGUARD_RESOURCE", "http://127.0.0.1:8000/orders"),
+            os.environ.get("OAUTHGUARD_ISSUER", "http://127.0.0.1:9000"))
+
+
+def demo() -> None:
+    from _demo import curl_lines, free_port, serve
+
+    from oauthguard.testing import TestIssuer
+
+    port, issuer_port = free_port(), free_port()
+    issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}")
+    resource = f"http://127.0.0.1:{port}/orders"
+
+    def ready() -> str:
+        calls = curl_lines(issuer, resource, resource, ["orders:read", "orders:write"])
+        return (f"Authorization server (TestIssuer): {issuer.issuer}\n"
+                f"Protected API:                    {resource}\n\n{calls}\nReady.")
+
+    asyncio.run(serve([(issuer.app, issuer_port), (build(resource, issuer.issuer), port)],
+                      ready))
+
+
+if __name__ == "__main__":
+    try:
+        demo()
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,359 @@
+"""The real ``mcp`` client and SDK against an MCP server protected by oauthguard, over
+loopback HTTP, with TestIssuer as the authorization server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import httpx2
+import pytest
+from mcp.client import Client
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
+from mcp_types import TextContent
+from support import assert_refused, free_port, serve
+
+from oauthguard.challenge import parse_challenges
+from oauthguard.mcp import TokenVerifier, protect
+from oauthguard.testing import TestIssuer
+
+pytestmark = pytest.mark.anyio
+
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {},
+    "clientInfo": {"name": "t", "version": "1"}}}
+MCP_HEADERS = {"accept": "application/json, text/event-stream",
+               "content-type": "application/json"}
+
+
+def with_tools(server: MCPServer) -> MCPServer:
+    """Two tools: ``whoami`` (endpoint scope) and ``admin`` (needs ``mcp:admin`` too)."""
+
+    @server.tool()
+    def whoami() -> dict[str, Any]:
+        token = get_access_token()
+        assert token is not None
+        return {"subject": token.subject, "client_id": token.client_id,
+                "scopes": token.scopes, "expires_at": token.expires_at,
+                "resource": token.resource, "claims": token.claims}
+
+    @server.tool()
+    def admin() -> str:
+        return "admin done"
+
+    return server
+
+
+class Servers:
+    """The issuer, a server protected by ``protect`` and one using the SDK's own auth."""
+
+    def __init__(self, issuer: TestIssuer, guarded: str, sdk: str) -> None:
+        self.issuer, self.guarded, self.sdk = issuer, guarded, sdk
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Servers]:
+    issuer_port, guarded_port, sdk_port = free_port(), free_port(), free_port()
+    issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}",
+                        allowed_scopes=["mcp:tools", "mcp:admin"])
+    guarded = f"http://127.0.0.1:{guarded_port}/mcp"
+    app = protect(with_tools(MCPServer("guarded")).streamable_http_app(), resource=guarded,
+                  authorization_servers=issuer.issuer, scopes="mcp:tools",
+                  tool_scopes={"admin": "mcp:admin"})
+    sdk = f"http://127.0.0.1:{sdk_port}/mcp"
+    sdk_server = with_tools(MCPServer(
+        "sdk", token_verifier=TokenVerifier(resource=sdk, authorization_servers=issuer.issuer),
+        auth=AuthSettings(issuer_url=issuer.issuer, resource_server_url=sdk,
+                          required_scopes=["mcp:tools"], validate_token_resource=True)))
+    with serve(issuer.app, port=issuer_port), serve(app, port=guarded_port), \
+            serve(sdk_server.streamable_http_app(), port=sdk_port):
+        yield Servers(issuer, guarded, sdk)
+
+
+class Storage:
+    """The SDK client's token storage, in memory."""
+
+    def __init__(self, tokens: OAuthToken | None = None) -> None:
+        self.tokens = tokens
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+class Browser:
+    """The programmatic redirect handler: follows /authorize and hands back code and state."""
+
+    def __init__(self) -> None:
+        self.authorizations: list[dict[str, str]] = []
+        self.result: AuthorizationCodeResult | None = None
+
+    async def redirect(self, url: str) -> None:
+        self.authorizations.append({k: v[0] for k, v in parse_qs(urlsplit(url).query).items()})
+        async with httpx.AsyncClient() as http:
+            response = await http.get(url)
+        assert response.status_code == 302, response.text
+        answer = parse_qs(urlsplit(response.headers["location"]).query)
+        self.result = AuthorizationCodeResult(code=answer["code"][0], state=answer["state"][0],
+                                              iss=answer["iss"][0])
+
+    async def callback(self) -> AuthorizationCodeResult:
+        assert self.result is not None
+        result, self.result = self.result, None
+        return result
+
+
+def code_provider(url: str, browser: Browser, storage: Storage | None = None) -> Any:
+    from mcp.shared.auth import OAuthClientMetadata
+    metadata = OAuthClientMetadata(redirect_uris=["http://127.0.0.1:9/callback"],
+                                   client_name="oauthguard tests")
+    return OAuthClientProvider(url, metadata, storage or Storage(), browser.redirect,
+                               browser.callback)
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str, auth: Any, log: list[str] | None = None) -> AsyncIterator[Client]:
+    async def record(response: httpx2.Response) -> None:
+        if log is not None:
+            log.append(f"{response.request.method} {response.request.url.path} "
+                       f"{response.status_code}")
+
+    async with httpx2.AsyncClient(auth=auth, event_hooks={"response": [record]}) as http, \
+            Client(streamable_http_client(url, http_client=http)) as client:
+        yield client
+
+
+async def call(client: Client, tool: str) -> Any:
+    result = await client.call_tool(tool, {})
+    assert not result.is_error, result
+    if result.structured_content is not None:
+        return result.structured_content.get("result", result.structured_content)
+    content = result.content[0]
+    assert isinstance(content, TextContent)
+    return content.text
+
+
+async def test_authorization_code_discovery_token_and_step_up(servers: Servers) -> None:
+    browser, log = Browser(), []
+    async with connect(servers.guarded, code_provider(servers.guarded, browser), log) as client:
+        me = await call(client, "whoami")
+        issuer_path = servers.issuer.issuer
+        assert log[:6] == [
+            "POST /mcp 401",
+            "GET /.well-known/oauth-protected-resource/mcp 200",
+            "GET /.well-known/oauth-authorization-server 200",
+            "POST /register 201",
+            "POST /token 200",
+            "POST /mcp 200",
+        ], log
+        [first] = browser.authorizations
+        assert first["scope"] == "mcp:tools" and first["resource"] == servers.guarded
+        # get_access_token() inside the tool returns the token oauthguard validated.
+        assert me["subject"] == "user-1" and me["scopes"] == ["mcp:tools"]
+        assert me["client_id"] == first["client_id"] and me["resource"] == servers.guarded
+        assert me["claims"]["iss"] == issuer_path and me["claims"]["aud"] == servers.guarded
+        assert me["expires_at"] == me["claims"]["exp"]
+        # A tool that needs more: 403 insufficient_scope, the client re-authorizes, succeeds.
+        log.clear()
+        assert await call(client, "admin") == "admin done"
+        assert log[:3] == ["POST /mcp 403", "POST /token 200", "POST /mcp 200"], log
+        second = browser.authorizations[1]
+        assert second["scope"].split() == ["mcp:tools", "mcp:admin"]
+        assert (await call(client, "whoami"))["scopes"] == ["mcp:admin", "mcp:tools"]
+
+
+async def test_client_credentials(servers: Servers) -> None:
+    client_id, secret = servers.issuer.register_client(grant_types=["client_credentials"])
+    assert secret is not None
+    provider = ClientCredentialsOAuthProvider(servers.guarded, Storage(), client_id, secret,
+                                              issuer=servers.issuer.issuer)
+    async with connect(servers.guarded, provider) as client:
+        me = await call(client, "whoami")
+    assert me["subject"] == client_id and me["client_id"] == client_id
+    assert me["scopes"] == ["mcp:tools"]
+
+
+def mint(servers: Servers, resource: str, scope: str = "mcp:tools mcp:admin") -> str:
+    client_id, secret = servers.issuer.register_client(grant_types=["client_credentials"])
+    with httpx.Client() as http:
+        response = http.post(servers.issuer.issuer + "/token", auth=(client_id, secret or ""),
+                             data={"grant_type": "client_credentials", "scope": scope,
+                                   "resource": resource})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def test_token_for_another_audience_is_refused(servers: Servers) -> None:
+    elsewhere = mint(servers, "http://127.0.0.1:1/mcp")
+    async with httpx.AsyncClient() as http:
+        headers = {**MCP_HEADERS, "authorization": f"Bearer {elsewhere}"}
+        response = await http.post(servers.guarded, json=INITIALIZE, headers=headers)
+        assert_refused(response, 401, "invalid_token")
+        # The SDK's own auth, with our adapter behind it, refuses it too.
+        response = await http.post(servers.sdk, json=INITIALIZE, headers=headers)
+        assert response.status_code == 401
+    # The real client with that token stored gets refused, re-authorizes for this resource.
+    storage = Storage(OAuthToken(access_token=elsewhere, expires_in=300))
+    browser = Browser()
+    async with connect(servers.guarded, code_provider(servers.guarded, browser, storage)) as c:
+        assert (await call(c, "whoami"))["resource"] == servers.guarded
+    assert storage.tokens is not None and storage.tokens.access_token != elsewhere
+
+
+async def test_challenges_real_clients_depend_on(servers: Servers) -> None:
+    async with httpx.AsyncClient() as http:
+        refusals = [await http.request(method, servers.guarded, headers=MCP_HEADERS,
+                                       json=INITIALIZE if method == "POST" else None)
+                    for method in ("POST", "POST", "GET", "DELETE")]
+        for response in refusals:
+            assert_refused(response, 401, None)
+            value = response.headers["www-authenticate"]
+            assert value.startswith("Bearer ")
+            assert value == refusals[0].headers["www-authenticate"]  # byte-identical
+        [(_, params)] = parse_challenges(refusals[0].headers["www-authenticate"])
+        assert params["scope"] == "mcp:tools"
+        document = (await http.get(params["resource_metadata"])).json()
+        assert document["resource"] == servers.guarded
+        for issuer in document["authorization_servers"]:
+            metadata = (await http.get(issuer + "/.well-known/oauth-authorization-server"))
+            assert metadata.json()["issuer"] == issuer
+        # Other well-known paths are the app's, never challenged.
+        other = await http.get(servers.guarded.replace("/mcp", "/.well-known/other"))
+        assert other.status_code == 404
+
+
+async def tool_call(http: httpx.AsyncClient, url: str, token: str, body: Any,
+                    session: str | None = None) -> httpx.Response:
+    headers = {**MCP_HEADERS, "authorization": f"Bearer {token}"}
+    if session is not None:
+        headers["mcp-session-id"] = session
+    return await http.post(url, json=body, headers=headers)
+
+
+def call_body(name: Any, id_: int = 2) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call",
+            "params": {"name": name, "arguments": {}}}
+
+
+async def test_tool_scopes_are_a_real_403_with_the_whole_scope_set(servers: Servers) -> None:
+    token = mint(servers, servers.guarded, scope="mcp:tools")
+    async with httpx.AsyncClient() as http:
+        refusals = [await tool_call(http, servers.guarded, token, body) for body in (
+            call_body("admin"), call_body("admin"),
+            [call_body("whoami", 3), call_body("admin", 4)],  # a batch needs every tool's
+        )]
+        for response in refusals:
+            params = assert_refused(response, 403, "insufficient_scope")
+            assert params["scope"] == "mcp:tools mcp:admin"
+            assert response.headers["www-authenticate"] == \
+                refusals[0].headers["www-authenticate"]
+        assert response.headers["www-authenticate"].startswith("Bearer ")
+        # Tools without their own scopes, odd names and bodies pass on to the SDK.
+        started = await tool_call(http, servers.guarded, token, INITIALIZE)
+        assert started.status_code == 200
+        session = started.headers["mcp-session-id"]
+        for body in (call_body(["admin"]), call_body(None), {"method": "tools/list"}):
+            response = await tool_call(http, servers.guarded, token, body, session)
+            assert response.status_code != 403 and response.status_code < 500, response.text
+        garbage = await http.post(servers.guarded, content=b"{not json", headers={
+            **MCP_HEADERS, "authorization": f"Bearer {token}", "mcp-session-id": session})
+        assert garbage.status_code == 400
+        # A token without the endpoint scope is refused whatever it calls.
+        nothing = mint(servers, servers.guarded, scope="")
+        params = assert_refused(await tool_call(http, servers.guarded, nothing, INITIALIZE),
+                                403, "insufficient_scope")
+        assert params["scope"] == "mcp:tools"
+
+
+async def test_sdk_auth_with_the_token_verifier_adapter(servers: Servers) -> None:
+    client_id, secret = servers.issuer.register_client(grant_types=["client_credentials"])
+    assert secret is not None
+    provider = ClientCredentialsOAuthProvider(servers.sdk, Storage(), client_id, secret,
+                                              scope="mcp:tools", issuer=servers.issuer.issuer)
+    async with connect(servers.sdk, provider) as client:
+        me = await call(client, "whoami")
+    assert me["subject"] == client_id and me["resource"] == servers.sdk
+    assert me["scopes"] == ["mcp:tools"] and me["claims"]["aud"] == servers.sdk
+
+
+async def test_token_verifier_adapter_refuses_every_bad_token() -> None:
+    issuer = TestIssuer("https://issuer.test")
+    resource = "https://api.test/mcp"
+    verifier = TokenVerifier(resource=resource, authorization_servers=issuer.issuer,
+                             http_client=issuer.http_client())
+    good = issuer.token(audience=resource, scope="b a", claims={"client_id": "app"})
+    token = await verifier.verify_token(good)
+    assert token is not None and token.token == good
+    assert token.scopes == ["a", "b"] and token.client_id == "app"
+    assert token.subject == "user-1" and token.resource == resource
+    assert token.claims is not None and token.expires_at == token.claims["exp"]
+    for bad in (
+        issuer.token(audience="https://other.test/mcp"),
+        issuer.token(audience=resource, expires_in=-120),
+        issuer.token(audience=resource, claims={"cnf": {"jkt": "x" * 43}}),  # RFC 9449 §7.2
+        issuer.token(audience=resource, claims={"iss": "https://evil.test"}),
+        "not-a-token", "",
+    ):
+        assert await verifier.verify_token(bad) is None
+    unreachable = TokenVerifier(resource=resource, authorization_servers="https://down.test",
+                                http_client=httpx.AsyncClient(transport=httpx.MockTransport(
+                                    lambda request: httpx.Response(503))))
+    down = TestIssuer("https://down.test").token(audience=resource)
+    assert await unreachable.verify_token(down) is None
+    await verifier.aclose()
+    await unreachable.aclose()
+
+
+async def test_oversized_bodies_are_refused_not_skipped() -> None:
+    from starlette.responses import PlainTextResponse
+
+    from oauthguard.mcp import MCPAuth
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("reached")(scope, receive, send)
+
+    issuer = TestIssuer("https://issuer.test")
+    resource = "https://api.test/mcp"
+    guarded = protect(app, resource=resource, authorization_servers=issuer.issuer,
+                      tool_scopes={"admin": "admin"}, http_client=issuer.http_client())
+    assert isinstance(guarded.app, MCPAuth)
+    guarded.app.max_body_bytes = 1024
+    token = issuer.token(audience=resource, scope="admin")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(guarded),
+                                 base_url="https://api.test") as http:
+        big = await http.post("/mcp", content=b" " * 2048,
+                              headers={"authorization": f"Bearer {token}"})
+        assert big.status_code == 413
+        small = await http.post("/mcp", json=call_body("admin"),
+                                headers={"authorization": f"Bearer {token}"})
+        assert small.status_code == 200 and small.text == "reached"
+
+
+@pytest.mark.parametrize("arguments", [
+    {"scopes": ["a b"]}, {"scopes": [""]}, {"tool_scopes": {"t": [3]}},
+])
+def test_bad_scope_configuration_is_refused_at_construction(arguments: Any) -> None:
+    from oauthguard import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        protect(lambda *_: None, resource="https://api.test/mcp",  # type: ignore[arg-type]
+                authorization_servers="https://issuer.test", **arguments)
