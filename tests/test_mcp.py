@@ -284,6 +284,20 @@ async def test_tool_scopes_are_a_real_403_with_the_whole_scope_set(servers: Serv
         assert params["scope"] == "mcp:tools"
 
 
+async def test_sessions_belong_to_the_token_subject_that_opened_them(servers: Servers) -> None:
+    # scope["user"] is the SDK's AuthenticatedUser, so the SDK binds sessions to principals.
+    alice, bob = (servers.issuer.token(audience=servers.guarded, scope="mcp:tools", subject=s)
+                  for s in ("alice", "bob"))
+    listing = {"jsonrpc": "2.0", "id": 5, "method": "tools/list"}
+    async with httpx.AsyncClient() as http:
+        opened = await tool_call(http, servers.guarded, alice, INITIALIZE)
+        session = opened.headers["mcp-session-id"]
+        stolen = await tool_call(http, servers.guarded, bob, listing, session)
+        assert stolen.status_code == 404
+        own = await tool_call(http, servers.guarded, alice, listing, session)
+        assert own.status_code == 200 and "whoami" in own.text
+
+
 async def test_sdk_auth_with_the_token_verifier_adapter(servers: Servers) -> None:
     client_id, secret = servers.issuer.register_client(grant_types=["client_credentials"])
     assert secret is not None
