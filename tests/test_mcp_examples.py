@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mcp_support import Browser, call, code_provider, connect
 from support import assert_refused
-from test_mcp import Browser, call, code_provider, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 
