@@ -92,7 +92,7 @@ async def test_token_for_another_audience_is_refused(servers: Servers) -> None:
     async with httpx.AsyncClient() as http:
         headers = {**MCP_HEADERS, "authorization": f"Bearer {elsewhere}"}
         response = await http.post(servers.guarded, json=INITIALIZE, headers=headers)
-        assert_refused(response, 401, "invalid_token")
+        assert assert_refused(response, 401, "invalid_token")["scope"] == "mcp:tools"
         # The SDK's own auth, with our adapter behind it, refuses it too.
         response = await http.post(servers.sdk, json=INITIALIZE, headers=headers)
         assert response.status_code == 401
