@@ -256,3 +256,44 @@ def test_bad_scope_configuration_is_refused_at_construction(arguments: Any) -> N
     with pytest.raises(ConfigurationError):
         protect(lambda *_: None, resource="https://api.test/mcp",  # type: ignore[arg-type]
                 authorization_servers="https://issuer.test", **arguments)
+
+
+async def test_a_body_in_chunks_is_read_whole_and_replayed_to_the_app() -> None:
+    import json
+
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = await Request(scope, receive).json()
+        await JSONResponse({"seen": body["params"]["name"]})(scope, receive, send)
+
+    issuer = TestIssuer("https://issuer.test")
+    resource = "https://api.test/mcp"
+    guarded = protect(app, resource=resource, authorization_servers=issuer.issuer,
+                      tool_scopes={"admin": "admin"}, http_client=issuer.http_client())
+
+    async def post(token: str, name: str) -> tuple[int, bytes]:
+        raw = json.dumps(call_body(name)).encode()
+        chunks = [raw[i:i + 7] for i in range(0, len(raw), 7)]
+        messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+                    for i, c in enumerate(chunks)]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await guarded({"type": "http", "method": "POST", "path": "/mcp", "query_string": b"",
+                       "headers": [(b"authorization", f"Bearer {token}".encode())],
+                       "scheme": "https", "server": ("api.test", 443)}, receive, send)
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    plain = issuer.token(audience=resource, scope="read")
+    assert (await post(plain, "whoami")) == (200, b'{"seen":"whoami"}')
+    status, body = await post(plain, "admin")
+    assert status == 403 and b"insufficient_scope" in body
+    admin = issuer.token(audience=resource, scope="admin")
+    assert (await post(admin, "admin")) == (200, b'{"seen":"admin"}')
