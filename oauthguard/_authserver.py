@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode, urlsplit
 
-from jwt.algorithms import get_default_algorithms
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from oauthguard import dpop
 from oauthguard._b64 import b64url_encode
-from oauthguard.errors import InvalidToken
-from oauthguard.jwt import ASYMMETRIC_ALGORITHMS, split_jws
+from oauthguard.errors import InvalidDPoPProof
 
 if TYPE_CHECKING:
     from oauthguard.testing import TestIssuer
@@ -32,10 +30,8 @@ if TYPE_CHECKING:
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 CODE_LIFETIME = 60.0
-DPOP_WINDOW = 300.0
+DPOP_WINDOW, DPOP_LEEWAY = 300.0, 30.0
 MAX_ISSUED = 10_000
-_THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"),
-                       "OKP": ("crv", "kty", "x")}
 _VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
@@ -78,43 +74,23 @@ class Grant:
     expires_at: float = float("inf")
 
 
-def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 §3: SHA-256 over the required members, sorted, without whitespace."""
-    members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
-    if members is None or not all(isinstance(jwk.get(name), str) for name in members):
-        raise ValueError("unsupported or incomplete JWK")
-    canonical = json.dumps({name: jwk[name] for name in members}, separators=(",", ":"))
-    return b64url_encode(hashlib.sha256(canonical.encode()).digest())
-
-
-def check_dpop_proof(proof: str, method: str, url: str, now: float) -> str:
-    """RFC 9449 §4.3, the checks an authorization server needs; the key's thumbprint."""
+def check_dpop_proof(value: str, method: str, url: str, now: float) -> str:
+    """RFC 9449 §5: the resource server's proof checks (§4.3) at the token endpoint; the
+    thumbprint of the proof's key, for ``cnf.jkt``."""
     try:
-        header, claims, signing_input, signature = split_jws(proof)
-    except InvalidToken as exc:
-        raise OAuthError("invalid_dpop_proof", exc.description) from None
-    jwk, alg = header.get("jwk"), header.get("alg")
-    if header.get("typ") != "dpop+jwt" or alg not in ASYMMETRIC_ALGORITHMS:
-        raise OAuthError("invalid_dpop_proof", "typ must be dpop+jwt with an asymmetric alg")
-    if not isinstance(jwk, dict) or "d" in jwk:  # §4.3 check 7: a public key only
-        raise OAuthError("invalid_dpop_proof", "the proof needs a public jwk header")
-    try:
-        algorithm = get_default_algorithms()[str(alg)]
-        key = algorithm.from_jwk(jwk)
-        valid = algorithm.verify(signing_input, key, signature)
-        thumbprint = jwk_thumbprint(jwk)
-    except Exception:
-        raise OAuthError("invalid_dpop_proof", "the proof's jwk is unusable") from None
-    if not valid:
-        raise OAuthError("invalid_dpop_proof", "the proof's signature does not verify")
-    if claims.get("htm") != method or claims.get("htu") != url:
-        raise OAuthError("invalid_dpop_proof", "htm/htu do not match this request")
-    iat = claims.get("iat")
-    if not isinstance(iat, int | float) or abs(iat - now) > DPOP_WINDOW:
-        raise OAuthError("invalid_dpop_proof", "iat is missing or outside the window")
-    if not isinstance(claims.get("jti"), str):
-        raise OAuthError("invalid_dpop_proof", "the proof has no jti")
-    return thumbprint
+        proof = dpop.parse_proof(value)
+        dpop.check_typ(proof.header)
+        alg = dpop.check_alg(proof.header, frozenset(dpop.DEFAULT_DPOP_ALGORITHMS))
+        jwk = dpop.check_jwk(proof.header, alg)
+        jkt = dpop.thumbprint(jwk)
+        dpop.check_signature(alg, dpop.load_key(jwk), proof)
+        dpop.check_jti(proof.claims)
+        dpop.check_htm(proof.claims, method)
+        dpop.check_htu(proof.claims, url)
+        dpop.check_iat(proof.claims, now, max_age=DPOP_WINDOW, leeway=DPOP_LEEWAY)
+    except InvalidDPoPProof as error:
+        raise OAuthError("invalid_dpop_proof", error.description) from None
+    return jkt
 
 
 def check_pkce(verifier: str | None, challenge: str | None) -> None:

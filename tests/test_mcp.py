@@ -114,8 +114,10 @@ async def test_challenges_real_clients_depend_on(servers: Servers) -> None:
             value = response.headers["www-authenticate"]
             assert value.startswith("Bearer ")
             assert value == refusals[0].headers["www-authenticate"]  # byte-identical
-        [(_, params)] = parse_challenges(refusals[0].headers["www-authenticate"])
-        assert params["scope"] == "mcp:tools"
+        challenges = parse_challenges(refusals[0].headers["www-authenticate"])
+        assert [scheme for scheme, _ in challenges] == ["Bearer", "DPoP"]
+        params = challenges[0][1]
+        assert params["scope"] == challenges[1][1]["scope"] == "mcp:tools"
         document = (await http.get(params["resource_metadata"])).json()
         assert document["resource"] == servers.guarded
         for issuer in document["authorization_servers"]:
@@ -297,3 +299,38 @@ async def test_a_body_in_chunks_is_read_whole_and_replayed_to_the_app() -> None:
     assert status == 403 and b"insufficient_scope" in body
     admin = issuer.token(audience=resource, scope="admin")
     assert (await post(admin, "admin")) == (200, b'{"seen":"admin"}')
+
+
+async def test_dpop_bound_tokens_from_the_issuer_reach_tools(servers: Servers) -> None:
+    from oauthguard.testing import DPoPKey
+
+    key = DPoPKey()
+    client_id, secret = servers.issuer.register_client(grant_types=["client_credentials"])
+    token_url = servers.issuer.issuer + "/token"
+    async with httpx.AsyncClient() as http:
+        issued = await http.post(token_url, auth=(client_id, secret or ""), headers={
+            "DPoP": key.proof("POST", token_url)}, data={
+            "grant_type": "client_credentials", "scope": "mcp:tools",
+            "resource": servers.guarded})
+        assert issued.json()["token_type"] == "DPoP"
+        token = issued.json()["access_token"]
+
+        async def post(body: Any, session: str | None = None) -> httpx.Response:
+            headers = {**MCP_HEADERS, "authorization": f"DPoP {token}",
+                       "dpop": key.proof("POST", servers.guarded, token=token)}
+            if session is not None:
+                headers["mcp-session-id"] = session
+            return await http.post(servers.guarded, json=body, headers=headers)
+
+        opened = await post(INITIALIZE)
+        assert opened.status_code == 200, opened.text
+        session = opened.headers["mcp-session-id"]
+        called = await post(call_body("whoami"), session)
+        assert called.status_code == 200 and key.thumbprint in called.text  # cnf.jkt claim
+        # The tool's 403 goes in the challenge of the scheme used (RFC 9449 §7.1).
+        params = assert_refused(await post(call_body("admin"), session), 403,
+                                "insufficient_scope", scheme="DPoP")
+        assert params["scope"] == "mcp:tools mcp:admin"
+        # Sent as a Bearer token, a DPoP-bound token is refused (RFC 9449 §7.2).
+        downgraded = await tool_call(http, servers.guarded, token, call_body("whoami"), session)
+        assert_refused(downgraded, 401, "invalid_token")
