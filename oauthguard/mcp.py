@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 try:
     from mcp.server.auth.middleware.auth_context import auth_context_var
@@ -21,9 +22,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'") from exc
 
 from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
-from oauthguard.credentials import Credentials, extract
-from oauthguard.errors import ConfigurationError, GuardError, InsufficientScope
+from oauthguard.credentials import extract
+from oauthguard.errors import ConfigurationError, GuardError
 from oauthguard.middleware import OAuthGuard
+from oauthguard.policy import Requirement, require
 from oauthguard.tokens import AccessToken
 
 __all__ = ["MCPAuth", "MCPUser", "TokenVerifier", "protect", "sdk_access_token"]
@@ -64,13 +66,6 @@ class MCPUser(_SDKUser):
         return self.display_name
 
 
-def _scope_tuple(name: str, value: str | Iterable[str]) -> tuple[str, ...]:
-    items = value.split() if isinstance(value, str) else list(value)
-    if not all(isinstance(item, str) and item and " " not in item for item in items):
-        raise ConfigurationError(f"{name}: scopes must be non-empty strings without spaces")
-    return tuple(dict.fromkeys(items))
-
-
 def tools_called(body: bytes) -> list[str]:
     """Names of the tools a JSON-RPC message (or batch) calls; ``[]`` for anything else."""
     try:
@@ -89,23 +84,26 @@ def tools_called(body: bytes) -> list[str]:
 
 
 class MCPAuth:
-    """Pure ASGI, inside ``OAuthGuard``: bridges the token to the SDK and checks scopes.
+    """Pure ASGI, inside ``OAuthGuard``: bridges the token to the SDK and checks tool scopes.
 
     Sets ``scope["user"]`` to an ``MCPUser`` and the SDK's auth context, so
     ``mcp.server.auth.middleware.auth_context.get_access_token()`` works in tools. With
-    ``scopes`` every request needs them; with ``tool_scopes`` a ``tools/call`` of a named
-    tool also needs that tool's scopes, else a 403 ``insufficient_scope`` challenge names
-    the whole set (endpoint scopes, then the tool's) so the client can step up.
+    ``tool_scopes``, a ``tools/call`` of a named tool (alone or in a batch) also needs that
+    tool's scopes, on top of what the guard's rule for the path needs; otherwise the guard
+    answers 403 ``insufficient_scope`` naming the whole set (the rule's scopes, then the
+    tool's), so the client can step up.
     """
 
-    def __init__(self, app: ASGIApp, *, scopes: str | Iterable[str] = (),
+    def __init__(self, app: ASGIApp, *,
                  tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
                  max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
-        self.scopes = _scope_tuple("scopes", scopes)
-        self.tool_scopes = {
-            tool: tuple(dict.fromkeys(self.scopes + _scope_tuple(f"tool_scopes[{tool!r}]", s)))
-            for tool, s in (tool_scopes or {}).items()}
+        self.tools: dict[str, Requirement] = {}
+        for tool, scopes in (tool_scopes or {}).items():
+            try:
+                self.tools[tool] = require(scopes)
+            except ConfigurationError as error:
+                raise ConfigurationError(f"tool_scopes[{tool!r}]: {error}") from None
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,19 +113,18 @@ class MCPAuth:
             await self.app(scope, receive, send)  # lifespan, or a public path
             return
         credentials = extract(scope["headers"], b"", guard.config.max_token_bytes)
-        needed = self.scopes
-        if self.tool_scopes and scope["method"] == "POST":
+        if self.tools and scope["method"] == "POST":
             body = await _read_body(receive, self.max_body_bytes)
             if body is None:
                 await send_response(send, 413, [(b"content-type", b"text/plain")],
                                     b"request body too large")
                 return
-            for tool in tools_called(body):
-                needed = tuple(dict.fromkeys(needed + self.tool_scopes.get(tool, ())))
             receive = _replay(body, receive)
-        if not token.has_scopes(*needed):
-            await self._refuse(guard, scope, receive, send, credentials, needed)
-            return
+            try:
+                self.check_tools(scope, tools_called(body))
+            except GuardError as error:
+                await guard.refuse(scope, receive, send, error, credentials)
+                return
         user = MCPUser(token, credentials.token, guard.config.resource)
         scope["user"] = user
         reset = auth_context_var.set(user)
@@ -136,13 +133,14 @@ class MCPAuth:
         finally:
             auth_context_var.reset(reset)
 
-    @staticmethod
-    async def _refuse(guard: OAuthGuard, scope: Scope, receive: Receive, send: Send,
-                      credentials: Credentials, needed: tuple[str, ...]) -> None:
-        # RFC 6750 §3.1 / MCP authorization: 403 with every scope the request needs.
-        wanted = " ".join(needed)
-        error = InsufficientScope(f"this request needs the scopes: {wanted}")
-        await guard.refuse(scope, receive, send, error, credentials, challenge_scope=wanted)
+    def check_tools(self, scope: Scope, names: Iterable[str]) -> None:
+        """MCP authorization: the scopes of every tool called, with the path rule's; an
+        ``InsufficientScope`` whose ``scope`` names all of them (RFC 6750 §3.1)."""
+        needed = [self.tools[name] for name in dict.fromkeys(names) if name in self.tools]
+        if len(needed) == 1:
+            needed[0].enforce(scope)
+        elif needed:  # a batch: every tool's scopes, in the order they are called
+            require([s for requirement in needed for s in requirement.scopes]).enforce(scope)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -183,32 +181,28 @@ def protect(app: ASGIApp, *, resource: str, authorization_servers: str | Iterabl
     """An MCP streamable-HTTP app behind ``OAuthGuard`` and ``MCPAuth``.
 
     ``resource`` is the endpoint URL exactly as clients reach it (``https://host/mcp``);
-    every method on it needs a token, ``/.well-known/*`` stays public. ``options`` go to
-    ``OAuthGuard``; ``scopes_supported`` defaults to every scope named here.
+    every method on it needs a token with ``scopes`` (a path rule, so every 401 names them),
+    and a ``tools/call`` of a tool in ``tool_scopes`` needs that tool's scopes too.
+    ``/.well-known/*`` stays public. ``options`` go to ``OAuthGuard``; ``scopes_supported``
+    defaults to every scope named here.
     """
-    inner = MCPAuth(app, scopes=scopes, tool_scopes=tool_scopes)
-    named = dict.fromkeys(inner.scopes)
-    for needed in inner.tool_scopes.values():
-        named.update(dict.fromkeys(needed))
+    endpoint = require(scopes)
+    inner = MCPAuth(app, tool_scopes=tool_scopes)
+    rules = dict(options.pop("rules", None) or {})
+    path = urlsplit(resource).path or "/"
+    if endpoint.scopes:
+        if path in rules:
+            raise ConfigurationError(
+                f"rules already has a rule for {path!r}: give the endpoint's scopes there or "
+                "as scopes=, not both")
+        rules[path] = endpoint
+    named = dict.fromkeys(endpoint.scopes)
+    for requirement in inner.tools.values():
+        named.update(dict.fromkeys(requirement.scopes))
     options.setdefault("scopes_supported", tuple(named))
     options.setdefault("public_paths", ("/.well-known/*",))
-    guard = _EndpointGuard(inner, resource=resource,
-                           authorization_servers=authorization_servers, **options)
-    guard.endpoint_scope = " ".join(inner.scopes) or None
-    return guard
-
-
-class _EndpointGuard(OAuthGuard):
-    """MCP authorization: a 401 names the scopes the endpoint needs, so a client asks for
-    those first and steps up for a tool's scopes on its 403."""
-
-    endpoint_scope: str | None = None
-
-    async def refuse(self, scope: Scope, receive: Receive, send: Send, error: GuardError,
-                     credentials: Credentials | None, challenge_scope: str | None = None) -> None:
-        if challenge_scope is None and error.status == 401:
-            challenge_scope = self.endpoint_scope
-        await super().refuse(scope, receive, send, error, credentials, challenge_scope)
+    return OAuthGuard(inner, resource=resource, authorization_servers=authorization_servers,
+                      rules=rules, **options)
 
 
 class TokenVerifier:

@@ -23,6 +23,7 @@ from mcp_support import (
 )
 from support import assert_refused
 
+from oauthguard import require
 from oauthguard.challenge import parse_challenges
 from oauthguard.mcp import TokenVerifier, protect
 from oauthguard.testing import TestIssuer
@@ -251,6 +252,7 @@ async def test_oversized_bodies_are_refused_not_skipped() -> None:
 
 @pytest.mark.parametrize("arguments", [
     {"scopes": ["a b"]}, {"scopes": [""]}, {"tool_scopes": {"t": [3]}},
+    {"tool_scopes": {"t": "a\"b"}}, {"scopes": "a", "rules": {"/mcp": require("b")}},
 ])
 def test_bad_scope_configuration_is_refused_at_construction(arguments: Any) -> None:
     from oauthguard import ConfigurationError
@@ -334,3 +336,39 @@ async def test_dpop_bound_tokens_from_the_issuer_reach_tools(servers: Servers) -
         # Sent as a Bearer token, a DPoP-bound token is refused (RFC 9449 §7.2).
         downgraded = await tool_call(http, servers.guarded, token, call_body("whoami"), session)
         assert_refused(downgraded, 401, "invalid_token")
+
+
+async def test_mcp_auth_inside_a_guard_built_by_hand_uses_its_rules() -> None:
+    from starlette.responses import PlainTextResponse
+
+    from oauthguard import OAuthGuard, require
+    from oauthguard.mcp import MCPAuth
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("reached")(scope, receive, send)
+
+    issuer = TestIssuer("https://issuer.test")
+    resource = "https://api.test/mcp"
+    guarded = OAuthGuard(MCPAuth(app, tool_scopes={"admin": "mcp:admin", "audit": "audit"}),
+                         resource=resource, authorization_servers=issuer.issuer,
+                         rules={"/mcp": require("mcp:tools")},
+                         scope_implies={"mcp:admin": {"mcp:tools"}},
+                         http_client=issuer.http_client())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(guarded),
+                                 base_url="https://api.test") as http:
+        async def post(scope: str, body: Any) -> httpx.Response:
+            token = issuer.token(audience=resource, scope=scope)
+            return await http.post("/mcp", json=body,
+                                   headers={"authorization": f"Bearer {token}"})
+
+        assert (await post("mcp:admin", call_body("admin"))).text == "reached"  # implied
+        params = assert_refused(await post("mcp:tools", call_body("admin")), 403,
+                                "insufficient_scope")
+        assert params["scope"] == "mcp:tools mcp:admin"
+        batch = [call_body("admin", 3), call_body("audit", 4), call_body("admin", 5)]
+        params = assert_refused(await post("mcp:tools mcp:admin", batch), 403,
+                                "insufficient_scope")
+        assert params["scope"] == "mcp:tools mcp:admin audit"
+        assert (await post("mcp:admin audit", batch)).text == "reached"
+        no_token = await http.post("/mcp", json=call_body("admin"))
+        assert assert_refused(no_token, 401, None)["scope"] == "mcp:tools"
