@@ -11,19 +11,15 @@ import asyncio
 import os
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI
 
-from oauthguard import AccessToken, OAuthGuard
+from oauthguard import AccessToken, OAuthGuard, require
+from oauthguard.fastapi import describe_security
 
-
-def scopes(*needed: str) -> Any:
-    """A dependency: the validated token, which must carry ``needed``."""
-    def check(request: Request) -> AccessToken:
-        token: AccessToken = request.auth
-        if not token.has_scopes(*needed):
-            raise HTTPException(403, f"needs scopes {' '.join(needed)}")
-        return token
-    return Depends(check)
+# The dependency returns the validated token; a refusal is the guard's 401/403 challenge.
+Reader = Annotated[AccessToken, Depends(require("orders:read"))]
+Writer = Annotated[AccessToken, Depends(require("orders:write"))]
+DOCS_CLIENT = "swagger-ui"  # a public client registered at the authorization server
 
 
 def build(resource: str, issuer: str) -> FastAPI:
@@ -31,17 +27,19 @@ def build(resource: str, issuer: str) -> FastAPI:
     orders: list[dict[str, Any]] = [{"id": 1, "item": "coffee"}]
 
     @api.get("/orders")
-    async def list_orders(token: Annotated[AccessToken, scopes("orders:read")]) -> Any:
+    async def list_orders(token: Reader) -> Any:
         return {"orders": orders, "reader": token.subject}
 
     @api.post("/orders", status_code=201)
-    async def add_order(item: str, token: Annotated[AccessToken, scopes("orders:write")]) -> Any:
+    async def add_order(item: str, token: Writer) -> Any:
         orders.append({"id": len(orders) + 1, "item": item, "by": token.subject})
         return orders[-1]
 
     api.add_middleware(OAuthGuard, resource=resource, authorization_servers=[issuer],
-                       public_paths=["/docs", "/openapi.json"],
+                       public_paths=["/docs*", "/openapi.json"],
                        scopes_supported=["orders:read", "orders:write"])
+    # Swagger UI's Authorize button: the authorization code flow from the issuer's metadata.
+    describe_security(api, client_id=DOCS_CLIENT, resource=resource)
     return api
 
 
@@ -57,11 +55,15 @@ def demo() -> None:
     port, issuer_port = free_port(), free_port()
     issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}")
     resource = f"http://127.0.0.1:{port}/orders"
+    issuer.register_client(client_id=DOCS_CLIENT, auth_method="none",
+                           redirect_uris=[f"http://127.0.0.1:{port}/docs/oauth2-redirect"])
 
     def ready() -> str:
         calls = curl_lines(issuer, resource, resource, ["orders:read", "orders:write"])
         return (f"Authorization server (TestIssuer): {issuer.issuer}\n"
-                f"Protected API:                    {resource}\n\n{calls}\nReady.")
+                f"Protected API:                    {resource}\n"
+                f"Swagger UI (Authorize logs in):   http://127.0.0.1:{port}/docs\n\n"
+                f"{calls}\nReady.")
 
     asyncio.run(serve([(issuer.app, issuer_port), (build(resource, issuer.issuer), port)],
                       ready))

@@ -11,22 +11,21 @@ import asyncio
 import os
 
 from starlette.applications import Starlette
-from starlette.authentication import requires
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from oauthguard import OAuthGuard
+from oauthguard import OAuthGuard, require
 
 ORDERS = [{"id": 1, "item": "coffee"}]
 
 
-@requires("orders:read")  # Starlette's own decorator reads request.auth.scopes
+@require("orders:read")  # refusals are the guard's: 403 insufficient_scope with the challenge
 async def list_orders(request: Request) -> JSONResponse:
-    return JSONResponse({"orders": ORDERS, "reader": request.user.display_name})
+    return JSONResponse({"orders": ORDERS, "reader": request.auth.subject})
 
 
-@requires("orders:write", status_code=403)
+@require("orders:write")
 async def add_order(request: Request) -> JSONResponse:
     order = {"id": len(ORDERS) + 1, "item": (await request.json()).get("item", "?")}
     ORDERS.append(order)

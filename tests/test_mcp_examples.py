@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -73,7 +74,13 @@ def test_api_examples_refuse_then_serve(name: str) -> None:
             assert listed.status_code == 200 and listed.json()["reader"] == "alice"
             refused = http.post(url, params={"item": "tea"}, json={"item": "tea"},
                                 headers={"Authorization": f"Bearer {read}"})
-            assert refused.status_code == 403
+            params = assert_refused(refused, 403, "insufficient_scope")
+            assert params["scope"] == "orders:write"
             added = http.post(url, params={"item": "tea"}, json={"item": "tea"},
                               headers={"Authorization": f"Bearer {write}"})
             assert added.status_code == 201 and added.json()["item"] == "tea"
+            if name == "fastapi_app.py":  # Swagger UI logs in at the example's issuer
+                issuer = re.search(r"Authorization server \(TestIssuer\): +(\S+)", out)
+                assert issuer is not None
+                document = http.get(url.replace("/orders", "/openapi.json")).json()
+                assert f'"{issuer.group(1)}/authorize"' in json.dumps(document)
