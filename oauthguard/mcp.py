@@ -23,8 +23,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
 from oauthguard.credentials import extract
+from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError
-from oauthguard.middleware import OAuthGuard
+from oauthguard.middleware import OAuthGuard, token_digest
 from oauthguard.policy import Requirement, require
 from oauthguard.tokens import AccessToken
 
@@ -223,14 +224,14 @@ class TokenVerifier:
         """The SDK's ``AccessToken`` for a valid token, None for any other."""
         try:
             verified = await self.guard.verify(token)
+            check_bearer(verified)  # RFC 9449 §7.2: the SDK only speaks Bearer
         except GuardError as error:
-            logger.info("token refused: %s", error.description)
+            logger.info("token refused: %s (token sha256:%s)", error.description,
+                        token_digest(token))
             return None
         except Exception:  # fail closed: a bug never lets a token through
-            logger.exception("unexpected error while verifying a token")
-            return None
-        if verified.jkt is not None:
-            logger.info("token refused: a DPoP-bound token was sent as a Bearer token")
+            logger.exception("unexpected error while verifying a token (token sha256:%s)",
+                             token_digest(token))
             return None
         return sdk_access_token(verified, token, self.guard.config.resource)
 
