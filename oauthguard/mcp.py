@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'") from exc
 
 from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
-from oauthguard.credentials import extract
+from oauthguard._cache import ExpiringCache
 from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError
 from oauthguard.middleware import OAuthGuard, token_digest
@@ -97,7 +97,7 @@ class MCPAuth:
 
     def __init__(self, app: ASGIApp, *,
                  tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES, user_cache_size: int = 10_000) -> None:
         self.app = app
         self.tools: dict[str, Requirement] = {}
         for tool, scopes in (tool_scopes or {}).items():
@@ -106,6 +106,8 @@ class MCPAuth:
             except ConfigurationError as error:
                 raise ConfigurationError(f"tool_scopes[{tool!r}]: {error}") from None
         self.max_body_bytes = max_body_bytes
+        # The SDK's view of each token, built once per token (bounded, expires with it).
+        self.users: ExpiringCache[MCPUser] = ExpiringCache(user_cache_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         guard: OAuthGuard | None = scope.get("oauthguard")
@@ -113,7 +115,6 @@ class MCPAuth:
         if scope["type"] != "http" or guard is None or not isinstance(token, AccessToken):
             await self.app(scope, receive, send)  # lifespan, or a public path
             return
-        credentials = extract(scope["headers"], b"", guard.config.max_token_bytes)
         if self.tools and scope["method"] == "POST":
             body = await _read_body(receive, self.max_body_bytes)
             if body is None:
@@ -124,15 +125,28 @@ class MCPAuth:
             try:
                 self.check_tools(scope, tools_called(body))
             except GuardError as error:
-                await guard.refuse(scope, receive, send, error, credentials)
+                await guard.refuse(scope, receive, send, error, None)
                 return
-        user = MCPUser(token, credentials.token, guard.config.resource)
+        user = self.user_of(token, scope["headers"], guard)
         scope["user"] = user
         reset = auth_context_var.set(user)
         try:
             await self.app(scope, receive, send)
         finally:
             auth_context_var.reset(reset)
+
+    def user_of(self, token: AccessToken, headers: Iterable[tuple[bytes, bytes]],
+                guard: OAuthGuard) -> MCPUser:
+        """The ``MCPUser`` for the request's token (the guard has parsed the header)."""
+        raw = next(value for name, value in headers if name == b"authorization")
+        key = raw.strip().partition(b" ")[2].strip(b" ").decode("ascii")
+        now = guard.clock()
+        user = self.users.get(key, now)
+        if user is None:
+            user = MCPUser(token, key, guard.config.resource)
+            if token.expires_at is not None:
+                self.users.put(key, user, token.expires_at, now)
+        return user
 
     def check_tools(self, scope: Scope, names: Iterable[str]) -> None:
         """MCP authorization: the scopes of every tool called, with the path rule's; an
