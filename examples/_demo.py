@@ -19,14 +19,18 @@ def free_port() -> int:
 
 
 async def serve(apps: list[tuple[Any, int]], ready: Callable[[], str]) -> None:
-    """Serve every ``(app, port)`` on 127.0.0.1 until Ctrl-C; print ``ready()`` once up."""
-    servers = [uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                             log_level="warning")) for app, port in apps]
-    tasks = [asyncio.create_task(server.serve()) for server in servers]
-    while not all(server.started for server in servers):
-        if any(task.done() for task in tasks):
-            raise SystemExit("a server could not start (is the port taken?)")
-        await asyncio.sleep(0.01)
+    """Serve every ``(app, port)`` on 127.0.0.1 until Ctrl-C, each started once the one
+    before is up (the issuer first: a guard fetches its keys at startup); then print
+    ``ready()``."""
+    tasks = []
+    for app, port in apps:
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                               log_level="warning"))
+        tasks.append(asyncio.create_task(server.serve()))
+        while not server.started:
+            if tasks[-1].done():
+                raise SystemExit(f"could not serve on port {port} (is it taken?)")
+            await asyncio.sleep(0.01)
     print(ready(), flush=True)
     await asyncio.gather(*tasks)
 
