@@ -347,3 +347,41 @@ async def test_minted_opaque_tokens_are_introspected(http: httpx.AsyncClient,
     answer = (await http.post("/introspect", data={"token": token},
                               headers=basic("rs", "pw"))).json()
     assert answer["active"] is True and answer["acr"] == "2" and answer["sub"] == "user-1"
+
+
+async def test_redirect_uri_may_be_omitted_with_one_and_keeps_its_query(
+        http: httpx.AsyncClient) -> None:
+    registered = "http://127.0.0.1:9/cb?app=1"
+    client = await register(http, redirect_uris=[registered])
+    response = await http.get("/authorize", params={
+        "response_type": "code", "client_id": client["client_id"], "state": "s",
+        "code_challenge": CHALLENGE, "code_challenge_method": "S256"})
+    assert response.status_code == 302
+    location = urlsplit(response.headers["location"])
+    answer = parse_qs(location.query)
+    assert location.path == "/cb" and answer["app"] == ["1"] and "code" in answer
+
+
+async def test_several_resources_give_an_audience_array(issuer: TestIssuer,
+                                                        http: httpx.AsyncClient) -> None:
+    issuer.register_client(client_id="svc", client_secret="pw")
+    other = "https://api.test/other"
+    response = await http.post("/token", headers=basic("svc", "pw"), data={
+        "grant_type": "client_credentials", "resource": [RESOURCE, other, RESOURCE]})
+    assert claims_of(response.json()["access_token"])["aud"] == [RESOURCE, other]
+
+
+async def test_opaque_dpop_bound_tokens_introspect_as_dpop() -> None:
+    from oauthguard.testing import DPoPKey
+
+    issuer = TestIssuer(ISSUER, opaque=True)
+    issuer.register_client(client_id="svc", client_secret="pw")
+    key = DPoPKey()
+    async with httpx.AsyncClient(transport=issuer.transport(), base_url=ISSUER) as http:
+        body = (await http.post("/token", headers={
+            **basic("svc", "pw"), "DPoP": key.proof("POST", ISSUER + "/token")},
+            data={"grant_type": "client_credentials"})).json()
+        answer = (await http.post("/introspect", data={"token": body["access_token"]},
+                                  headers=basic("svc", "pw"))).json()
+    assert body["token_type"] == "DPoP"
+    assert answer["token_type"] == "DPoP" and answer["cnf"] == {"jkt": key.thumbprint}

@@ -186,6 +186,25 @@ async def test_sessions_belong_to_the_token_subject_that_opened_them(servers: Se
         assert own.status_code == 200 and "whoami" in own.text
 
 
+async def test_sse_stream_and_session_end_pass_with_a_token(servers: Servers) -> None:
+    token = servers.issuer.token(audience=servers.guarded, scope="mcp:tools")
+    auth = {"authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient() as http:
+        opened = await tool_call(http, servers.guarded, token, INITIALIZE)
+        session = {"mcp-session-id": opened.headers["mcp-session-id"],
+                   "mcp-protocol-version": "2025-06-18"}
+        async with http.stream("GET", servers.guarded, headers={
+                **auth, **session, "accept": "text/event-stream"}) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+        ended = await http.delete(servers.guarded, headers={**auth, **session})
+        assert ended.status_code == 200
+        gone = await tool_call(http, servers.guarded, token, {"jsonrpc": "2.0", "id": 9,
+                                                              "method": "tools/list"},
+                               session["mcp-session-id"])
+        assert gone.status_code == 404
+
+
 async def test_sdk_auth_with_the_token_verifier_adapter(servers: Servers) -> None:
     client_id, secret = servers.issuer.register_client(grant_types=["client_credentials"])
     assert secret is not None
