@@ -169,8 +169,9 @@ class TestIssuer:
         return self.base + "/jwks"
 
     def metadata(self) -> dict[str, Any]:
-        """RFC 8414 §2 metadata of this issuer."""
-        return {
+        """RFC 8414 §2 metadata of this issuer; ``extra_metadata`` overrides or, with None,
+        removes members."""
+        metadata = {
             "issuer": self.issuer,
             "jwks_uri": self.jwks_uri,
             "token_endpoint": self.base + "/token",
@@ -188,6 +189,7 @@ class TestIssuer:
                if self.allowed_scopes is not None else {}),
             **self.extra_metadata,
         }
+        return {name: value for name, value in metadata.items() if value is not None}
 
     async def _metadata_endpoint(self, request: Request) -> Response:
         return JSONResponse(self.metadata())

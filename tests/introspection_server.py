@@ -45,9 +45,10 @@ class IntrospectionServer:
         self.issuer = TestIssuer(self.base)
         self.client_id = client_id
         self.client_secret = client_secret
+        # This server's /introspect comes first: it answers instead of TestIssuer's own.
         self.app = Starlette(routes=[
-            *self.issuer.app.routes,
             Route("/introspect", self._introspect, methods=["POST"]),
+            *self.issuer.app.routes,
         ])
         self.reset()
 

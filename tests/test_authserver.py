@@ -385,3 +385,10 @@ async def test_opaque_dpop_bound_tokens_introspect_as_dpop() -> None:
                                   headers=basic("svc", "pw"))).json()
     assert body["token_type"] == "DPoP"
     assert answer["token_type"] == "DPoP" and answer["cnf"] == {"jkt": key.thumbprint}
+
+
+async def test_extra_metadata_overrides_and_removes(issuer: TestIssuer,
+                                                    http: httpx.AsyncClient) -> None:
+    issuer.extra_metadata = {"introspection_endpoint": None, "service_documentation": "x"}
+    metadata = (await http.get("/.well-known/oauth-authorization-server")).json()
+    assert "introspection_endpoint" not in metadata and metadata["service_documentation"] == "x"

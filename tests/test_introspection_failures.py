@@ -130,7 +130,7 @@ async def test_failures_are_not_cached(server: IntrospectionServer) -> None:
 
 async def test_metadata_without_an_introspection_endpoint_is_unavailable(
         server: IntrospectionServer, caplog: pytest.LogCaptureFixture) -> None:
-    server.issuer.extra_metadata = {}
+    server.issuer.extra_metadata = {"introspection_endpoint": None}
     async with guarded(server) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
     assert_unavailable(response, "names no introspection endpoint")
