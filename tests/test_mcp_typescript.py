@@ -1,7 +1,8 @@
 """The MCP TypeScript SDK's client (``@modelcontextprotocol/sdk``) logs in to an MCP server
 protected by oauthguard and steps up for a tool's scope, over loopback HTTP.
 
-The client script is tests/mcp_ts/client.mjs; ``.ci/run`` installs it with ``npm ci``.
+The client script is tests/mcp_ts/client.mjs; its locked packages are installed with
+``npm ci`` when missing (``.ci/run`` does it up front).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from mcp_support import Servers, mcp_servers
-from support import require_service
+from support import npm_installed
 
 CLIENT = Path(__file__).resolve().parent / "mcp_ts"
 
@@ -25,10 +26,7 @@ def servers() -> Iterator[Servers]:
 
 
 def run_client(url: str, *tools: str) -> dict[str, object]:
-    require_service("node")
-    if not (CLIENT / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
-        pytest.fail("tests/mcp_ts/node_modules is missing: run `npm ci` in tests/mcp_ts "
-                    "(.ci/run does)")
+    npm_installed(CLIENT, "@modelcontextprotocol/sdk")
     result = subprocess.run(["node", str(CLIENT / "client.mjs"), url, *tools],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
