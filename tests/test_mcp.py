@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import OAuthToken
 from mcp_support import (
     INITIALIZE,
@@ -20,10 +21,11 @@ from mcp_support import (
     code_provider,
     connect,
     mcp_servers,
+    with_tools,
 )
-from support import assert_refused
+from support import assert_refused, free_port, serve
 
-from oauthguard import require
+from oauthguard import Introspection, require
 from oauthguard.challenge import parse_challenges
 from oauthguard.mcp import TokenVerifier, protect
 from oauthguard.testing import TestIssuer
@@ -391,3 +393,26 @@ async def test_mcp_auth_inside_a_guard_built_by_hand_uses_its_rules() -> None:
         assert (await post("mcp:admin audit", batch)).text == "reached"
         no_token = await http.post("/mcp", json=call_body("admin"))
         assert assert_refused(no_token, 401, None)["scope"] == "mcp:tools"
+
+
+async def test_opaque_tokens_through_introspection_reach_tools() -> None:
+    issuer_port, server_port = free_port(), free_port()
+    issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}", opaque=True,
+                        allowed_scopes=["mcp:tools", "mcp:admin"])
+    _, secret = issuer.register_client(client_id="notes-server")
+    url = f"http://127.0.0.1:{server_port}/mcp"
+    app = protect(with_tools(MCPServer("opaque")).streamable_http_app(), resource=url,
+                  authorization_servers=issuer.issuer, scopes="mcp:tools",
+                  tool_scopes={"admin": "mcp:admin"},
+                  introspection=Introspection(client_id="notes-server", client_secret=secret))
+    client_id, client_secret = issuer.register_client(grant_types=["client_credentials"])
+    with serve(issuer.app, port=issuer_port), serve(app, port=server_port):
+        provider = ClientCredentialsOAuthProvider(url, Storage(), client_id, client_secret or "",
+                                                  issuer=issuer.issuer)
+        async with connect(url, provider) as client:
+            me = await call(client, "whoami")
+            assert me["claims"]["active"] is True and me["claims"]["aud"] == url
+            assert me["subject"] == client_id and me["scopes"] == ["mcp:tools"]
+            assert await call(client, "admin") == "admin done"  # stepped up to mcp:admin
+        assert provider.context.current_tokens is not None
+        assert "." not in provider.context.current_tokens.access_token  # opaque
