@@ -416,3 +416,21 @@ async def test_opaque_tokens_through_introspection_reach_tools() -> None:
             assert await call(client, "admin") == "admin done"  # stepped up to mcp:admin
         assert provider.context.current_tokens is not None
         assert "." not in provider.context.current_tokens.access_token  # opaque
+
+
+async def test_token_verifier_adapter_introspects_opaque_tokens() -> None:
+    issuer = TestIssuer("https://issuer.test")
+    _, secret = issuer.register_client(client_id="rs")
+    resource = "https://api.test/mcp"
+    verifier = TokenVerifier(resource=resource, authorization_servers=issuer.issuer,
+                             introspection=Introspection(client_id="rs", client_secret=secret),
+                             http_client=issuer.http_client())
+    opaque = issuer.opaque_token(audience=resource, scope="mcp:tools", subject="ann")
+    token = await verifier.verify_token(opaque)
+    assert token is not None and token.subject == "ann" and token.scopes == ["mcp:tools"]
+    # Introspection says DPoP: never accepted through the SDK's Bearer auth (RFC 9449 §6.2).
+    bound = issuer.opaque_token(audience=resource, claims={"cnf": {"jkt": "x" * 43},
+                                                            "token_type": "DPoP"})
+    assert await verifier.verify_token(bound) is None
+    assert await verifier.verify_token("unknown-opaque-token") is None
+    await verifier.aclose()
