@@ -138,7 +138,7 @@ class MCPAuth:
     def user_of(self, token: AccessToken, headers: Iterable[tuple[bytes, bytes]],
                 guard: OAuthGuard) -> MCPUser:
         """The ``MCPUser`` for the request's token (the guard has parsed the header)."""
-        raw = next(value for name, value in headers if name == b"authorization")
+        raw = next((value for name, value in headers if name == b"authorization"), b"")
         key = raw.strip().partition(b" ")[2].strip(b" ").decode("ascii")
         now = guard.clock()
         user = self.users.get(key, now)
