@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from oauthguard import OAuthGuard, require
 from oauthguard.challenge import parse_challenges
-from oauthguard.testing import TestIssuer
+from oauthguard.testing import DPoPKey, TestIssuer
 
 
 def free_port() -> int:
@@ -97,12 +97,33 @@ def main() -> None:
         as_metadata = http.get(f"{as_url}/.well-known/oauth-authorization-server")
         show(as_metadata)
 
-        step("4. With a token issued for this resource (aud = resource), the API answers")
-        token = issuer.token(audience=resource, scope="read", subject="alice")
-        print(f"  token: {token[:40]}... (a signed JWT, RFC 9068)")
+        step("4. The client gets a token for this resource (client credentials, RFC 8707)")
+        client_id, secret = issuer.register_client(grant_types=["client_credentials"])
+        granted = http.post(as_metadata.json()["token_endpoint"], auth=(client_id, secret or ""),
+                            data={"grant_type": "client_credentials", "scope": "read",
+                                  "resource": resource})
+        token = granted.json()["access_token"]
+        print(f"POST {granted.request.url} -> {granted.status_code}")
+        print(f"  access_token: {token[:40]}... (a signed JWT, RFC 9068, aud = the resource)")
         show(http.get(resource, headers={"Authorization": f"Bearer {token}"}))
 
-        step("5. Bad tokens are refused with error=\"invalid_token\" and the reason")
+        step("5. A DPoP-bound token (RFC 9449): each request carries a fresh signed proof")
+        key = DPoPKey()
+        token_endpoint = as_metadata.json()["token_endpoint"]
+        bound = http.post(token_endpoint, auth=(client_id, secret or ""),
+                          headers={"DPoP": key.proof("POST", token_endpoint)},
+                          data={"grant_type": "client_credentials", "scope": "read",
+                                "resource": resource}).json()
+        print(f"  token_type: {bound['token_type']} (bound to the key {key.thumbprint[:16]}...)")
+        proof = key.proof("GET", resource, token=bound["access_token"])
+        dpop_headers = {"Authorization": f"DPoP {bound['access_token']}", "DPoP": proof}
+        show(http.get(resource, headers=dpop_headers))
+        print("  -> the same proof again is a replay:")
+        show(http.get(resource, headers=dpop_headers))
+        print("  -> and the bound token without its proof, as a Bearer token:")
+        show(http.get(resource, headers={"Authorization": f"Bearer {bound['access_token']}"}))
+
+        step("6. Bad tokens are refused with error=\"invalid_token\" and the reason")
         expired = issuer.token(audience=resource, expires_in=-120)
         show(http.get(resource, headers={"Authorization": f"Bearer {expired}"}))
         other = issuer.token(audience="https://another-api.example")
@@ -110,7 +131,7 @@ def main() -> None:
         tampered = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
         show(http.get(resource, headers={"Authorization": f"Bearer {tampered}"}))
 
-        step("6. A sensitive route needs a recent MFA login (RFC 9470 step-up)")
+        step("7. A sensitive route needs a recent MFA login (RFC 9470 step-up)")
         transfer_url = resource + "/transfer"
         now = int(time.time())
         password_login = issuer.token(audience=resource, scope="payments:write", subject="alice",
@@ -122,7 +143,7 @@ def main() -> None:
                                  claims={"acr": "urn:example:mfa", "auth_time": now - 10})
         show(http.post(transfer_url, headers={"Authorization": f"Bearer {mfa_login}"}))
 
-        step("7. Without the route's scope: 403 insufficient_scope naming every scope it needs")
+        step("8. Without the route's scope: 403 insufficient_scope naming every scope it needs")
         read_only = issuer.token(audience=resource, scope="read", subject="alice",
                                  claims={"acr": "urn:example:mfa", "auth_time": now - 10})
         show(http.post(transfer_url, headers={"Authorization": f"Bearer {read_only}"}))

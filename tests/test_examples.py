@@ -23,7 +23,11 @@ def test_quickstart_shows_challenge_discovery_success_and_refusals() -> None:
     assert '-> 401\n  WWW-Authenticate: Bearer resource_metadata="http://127.0.0.1:' in out
     assert "/.well-known/oauth-protected-resource/api -> 200" in out
     assert "/.well-known/oauth-authorization-server -> 200" in out
-    assert "-> 200\n  {\n    \"subject\": \"alice\"" in out
+    assert "/token -> 200\n  access_token: " in out
+    assert out.count("/api -> 200\n  {\n    \"subject\": ") == 2  # Bearer, then DPoP
+    assert "token_type: DPoP" in out
+    assert 'DPoP error="invalid_dpop_proof", error_description="the DPoP proof was already used' in out
+    assert "the access token is DPoP-bound; send it with the DPoP scheme" in out
     assert 'error_description="the token has expired"' in out
     assert 'error_description="the token is not meant for this resource (aud)"' in out
     assert 'error_description="the token\'s signature does not verify"' in out
