@@ -26,7 +26,7 @@ def test_quickstart_shows_challenge_discovery_success_and_refusals() -> None:
     assert "/token -> 200\n  access_token: " in out
     assert out.count("/api -> 200\n  {\n    \"subject\": ") == 2  # Bearer, then DPoP
     assert "token_type: DPoP" in out
-    assert 'DPoP error="invalid_dpop_proof", error_description="the DPoP proof was already used' in out
+    assert 'DPoP error="invalid_dpop_proof", error_description="the DPoP proof was already' in out
     assert "the access token is DPoP-bound; send it with the DPoP scheme" in out
     assert 'error_description="the token has expired"' in out
     assert 'error_description="the token is not meant for this resource (aud)"' in out
