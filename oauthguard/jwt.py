@@ -169,15 +169,37 @@ def client_id_of(claims: Mapping[str, Any]) -> str | None:
     return None
 
 
+# RFC 8705 §3.1 / RFC 7800 §3.2-3.4: what each confirmation method binds the token to.
+_CONFIRMATIONS = {"x5t#S256": "a client certificate", "jwk": "a key (jwk)",
+                  "jwe": "an encrypted key (jwe)", "kid": "a key id (kid)",
+                  "jku": "a key set URL (jku)"}
+
+
+def bound_key(cnf: object) -> str | None:
+    """The DPoP key thumbprint the token is bound to (RFC 9449 §6.1: ``cnf.jkt``), if any.
+
+    RFC 7800 §3.1 / RFC 9449 §6.1: a confirmation we cannot read must not make the token
+    look unbound (and so usable as a plain Bearer token). RFC 7800 §3 / RFC 8705 §3: nor
+    may one by a method we cannot check (a certificate, a key we are not shown), so only
+    ``jkt``, alone or with other members, binds a token we accept.
+    """
+    if not isinstance(cnf, dict):
+        raise InvalidToken("the token's cnf claim is malformed")
+    jkt = cnf.get("jkt")
+    if not isinstance(jkt, str | None):
+        raise InvalidToken("the token's cnf claim is malformed")
+    if jkt is None and cnf:
+        method = sorted(cnf)[0] if "x5t#S256" not in cnf else "x5t#S256"
+        what = _CONFIRMATIONS.get(method, "a confirmation method")
+        raise InvalidToken(f"the access token is bound to {what} ({str(method)[:40]}), which "
+                           "this resource server cannot check")
+    return jkt
+
+
 def build_token(claims: Mapping[str, Any], audience: tuple[str, ...], expires_at: float | None,
                 scopes_claim: Sequence[str]) -> AccessToken:
     """The ``AccessToken`` for validated claims (shared with introspection)."""
-    cnf = claims.get("cnf", {})
-    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-    # RFC 7800 §3.1 / RFC 9449 §6.1: a confirmation we cannot read must not make the token
-    # look unbound (and so usable as a plain Bearer token).
-    if not isinstance(cnf, dict) or not isinstance(jkt, str | None):
-        raise InvalidToken("the token's cnf claim is malformed")
+    jkt = bound_key(claims.get("cnf", {}))
     sub, iss = claims.get("sub"), claims.get("iss")
     return AccessToken(
         subject=sub if isinstance(sub, str) else None,

@@ -267,3 +267,40 @@ async def test_a_token_failure_goes_in_the_challenge_of_the_scheme_used() -> Non
     bearer = await setup.call(expired, None, scheme="Bearer")
     assert_refused(bearer, 401, "invalid_token", scheme="Bearer")
     assert "error" not in challenge(bearer)["DPoP"]
+
+
+# -- confirmation methods we cannot check (RFC 7800 §3, RFC 8705 §3) -----------------------
+@pytest.mark.parametrize(("cnf", "says"), [
+    ({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"},
+     "bound to a client certificate (x5t#S256), which this resource server cannot check"),
+    ({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2", "kid": "k1"},
+     "a client certificate (x5t#S256)"),
+    ({"jwk": {"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}}, "a key (jwk)"),
+    ({"kid": "dfd1aa97-6d8d-4575-a0fe-34b96de2bfad"}, "a key id (kid)"),
+    ({"unknown-method": "value"}, "a confirmation method (unknown-method)"),
+])
+@pytest.mark.parametrize("scheme", ["Bearer", "DPoP"])
+async def test_a_token_bound_by_a_method_we_cannot_check_is_refused(
+        cnf: dict[str, object], says: str, scheme: str) -> None:
+    setup = Setup()
+    token = setup.token(bound=False, cnf=cnf)
+    proof = setup.proof(token) if scheme == "DPoP" else None
+    params = assert_refused(await setup.call(token, proof, scheme=scheme), 401,
+                            "invalid_token", scheme=scheme)
+    assert says in params["error_description"]
+    assert "cannot check" in params["error_description"]
+
+
+async def test_a_cnf_with_jkt_and_other_members_is_dpop_bound() -> None:
+    setup = Setup()
+    token = setup.token(bound=False, cnf={"jkt": setup.key.thumbprint, "x5t#S256": "abc"})
+    assert (await setup.call(token, setup.proof(token))).status_code == 200
+    params = assert_refused(await setup.call(token, None, scheme="Bearer"), 401,
+                            "invalid_token", scheme="Bearer")
+    assert "DPoP-bound" in params["error_description"]
+
+
+async def test_an_empty_cnf_is_an_unbound_token() -> None:
+    setup = Setup()
+    token = setup.token(bound=False, cnf={})
+    assert (await setup.call(token, None, scheme="Bearer")).status_code == 200

@@ -206,6 +206,23 @@ async def test_a_dpop_bound_opaque_token_sent_as_bearer_is_refused(
     assert token.claims.get("token_type") == binding.get("token_type")
 
 
+@pytest.mark.parametrize(("cnf", "says"), [
+    ({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}, "a client certificate"),
+    ({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}},
+     "a key (jwk)"),
+])
+async def test_an_opaque_token_bound_by_a_method_we_cannot_check_is_refused(
+        server: IntrospectionServer, cnf: dict[str, Any], says: str) -> None:
+    active(server, "opaque-1", time.time(), cnf=cnf)
+    async with guarded(server) as (client, _):
+        response = await client.get("/mcp", headers=bearer("opaque-1"))
+        cached = await client.get("/mcp", headers=bearer("opaque-1"))
+    for refused in (response, cached):
+        description = assert_refused(refused, 401, "invalid_token")["error_description"]
+        assert f"bound to {says}" in description and "cannot check" in description
+    assert server.calls == 1  # the refusal is cached like any inactive answer
+
+
 def _dpop(key: ClientKey, token: str) -> dict[str, str]:
     return {"authorization": f"DPoP {token}",
             "dpop": key.proof("GET", RESOURCE, now=time.time(), token=token)}
