@@ -1,21 +1,35 @@
-"""GET of an issuer's JSON documents (metadata, JWKS), read with a cap on their size.
+"""HTTP exchanges with an authorization server (metadata, JWKS, introspection), their
+responses read with a cap on their size.
 
-A broken or hostile issuer must not make the guard hold an unbounded body in memory: the
-body is streamed and the read stops as soon as it passes the cap.
+A broken or hostile server must not make the guard hold an unbounded body in memory: the
+body is streamed and the read stops as soon as it passes the cap. We ask for no content
+coding, and a server that compresses anyway is decompressed no further than the cap, so a
+small gzip body cannot expand into a large one.
 """
 
 from __future__ import annotations
 
+import json
+import zlib
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import httpx
 
-#: The largest metadata document or JWKS read (real ones are a few KiB).
+#: The largest metadata document, JWKS or introspection response read (real ones are a few
+#: KiB).
 MAX_DOCUMENT_BYTES = 1024 * 1024
+# RFC 9110 §8.4.1: the codings zlib decompresses (wbits 47: a gzip or zlib header).
+_ZLIB_CODINGS = frozenset({"gzip", "x-gzip", "deflate"})
 
 
-class DocumentTooLarge(Exception):
+class UnreadableBody(Exception):
+    """The response body cannot be read within our limits."""
+
+
+class DocumentTooLarge(UnreadableBody):
     """The response body is larger than the cap; nothing past the cap was read."""
 
     def __init__(self, limit: int) -> None:
@@ -25,7 +39,7 @@ class DocumentTooLarge(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A response whose body was read whole (empty unless the status is 200)."""
+    """A response whose body was read whole (empty unless its status is one to read)."""
 
     status_code: int
     headers: httpx.Headers
@@ -33,29 +47,75 @@ class Fetched:
 
 
 async def fetch_document(http: httpx.AsyncClient, url: str, *, timeout: float,
-                         limit: int = MAX_DOCUMENT_BYTES) -> Fetched:
-    """GET ``url`` as JSON; ``DocumentTooLarge`` past ``limit`` bytes, ``httpx.HTTPError``
-    when the issuer does not answer. Only a 200 response's body is read.
+                         limit: int = MAX_DOCUMENT_BYTES, form: Mapping[str, str] | None = None,
+                         headers: Mapping[str, str] | None = None,
+                         read_statuses: Container[int] = (200,)) -> Fetched:
+    """GET ``url`` as JSON, or POST ``form`` to it; ``DocumentTooLarge`` past ``limit``
+    bytes, ``httpx.HTTPError`` when the server does not answer. Only the bodies of
+    ``read_statuses`` responses are read. A POST never follows a redirect: it would send
+    the form (a token, our credentials) elsewhere.
 
-    ``timeout`` bounds the whole exchange too, not only each read: an issuer dripping its
+    ``timeout`` bounds the whole exchange too, not only each read: a server dripping its
     body byte by byte must not hold the fetch (and every request waiting on it) for long.
     """
+    sent = {"accept": "application/json", **(headers or {}), "accept-encoding": "identity"}
+    options: dict[str, Any] = {"headers": sent, "timeout": timeout}
+    if form is not None:
+        options.update(data=form, follow_redirects=False)
     with anyio.move_on_after(timeout):
-        return await _read(http, url, timeout, limit)
+        async with http.stream("POST" if form is not None else "GET", url,
+                               **options) as response:
+            if response.status_code not in read_statuses:
+                return Fetched(response.status_code, response.headers, b"")
+            body = await _read_capped(response, limit)
+            return Fetched(response.status_code, response.headers, body)
     raise httpx.ReadTimeout(f"no whole response within {timeout:g} s")
 
 
-async def _read(http: httpx.AsyncClient, url: str, timeout: float, limit: int) -> Fetched:
-    async with http.stream("GET", url, timeout=timeout,
-                           headers={"accept": "application/json"}) as response:
-        if response.status_code != 200:
-            return Fetched(response.status_code, response.headers, b"")
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise DocumentTooLarge(limit)  # refused before reading any of it
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise DocumentTooLarge(limit)  # refused before reading any of it
+    # A response built in memory (a test transport) was read, and decoded, when made.
+    in_memory = response.is_stream_consumed
+    coding = "identity" if in_memory else \
+        response.headers.get("content-encoding", "identity").strip().lower()
+    if coding not in _ZLIB_CODINGS | {"identity", ""}:
+        raise UnreadableBody(f"the response has a content coding we did not ask for: "
+                             f"{coding[:40]!r}")
+    inflate = zlib.decompressobj(47) if coding in _ZLIB_CODINGS else None
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_bytes() if in_memory else response.aiter_raw():
+            # At most one byte past the cap is decompressed: a bomb stops there.
+            body += inflate.decompress(chunk, limit + 1 - len(body)) if inflate else chunk
             if len(body) > limit:
                 raise DocumentTooLarge(limit)
-        return Fetched(response.status_code, response.headers, bytes(body))
+    except zlib.error as exc:
+        raise UnreadableBody(f"the {coding} response does not decompress: {exc}") from None
+    return bytes(body)
+
+
+class FetchFailed(Exception):
+    """No usable JSON document from a URL: why, and whether the server answered at all."""
+
+    def __init__(self, reason: str, *, answered: bool = True) -> None:
+        super().__init__(reason)
+        self.answered = answered
+
+
+async def fetch_json(http: httpx.AsyncClient, url: str, *,
+                     timeout: float) -> tuple[Any, httpx.Headers]:
+    """The JSON document at ``url`` (a 200 response) and its headers; ``FetchFailed``."""
+    try:
+        response = await fetch_document(http, url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise FetchFailed(f"{type(exc).__name__}: {exc}", answered=False) from None
+    except UnreadableBody as exc:
+        raise FetchFailed(str(exc)) from None
+    if response.status_code != 200:
+        raise FetchFailed(f"HTTP {response.status_code}")
+    try:
+        return json.loads(response.body), response.headers
+    except (ValueError, RecursionError):
+        raise FetchFailed("the response is not JSON") from None

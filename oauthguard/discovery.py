@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from oauthguard._fetch import DocumentTooLarge, fetch_document
+from oauthguard._fetch import FetchFailed, fetch_json
 from oauthguard._singleflight import SingleFlight
 from oauthguard._urls import https_or_loopback
 from oauthguard.errors import TemporarilyUnavailable
@@ -112,17 +111,9 @@ class AuthorizationServers:
 
     async def _fetch(self, url: str, issuer: str) -> dict[str, Any]:
         try:
-            response = await fetch_document(self._http, url, timeout=self._timeout)
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"{type(exc).__name__}: {exc}") from None
-        except DocumentTooLarge as exc:
-            raise MetadataError(str(exc)) from None
-        if response.status_code != 200:
-            raise MetadataError(f"HTTP {response.status_code}")
-        try:
-            document = json.loads(response.body)
-        except (ValueError, RecursionError):
-            raise MetadataError("the response is not JSON") from None
+            document, _ = await fetch_json(self._http, url, timeout=self._timeout)
+        except FetchFailed as exc:
+            raise (MetadataError if exc.answered else Unreachable)(str(exc)) from None
         if not isinstance(document, dict):
             raise MetadataError("the response is not a JSON object")
         # RFC 8414 §3.3: the issuer in the document is identical to the one we asked for.

@@ -19,7 +19,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from oauthguard._fetch import DocumentTooLarge, fetch_document
+from oauthguard._fetch import FetchFailed, fetch_json
 from oauthguard._singleflight import SingleFlight
 from oauthguard._urls import https_or_loopback
 from oauthguard.discovery import AuthorizationServers
@@ -208,22 +208,15 @@ class KeySet:
         uri = self._jwks_uri or await self._discovered_jwks_uri()
         self.fetches += 1
         try:
-            response = await fetch_document(self._http, uri, timeout=self._timeout)
-        except httpx.HTTPError as exc:
-            raise self._failure(uri, f"{type(exc).__name__}: {exc}") from None
-        except DocumentTooLarge as exc:
+            document, headers = await fetch_json(self._http, uri, timeout=self._timeout)
+            keys = parse_jwks(document)
+        except (FetchFailed, ValueError) as exc:
             raise self._failure(uri, str(exc)) from None
-        if response.status_code != 200:
-            raise self._failure(uri, f"HTTP {response.status_code}")
-        try:
-            keys = parse_jwks(json.loads(response.body))
-        except (ValueError, RecursionError) as exc:
-            raise self._failure(uri, str(exc) or "the response is not JSON") from None
         if not keys:
             # Nothing usable is a broken JWKS, not a rotation to no keys: keep the last good.
             raise self._failure(uri, "the JWKS has no usable signing key")
         now = self._clock()
-        ttl = cache_ttl(response.headers, self._default_ttl)
+        ttl = cache_ttl(headers, self._default_ttl)
         by_kid: dict[str | None, list[Key]] = {}
         for key in keys:
             by_kid.setdefault(key.kid, []).append(key)
