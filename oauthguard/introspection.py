@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -13,6 +14,7 @@ import httpx
 
 from oauthguard._cache import ExpiringCache
 from oauthguard._client_auth import AUTH_METHODS, ClientAuthentication, SigningKey, load_signing_key
+from oauthguard._fetch import Fetched, UnreadableBody, fetch_document
 from oauthguard._singleflight import SingleFlight
 from oauthguard._urls import https_or_loopback
 from oauthguard.discovery import AuthorizationServers
@@ -24,6 +26,9 @@ from oauthguard.tokens import AccessToken
 
 logger = logging.getLogger("oauthguard")
 
+# After a failed introspection, tokens not in the cache are answered 503 at once for this
+# long (at most the timeout): an outage must not make every new token wait the timeout.
+_OUTAGE_PAUSE = 5.0
 _CREDENTIAL_SETTINGS = "Introspection(client_id=, client_secret=/private_key=, auth_method=)"
 
 
@@ -124,6 +129,7 @@ class IntrospectionVerifier:
         self._active: ExpiringCache[AccessToken] = ExpiringCache(settings.cache_size)
         self._inactive: ExpiringCache[str] = ExpiringCache(settings.cache_size)
         self._flight: SingleFlight[AccessToken] = SingleFlight()
+        self._outage: tuple[float, str] | None = None  # paused until, and why
         #: How many introspection requests were sent.
         self.calls = 0
 
@@ -137,6 +143,10 @@ class IntrospectionVerifier:
         refusal = self._inactive.get(digest, now)
         if refusal is not None:
             raise InvalidToken(refusal)
+        if self._outage is not None and now < self._outage[0]:
+            until, description = self._outage
+            raise TemporarilyUnavailable(description,
+                                         retry_after=max(1, math.ceil(until - now)))
         return await self._flight.run(digest, lambda: self._introspect(token, digest))
 
     def reuse_until(self, token: str, verified: AccessToken, now: float) -> float:
@@ -145,7 +155,11 @@ class IntrospectionVerifier:
         return now if expiry is None else expiry
 
     async def _introspect(self, token: str, digest: str) -> AccessToken:
-        members = await self._fetch(token)
+        try:
+            members = await self._fetch(token)
+        except TemporarilyUnavailable as failure:
+            raise self._pause(failure) from None
+        self._outage = None
         now = self._clock()
         try:
             verified = self.check(members, now)
@@ -185,10 +199,8 @@ class IntrospectionVerifier:
         self._client.apply(form, headers, endpoint)
         self.calls += 1
         try:
-            # Never follow a redirect: it would send the token and our credentials elsewhere.
-            response = await self._http.post(endpoint, data=form, headers=headers,
-                                             timeout=self.settings.timeout,
-                                             follow_redirects=False)
+            response = await fetch_document(self._http, endpoint, timeout=self.settings.timeout,
+                                            form=form, headers=headers, read_statuses=(200, 400))
         except httpx.TimeoutException:
             raise self._failure(f"no answer within {self.settings.timeout:g}s",
                                 "Introspection(timeout=) or the endpoint's health",
@@ -196,15 +208,18 @@ class IntrospectionVerifier:
         except httpx.HTTPError as exc:
             raise self._failure(f"{type(exc).__name__}: {exc}", "Introspection(endpoint=)",
                                 "is unreachable") from None
+        except UnreadableBody as exc:
+            raise self._failure(str(exc), "Introspection(endpoint=)",
+                                "sent a response we cannot read") from None
         return await self._read(response)
 
-    async def _read(self, response: httpx.Response) -> dict[str, Any]:
+    async def _read(self, response: Fetched) -> dict[str, Any]:
         status = response.status_code
         if status in (401, 403):
             raise self._failure(f"HTTP {status}: our client credentials were refused",
                                 _CREDENTIAL_SETTINGS, "refused the resource server's "
                                 "credentials")
-        if status == 400 and _error_code(response) == "unsupported_token_type":
+        if status == 400 and _error_code(response.body) == "unsupported_token_type":
             # The server does not introspect tokens of this kind (oidc-provider says so of
             # JWTs, with the RFC 7009 §2.2.1 code): RFC 7662 §2.2 makes that inactive.
             logger.info("%s does not introspect tokens of this kind: inactive", self._endpoint)
@@ -213,20 +228,17 @@ class IntrospectionVerifier:
             raise self._failure(f"HTTP {status}", "Introspection(endpoint=)",
                                 f"answered HTTP {status}")
         if self.settings.jwt_response:
-            members = await self._signed_members(response.text)
+            members = await self._signed_members(response.body.decode("utf-8", "replace"))
         else:
-            members = self._json_members(response)
+            members = self._json_members(response.body)
         # RFC 7662 §2.2: active is REQUIRED and a boolean.
         if not isinstance(members.get("active"), bool):
             raise self._failure("the response has no boolean 'active' member",
                                 "Introspection(endpoint=)", "answered without 'active'")
         return members
 
-    def _json_members(self, response: httpx.Response) -> dict[str, Any]:
-        try:
-            members = response.json()
-        except ValueError:
-            members = None
+    def _json_members(self, body: bytes) -> dict[str, Any]:
+        members = _json_or_none(body)
         if not isinstance(members, dict):
             raise self._failure("the response is not a JSON object",
                                 "Introspection(endpoint=)", "did not answer JSON")
@@ -256,6 +268,13 @@ class IntrospectionVerifier:
         self._endpoint = endpoint
         return endpoint
 
+    def _pause(self, failure: TemporarilyUnavailable) -> TemporarilyUnavailable:
+        """Answer new tokens 503 without asking for a short while after a failure."""
+        pause = min(_OUTAGE_PAUSE, self.settings.timeout)
+        self._outage = (self._clock() + pause, failure.description)
+        failure.retry_after = max(1, math.ceil(pause))
+        return failure
+
     def _failure(self, reason: str, setting: str, summary: str) -> TemporarilyUnavailable:
         logger.error("token introspection at %s failed: %s; check %s", self._endpoint,
                      reason, setting)
@@ -263,13 +282,17 @@ class IntrospectionVerifier:
             f"the token could not be introspected: the introspection endpoint {summary}")
 
 
-def _error_code(response: httpx.Response) -> str | None:
-    """The RFC 6749 §5.2 ``error`` of an error response, if it is JSON with one."""
+def _json_or_none(body: bytes) -> Any:
     try:
-        body = response.json()
-    except ValueError:
+        return json.loads(body)
+    except (ValueError, RecursionError):
         return None
-    error = body.get("error") if isinstance(body, dict) else None
+
+
+def _error_code(body: bytes) -> str | None:
+    """The RFC 6749 §5.2 ``error`` of an error response, if it is JSON with one."""
+    document = _json_or_none(body)
+    error = document.get("error") if isinstance(document, dict) else None
     return error if isinstance(error, str) else None
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -26,6 +28,7 @@ from starlette.routing import Route
 from support import free_port, serve
 
 from oauthguard import Introspection, OAuthGuard
+from oauthguard._fetch import MAX_DOCUMENT_BYTES
 from oauthguard.testing import TestIssuer, sign_jws
 
 RESOURCE = "https://api.test/mcp"
@@ -60,12 +63,15 @@ class IntrospectionServer:
         self.responses: dict[str, dict[str, Any]] = {}
         #: "normal", an HTTP status ("500", "503", "400", "403"), "redirect", "html",
         #: "empty" (``{}``), "json-only" (ignores an RFC 9701 Accept) or
-        #: "unsupported_token_type" (a 400 with that error).
+        #: "unsupported_token_type" (a 400 with that error), "huge" (an answer past the
+        #: 1 MiB cap), "gzip" (the answer gzip-encoded, though not asked for) or
+        #: "gzip-bomb" (a small gzip body that expands past the cap).
         self.mode = "normal"
         self.delay = 0.0
         self.calls = 0
         self.forms: list[dict[str, str]] = []
         self.accepts: list[str] = []
+        self.accept_encodings: list[str] = []
         self.jtis: list[str] = []
         self.auth_failures: list[str] = []
         #: RFC 9701 overrides: header and claim changes, and the key that signs.
@@ -117,6 +123,7 @@ class IntrospectionServer:
         form = {key: str(value) for key, value in (await request.form()).items()}
         self.forms.append(form)
         self.accepts.append(request.headers.get("accept", ""))
+        self.accept_encodings.append(request.headers.get("accept-encoding", ""))
         if self.delay:
             await anyio.sleep(self.delay)
         if not self._authenticated(request, form):
@@ -133,6 +140,8 @@ class IntrospectionServer:
         if self.mode == "empty":
             return JSONResponse({})
         members = self.responses.get(form.get("token", ""), {"active": False})
+        if self.mode in ("huge", "gzip", "gzip-bomb"):
+            return _oversized(members, self.mode)
         if SIGNED_TYPE in request.headers.get("accept", "") and self.mode != "json-only":
             return Response(self.signed(members), media_type=SIGNED_TYPE)
         return JSONResponse(members)
@@ -146,6 +155,17 @@ class IntrospectionServer:
                   "token_introspection": members, **self.signed_claims}
         claims = {name: value for name, value in claims.items() if value is not None}
         return sign_jws(header, claims, self.signing_key or self.issuer.private_key("RS256"))
+
+
+def _oversized(members: dict[str, Any], mode: str) -> Response:
+    """``members`` padded past the 1 MiB cap ("huge", "gzip-bomb") and gzip-encoded (the
+    bomb: 8 MiB that compress to a few KiB) or sent as is; "gzip": gzipped, not padded."""
+    padding = {"huge": MAX_DOCUMENT_BYTES, "gzip-bomb": 8 * MAX_DOCUMENT_BYTES}.get(mode, 0)
+    body = json.dumps({**members, "padding": " " * padding}).encode()
+    if mode == "huge":
+        return Response(body, media_type="application/json")
+    return Response(gzip.compress(body), media_type="application/json",
+                    headers={"content-encoding": "gzip"})
 
 
 class Clock:

@@ -13,6 +13,7 @@ from introspection_server import (
     CLIENT_ID,
     CLIENT_SECRET,
     RESOURCE,
+    Clock,
     IntrospectionServer,
     bearer,
     guarded,
@@ -22,6 +23,7 @@ from starlette.applications import Starlette
 from support import assert_refused, free_port
 
 from oauthguard import ConfigurationError, Introspection, OAuthGuard
+from oauthguard._fetch import MAX_DOCUMENT_BYTES
 
 pytestmark = pytest.mark.anyio
 
@@ -121,11 +123,112 @@ async def test_wrong_client_credentials_are_unavailable_not_invalid_token(
 
 async def test_failures_are_not_cached(server: IntrospectionServer) -> None:
     server.mode = "500"
-    async with guarded(server) as (client, _):
+    clock = Clock()
+    async with guarded(server, clock=clock) as (client, _):
         assert (await client.get("/mcp", headers=bearer("opaque-1"))).status_code == 503
         server.mode = "normal"
+        clock.advance(5)  # past the pause after an outage
         assert (await client.get("/mcp", headers=bearer("opaque-1"))).status_code == 200
     assert server.calls == 2
+
+
+# -- the size of the answer: read streamed, at most 1 MiB, decompressed no further ----------
+@pytest.mark.parametrize("mode", ["huge", "gzip-bomb"])
+async def test_an_answer_past_the_size_cap_is_unavailable_and_logged(
+        server: IntrospectionServer, caplog: pytest.LogCaptureFixture, mode: str) -> None:
+    server.mode = mode
+    async with guarded(server) as (client, _):
+        response = await client.get("/mcp", headers=bearer("opaque-1"))
+    assert_unavailable(response, "sent a response we cannot read")
+    assert f"token introspection at {server.endpoint} failed" in caplog.text
+    assert f"larger than the limit of {MAX_DOCUMENT_BYTES} bytes" in caplog.text
+
+
+async def test_an_answer_gzipped_though_not_asked_for_is_read(
+        server: IntrospectionServer) -> None:
+    server.mode = "gzip"
+    async with guarded(server) as (client, _):
+        response = await client.get("/mcp", headers=bearer("opaque-1"))
+    assert response.status_code == 200, response.text
+    assert response.json()["sub"] == "user-7"
+    assert server.accept_encodings == ["identity"]
+
+
+# -- the pause after an outage: new tokens do not each wait for a failing endpoint ---------
+async def test_after_a_failure_new_tokens_are_answered_503_at_once_for_a_few_seconds(
+        server: IntrospectionServer) -> None:
+    server.responses["opaque-2"] = server.responses["opaque-1"]
+    server.mode = "503"
+    clock = Clock()
+    async with guarded(server, clock=clock) as (client, _):
+        failed = await client.get("/mcp", headers=bearer("opaque-1"))
+        clock.advance(2)
+        paused = await client.get("/mcp", headers=bearer("opaque-2"))
+        assert server.calls == 1  # the endpoint was not asked again
+        server.mode = "normal"
+        clock.advance(2.9)
+        still = await client.get("/mcp", headers=bearer("opaque-2"))
+        clock.advance(0.1)  # 5 s after the failure: asked again
+        recovered = await client.get("/mcp", headers=bearer("opaque-2"))
+    assert_unavailable(failed, "answered HTTP 503")
+    assert failed.headers["retry-after"] == "5"
+    assert_unavailable(paused, "answered HTTP 503")
+    assert paused.headers["retry-after"] == "3"
+    assert_unavailable(still, "answered HTTP 503")
+    assert still.headers["retry-after"] == "1"
+    assert recovered.status_code == 200, recovered.text
+    assert server.calls == 2
+
+
+async def test_a_timeout_pauses_new_tokens_instead_of_making_each_wait(
+        server: IntrospectionServer) -> None:
+    server.responses["opaque-2"] = server.responses["opaque-1"]
+    server.delay = 2
+    clock = Clock()
+    async with guarded(server, clock=clock, timeout=0.5) as (client, _):
+        timed_out = await client.get("/mcp", headers=bearer("opaque-1"))
+        server.delay = 0
+        paused = await client.get("/mcp", headers=bearer("opaque-2"))
+        calls_while_paused = server.calls
+        clock.advance(0.5)  # the pause is never longer than the timeout
+        recovered = await client.get("/mcp", headers=bearer("opaque-2"))
+    assert_unavailable(timed_out, "timed out")
+    assert_unavailable(paused, "timed out")
+    assert paused.headers["retry-after"] == "1"
+    assert calls_while_paused == 1
+    assert recovered.status_code == 200, recovered.text
+
+
+async def test_cached_tokens_still_pass_during_the_pause(server: IntrospectionServer) -> None:
+    server.responses["opaque-2"] = server.responses["opaque-1"]
+    clock = Clock()
+    async with guarded(server, clock=clock) as (client, _):
+        assert (await client.get("/mcp", headers=bearer("opaque-1"))).status_code == 200
+        server.mode = "500"
+        failed = await client.get("/mcp", headers=bearer("opaque-2"))
+        cached = await client.get("/mcp", headers=bearer("opaque-1"))
+    assert_unavailable(failed, "answered HTTP 500")
+    assert cached.status_code == 200, cached.text
+    assert server.calls == 2
+
+
+async def test_a_failure_after_a_recovery_starts_a_new_pause(
+        server: IntrospectionServer) -> None:
+    for token in ("opaque-2", "opaque-3"):
+        server.responses[token] = server.responses["opaque-1"]
+    server.mode = "500"
+    clock = Clock()
+    async with guarded(server, clock=clock) as (client, _):
+        assert (await client.get("/mcp", headers=bearer("opaque-1"))).status_code == 503
+        server.mode = "normal"
+        clock.advance(5)
+        assert (await client.get("/mcp", headers=bearer("opaque-2"))).status_code == 200
+        server.mode = "500"
+        again = await client.get("/mcp", headers=bearer("opaque-3"))
+        paused = await client.get("/mcp", headers=bearer("opaque-3"))
+    assert_unavailable(again, "answered HTTP 500")
+    assert_unavailable(paused, "answered HTTP 500")
+    assert server.calls == 3  # the new failure was asked for; the next answer was the pause
 
 
 async def test_metadata_without_an_introspection_endpoint_is_unavailable(
