@@ -1,6 +1,23 @@
+from collections.abc import Iterator
+
 import pytest
+from introspection_server import IntrospectionServer, running_server
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def introspection_endpoint() -> Iterator[IntrospectionServer]:
+    """One RFC 7662 test server on loopback for the tests of a module."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def server(introspection_endpoint: IntrospectionServer) -> IntrospectionServer:
+    """The module's introspection server, healthy and knowing no tokens."""
+    introspection_endpoint.reset()
+    return introspection_endpoint

@@ -190,6 +190,16 @@ def running_server() -> Iterator[IntrospectionServer]:
         yield server
 
 
+def active(server: IntrospectionServer, token: str, now: float, **members: Any) -> None:
+    """Make the server call ``token`` active, for our resource, for an hour from ``now``;
+    ``members`` are added, or removed when None."""
+    server.responses[token] = {"active": True, "iss": server.base, "aud": RESOURCE,
+                               "sub": "user-7", "client_id": "app-3", "scope": "read write",
+                               "exp": int(now + 3600), "iat": int(now), **members}
+    for name in [name for name, value in members.items() if value is None]:
+        del server.responses[token][name]
+
+
 async def whoami(request: Request) -> Response:
     token = request.auth
     return JSONResponse({"sub": token.subject, "client_id": token.client_id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -17,9 +16,9 @@ from introspection_server import (
     RESOURCE,
     Clock,
     IntrospectionServer,
+    active,
     bearer,
     guarded,
-    running_server,
 )
 from proofs import ClientKey
 from starlette.applications import Starlette
@@ -29,27 +28,6 @@ from oauthguard import AccessToken, OAuthGuard
 from oauthguard.testing import TestIssuer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[IntrospectionServer]:
-    with running_server() as server:
-        yield server
-
-
-@pytest.fixture
-def server(running: IntrospectionServer) -> IntrospectionServer:
-    running.reset()
-    return running
-
-
-def active(server: IntrospectionServer, token: str, now: float, **members: Any) -> None:
-    """Make the server call ``token`` active, for our resource, for an hour from ``now``."""
-    server.responses[token] = {"active": True, "iss": server.base, "aud": RESOURCE,
-                               "sub": "user-7", "client_id": "app-3", "scope": "read write",
-                               "exp": int(now + 3600), "iat": int(now), **members}
-    for name in [name for name, value in members.items() if value is None]:
-        del server.responses[token][name]
 
 
 # -- client authentication (RFC 7662 §2.1) ------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,9 +14,9 @@ from introspection_server import (
     RESOURCE,
     Clock,
     IntrospectionServer,
+    active,
     bearer,
     guarded,
-    running_server,
 )
 from starlette.applications import Starlette
 from support import assert_refused, free_port
@@ -28,19 +27,11 @@ from oauthguard._fetch import MAX_DOCUMENT_BYTES
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def running() -> Iterator[IntrospectionServer]:
-    with running_server() as server:
-        yield server
-
-
 @pytest.fixture
-def server(running: IntrospectionServer) -> IntrospectionServer:
-    running.reset()
-    running.responses["opaque-1"] = {"active": True, "iss": running.base, "aud": RESOURCE,
-                                     "sub": "user-7", "scope": "read",
-                                     "exp": int(time.time()) + 3600}
-    return running
+def server(server: IntrospectionServer) -> IntrospectionServer:
+    """The shared introspection server, knowing an active ``opaque-1``."""
+    active(server, "opaque-1", time.time())
+    return server
 
 
 def assert_unavailable(response: httpx.Response, says: str) -> None:
