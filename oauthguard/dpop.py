@@ -23,9 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import (
     Algorithm,
-    ECAlgorithm,
-    OKPAlgorithm,
-    RSAAlgorithm,
     get_default_algorithms,
 )
 
@@ -40,7 +37,7 @@ from oauthguard.errors import (
     MissingCredentials,
     UseDPoPNonce,
 )
-from oauthguard.keys import KEY_TYPES, MIN_RSA_BITS
+from oauthguard.keys import KEY_TYPES, MIN_RSA_BITS, WeakKey, public_key
 from oauthguard.nonces import DPoPNonces
 from oauthguard.replay import ReplayStore
 from oauthguard.tokens import AccessToken
@@ -56,8 +53,6 @@ PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # RFC 7638 §3.2: the required members of each key type, in lexicographic order.
 THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
                       "OKP": ("crv", "kty", "x")}
-_LOADERS: Mapping[str, type[Algorithm]] = {"EC": ECAlgorithm, "RSA": RSAAlgorithm,
-                                           "OKP": OKPAlgorithm}
 # RFC 7518 §3.4: bytes of R (and of S) and the ECDSA parameters of each algorithm, built once.
 _ECDSA = {"ES256": (32, ec.ECDSA(hashes.SHA256())), "ES384": (48, ec.ECDSA(hashes.SHA384())),
           "ES512": (66, ec.ECDSA(hashes.SHA512()))}
@@ -164,12 +159,12 @@ def load_key(jwk: Mapping[str, Any]) -> Any:
     checks that an EC point is on its curve)."""
     members = {name: jwk[name] for name in THUMBPRINT_MEMBERS[jwk["kty"]]}
     try:
-        key = _LOADERS[jwk["kty"]].from_jwk(json.dumps(members))
-    except Exception:  # any malformed key material is a bad proof
+        return public_key(members)
+    except WeakKey:
+        raise InvalidDPoPProof(f"the DPoP proof's RSA key is shorter than {MIN_RSA_BITS} "
+                               "bits") from None
+    except ValueError:  # any malformed key material is a bad proof
         raise InvalidDPoPProof("the DPoP proof's jwk is not a valid public key") from None
-    if jwk["kty"] == "RSA" and key.key_size < MIN_RSA_BITS:
-        raise InvalidDPoPProof(f"the DPoP proof's RSA key is shorter than {MIN_RSA_BITS} bits")
-    return key
 
 
 def check_signature(alg: str, key: Any, proof: Proof) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from oauthguard._fetch import FetchFailed, fetch_json
 from oauthguard._singleflight import SingleFlight
@@ -40,6 +40,16 @@ KEY_TYPES: Mapping[str, tuple[str, frozenset[str | None]]] = {
     "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})),
     "Ed25519": ("OKP", frozenset({"Ed25519"})),
 }
+
+
+_LOADERS: Mapping[str, type[Algorithm]] = {"RSA": RSAAlgorithm, "EC": ECAlgorithm,
+                                           "OKP": OKPAlgorithm}
+_PRIVATE = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
+            ed448.Ed448PrivateKey)
+
+
+class WeakKey(ValueError):
+    """An RSA key shorter than ``MIN_RSA_BITS``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,26 +81,30 @@ def parse_jwk(jwk: Mapping[str, Any]) -> Key:
     kid, alg, crv = jwk.get("kid"), jwk.get("alg"), jwk.get("crv")
     if not all(isinstance(v, (str, type(None))) for v in (kid, alg, crv)):
         raise ValueError("kid, alg and crv must be strings")
-    text = json.dumps(dict(jwk))
-    if kty == "RSA":
-        key: Any = RSAAlgorithm.from_jwk(text)
-        crv = None
-    elif kty == "EC":
-        key = ECAlgorithm.from_jwk(text)  # RFC 8725 §3.4: cryptography checks the point
-    elif kty == "OKP":
-        key = OKPAlgorithm.from_jwk(text)
-    else:
+    key = public_key(jwk)
+    return Key(kid, str(kty), None if kty == "RSA" else crv, alg, key)
+
+
+def public_key(jwk: Mapping[str, Any]) -> Any:
+    """The ``cryptography`` public key of an RSA, EC or OKP JWK (the public half, should it
+    hold a private key); ``ValueError`` for any other type or malformed key material.
+
+    RFC 8725 §3.4: cryptography checks that an EC point is on its curve; RSA keys shorter
+    than ``MIN_RSA_BITS`` are refused.
+    """
+    kty = jwk.get("kty")
+    loader = _LOADERS.get(kty) if isinstance(kty, str) else None
+    if loader is None:
         raise ValueError(f"kty {kty!r} cannot verify asymmetric signatures")
-    key = _public(key)
+    try:
+        key = loader.from_jwk(json.dumps(dict(jwk)))
+    except Exception as exc:  # PyJWT's InvalidKeyError, cryptography's own errors
+        raise ValueError(f"not a valid {kty} key: {exc}") from None
+    if isinstance(key, _PRIVATE):
+        key = key.public_key()
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        raise ValueError(f"RSA key of {key.key_size} bits is below {MIN_RSA_BITS}")
-    return Key(kid, kty, crv, alg, key)
-
-
-def _public(key: Any) -> Any:
-    private = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
-               ed448.Ed448PrivateKey)
-    return key.public_key() if isinstance(key, private) else key
+        raise WeakKey(f"RSA key of {key.key_size} bits is below {MIN_RSA_BITS}")
+    return key
 
 
 def parse_jwks(document: Any) -> list[Key]:

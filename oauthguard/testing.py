@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from oauthguard._authserver import AUTH_METHODS, GRANT_TYPES, AuthorizationServer, OAuthError
 from oauthguard._b64 import b64url_encode
+from oauthguard.dpop import thumbprint
 from oauthguard.jwt import split_jws
 
 _KEY_FACTORIES: dict[str, Callable[[], Any]] = {
@@ -246,12 +247,8 @@ class TestIssuer:
                              f"add_key({alg!r}) makes one")
         kid = kid or self.default_kid[alg]
         header: dict[str, Any] = {"alg": alg, "typ": "at+jwt", "kid": kid}
-        for target, changes in ((payload, claims), (header, headers)):
-            for name, value in (changes or {}).items():
-                if value is None:
-                    target.pop(name, None)
-                else:
-                    target[name] = value
+        _override(payload, claims)
+        _override(header, headers)
         _, key = self.keys[kid] if kid in self.keys else self.keys[self.default_kid[alg]]
         return sign_jws(header, payload, key, alg)
 
@@ -338,10 +335,7 @@ class DPoPKey:
     @property
     def thumbprint(self) -> str:
         """RFC 7638 SHA-256 thumbprint: the ``cnf.jkt`` of tokens bound to this key."""
-        names = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
-                 "OKP": ("crv", "kty", "x")}[self.jwk["kty"]]
-        canonical = json.dumps({n: self.jwk[n] for n in names}, separators=(",", ":"))
-        return b64url_encode(hashlib.sha256(canonical.encode()).digest())
+        return thumbprint(self.jwk)
 
     def proof(self, method: str, url: str, *, token: str | None = None,
               nonce: str | None = None, now: float | None = None,
@@ -357,10 +351,15 @@ class DPoPKey:
         if nonce is not None:
             payload["nonce"] = nonce
         header: dict[str, Any] = {"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk}
-        for target, changes in ((payload, claims), (header, headers)):
-            for name, value in (changes or {}).items():
-                if value is None:
-                    target.pop(name, None)
-                else:
-                    target[name] = value
+        _override(payload, claims)
+        _override(header, headers)
         return sign_jws(header, payload, self.private_key, self.alg)
+
+
+def _override(target: dict[str, Any], changes: Mapping[str, Any] | None) -> None:
+    """Set each of ``changes`` in ``target``; a None value removes the member instead."""
+    for name, value in (changes or {}).items():
+        if value is None:
+            target.pop(name, None)
+        else:
+            target[name] = value
