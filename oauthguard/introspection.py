@@ -106,7 +106,9 @@ class IntrospectionVerifier:
     Results are cached under the SHA-256 of the token (RFC 7662 §4: active ones never past
     ``exp`` and at most ``cache_ttl``, inactive ones ``negative_cache_ttl``), and
     concurrent requests with the same token share one call. Any failure to get an answer
-    is ``TemporarilyUnavailable`` (503), never a pass.
+    is ``TemporarilyUnavailable`` (503), never a pass; for a few seconds after one (at most
+    ``timeout``), tokens not in the cache are answered 503 at once rather than each
+    waiting for the failing endpoint. Answers are read up to 1 MiB.
     """
 
     def __init__(self, settings: Introspection, *, http_client: httpx.AsyncClient,
