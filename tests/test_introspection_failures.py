@@ -171,6 +171,32 @@ async def test_after_a_failure_new_tokens_are_answered_503_at_once_for_a_few_sec
     assert server.calls == 2
 
 
+@pytest.mark.parametrize("mode", ["500", "html", "empty", "huge", "gzip-bomb", "403"])
+async def test_every_kind_of_failure_pauses_introspection(server: IntrospectionServer,
+                                                          mode: str) -> None:
+    server.responses["opaque-2"] = server.responses["opaque-1"]
+    server.mode = mode
+    async with guarded(server, clock=Clock()) as (client, _):
+        first = await client.get("/mcp", headers=bearer("opaque-1"))
+        second = await client.get("/mcp", headers=bearer("opaque-2"))
+    assert (first.status_code, second.status_code) == (503, 503)
+    assert second.json()["error_description"] == first.json()["error_description"]
+    assert server.calls == 1
+
+
+async def test_a_refused_connection_pauses_introspection(
+        server: IntrospectionServer, caplog: pytest.LogCaptureFixture) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/introspect"
+    clock = Clock()
+    async with guarded(server, endpoint=closed, clock=clock) as (client, _):
+        responses = [await client.get("/mcp", headers=bearer(f"opaque-{n}")) for n in (1, 2)]
+        clock.advance(5)
+        responses.append(await client.get("/mcp", headers=bearer("opaque-3")))
+    for response in responses:
+        assert_unavailable(response, "unreachable")
+    assert caplog.text.count("ConnectError") == 2  # the first and the one after the pause
+
+
 async def test_a_timeout_pauses_new_tokens_instead_of_making_each_wait(
         server: IntrospectionServer) -> None:
     server.responses["opaque-2"] = server.responses["opaque-1"]
