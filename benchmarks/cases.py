@@ -46,6 +46,7 @@ class AppCase:
 
     app: App
     requests: Callable[[int], list[Scope]]
+    body: bytes = b""  # what ``receive`` hands the app, for every request
 
 
 @dataclass
@@ -60,18 +61,41 @@ async def hello(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def scope_for(authorization: bytes | None, *extra: tuple[bytes, bytes]) -> Scope:
-    """An HTTPS GET of the resource, as a server would hand it to the app."""
+async def echo(request: Request) -> Response:
+    """The MCP-like endpoint: it reads the JSON-RPC body, as the SDK's transport does."""
+    return Response(await request.body(), media_type="application/json")
+
+
+#: An MCP ``tools/call`` request body (JSON-RPC 2.0), as a client POSTs it.
+MCP_BODY = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                       "params": {"name": "echo", "arguments": {"text": "hello"}}}).encode()
+#: The token's scopes on MCP requests: the endpoint's, and the ``echo`` tool's.
+MCP_SCOPES = "mcp:tools tools:echo"
+MCP_HEADERS = ((b"content-type", b"application/json"),
+               (b"accept", b"application/json, text/event-stream"),
+               (b"mcp-protocol-version", b"2025-06-18"),
+               (b"content-length", str(len(MCP_BODY)).encode()))
+
+
+def scope_for(authorization: bytes | None, *extra: tuple[bytes, bytes],
+              method: str = "GET") -> Scope:
+    """An HTTPS request of the resource (a GET by default), as a server would hand it to
+    the app."""
     headers = [(b"host", b"api.test"), (b"user-agent", b"bench/1"), (b"accept", b"*/*")]
     if authorization is not None:
         headers.append((b"authorization", authorization))
     headers.extend(extra)
     return {
         "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1", "method": "GET", "scheme": "https", "path": "/mcp",
+        "http_version": "1.1", "method": method, "scheme": "https", "path": "/mcp",
         "raw_path": b"/mcp", "root_path": "", "query_string": b"", "headers": headers,
         "server": ("api.test", 443), "client": ("127.0.0.1", 50000),
     }
+
+
+def mcp_scope_for(authorization: bytes | None) -> Scope:
+    """An MCP client's POST of a JSON-RPC message (its body is ``MCP_BODY``)."""
+    return scope_for(authorization, *MCP_HEADERS[1:], MCP_HEADERS[0], method="POST")
 
 
 def bearer(token: str) -> bytes:
@@ -81,9 +105,10 @@ def bearer(token: str) -> bytes:
 class Tokens:
     """Pre-minted tokens: one disjoint slice per round, so each request's token is new."""
 
-    def __init__(self, issuer: TestIssuer, alg: str, per_round: int, rounds: int) -> None:
+    def __init__(self, issuer: TestIssuer, alg: str, per_round: int, rounds: int,
+                 scope: str = "read") -> None:
         self.per_round = per_round
-        self.items = [issuer.token(audience=RESOURCE, scope="read", alg=alg, expires_in=3600)
+        self.items = [issuer.token(audience=RESOURCE, scope=scope, alg=alg, expires_in=3600)
                       for _ in range(per_round * rounds)]
 
     def round(self, index: int) -> list[str]:
@@ -94,6 +119,21 @@ class Tokens:
 # -- apps ------------------------------------------------------------------------------------
 def bare_app() -> App:
     return Starlette(routes=[Route("/mcp", hello)])
+
+
+def bare_post_app() -> App:
+    """The MCP-like route alone: a POST whose body the endpoint reads."""
+    return Starlette(routes=[Route("/mcp", echo, methods=["POST"])])
+
+
+def protect_app(issuer: TestIssuer, **settings: Any) -> App:
+    """The MCP-like route as an MCP user deploys oauthguard: ``oauthguard.mcp.protect``."""
+    try:
+        from oauthguard.mcp import protect
+    except ImportError:
+        raise Unavailable("oauthguard.mcp is not in this checkout") from None
+    return protect(bare_post_app(), resource=RESOURCE, authorization_servers=[issuer.issuer],
+                   scopes="mcp:tools", http_client=issuer.http_client(), **settings)
 
 
 def guarded_app(issuer: TestIssuer, http_client: httpx.AsyncClient | None = None,
@@ -131,9 +171,10 @@ def naive_app(issuer: TestIssuer) -> App:
                      middleware=[Middleware(NaiveJWTMiddleware, key=key, issuer=issuer.issuer)])
 
 
-def mcp_sdk_app(issuer: TestIssuer, verifier: Any = None) -> App:
+def mcp_sdk_app(issuer: TestIssuer, verifier: Any = None, *, post: bool = False) -> App:
     """The MCP SDK's own auth stack, as its server wires it, with a PyJWT ``TokenVerifier``
-    (or ``verifier``)."""
+    (or ``verifier``). With ``post``, around the MCP-like POST route, needing ``mcp:tools``
+    like ``protect_app``."""
     from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
     from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
     from mcp.server.auth.provider import AccessToken
@@ -154,9 +195,11 @@ def mcp_sdk_app(issuer: TestIssuer, verifier: Any = None) -> App:
                                expires_at=claims["exp"], resource=RESOURCE,
                                subject=claims.get("sub"), claims=claims)
 
-    endpoint = RequireAuthMiddleware(request_response(hello), [], AnyHttpUrl(METADATA_URL))
+    endpoint = RequireAuthMiddleware(request_response(echo if post else hello),
+                                     ["mcp:tools"] if post else [], AnyHttpUrl(METADATA_URL))
     backend = BearerAuthBackend(verifier or PyJWTTokenVerifier())
-    return Starlette(routes=[Route("/mcp", endpoint)], middleware=[
+    route = Route("/mcp", endpoint, methods=["POST"] if post else None)
+    return Starlette(routes=[route], middleware=[
         Middleware(AuthenticationMiddleware, backend=backend),
         Middleware(AuthContextMiddleware)])
 
