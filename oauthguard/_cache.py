@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -20,10 +21,10 @@ class ExpiringCache(Generic[V]):
     __slots__ = ("_entries", "_max_size")
 
     def __init__(self, max_size: int) -> None:
-        self._entries: OrderedDict[str, tuple[V, float]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[V, float]] = OrderedDict()
         self._max_size = max_size
 
-    def get(self, key: str, now: float) -> V | None:
+    def get(self, key: Hashable, now: float) -> V | None:
         """The value for ``key`` while it has not expired at ``now``, else None."""
         entry = self._entries.get(key)
         if entry is None:
@@ -33,7 +34,7 @@ class ExpiringCache(Generic[V]):
         del self._entries[key]
         return None
 
-    def put(self, key: str, value: V, expires_at: float, now: float) -> None:
+    def put(self, key: Hashable, value: V, expires_at: float, now: float) -> None:
         """Keep ``value`` until ``expires_at``; the oldest entry leaves when full."""
         if self._max_size <= 0 or expires_at <= now:
             return
@@ -46,7 +47,7 @@ class ExpiringCache(Generic[V]):
         """Whether ``key`` has an entry, expired or not."""
         return key in self._entries
 
-    def expiry(self, key: str) -> float | None:
+    def expiry(self, key: Hashable) -> float | None:
         """When the entry for ``key`` expires, or None when there is none."""
         entry = self._entries.get(key)
         return None if entry is None else entry[1]

@@ -137,15 +137,20 @@ class MCPAuth:
 
     def user_of(self, token: AccessToken, headers: Iterable[tuple[bytes, bytes]],
                 guard: OAuthGuard) -> MCPUser:
-        """The ``MCPUser`` for the request's token (the guard has parsed the header)."""
-        raw = next((value for name, value in headers if name == b"authorization"), b"")
-        key = raw.strip().partition(b" ")[2].strip(b" ").decode("ascii")
+        """The ``MCPUser`` for the request's token (the guard has parsed the header).
+
+        Keyed by the verified token object, which the guard's cache hands out again for a
+        repeated token: a hit needs neither the header nor the token string. The entry
+        holds that object, so its ``id`` is not reused while the entry lives.
+        """
         now = guard.clock()
-        user = self.users.get(key, now)
-        if user is None:
+        user = self.users.get(id(token), now)
+        if user is None or user.token is not token:
+            raw = next((value for name, value in headers if name == b"authorization"), b"")
+            key = raw.strip().partition(b" ")[2].strip(b" ").decode("ascii")
             user = MCPUser(token, key, guard.config.resource)
             if token.expires_at is not None:
-                self.users.put(key, user, token.expires_at, now)
+                self.users.put(id(token), user, token.expires_at, now)
         return user
 
     def check_tools(self, scope: Scope, names: Iterable[str]) -> None:

@@ -1,0 +1,100 @@
+"""``MCPAuth`` builds the SDK's view of a token once per verified token: a repeated token
+gets the same user without reading its header again, and a token verified anew (or past
+its expiry) never gets a user built for another one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from mcp.server.auth.middleware.auth_context import get_access_token
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+
+from oauthguard import AccessToken, OAuthGuard
+from oauthguard.mcp import MCPUser, protect
+from oauthguard.testing import TestIssuer
+
+pytestmark = pytest.mark.anyio
+
+RESOURCE = "https://api.test/mcp"
+
+
+class Seen:
+    """An MCP-like endpoint that records what each request saw."""
+
+    def __init__(self) -> None:
+        self.users: list[MCPUser] = []
+        self.auths: list[AccessToken] = []
+        self.raw: list[str | None] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        self.users.append(request.user)
+        self.auths.append(request.auth)
+        sdk = get_access_token()
+        self.raw.append(sdk.token if sdk is not None else None)
+        await PlainTextResponse("ok")(scope, receive, send)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def guarded(issuer: TestIssuer, seen: Seen, clock: Clock | None = None) -> OAuthGuard:
+    return protect(seen, resource=RESOURCE, authorization_servers=issuer.issuer,
+                   scopes="mcp:tools", http_client=issuer.http_client(), clock=clock)
+
+
+async def post(app: OAuthGuard, token: str) -> int:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
+                                 base_url="https://api.test") as http:
+        response = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                                   headers={"authorization": f"Bearer {token}"})
+    return response.status_code
+
+
+async def test_a_repeated_token_gets_the_same_user_and_each_token_its_own() -> None:
+    issuer, seen = TestIssuer("https://issuer.test"), Seen()
+    app = guarded(issuer, seen)
+    first = issuer.token(audience=RESOURCE, scope="mcp:tools", subject="alice")
+    second = issuer.token(audience=RESOURCE, scope="mcp:tools", subject="bob")
+    assert [await post(app, t) for t in (first, first, second)] == [200, 200, 200]
+    assert seen.users[0] is seen.users[1]
+    assert seen.users[2] is not seen.users[0]
+    assert seen.raw == [first, first, second]
+    assert [user.identity for user in seen.users] == ["alice", "alice", "bob"]
+    for user, auth in zip(seen.users, seen.auths, strict=True):
+        assert user.token is auth and user.access_token.subject == auth.subject
+
+
+async def test_a_token_verified_anew_gets_a_new_user_bound_to_it() -> None:
+    issuer, seen = TestIssuer("https://issuer.test"), Seen()
+    app = guarded(issuer, seen)
+    token = issuer.token(audience=RESOURCE, scope="mcp:tools")
+    assert await post(app, token) == 200
+    app.tokens.clear()  # what a key leaving the issuer's JWKS does
+    assert await post(app, token) == 200
+    assert seen.auths[0] is not seen.auths[1]
+    assert seen.users[1] is not seen.users[0] and seen.users[1].token is seen.auths[1]
+    assert seen.raw == [token, token]
+
+
+async def test_the_user_expires_with_its_token() -> None:
+    issuer, seen = TestIssuer("https://issuer.test"), Seen()
+    clock = Clock(issuer.clock())
+    app = guarded(issuer, seen, clock)
+    token = issuer.token(audience=RESOURCE, scope="mcp:tools", expires_in=60)
+    assert await post(app, token) == 200
+    clock.now += 70  # past exp, within the guard's 30 s leeway: the guard still accepts it
+    assert await post(app, token) == 200
+    assert seen.auths[0] is seen.auths[1]
+    assert seen.users[1] is not seen.users[0]
+    assert seen.users[1].token is seen.auths[1] and seen.raw == [token, token]
+    clock.now += 30  # past the leeway too
+    assert await post(app, token) == 401
