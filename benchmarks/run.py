@@ -155,6 +155,9 @@ TARGETS = [
     Target("fresh RS256 overhead / naive jwt.decode overhead", "about ½ (≤ 0.6×)",
            ("fresh_rs256", "naive_rs256"),
            lambda m: overhead(m, "fresh_rs256") / overhead(m, "naive_rs256"), lambda v: v <= 0.6),
+    Target("OAuthGuard fresh RS256 overhead / SDK auth's (GET)", "≤ 0.5×",
+           ("fresh_rs256", "mcp_fresh"),
+           lambda m: overhead(m, "fresh_rs256") / overhead(m, "mcp_fresh"), lambda v: v <= 0.5),
     # Issue 6: protect() against the MCP SDK's own auth, same route, same MCP POST.
     Target("MCP: protect overhead / SDK auth overhead, fresh", "≤ 0.5×",
            ("protect_fresh", "sdk_post_fresh", "bare_post"),

@@ -155,6 +155,8 @@ class Requirement:
         self.max_age = max_age
         self._every = frozenset(self.scopes)
         self._some = frozenset(self.any_scopes)
+        # Built once: a path rule's check names it on every request it refuses.
+        self._challenge_scope = " ".join(self.scopes + self.any_scopes)
         self._step_up: dict[str, str] = {}
         if self.acr_values:
             self._step_up["acr_values"] = " ".join(self.acr_values)
@@ -169,7 +171,7 @@ class Requirement:
     @property
     def challenge_scope(self) -> str:
         """Every scope this requirement names, space-separated (the challenge's ``scope``)."""
-        return " ".join(self.scopes + self.any_scopes)
+        return self._challenge_scope
 
     def __repr__(self) -> str:
         args = [repr(" ".join(self.scopes))] if self.scopes else []
@@ -194,7 +196,7 @@ class Requirement:
         every = self._every.union(also) if also else self._every
         if every or self._some:
             check_scopes(granted_scopes(token.scopes, implies), every, self._some,
-                         scope_param or self.challenge_scope)
+                         scope_param or self._challenge_scope)
 
     def enforce(self, scope: Scope, also: Iterable[str] = ()) -> AccessToken:
         """Check the request's token (``scope["auth"]``, set by the guard); return it.

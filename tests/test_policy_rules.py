@@ -263,3 +263,14 @@ def test_dpop_token_refusals_go_in_the_dpop_challenge(issuer: TestIssuer) -> Non
         params = assert_refused(refused, 403, "insufficient_scope", scheme="DPoP")
         assert params["scope"] == needed
         assert "error" not in challenge(refused)["Bearer"]
+
+
+def test_a_rule_refusal_names_its_scopes_then_its_any_scopes(issuer: TestIssuer) -> None:
+    rule = require("r w", any_scopes="x y")
+    assert rule.challenge_scope == "r w x y"
+    strict = make_client(issuer, rules={"/api": rule})
+    for granted in ("r w", "r x", "x y"):
+        refused = strict.get("/api/other", headers=auth(issuer, granted))
+        params = assert_refused(refused, 403, "insufficient_scope")
+        assert params["scope"] == "r w x y"
+    assert strict.get("/api/other", headers=auth(issuer, "r w y")).status_code == 200
