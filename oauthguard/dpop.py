@@ -136,8 +136,9 @@ def check_jwk(header: Mapping[str, Any], alg: str) -> dict[str, Any]:
         raise InvalidDPoPProof("the DPoP proof has no jwk header")
     if jwk.get("kty") == "oct" or not PRIVATE_MEMBERS.isdisjoint(jwk):
         raise InvalidDPoPProof("the DPoP proof's jwk must be a public key")
-    kty, crv = KEY_TYPES[alg]
-    if jwk.get("kty") != kty or jwk.get("crv") not in crv:
+    kty, crvs = KEY_TYPES[alg]
+    crv = jwk.get("crv")
+    if jwk.get("kty") != kty or not isinstance(crv, str | None) or crv not in crvs:
         raise InvalidDPoPProof(f"the DPoP proof's jwk cannot verify {alg}")
     if jwk.get("alg", alg) != alg:
         raise InvalidDPoPProof("the DPoP proof's jwk is declared for another alg")
@@ -229,7 +230,9 @@ def check_iat(claims: Mapping[str, Any], now: float, max_age: float, leeway: flo
     """RFC 9449 §4.3 check 11 and §11.1: ``iat`` at most ``max_age`` old, at most ``leeway``
     in the future."""
     iat = claims.get("iat")
-    if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
+    # An int is compared as it is: math.isfinite() cannot convert one beyond float range.
+    if isinstance(iat, bool) or not isinstance(iat, int | float) \
+            or (isinstance(iat, float) and not math.isfinite(iat)):
         raise InvalidDPoPProof("the DPoP proof needs a numeric iat claim")
     if iat < now - max_age:
         raise InvalidDPoPProof("the DPoP proof is too old (iat)")

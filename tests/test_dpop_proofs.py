@@ -141,6 +141,8 @@ BAD_HEADERS: dict[str, tuple[dict[str, Any], str]] = {
     "alg for another key type": ({"header": {"alg": "RS256"}}, "cannot verify RS256"),
     "crit header": ({"header": {"crit": ["exp"]}}, "critical"),
     "jwk declared for another alg": ({"header": {"jwk_alg": "ES384"}}, "another alg"),
+    "jwk crv an array": ({"header": {"jwk_crv": ["P-256"]}}, "cannot verify ES256"),
+    "jwk crv an object": ({"header": {"jwk_crv": {"P-256": True}}}, "cannot verify ES256"),
 }
 
 
@@ -153,6 +155,8 @@ async def test_a_bad_proof_header_is_refused(case: str) -> None:
     header = dict(options.pop("header"))
     if "jwk_alg" in header:
         header = {"jwk": {**setup.key.jwk, "alg": header.pop("jwk_alg")}}
+    if "jwk_crv" in header:
+        header = {"jwk": {**setup.key.jwk, "crv": header.pop("jwk_crv")}}
     response = await setup.call(token, setup.proof(token, header=header, **options))
     params = assert_refused(response, 401, "invalid_dpop_proof", scheme="DPoP")
     assert reason in params["error_description"]
@@ -233,6 +237,9 @@ IAT_CASES = {
     "missing": (lambda now: REMOVE, "numeric iat"),
     "string": (lambda now: str(int(now)), "numeric iat"),
     "boolean": (lambda now: True, "numeric iat"),
+    # Integers beyond float range (JSON allows them) are compared, never converted.
+    "huge integer": (lambda now: 10**400, "future"),
+    "huge negative integer": (lambda now: -10**400, "too old"),
 }
 
 
