@@ -101,9 +101,15 @@ def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidToken(f"the {name} claim is not a number")
-    return float(value)
+    try:
+        date = float(value)
+    except OverflowError:  # an int beyond float range (JSON allows it) is no usable date
+        date = math.nan
+    if not math.isfinite(date):
+        raise InvalidToken(f"the {name} claim is not a number")
+    return date
 
 
 def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> float:

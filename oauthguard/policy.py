@@ -94,8 +94,10 @@ def check_max_age(token: AccessToken, max_age: int | None, now: float,
     if max_age is None:
         return
     auth_time = token.claims.get("auth_time")
+    # An int is compared as it is: math.isfinite() cannot convert one beyond float range.
     if isinstance(auth_time, bool) or not isinstance(auth_time, (int, float)) \
-            or not math.isfinite(auth_time) or now - auth_time > max_age:
+            or (isinstance(auth_time, float) and not math.isfinite(auth_time)) \
+            or auth_time < now - max_age:
         raise InsufficientUserAuthentication(
             "a more recent authentication is required (auth_time)", **params)
 

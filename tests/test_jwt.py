@@ -84,6 +84,10 @@ BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
                                  ISSUER.private_key()), "exp claim is not a number"),
     "exp Infinity": (lambda: sign_jws(header(), json.dumps(claims(exp=float("inf"))).encode(),
                                       ISSUER.private_key()), "exp claim is not a number"),
+    "exp an integer beyond float range": (lambda: token(exp=10**400),
+                                          "exp claim is not a number"),
+    "nbf a negative integer beyond float range": (lambda: token(nbf=-(10**400)),
+                                                  "nbf claim is not a number"),
     "exp with 5000 digits": (lambda: sign_jws(header(), json.dumps(claims()).replace(
         str(int(NOW) + 300), "9" * 5000).encode(), ISSUER.private_key()),
         "not a well-formed JWT"),

@@ -118,6 +118,9 @@ def test_step_up_from_a_dependency(client: TestClient, issuer: TestIssuer) -> No
     refused = client.get("/step", headers=auth(issuer, acr="urn:pwd", auth_time=0))
     params = assert_refused(refused, 401, "insufficient_user_authentication")
     assert params["acr_values"] == "urn:mfa" and params["max_age"] == "60"
+    # An auth_time beyond float range is refused by the dependency too, never a 500.
+    ancient = auth(issuer, acr="urn:mfa", auth_time=-(10**400))
+    assert_refused(client.get("/step", headers=ancient), 401, "insufficient_user_authentication")
 
 
 def test_websocket_dependency(client: TestClient, issuer: TestIssuer) -> None:

@@ -193,6 +193,7 @@ def test_step_up_old_auth_time(client: TestClient, issuer: TestIssuer) -> None:
     {"acr": "urn:mfa"},                          # no auth_time with max_age
     {"acr": "urn:mfa", "auth_time": "now"},      # auth_time not a number
     {"acr": "urn:mfa", "auth_time": True},
+    {"acr": "urn:mfa", "auth_time": -(10**400)},  # beyond float range
 ])
 def test_step_up_refusals(client: TestClient, issuer: TestIssuer, claims: Any) -> None:
     params = assert_refused(client.get("/step", headers=auth(issuer, **claims)), 401,
