@@ -23,6 +23,9 @@ _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # RFC 3986 §2.2 reserved and §2.3 unreserved characters stay as they are; "%" starts a triplet.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+# RFC 3986 §2: a URI has no whitespace or control characters (urlsplit would strip or drop
+# them, making a string that is no URI compare equal to one).
+_NOT_URI = re.compile(r"[\x00-\x20\x7f]")
 
 
 def _percent(match: re.Match[str]) -> str:
@@ -58,6 +61,8 @@ def normalize(uri: str) -> str:
     normalized, dot segments removed. ``ValueError`` for anything that is not an absolute
     http(s) URI without userinfo.
     """
+    if _NOT_URI.search(uri):
+        raise ValueError("whitespace or a control character in a URI")
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or "@" in parts.netloc:

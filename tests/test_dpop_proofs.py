@@ -285,6 +285,8 @@ async def test_dpop_max_age_sets_the_window() -> None:
     ({"htu": "not a url"}, "htu does not match"),
     ({"htu": "https://api.test/mcp?x=1"}, "query or fragment"),
     ({"htu": "https://api.test/mcp#frag"}, "query or fragment"),
+    ({"htu": "\t https://api.test/mcp"}, "htu does not match"),
+    ({"htu": "https://api.test/m\ncp"}, "htu does not match"),
     ({"ath": REMOVE}, "no ath"), ({"ath": 1}, "no ath"),
     ({"ath": ath("another-token")}, "ath does not match"),
 ], ids=lambda value: json.dumps(value, default=str)[:40])

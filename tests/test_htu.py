@@ -39,6 +39,9 @@ def test_uris_are_normalized(uri: str, expected: str) -> None:
 @pytest.mark.parametrize("uri", [
     "ftp://api.example.com/x", "https://user@api.example.com/x", "https://api.example.com:99999/",
     "https:///x", "/relative", "https://api.example.com:port/",
+    # Not URIs: urlsplit would strip or drop the whitespace and control characters.
+    " https://api.example.com/x", "\thttps://api.example.com/x", "https://api.example.com/x\n",
+    "https://api.exam\tple.com/x", "https://api.example.com/a b", "https://api.example.com/\x00",
 ])
 def test_what_is_not_an_http_uri_is_refused(uri: str) -> None:
     with pytest.raises(ValueError):
