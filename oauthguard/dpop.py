@@ -57,8 +57,10 @@ THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
 _ECDSA = {"ES256": (32, ec.ECDSA(hashes.SHA256())), "ES384": (48, ec.ECDSA(hashes.SHA384())),
           "ES512": (66, ec.ECDSA(hashes.SHA512()))}
 KnownHeader = tuple[dict[str, Any], str, str, Any]  # header, alg, thumbprint, public key
+_PYJWT = get_default_algorithms()
+# RFC 9864 §2: "Ed25519" is the fully-specified name of EdDSA over Ed25519 (same verifier).
 _VERIFIERS: Mapping[str, Algorithm] = {
-    name: alg for name, alg in get_default_algorithms().items() if name in KEY_TYPES
+    name: _PYJWT.get(name) or _PYJWT["EdDSA"] for name in KEY_TYPES
 }
 
 

@@ -113,6 +113,15 @@ async def test_each_default_algorithm_passes(alg: str) -> None:
     assert response.status_code == 200, response.text
 
 
+async def test_the_fully_specified_ed25519_algorithm_passes_when_allowed() -> None:
+    # RFC 9864 §2: "Ed25519" names EdDSA over Ed25519; dpop_algorithms accepts it.
+    setup = Setup(dpop_algorithms=("Ed25519",))
+    setup.key = ClientKey("EdDSA")
+    token = setup.token()
+    response = await setup.call(token, setup.proof(token, header={"alg": "Ed25519"}))
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize("typ", ["dpop+jwt", "DPoP+JWT", "application/dpop+jwt"])
 async def test_typ_dpop_jwt_passes_in_any_case(typ: str) -> None:
     setup = Setup()
