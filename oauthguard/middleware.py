@@ -236,7 +236,8 @@ class OAuthGuard:
             await self.call_app(scope, receive, send)
             return
         credentials: Credentials | None = None
-        rule = self.rules.match(scope.get("method"), path) if self.rules else None
+        rule = self.rule_for(scope.get("method"), path, scope.get("root_path")) \
+            if self.rules else None
         try:
             credentials = extract(scope["headers"], scope.get("query_string", b""),
                                   self.config.max_token_bytes, self.tokens)
@@ -265,6 +266,17 @@ class OAuthGuard:
         if nonce is not None and kind == "http":
             send = sending_nonce(send, nonce)
         await self.call_app(scope, receive, send)
+
+    def rule_for(self, method: str | None, path: str, root_path: str | None) -> Requirement | None:
+        """The path rule of a request. Rules name the paths the app routes: behind a
+        ``root_path`` (``uvicorn --root-path``) the server puts it in ``path`` and Starlette
+        routes without it, so the rule for the routed path wins; a rule for the full path
+        (``protect()`` makes one from the resource URL) applies where none covers it."""
+        if root_path and path.startswith(root_path) and path[len(root_path):][:1] in ("/", ""):
+            rule = self.rules.match(method, path[len(root_path):])
+            if rule is not None:
+                return rule
+        return self.rules.match(method, path)
 
     def check_route(self, token: AccessToken, path: str, rule: Requirement | None) -> None:
         """The audience of the path's resource (with several), then the path rule."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from starlette.websockets import WebSocket
 from oauthguard import ConfigurationError, OAuthGuard, require
 from oauthguard._paths import PathTable
 from oauthguard.testing import TestIssuer
-from tests.support import assert_refused, challenge
+from tests.support import assert_refused, challenge, serve
 
 RESOURCE = "https://api.test/"
 METADATA = "https://api.test/.well-known/oauth-protected-resource"
@@ -123,6 +124,20 @@ def test_unauthenticated_request_to_a_rule_is_401_with_its_scope(client: TestCli
     params = assert_refused(client.post("/api/r", headers={"Authorization": f"Bearer {expired}"}),
                             401, "invalid_token")
     assert params["scope"] == "r:write"
+
+
+def test_rules_name_the_paths_the_app_routes_behind_a_root_path(issuer: TestIssuer) -> None:
+    # uvicorn --root-path /api puts the root_path in scope["path"] ("/api/admin/x") and
+    # Starlette routes without it ("/admin/x"): the /admin rule applies, not the /api one.
+    with serve(make_client(issuer).app, root_path="/api") as url:
+        refused = httpx.get(url + "/admin/x", headers=auth(issuer, "api"))
+        assert assert_refused(refused, 403, "insufficient_scope")["scope"] == "admin"
+        ok = httpx.get(url + "/admin/x", headers=auth(issuer, "admin"))
+        assert ok.status_code == 200 and ok.text == "GET /api/admin/x"
+        # A rule for the full path (protect() makes one from the resource URL) applies
+        # where no rule covers the routed path: /free is /api/free in full.
+        free = httpx.get(url + "/free", headers=auth(issuer, "r"))
+        assert assert_refused(free, 403, "insufficient_scope")["scope"] == "api"
 
 
 def test_websocket_paths_follow_method_less_rules(client: TestClient,
