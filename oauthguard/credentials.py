@@ -90,6 +90,7 @@ def is_b64token(value: bytes) -> bool:
 
 
 def _query_token(query_string: bytes) -> bool:
-    if b"access_token" not in query_string:
+    # Only a query that names it, possibly percent-encoded, is parsed.
+    if b"access_token" not in query_string and b"%" not in query_string:
         return False
     return any(key == "access_token" for key, _ in parse_qsl(query_string.decode("latin-1")))

@@ -62,9 +62,11 @@ def test_a_query_token_alone_is_never_taken() -> None:
         extract([], b"access_token=" + TOKEN, 16384)
 
 
-def test_a_query_token_with_a_header_token_is_an_invalid_request() -> None:
+@pytest.mark.parametrize("name", [b"access_token", b"access%5Ftoken", b"%61ccess_token"])
+def test_a_query_token_with_a_header_token_is_an_invalid_request(name: bytes) -> None:
+    # The parameter name is percent-decoded, as the app's query parser does (RFC 3986 §2.1).
     with pytest.raises(InvalidRequest, match="query string"):
-        extract(auth(b"Bearer " + TOKEN), b"x=1&access_token=" + TOKEN, 16384)
+        extract(auth(b"Bearer " + TOKEN), b"x=1&" + name + b"=" + TOKEN, 16384)
 
 
 def test_a_query_parameter_that_merely_mentions_access_token_is_fine() -> None:
