@@ -25,7 +25,7 @@ from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_respon
 from oauthguard._cache import ExpiringCache
 from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError
-from oauthguard.middleware import OAuthGuard, token_digest
+from oauthguard.middleware import OAuthGuard, redacted_traceback, token_digest
 from oauthguard.policy import Requirement, require
 from oauthguard.tokens import AccessToken
 
@@ -248,9 +248,9 @@ class TokenVerifier:
             logger.info("token refused: %s (token sha256:%s)", error.description,
                         token_digest(token))
             return None
-        except Exception:  # fail closed: a bug never lets a token through
-            logger.exception("unexpected error while verifying a token (token sha256:%s)",
-                             token_digest(token))
+        except Exception as exc:  # fail closed: a bug never lets a token through
+            logger.error("unexpected error while verifying a token (token sha256:%s)\n%s",
+                         token_digest(token), redacted_traceback(exc, token))
             return None
         return sdk_access_token(verified, token, self.guard.config.resource)
 

@@ -68,7 +68,7 @@ def redacted_traceback(exc: BaseException, token: str | None) -> str:
 def unexpected(exc: Exception, path: str, credentials: Credentials | None) -> GuardError:
     """Log an unexpected failure while checking a request (the token redacted) and give
     the refusal that answers it: 503, never a 500 or a pass."""
-    logger.error("unexpected error while checking a request to %s\n%s", path,
+    logger.error("unexpected error while checking a request to %r\n%s", path,
                  redacted_traceback(exc, credentials.token if credentials else None))
     return TemporarilyUnavailable("the access token could not be checked; try again later")
 
@@ -328,10 +328,11 @@ class OAuthGuard:
         scheme = error.scheme or (credentials.scheme if credentials is not None else (
             token.scheme if isinstance(token, AccessToken) else None))
         if credentials is not None:
-            logger.info("refused %s %s: %s (token sha256:%s)", scope.get("method", "WS"),
+            # %r: the path is the client's, and must not forge log lines.
+            logger.info("refused %s %r: %s (token sha256:%s)", scope.get("method", "WS"),
                         scope["path"], error.description, token_digest(credentials.token))
         else:
-            logger.info("refused %s %s: %s", scope.get("method", "WS"), scope["path"],
+            logger.info("refused %s %r: %s", scope.get("method", "WS"), scope["path"],
                         error.description or "no credentials")
         served = self.served.match(None, scope["path"]) or self._default
         status, headers, body = served.challenger.response(error, scheme, challenge_scope)

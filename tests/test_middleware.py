@@ -246,6 +246,14 @@ def test_logs_say_why_with_a_digest_and_never_the_token(
             assert part not in caplog.text
 
 
+def test_a_path_cannot_forge_log_lines(api: Any, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="oauthguard"):
+        assert api.get("/mcp%0Arefused GET /admin: forged").status_code == 401
+    [refusal] = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert "\n" not in refusal
+    assert "'/mcp\\nrefused GET /admin: forged'" in refusal
+
+
 # -- the cache of verified tokens and the hot path --------------------------------------------
 
 def test_a_repeated_token_is_verified_once() -> None:
