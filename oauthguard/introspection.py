@@ -159,6 +159,8 @@ class IntrospectionVerifier:
     async def _introspect(self, token: str, digest: str) -> AccessToken:
         try:
             members = await self._fetch(token)
+        except _AnswerAboutThisToken:
+            raise  # no pause: one odd token must not turn every new token away
         except TemporarilyUnavailable as failure:
             raise self._pause(failure) from None
         self._outage = None
@@ -226,6 +228,9 @@ class IntrospectionVerifier:
             # JWTs, with the RFC 7009 §2.2.1 code): RFC 7662 §2.2 makes that inactive.
             logger.info("%s does not introspect tokens of this kind: inactive", self._endpoint)
             return {"active": False}
+        if status == 400:
+            raise _AnswerAboutThisToken(self._failure(
+                "HTTP 400", "Introspection(endpoint=)", "answered HTTP 400").description)
         if status != 200:
             raise self._failure(f"HTTP {status}", "Introspection(endpoint=)",
                                 f"answered HTTP {status}")
@@ -282,6 +287,11 @@ class IntrospectionVerifier:
                      reason, setting)
         return TemporarilyUnavailable(
             f"the token could not be introspected: the introspection endpoint {summary}")
+
+
+class _AnswerAboutThisToken(TemporarilyUnavailable):
+    """A 400 about one token (RFC 7662 §2.3 leaves it to the server): 503 for that token,
+    without the pause an outage starts."""
 
 
 def _json_or_none(body: bytes) -> Any:

@@ -184,6 +184,19 @@ async def test_every_kind_of_failure_pauses_introspection(server: IntrospectionS
     assert server.calls == 1
 
 
+async def test_a_400_about_one_token_does_not_pause_introspection(
+        server: IntrospectionServer) -> None:
+    server.responses["opaque-2"] = server.responses["opaque-1"]
+    server.mode = "400"
+    async with guarded(server, clock=Clock()) as (client, _):
+        odd = await client.get("/mcp", headers=bearer("opaque-1"))
+        server.mode = "normal"
+        fine = await client.get("/mcp", headers=bearer("opaque-2"))
+    assert_unavailable(odd, "HTTP 400")
+    assert fine.status_code == 200, fine.text
+    assert server.calls == 2
+
+
 async def test_a_refused_connection_pauses_introspection(
         server: IntrospectionServer, caplog: pytest.LogCaptureFixture) -> None:
     closed = f"http://127.0.0.1:{free_port()}/introspect"
