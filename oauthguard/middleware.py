@@ -231,7 +231,7 @@ class OAuthGuard:
             await endpoint(scope, receive, send)
             return
         scope["oauthguard"] = self
-        if path in self._public_exact or path.startswith(self._public_prefixes or ("\0",)):
+        if self.is_public(path):
             scope["auth"], scope["user"] = None, AnonymousUser()
             await self.call_app(scope, receive, send)
             return
@@ -277,6 +277,16 @@ class OAuthGuard:
             if rule is not None:
                 return rule
         return self.rules.match(method, path)
+
+    def is_public(self, path: str) -> bool:
+        """``path`` is in ``public_paths``. A prefix never covers a path with dot segments
+        (RFC 3986 §3.3): ``/docs/../admin`` is not under ``/docs/`` for an app or proxy that
+        resolves them."""
+        if path in self._public_exact:
+            return True
+        if not self._public_prefixes or not path.startswith(self._public_prefixes):
+            return False
+        return not any(segment in (".", "..") for segment in path.split("/"))
 
     def check_route(self, token: AccessToken, path: str, rule: Requirement | None) -> None:
         """The audience of the path's resource (with several), then the path rule."""

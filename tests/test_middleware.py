@@ -163,6 +163,26 @@ def test_public_paths_exact_and_prefix_need_no_token() -> None:
     assert api.get("/health", headers={"Authorization": "Bearer x y"}).status_code == 200
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", ["/docs/../mcp", "/docs/./../mcp", "/docs/a/..", "/docs/."])
+async def test_a_public_prefix_never_covers_dot_segments(path: str) -> None:
+    # Sent as ASGI scopes: an HTTP client would resolve the dot segments itself.
+    app = guard(ISSUER, Clock(), public_paths=["/docs/*"])
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+             "root_path": "", "query_string": b"", "scheme": "https", "http_version": "1.1",
+             "headers": [(b"host", b"api.test")], "server": ("api.test", 443)}
+    await app(scope, receive, send)
+    assert messages[0]["status"] == 401
+
+
 # -- failures inside the guard and in the app -------------------------------------------------
 
 class Exploding:
