@@ -73,6 +73,15 @@ def unexpected(exc: Exception, path: str, credentials: Credentials | None) -> Gu
     return TemporarilyUnavailable("the access token could not be checked; try again later")
 
 
+def routed_path(path: str, root_path: str) -> str:
+    """The path the app routes. Behind a ``root_path`` (``uvicorn --root-path``) the server
+    puts it in ``path`` and Starlette routes without it."""
+    rest = path[len(root_path):]
+    if path.startswith(root_path) and rest[:1] in ("/", ""):
+        return rest or "/"
+    return path
+
+
 class OAuthGuard:
     """Makes an ASGI app an OAuth 2 resource server.
 
@@ -231,13 +240,14 @@ class OAuthGuard:
             await endpoint(scope, receive, send)
             return
         scope["oauthguard"] = self
-        if self.is_public(path):
+        root_path = scope.get("root_path")
+        routed = routed_path(path, root_path) if root_path else path
+        if self.is_public(routed):
             scope["auth"], scope["user"] = None, AnonymousUser()
             await self.call_app(scope, receive, send)
             return
         credentials: Credentials | None = None
-        rule = self.rule_for(scope.get("method"), path, scope.get("root_path")) \
-            if self.rules else None
+        rule = self.rule_for(scope.get("method"), path, routed) if self.rules else None
         try:
             credentials = extract(scope["headers"], scope.get("query_string", b""),
                                   self.config.max_token_bytes, self.tokens)
@@ -267,21 +277,21 @@ class OAuthGuard:
             send = sending_nonce(send, nonce)
         await self.call_app(scope, receive, send)
 
-    def rule_for(self, method: str | None, path: str, root_path: str | None) -> Requirement | None:
-        """The path rule of a request. Rules name the paths the app routes: behind a
-        ``root_path`` (``uvicorn --root-path``) the server puts it in ``path`` and Starlette
-        routes without it, so the rule for the routed path wins; a rule for the full path
-        (``protect()`` makes one from the resource URL) applies where none covers it."""
-        if root_path and path.startswith(root_path) and path[len(root_path):][:1] in ("/", ""):
-            rule = self.rules.match(method, path[len(root_path):])
+    def rule_for(self, method: str | None, path: str, routed: str) -> Requirement | None:
+        """The path rule of a request. Rules name the paths the app routes (``routed``,
+        without the ``root_path``), so the rule for the routed path wins; a rule for the full
+        path (``protect()`` makes one from the resource URL) applies where none covers it."""
+        if routed != path:
+            rule = self.rules.match(method, routed)
             if rule is not None:
                 return rule
         return self.rules.match(method, path)
 
     def is_public(self, path: str) -> bool:
-        """``path`` is in ``public_paths``. A prefix never covers a path with dot segments
-        (RFC 3986 §3.3): ``/docs/../admin`` is not under ``/docs/`` for an app or proxy that
-        resolves them."""
+        """``path`` (the routed path, without the ``root_path``) is in ``public_paths``.
+
+        A prefix never covers a path with dot segments (RFC 3986 §3.3): ``/docs/../admin``
+        is not under ``/docs/`` for an app or proxy that resolves them."""
         if path in self._public_exact:
             return True
         if not self._public_prefixes or not path.startswith(self._public_prefixes):

@@ -163,11 +163,9 @@ def test_public_paths_exact_and_prefix_need_no_token() -> None:
     assert api.get("/health", headers={"Authorization": "Bearer x y"}).status_code == 200
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("path", ["/docs/../mcp", "/docs/./../mcp", "/docs/a/..", "/docs/."])
-async def test_a_public_prefix_never_covers_dot_segments(path: str) -> None:
-    # Sent as ASGI scopes: an HTTP client would resolve the dot segments itself.
-    app = guard(ISSUER, Clock(), public_paths=["/docs/*"])
+async def status_of(app: Any, path: str, root_path: str = "") -> int:
+    """Call the app with an ASGI scope as a server builds it (an HTTP client would resolve
+    dot segments itself, and puts no root_path)."""
     messages: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -177,10 +175,30 @@ async def test_a_public_prefix_never_covers_dot_segments(path: str) -> None:
         messages.append(message)
 
     scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
-             "root_path": "", "query_string": b"", "scheme": "https", "http_version": "1.1",
-             "headers": [(b"host", b"api.test")], "server": ("api.test", 443)}
+             "root_path": root_path, "query_string": b"", "scheme": "https",
+             "http_version": "1.1", "headers": [(b"host", b"api.test")],
+             "server": ("api.test", 443)}
     await app(scope, receive, send)
-    assert messages[0]["status"] == 401
+    status: int = messages[0]["status"]
+    return status
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", ["/docs/../mcp", "/docs/./../mcp", "/docs/a/..", "/docs/."])
+async def test_a_public_prefix_never_covers_dot_segments(path: str) -> None:
+    app = guard(ISSUER, Clock(), public_paths=["/docs/*"])
+    assert await status_of(app, path) == 401
+
+
+@pytest.mark.anyio
+async def test_public_paths_name_the_paths_the_app_routes_behind_a_root_path() -> None:
+    # uvicorn --root-path /api puts the root path in scope["path"]; the app routes /docs.
+    app = guard(ISSUER, Clock(), public_paths=["/health", "/docs/*"])
+    assert await status_of(app, "/api/health", root_path="/api") == 200
+    assert await status_of(app, "/api/docs/x", root_path="/api") == 200
+    assert await status_of(app, "/api/mcp", root_path="/api") == 401
+    assert await status_of(app, "/apix/health", root_path="/api") == 401
+    assert await status_of(app, "/api/health", root_path="") == 401
 
 
 # -- failures inside the guard and in the app -------------------------------------------------
