@@ -44,3 +44,25 @@ def curl_lines(issuer: TestIssuer, url: str, audience: str, scopes: list[str],
         lines.append(f"  # scope {scope!r}:")
         lines.append(f"  curl -i -X {method} {url} -H 'Authorization: Bearer {token}'")
     return "\n".join(lines)
+
+
+def run_demo(build: Callable[[str, str], Any], path: str, scopes: list[str],
+             prepare: Callable[[TestIssuer, int], str] | None = None) -> None:
+    """Serve a TestIssuer and ``build(resource, issuer)`` on free loopback ports until
+    Ctrl-C, and print curl commands for each scope set. ``prepare(issuer, port)`` may set
+    the issuer up further and returns extra lines to print."""
+    port, issuer_port = free_port(), free_port()
+    issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}")
+    resource = f"http://127.0.0.1:{port}{path}"
+    extra = prepare(issuer, port) if prepare is not None else ""
+
+    def ready() -> str:
+        return (f"Authorization server (TestIssuer): {issuer.issuer}\n"
+                f"Protected API:                    {resource}\n{extra}\n"
+                f"{curl_lines(issuer, resource, resource, scopes)}\nReady.")
+
+    try:
+        asyncio.run(serve([(issuer.app, issuer_port), (build(resource, issuer.issuer), port)],
+                          ready))
+    except KeyboardInterrupt:
+        pass

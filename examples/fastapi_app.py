@@ -7,7 +7,6 @@ In production: OAUTHGUARD_RESOURCE=https://api.example.com/orders \\
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Annotated, Any
 
@@ -48,29 +47,17 @@ app = build(os.environ.get("OAUTHGUARD_RESOURCE", "http://127.0.0.1:8000/orders"
 
 
 def demo() -> None:
-    from _demo import curl_lines, free_port, serve
+    from _demo import run_demo
 
     from oauthguard.testing import TestIssuer
 
-    port, issuer_port = free_port(), free_port()
-    issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}")
-    resource = f"http://127.0.0.1:{port}/orders"
-    issuer.register_client(client_id=DOCS_CLIENT, auth_method="none",
-                           redirect_uris=[f"http://127.0.0.1:{port}/docs/oauth2-redirect"])
+    def swagger_client(issuer: TestIssuer, port: int) -> str:
+        issuer.register_client(client_id=DOCS_CLIENT, auth_method="none",
+                               redirect_uris=[f"http://127.0.0.1:{port}/docs/oauth2-redirect"])
+        return f"Swagger UI (Authorize logs in):   http://127.0.0.1:{port}/docs\n"
 
-    def ready() -> str:
-        calls = curl_lines(issuer, resource, resource, ["orders:read", "orders:write"])
-        return (f"Authorization server (TestIssuer): {issuer.issuer}\n"
-                f"Protected API:                    {resource}\n"
-                f"Swagger UI (Authorize logs in):   http://127.0.0.1:{port}/docs\n\n"
-                f"{calls}\nReady.")
-
-    asyncio.run(serve([(issuer.app, issuer_port), (build(resource, issuer.issuer), port)],
-                      ready))
+    run_demo(build, "/orders", ["orders:read", "orders:write"], swagger_client)
 
 
 if __name__ == "__main__":
-    try:
-        demo()
-    except KeyboardInterrupt:
-        pass
+    demo()

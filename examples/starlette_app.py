@@ -7,7 +7,6 @@ In production: OAUTHGUARD_RESOURCE=https://api.example.com/orders \\
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from starlette.applications import Starlette
@@ -53,25 +52,10 @@ app = build(os.environ.get("OAUTHGUARD_RESOURCE", "http://127.0.0.1:8000/orders"
 
 
 def demo() -> None:
-    from _demo import curl_lines, free_port, serve
+    from _demo import run_demo
 
-    from oauthguard.testing import TestIssuer
-
-    port, issuer_port = free_port(), free_port()
-    issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}")
-    resource = f"http://127.0.0.1:{port}/orders"
-
-    def ready() -> str:
-        calls = curl_lines(issuer, resource, resource, ["orders:read", "orders:write"])
-        return (f"Authorization server (TestIssuer): {issuer.issuer}\n"
-                f"Protected API:                    {resource}\n\n{calls}\nReady.")
-
-    asyncio.run(serve([(issuer.app, issuer_port), (build(resource, issuer.issuer), port)],
-                      ready))
+    run_demo(build, "/orders", ["orders:read", "orders:write"])
 
 
 if __name__ == "__main__":
-    try:
-        demo()
-    except KeyboardInterrupt:
-        pass
+    demo()
