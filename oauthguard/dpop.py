@@ -37,6 +37,7 @@ from oauthguard.errors import (
     MissingCredentials,
     UseDPoPNonce,
 )
+from oauthguard.jwt import bound_key
 from oauthguard.keys import KEY_TYPES, MIN_RSA_BITS, WeakKey, public_key
 from oauthguard.nonces import DPoPNonces
 from oauthguard.replay import ReplayStore
@@ -270,6 +271,9 @@ def check_binding(token: AccessToken, jkt: str) -> None:
 def check_bearer(token: AccessToken) -> None:
     """RFC 9449 §7.2: a DPoP-bound token is never accepted as a bearer token; §6.2: neither
     is one that introspection calls ``token_type`` DPoP."""
+    cnf = token.claims.get("cnf")
+    if cnf is not None and token.jkt is None:
+        bound_key(cnf)  # RFC 7800 §3: a binding we cannot check is never a bearer token
     token_type = token.claims.get("token_type")
     if token.jkt is not None or (isinstance(token_type, str) and token_type.lower() == "dpop"):
         raise InvalidToken("the access token is DPoP-bound; send it with the DPoP scheme "

@@ -203,6 +203,21 @@ async def test_public_paths_name_the_paths_the_app_routes_behind_a_root_path() -
 
 # -- failures inside the guard and in the app -------------------------------------------------
 
+class CertificateBound:
+    """A custom verifier whose tokens are bound to a client certificate (RFC 8705)."""
+
+    async def verify(self, token: str) -> AccessToken:
+        return AccessToken(subject="u", client_id="c", scopes=frozenset(), audience=(),
+                           issuer=None, expires_at=NOW + 60,
+                           claims={"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9lt"}})
+
+
+def test_a_custom_verifiers_certificate_bound_token_is_refused_as_bearer() -> None:
+    api = client(guard(ISSUER, Clock(), verifier=CertificateBound()))
+    params = assert_refused(api.get("/mcp", headers=bearer("opaque")), 401, "invalid_token")
+    assert "client certificate (x5t#S256)" in params["error_description"]
+
+
 class Exploding:
     async def verify(self, token: str) -> AccessToken:
         raise RuntimeError(f"database password is hunter2; token {token}")
