@@ -2,10 +2,9 @@
 Bearer downgrade (§7.2), server nonces (§9) and replay protection (§11.1).
 
 Each check is a short function; ``DPoPChecker`` runs them in order for each request. The
-proof is parsed with the strict base64url of ``_b64`` and its signature checked with PyJWT's
-algorithm objects (ECDSA, the usual proof algorithm, directly with ``cryptography``), so a
-request costs one signature verification; a client's header (its key and thumbprint) is
-checked once.
+proof is parsed with the strict base64url of ``_b64`` and its signature checked directly with
+``cryptography`` (``_signatures``), so a request costs one signature verification; a client's
+header (its key and thumbprint) is checked once.
 """
 
 from __future__ import annotations
@@ -17,18 +16,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from jwt.algorithms import (
-    Algorithm,
-    get_default_algorithms,
-)
-
 from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard._cache import ExpiringCache
 from oauthguard._htu import Network, request_uri, same_uri
+from oauthguard._signatures import verify_signature
 from oauthguard.credentials import Credentials
 from oauthguard.errors import (
     InvalidDPoPProof,
@@ -54,15 +45,7 @@ PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # RFC 7638 §3.2: the required members of each key type, in lexicographic order.
 THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
                       "OKP": ("crv", "kty", "x")}
-# RFC 7518 §3.4: bytes of R (and of S) and the ECDSA parameters of each algorithm, built once.
-_ECDSA = {"ES256": (32, ec.ECDSA(hashes.SHA256())), "ES384": (48, ec.ECDSA(hashes.SHA384())),
-          "ES512": (66, ec.ECDSA(hashes.SHA512()))}
 KnownHeader = tuple[dict[str, Any], str, str, Any]  # header, alg, thumbprint, public key
-_PYJWT = get_default_algorithms()
-# RFC 9864 §2: "Ed25519" is the fully-specified name of EdDSA over Ed25519 (same verifier).
-_VERIFIERS: Mapping[str, Algorithm] = {
-    name: _PYJWT.get(name) or _PYJWT["EdDSA"] for name in KEY_TYPES
-}
 
 
 class Proof(NamedTuple):
@@ -173,30 +156,8 @@ def load_key(jwk: Mapping[str, Any]) -> Any:
 
 def check_signature(alg: str, key: Any, proof: Proof) -> None:
     """RFC 9449 §4.3 check 6: the signature verifies with the header's ``jwk``."""
-    try:
-        if alg in _ECDSA:  # the usual proof algorithm: checked without per-call set-up
-            valid = _verify_ecdsa(alg, key, proof.signing_input, proof.signature)
-        else:
-            valid = _VERIFIERS[alg].verify(proof.signing_input, key, proof.signature)
-    except Exception:  # a malformed signature for this key type is a failed check
-        valid = False
-    if not valid:
+    if not verify_signature(alg, key, proof.signing_input, proof.signature):
         raise InvalidDPoPProof("the DPoP proof's signature does not verify")
-
-
-def _verify_ecdsa(alg: str, key: Any, data: bytes, signature: bytes) -> bool:
-    """RFC 7518 §3.4: the JWS signature is R || S, each the curve's size; OpenSSL takes DER.
-    ``key`` is a public key on the curve of ``alg`` (``check_jwk`` saw to that)."""
-    size, ecdsa = _ECDSA[alg]
-    if len(signature) != 2 * size:
-        return False
-    der = encode_dss_signature(int.from_bytes(signature[:size], "big"),
-                               int.from_bytes(signature[size:], "big"))
-    try:
-        key.verify(der, data, ecdsa)
-    except InvalidSignature:
-        return False
-    return True
 
 
 def check_jti(claims: Mapping[str, Any]) -> str:
