@@ -7,7 +7,7 @@ app; inside tools the SDK's ``get_access_token()`` returns the token oauthguard 
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,12 +17,12 @@ try:
     from mcp.server.auth.middleware.auth_context import auth_context_var
     from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser as _SDKUser
     from mcp.server.auth.provider import AccessToken as SDKAccessToken
+    from pydantic_core import from_json
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'") from exc
 
 from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
-from oauthguard._cache import ExpiringCache
 from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError
 from oauthguard.middleware import OAuthGuard, redacted_traceback, token_digest
@@ -51,7 +51,12 @@ def sdk_access_token(token: AccessToken, raw: str, resource: str | None) -> SDKA
 
 class MCPUser(_SDKUser):
     """``request.user`` on an MCP endpoint: the SDK's ``AuthenticatedUser`` (which the SDK uses
-    for session ownership and ``get_access_token()``), also carrying oauthguard's token."""
+    for session ownership and ``get_access_token()``), also carrying oauthguard's token.
+
+    Its signature is the guard's ``user_factory`` with the resource bound:
+    ``OAuthGuard(..., user_factory=functools.partial(MCPUser, resource=url))`` builds one per
+    token, which ``protect()`` does.
+    """
 
     def __init__(self, token: AccessToken, raw: str, resource: str | None) -> None:
         super().__init__(sdk_access_token(token, raw, resource))
@@ -68,11 +73,15 @@ class MCPUser(_SDKUser):
 
 
 def tools_called(body: bytes) -> list[str]:
-    """Names of the tools a JSON-RPC message (or batch) calls; ``[]`` for anything else."""
+    """Names of the tools a JSON-RPC message (or batch) calls; ``[]`` for anything else.
+
+    Parsed by the SDK's own JSON parser, so that no body can mean one thing here and
+    another to the SDK (which answers a parse error itself).
+    """
     try:
-        message = json.loads(body)
-    except (ValueError, RecursionError):
-        return []  # the SDK answers a parse error itself
+        message = from_json(body)
+    except ValueError:
+        return []
     messages = message if isinstance(message, list) else [message]
     names = []
     for item in messages:
@@ -87,8 +96,10 @@ def tools_called(body: bytes) -> list[str]:
 class MCPAuth:
     """Pure ASGI, inside ``OAuthGuard``: bridges the token to the SDK and checks tool scopes.
 
-    Sets ``scope["user"]`` to an ``MCPUser`` and the SDK's auth context, so
-    ``mcp.server.auth.middleware.auth_context.get_access_token()`` works in tools. With
+    Sets the SDK's auth context to ``request.user``, an ``MCPUser``, so
+    ``mcp.server.auth.middleware.auth_context.get_access_token()`` works in tools (the guard
+    builds it once per token with ``user_factory``, as ``protect()`` sets it up; otherwise it
+    is built here for each request). With
     ``tool_scopes``, a ``tools/call`` of a named tool (alone or in a batch) also needs that
     tool's scopes, on top of what the guard's rule for the path needs; otherwise the guard
     answers 403 ``insufficient_scope`` naming the whole set (the rule's scopes, then the
@@ -97,7 +108,7 @@ class MCPAuth:
 
     def __init__(self, app: ASGIApp, *,
                  tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
-                 max_body_bytes: int = MAX_BODY_BYTES, user_cache_size: int = 10_000) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.tools: dict[str, Requirement] = {}
         for tool, scopes in (tool_scopes or {}).items():
@@ -106,15 +117,17 @@ class MCPAuth:
             except ConfigurationError as error:
                 raise ConfigurationError(f"tool_scopes[{tool!r}]: {error}") from None
         self.max_body_bytes = max_body_bytes
-        # The SDK's view of each token, built once per token (bounded, expires with it).
-        self.users: ExpiringCache[MCPUser] = ExpiringCache(user_cache_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        guard: OAuthGuard | None = scope.get("oauthguard")
-        token = scope.get("auth")
-        if scope["type"] != "http" or guard is None or not isinstance(token, AccessToken):
-            await self.app(scope, receive, send)  # lifespan, or a public path
+        if scope["type"] != "http":  # lifespan (MCP's transport is HTTP only)
+            await self.app(scope, receive, send)
             return
+        user = scope.get("user")
+        if not isinstance(user, _SDKUser):
+            user = self.user_for(scope)
+            if user is None:  # a public path
+                await self.app(scope, receive, send)
+                return
         if self.tools and scope["method"] == "POST":
             body = await _read_body(receive, self.max_body_bytes)
             if body is None:
@@ -125,32 +138,26 @@ class MCPAuth:
             try:
                 self.check_tools(scope, tools_called(body))
             except GuardError as error:
-                await guard.refuse(scope, receive, send, error, None)
+                await scope["oauthguard"].refuse(scope, receive, send, error, None)
                 return
-        user = self.user_of(token, scope["headers"], guard)
-        scope["user"] = user
         reset = auth_context_var.set(user)
         try:
             await self.app(scope, receive, send)
         finally:
             auth_context_var.reset(reset)
 
-    def user_of(self, token: AccessToken, headers: Iterable[tuple[bytes, bytes]],
-                guard: OAuthGuard) -> MCPUser:
-        """The ``MCPUser`` for the request's token (the guard has parsed the header).
-
-        Keyed by the verified token object, which the guard's cache hands out again for a
-        repeated token: a hit needs neither the header nor the token string. The entry
-        holds that object, so its ``id`` is not reused while the entry lives.
-        """
-        now = guard.clock()
-        user = self.users.get(id(token), now)
-        if user is None or user.token is not token:
-            raw = next((value for name, value in headers if name == b"authorization"), b"")
-            key = raw.strip().partition(b" ")[2].strip(b" ").decode("ascii")
-            user = MCPUser(token, key, guard.config.resource)
-            if token.expires_at is not None:
-                self.users.put(id(token), user, token.expires_at, now)
+    @staticmethod
+    def user_for(scope: Scope) -> MCPUser | None:
+        """The ``MCPUser`` of a request whose guard has another ``user_factory`` (built for
+        each request), or None on a public path."""
+        guard: OAuthGuard | None = scope.get("oauthguard")
+        if guard is None:  # fail closed: tool scopes would go unchecked
+            raise ConfigurationError(
+                "MCPAuth needs OAuthGuard in front of it: use oauthguard.mcp.protect(...)")
+        token = scope.get("auth")
+        if not isinstance(token, AccessToken):
+            return None
+        user = scope["user"] = MCPUser(token, _bearer_token(scope), guard.config.resource)
         return user
 
     def check_tools(self, scope: Scope, names: Iterable[str]) -> None:
@@ -161,6 +168,12 @@ class MCPAuth:
             needed[0].enforce(scope)
         elif needed:  # a batch: every tool's scopes, in the order they are called
             require([s for requirement in needed for s in requirement.scopes]).enforce(scope)
+
+
+def _bearer_token(scope: Scope) -> str:
+    """The token of the request's Authorization header (the guard has checked it)."""
+    value = next((v for name, v in scope["headers"] if name == b"authorization"), b"")
+    return value.strip(b" \t").partition(b" ")[2].strip(b" ").decode("latin-1")
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -208,6 +221,7 @@ def protect(app: ASGIApp, *, resource: str, authorization_servers: str | Iterabl
     """
     endpoint = require(scopes)
     inner = MCPAuth(app, tool_scopes=tool_scopes)
+    options.setdefault("user_factory", functools.partial(MCPUser, resource=resource))
     rules = dict(options.pop("rules", None) or {})
     path = urlsplit(resource).path or "/"
     if endpoint.scopes:

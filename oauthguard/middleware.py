@@ -36,7 +36,7 @@ from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
 from oauthguard.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
 from oauthguard.nonces import DPoPNonces, check_nonces, sending_nonce
-from oauthguard.policy import Requirement
+from oauthguard.policy import RULE, Requirement
 from oauthguard.replay import ReplayStore, check_replay_store
 from oauthguard.tokens import (
     AccessToken,
@@ -47,6 +47,15 @@ from oauthguard.tokens import (
 )
 
 logger = logging.getLogger("oauthguard")
+
+#: Builds ``request.user`` from a validated token and the token string.
+UserFactory = Callable[[AccessToken, str], Any]
+#: What the cache of verified tokens holds for a token: the token and its user.
+Authenticated = tuple[AccessToken, Any]
+
+
+def default_user(token: AccessToken, raw: str) -> AuthenticatedUser:
+    return AuthenticatedUser(token)
 
 
 def token_digest(token: str) -> str:
@@ -94,6 +103,9 @@ class OAuthGuard:
     ``require(...)``; ``resources`` names the other resources the app serves (each gets its
     own metadata document, and its paths need tokens meant for it); ``scope_implies`` lets
     broader scopes satisfy narrower ones.
+
+    ``user_factory(token, raw)`` builds ``request.user`` (default: ``AuthenticatedUser``);
+    it is called once per token, not per request, since the user is cached with the token.
     """
 
     def __init__(
@@ -133,8 +145,12 @@ class OAuthGuard:
         rules: Mapping[str | tuple[str, str], Requirement] | None = None,
         resources: str | Iterable[str] = (),
         scope_implies: Mapping[str, Iterable[str]] | None = None,
+        user_factory: UserFactory | None = None,
     ) -> None:
         self.app = app
+        if user_factory is not None and not callable(user_factory):
+            raise ConfigurationError("user_factory must be a callable (token, raw) -> user")
+        self.user_factory: UserFactory = user_factory or default_user
         answer_refusals(app)
         self.config: GuardConfig = build_config(
             resource=resource, authorization_servers=authorization_servers,
@@ -153,7 +169,7 @@ class OAuthGuard:
         self.http = http_client or httpx.AsyncClient(timeout=config.http_timeout)
         self.servers = AuthorizationServers(self.http, self.clock, timeout=config.http_timeout,
                                             retry_after=config.jwks_refresh_cooldown)
-        self.tokens: ExpiringCache[AccessToken] = ExpiringCache(config.token_cache_size)
+        self.tokens: ExpiringCache[Authenticated] = ExpiringCache(config.token_cache_size)
         self.key_sets = self._build_key_sets()
         if verifier is not None and config.introspection is not None:
             raise ConfigurationError("give either verifier= or introspection=, not both")
@@ -239,29 +255,31 @@ class OAuthGuard:
         if endpoint is not None and kind == "http":
             await endpoint(scope, receive, send)
             return
-        scope["oauthguard"] = self
         root_path = scope.get("root_path")
         routed = routed_path(path, root_path) if root_path else path
+        rule = self.rule_for(scope.get("method"), path, routed) if self.rules else None
+        # What require(...) inside the app reads: this guard, and the path rule it applied.
+        scope["oauthguard"], scope[RULE] = self, rule
         if self.is_public(routed):
             scope["auth"], scope["user"] = None, AnonymousUser()
             await self.call_app(scope, receive, send)
             return
         credentials: Credentials | None = None
-        rule = self.rule_for(scope.get("method"), path, routed) if self.rules else None
         try:
             credentials = extract(scope["headers"], scope.get("query_string", b""),
                                   self.config.max_token_bytes, self.tokens)
             proof = self.dpop.proof_of(credentials)
-            # A cache hit is answered here, without a coroutine for verify().
-            verified = self.tokens.get(credentials.token, self.clock())
-            if verified is None:
-                verified = await self.verify(credentials.token)
+            # A cache hit is answered here, without a coroutine for authenticate().
+            now = self.clock()
+            verified, user = self.tokens.get(credentials.token, now) \
+                or await self._authenticate_new(credentials.token, now)
             # Every request, cached token or not, goes through the proof and binding checks.
             if proof is None:
                 check_bearer(verified)  # the checker's Bearer case, without a coroutine
                 token, nonce = verified, None
             else:
                 token, nonce = await self.dpop.check(scope, credentials.token, proof, verified)
+                user = self.user_factory(token, credentials.token)  # of the DPoP-bound token
             self.check_route(token, path, rule)
         except GuardError as error:
             await self.refuse(scope, receive, send, error, credentials,
@@ -272,7 +290,7 @@ class OAuthGuard:
             await self.refuse(scope, receive, send, unexpected(exc, path, credentials),
                               credentials)
             return
-        scope["auth"], scope["user"] = token, AuthenticatedUser(token)
+        scope["auth"], scope["user"] = token, user
         if nonce is not None and kind == "http":
             send = sending_nonce(send, nonce)
         await self.call_app(scope, receive, send)
@@ -324,18 +342,25 @@ class OAuthGuard:
 
     async def verify(self, token: str) -> AccessToken:
         """The validated token, from the cache of verified tokens when it is there."""
+        return (await self.authenticate(token))[0]
+
+    async def authenticate(self, token: str) -> Authenticated:
+        """The validated token and its user, from the cache of verified tokens when there."""
         now = self.clock()
-        cached = self.tokens.get(token, now)
-        if cached is not None:
-            return cached
+        return self.tokens.get(token, now) or await self._authenticate_new(token, now)
+
+    async def _authenticate_new(self, token: str, now: float) -> Authenticated:
+        """Verify a token the cache does not hold, build its user, and keep both while
+        the token is valid (and the verifier allows reuse)."""
         verified = await self.verifier.verify(token)
+        entry = (verified, self.user_factory(verified, token))
         until = math.inf if verified.expires_at is None \
             else verified.expires_at + self.config.leeway
         if self._reuse_limit is not None:
             until = min(until, self._reuse_limit.reuse_until(token, verified, now))
         if until != math.inf:
-            self.tokens.put(token, verified, until, now)
-        return verified
+            self.tokens.put(token, entry, until, now)
+        return entry
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send, error: GuardError,
                      credentials: Credentials | None, challenge_scope: str | None = None) -> None:

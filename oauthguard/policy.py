@@ -34,6 +34,9 @@ from oauthguard.tokens import AccessToken
 if TYPE_CHECKING:
     from oauthguard.middleware import OAuthGuard
 
+#: The scope key of the path rule the guard applied to the request (None when none did).
+RULE = "oauthguard.rule"
+
 E = TypeVar("E", bound=Callable[..., Any])
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -160,6 +163,7 @@ class Requirement:
         # Built once: a path rule's check names it on every request it refuses.
         self._challenge_scope = " ".join(self.scopes + self.any_scopes)
         self._step_up: dict[str, str] = {}
+        self._scope_params: dict[tuple[Requirement | None, tuple[str, ...]], str] = {}
         if self.acr_values:
             self._step_up["acr_values"] = " ".join(self.acr_values)
         if max_age is not None:
@@ -212,9 +216,7 @@ class Requirement:
                 f"{self!r} protects {scope.get('path')!r} but no OAuthGuard middleware runs "
                 "in front of the app; add it with app.add_middleware(OAuthGuard, ...)")
         also = tuple(also)
-        rule = guard.rules.match(scope.get("method"), scope["path"])
-        names = (rule.scopes + rule.any_scopes if rule is not None else ()) + also
-        scope_param = " ".join(dict.fromkeys(names + self.scopes + self.any_scopes))
+        scope_param = self._scope_param(scope.get(RULE), also)
         token = scope.get("auth")
         if not isinstance(token, AccessToken):
             raise MissingCredentials("this operation needs an access token",
@@ -222,6 +224,19 @@ class Requirement:
         self.check(token, now=guard.clock(), implies=guard.config.scope_implies,
                    also=also, scope_param=scope_param)
         return token
+
+    def _scope_param(self, rule: Requirement | None, also: tuple[str, ...]) -> str:
+        """Every scope a request under ``rule`` needs here: the challenge's ``scope``.
+        Built once per rule and ``also`` (both come from the app's configuration)."""
+        key = (rule, also)
+        param = self._scope_params.get(key)
+        if param is None:
+            names = (rule.scopes + rule.any_scopes if rule is not None else ()) + also
+            param = " ".join(dict.fromkeys(names + self.scopes + self.any_scopes))
+            if len(self._scope_params) >= 256:  # bounded, whatever the app does
+                self._scope_params.clear()
+            self._scope_params[key] = param
+        return param
 
     def refusal(self, scope: Scope) -> Refusal | None:
         """None when the request may proceed, else the ASGI response that refuses it."""

@@ -79,13 +79,13 @@ async def test_every_request_gets_the_dpop_form_of_its_verified_token() -> None:
             assert response.json() == expected
         guard = guard_of(setup)
         remembered = guard.dpop._tokens.get(token, setup.clock.now)
-        assert remembered is not None and remembered[1] is guard.tokens.get(token, 0)
+        assert remembered is not None and remembered[1] is guard.tokens.get(token, 0)[0]
         guard.tokens.clear()  # verified again: a new token object, so a new DPoP form
         response = await setup.call(token, setup.proof(token), client=client)
         assert response.json() == expected
         renewed = guard.dpop._tokens.get(token, setup.clock.now)
         assert renewed is not None and renewed[1] is not remembered[1]
-        assert renewed[1] is guard.tokens.get(token, 0)
+        assert renewed[1] is guard.tokens.get(token, 0)[0]
 
 
 def with_signature(proof: str, signature: bytes) -> str:

@@ -25,7 +25,7 @@ from mcp_support import (
 )
 from support import assert_refused, free_port, serve
 
-from oauthguard import Introspection, require
+from oauthguard import ConfigurationError, Introspection, require
 from oauthguard.challenge import parse_challenges
 from oauthguard.mcp import TokenVerifier, protect
 from oauthguard.testing import TestIssuer
@@ -172,6 +172,41 @@ async def test_tool_scopes_are_a_real_403_with_the_whole_scope_set(servers: Serv
         params = assert_refused(await tool_call(http, servers.guarded, nothing, INITIALIZE),
                                 403, "insufficient_scope")
         assert params["scope"] == "mcp:tools"
+
+
+async def test_a_tool_call_reads_to_the_tool_check_as_it_reads_to_the_sdk(
+        servers: Servers) -> None:
+    # The body is parsed by the SDK's own parser: a duplicated member means its last value
+    # to both, so a call the SDK runs is always a call the scope check saw.
+    token = mint(servers, servers.guarded, scope="mcp:tools")
+    started_token = mint(servers, servers.guarded, scope="mcp:tools mcp:admin")
+    disguised = (b'{"jsonrpc": "2.0", "id": 2, "method": "ping", "method": "tools/call", '
+                 b'"params": {"name": "whoami", "name": "admin", "arguments": {}}}')
+    async with httpx.AsyncClient() as http:
+        refused = await http.post(servers.guarded, content=disguised, headers={
+            **MCP_HEADERS, "authorization": f"Bearer {token}"})
+        assert_refused(refused, 403, "insufficient_scope")
+        started = await tool_call(http, servers.guarded, started_token, INITIALIZE)
+        session = started.headers["mcp-session-id"]
+        ran = await http.post(servers.guarded, content=disguised, headers={
+            **MCP_HEADERS, "authorization": f"Bearer {started_token}",
+            "mcp-session-id": session})
+        assert ran.status_code == 200 and "admin" in ran.text
+
+
+async def test_mcp_auth_without_a_guard_in_front_fails_closed() -> None:
+    from oauthguard.mcp import MCPAuth
+
+    reached = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope)
+
+    transport = httpx.ASGITransport(MCPAuth(app, tool_scopes={"admin": "mcp:admin"}))
+    async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as http:
+        with pytest.raises(ConfigurationError, match="MCPAuth needs OAuthGuard"):
+            await http.post("/mcp", json=call_body("admin"))
+    assert reached == []
 
 
 async def test_sessions_belong_to_the_token_subject_that_opened_them(servers: Servers) -> None:

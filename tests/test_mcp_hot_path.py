@@ -1,6 +1,6 @@
-"""``MCPAuth`` builds the SDK's view of a token once per verified token: a repeated token
-gets the same user without reading its header again, and a token verified anew (or past
-its expiry) never gets a user built for another one."""
+"""``protect()`` has the guard build the SDK's view of a token (an ``MCPUser``) once per
+verified token and keep it with the token: a repeated token gets the same user, and a token
+verified anew never gets a user built for another one."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ async def test_a_token_verified_anew_gets_a_new_user_bound_to_it() -> None:
     assert seen.raw == [token, token]
 
 
-async def test_the_user_expires_with_its_token() -> None:
+async def test_the_user_lives_as_long_as_its_verified_token() -> None:
     issuer, seen = TestIssuer("https://issuer.test"), Seen()
     clock = Clock(issuer.clock())
     app = guarded(issuer, seen, clock)
@@ -93,8 +93,8 @@ async def test_the_user_expires_with_its_token() -> None:
     assert await post(app, token) == 200
     clock.now += 70  # past exp, within the guard's 30 s leeway: the guard still accepts it
     assert await post(app, token) == 200
-    assert seen.auths[0] is seen.auths[1]
-    assert seen.users[1] is not seen.users[0]
-    assert seen.users[1].token is seen.auths[1] and seen.raw == [token, token]
+    assert seen.auths[0] is seen.auths[1] and seen.users[0] is seen.users[1]
+    assert seen.raw == [token, token]
     clock.now += 30  # past the leeway too
     assert await post(app, token) == 401
+    assert len(seen.users) == 2

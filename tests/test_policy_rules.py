@@ -173,6 +173,16 @@ def test_rule_and_decorator_both_apply_and_the_challenge_names_both(
     assert ok.text == "deleted"
 
 
+def test_behind_a_root_path_a_decorator_names_the_rule_the_guard_applied(
+        issuer: TestIssuer) -> None:
+    # /orders is /api/orders in full: the decorator's 403 names the /orders rule's scopes
+    # (the rule the guard applied), not the /api rule's.
+    with serve(make_client(issuer).app, root_path="/api") as url:
+        refused = httpx.delete(url + "/orders/1", headers=auth(issuer, "orders"))
+        assert assert_refused(refused, 403, "insufficient_scope")["scope"] == \
+            "orders orders:delete"
+
+
 def test_scope_hierarchy_is_opt_in_and_transitive(issuer: TestIssuer) -> None:
     rules = {"/api/r": require("read write"), "/admin": require("audit")}
     plain = make_client(issuer, rules)
