@@ -82,12 +82,14 @@ def _wait_for_discovery(process: subprocess.Popen[bytes], issuer: str, log: Any)
 
 
 @contextlib.contextmanager
-def running_provider() -> Iterator[AuthorizationServer]:
-    """tests/interop/provider.mjs on a free loopback port, until the block ends."""
+def running_provider(*mcp_endpoints: str) -> Iterator[AuthorizationServer]:
+    """tests/interop/provider.mjs on a free loopback port, until the block ends; it issues
+    JWT access tokens with the MCP scopes for each of ``mcp_endpoints`` (URLs) too."""
     npm_installed(INTEROP, "oidc-provider")
     issuer = f"http://127.0.0.1:{free_port()}"
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(["node", "provider.mjs", issuer.rsplit(":", 1)[1]],
+        process = subprocess.Popen(["node", "provider.mjs", issuer.rsplit(":", 1)[1],
+                                    *mcp_endpoints],
                                    cwd=INTEROP, stdout=subprocess.DEVNULL, stderr=log)
         try:
             _wait_for_discovery(process, issuer, log)

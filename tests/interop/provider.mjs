@@ -3,11 +3,14 @@
 // configured for the client credentials grant with RFC 8707 resource indicators, RFC 9068 JWT
 // access tokens (RS256 or ES256 by client), opaque tokens for other resources, RFC 9449 DPoP
 // RFC 7662 introspection (with RFC 9701 signed responses for one client) and RFC 7009
-// revocation.
+// revocation. For MCP clients also the authorization code grant (PKCE, RFC 9207 `iss`) with
+// RFC 7591 dynamic registration, through its development login and consent pages.
 //
-//   node provider.mjs <port>          (or PORT=<port> node provider.mjs)
+//   node provider.mjs <port> [<MCP endpoint URL>...]     (or PORT=<port> node provider.mjs)
 //
-// Serves on http://127.0.0.1:<port> (the issuer). `POST /__rotate` replaces the signing keys
+// Serves on http://127.0.0.1:<port> (the issuer). Each further argument is the URL of an MCP
+// server's endpoint (on loopback its port is only known when the tests run); tokens for it
+// are RFC 9068 JWTs with the MCP scopes. `POST /__rotate` replaces the signing keys
 // by new ones (new kids); the old keys leave the JWKS at once. It answers with the new kids.
 // Issued opaque tokens stay valid across a rotation.
 import { generateKeyPairSync } from 'node:crypto';
@@ -21,6 +24,13 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   process.exit(2);
 }
 const issuer = `http://127.0.0.1:${port}`;
+const mcpEndpoints = process.argv.slice(3);
+for (const endpoint of mcpEndpoints) {
+  if (!URL.canParse(endpoint)) {
+    console.error(`not an MCP endpoint URL: ${endpoint}`);
+    process.exit(2);
+  }
+}
 
 // Resource indicators (RFC 8707) this server issues tokens for, and the format of each one's
 // access tokens: RFC 9068 JWTs, or opaque strings the resource server introspects.
@@ -29,8 +39,10 @@ const RESOURCES = {
   'https://other.oauthguard.test/jwt': 'jwt',
   'https://api.oauthguard.test/opaque': 'opaque',
   'https://other.oauthguard.test/opaque': 'opaque',
+  ...Object.fromEntries(mcpEndpoints.map((endpoint) => [endpoint, 'jwt'])),
 };
 const SCOPE = 'read write';
+const MCP_SCOPE = 'mcp:tools mcp:admin';
 
 // The JWS algorithm of each client's JWT access tokens.
 const SIGNING_ALG = { 'rs256-client': 'RS256', 'es256-client': 'ES256' };
@@ -45,6 +57,27 @@ const clients = [
     token_endpoint_auth_method: 'client_secret_basic',
     scope: SCOPE,
   })),
+  // A machine client of the MCP endpoints.
+  {
+    client_id: 'mcp-client',
+    client_secret: 'mcp-client-secret',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: MCP_SCOPE,
+  },
+  // An MCP client registered ahead, with no scope restriction: it may step up to any scope
+  // (a client registered through RFC 7591 is held to the scope it registered with).
+  {
+    client_id: 'mcp-app',
+    client_secret: 'mcp-app-secret',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1:9/callback'],
+    application_type: 'native',
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
   // The resource server itself: it only introspects, the second one asking for RFC 9701
   // signed introspection responses.
   ...['resource-server', 'resource-server-jwt'].map((clientId) => ({
@@ -71,8 +104,10 @@ class SharedMemoryAdapter {
     return `${this.model}:${id}`;
   }
 
+  // Without expiresIn (registered clients, grants) an entry does not expire.
   async upsert(id, payload, expiresIn) {
-    stored.set(this.key(id), { payload, expiresAt: Date.now() + expiresIn * 1000 });
+    const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : Infinity;
+    stored.set(this.key(id), { payload, expiresAt });
   }
 
   async find(id) {
@@ -91,7 +126,15 @@ class SharedMemoryAdapter {
     stored.delete(this.key(id));
   }
 
-  async findByUid() { return undefined; }
+  // Sessions are found by the uid their interactions carry.
+  async findByUid(uid) {
+    for (const [key, { payload, expiresAt }] of stored) {
+      if (key.startsWith(`${this.model}:`) && payload.uid === uid && expiresAt > Date.now()) {
+        return payload;
+      }
+    }
+    return undefined;
+  }
 
   async findByUserCode() { return undefined; }
 
@@ -113,12 +156,18 @@ function signingKeys() {
 }
 
 function resourceServer(resource, client) {
+  const scope = mcpEndpoints.includes(resource) ? MCP_SCOPE : SCOPE;
   if (RESOURCES[resource] === 'opaque') {
-    return { scope: SCOPE, audience: resource, accessTokenFormat: 'opaque' };
+    return { scope, audience: resource, accessTokenFormat: 'opaque' };
   }
   // RFC 9068 JWT access tokens (typ at+jwt), signed with the client's algorithm.
   const alg = SIGNING_ALG[client.clientId] ?? 'RS256';
-  return { scope: SCOPE, audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg } } };
+  return { scope, audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg } } };
+}
+
+// Whoever signs in on the development login page is an end user of that name.
+function findAccount(ctx, accountId) {
+  return { accountId, claims: () => ({ sub: accountId }) };
 }
 
 function configuration() {
@@ -126,12 +175,15 @@ function configuration() {
     adapter: SharedMemoryAdapter,
     clients,
     jwks: signingKeys(),
-    scopes: ['read', 'write'],
+    // offline_access: refresh tokens (and the refresh_token grant) for end users' clients.
+    scopes: [...SCOPE.split(' '), ...MCP_SCOPE.split(' '), 'offline_access'],
     clientBasedCORS: () => false,
     conformIdTokenClaims: true,
-    findAccount: () => undefined, // no end users: machine clients only
+    findAccount,
     features: {
-      devInteractions: { enabled: false },
+      // Login and consent pages a test drives like a browser (any login and password).
+      devInteractions: { enabled: true },
+      registration: { enabled: true }, // RFC 7591, open to anyone
       clientCredentials: { enabled: true },
       dPoP: { enabled: true },
       introspection: {

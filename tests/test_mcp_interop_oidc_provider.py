@@ -1,0 +1,221 @@
+"""The real ``mcp`` client against an MCP server protected by oauthguard whose authorization
+server is panva's ``oidc-provider`` (tests/interop/provider.mjs), over loopback HTTP.
+
+Nothing here is ours but the guard: the SDK client discovers oidc-provider through our RFC 9728
+metadata, registers with it (RFC 7591), signs in on its development login and consent pages
+(driven like a browser by ``ProviderBrowser``) or uses the client credentials grant, and
+calls tools with the RFC 9068 JWT access tokens it issues for the MCP endpoint.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+import pytest
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
+from mcp_support import INITIALIZE, MCP_HEADERS, Storage, call, connect, with_tools
+from support import assert_refused, free_port, serve
+
+from oauthguard.mcp import protect
+from tests.oidc_provider import AuthorizationServer, jose_part, running_provider
+
+pytestmark = pytest.mark.anyio
+
+REDIRECT_URI = "http://127.0.0.1:9/callback"
+
+
+@dataclass
+class Setup:
+    """oidc-provider, our MCP endpoint it issues tokens for, and another MCP endpoint."""
+
+    provider: AuthorizationServer
+    endpoint: str
+    elsewhere: str
+
+
+@pytest.fixture(scope="module")
+def setup() -> Iterator[Setup]:
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}/mcp"
+    elsewhere = f"http://127.0.0.1:{free_port()}/mcp"  # another MCP server's, never served
+    with running_provider(endpoint, elsewhere) as provider:
+        app = protect(with_tools(MCPServer("guarded")).streamable_http_app(), resource=endpoint,
+                      authorization_servers=provider.issuer, scopes="mcp:tools",
+                      tool_scopes={"admin": "mcp:admin"})
+        with serve(app, port=port):
+            yield Setup(provider, endpoint, elsewhere)
+
+
+class ProviderBrowser:
+    """The user agent of the authorization-code flow: follows oidc-provider's redirects, signs
+    in on its development login page as ``login``, consents, and hands the client what came
+    back to the redirect URI."""
+
+    FORM = re.compile(r'<form[^>]* action="([^"]+)"[^>]*>\s*'
+                      r'<input type="hidden" name="prompt" value="(\w+)"')
+
+    def __init__(self, login: str) -> None:
+        self.login = login
+        self.authorizations: list[dict[str, str]] = []
+        self.pages: list[str] = []  # the prompts it answered, in order
+        self.result: AuthorizationCodeResult | None = None
+
+    async def redirect(self, url: str) -> None:
+        self.authorizations.append({k: v[0] for k, v in parse_qs(urlsplit(url).query).items()})
+        async with httpx.AsyncClient() as http:  # one cookie jar: oidc-provider's session
+            response = await http.get(url)
+            for _ in range(10):
+                if response.is_redirect:
+                    location = urljoin(str(response.url), response.headers["location"])
+                    if location.startswith(REDIRECT_URI + "?"):
+                        self.result = self._callback(location)
+                        return
+                    response = await http.get(location)
+                else:
+                    response = await self._submit(http, response)
+        pytest.fail("oidc-provider never redirected back to the client")
+
+    async def _submit(self, http: httpx.AsyncClient, page: httpx.Response) -> httpx.Response:
+        found = self.FORM.search(page.text)
+        assert page.status_code == 200 and found, f"{page.status_code} {page.text[:2000]}"
+        action, prompt = found.groups()
+        self.pages.append(prompt)
+        form = {"prompt": prompt}
+        if prompt == "login":  # the development login page takes any login and password
+            form |= {"login": self.login, "password": "any"}
+        return await http.post(urljoin(str(page.url), action), data=form)
+
+    @staticmethod
+    def _callback(location: str) -> AuthorizationCodeResult:
+        answer = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        assert "error" not in answer, answer
+        return AuthorizationCodeResult(code=answer["code"], state=answer["state"],
+                                       iss=answer.get("iss"))
+
+    async def callback(self) -> AuthorizationCodeResult:
+        assert self.result is not None
+        result, self.result = self.result, None
+        return result
+
+
+def code_provider(endpoint: str, browser: ProviderBrowser,
+                  storage: Storage | None = None) -> OAuthClientProvider:
+    """The SDK's authorization-code provider; it registers itself unless ``storage`` holds
+    a client already."""
+    metadata = OAuthClientMetadata(redirect_uris=[REDIRECT_URI], client_name="oauthguard tests")
+    return OAuthClientProvider(endpoint, metadata, storage or Storage(), browser.redirect,
+                               browser.callback)
+
+
+def credentials_provider(setup: Setup, storage: Storage) -> ClientCredentialsOAuthProvider:
+    return ClientCredentialsOAuthProvider(setup.endpoint, storage, "mcp-client",
+                                          "mcp-client-secret", issuer=setup.provider.issuer)
+
+
+def assert_issued_by(setup: Setup, me: dict[str, Any], token: OAuthToken | None) -> None:
+    """``me`` (what get_access_token() showed inside the tool) is oidc-provider's RFC 9068
+    token ``token`` for our endpoint."""
+    assert token is not None
+    header, claims = jose_part(token.access_token, 0), jose_part(token.access_token, 1)
+    assert header["typ"] == "at+jwt" and header["kid"] in setup.provider.jwks_kids()
+    assert me["claims"] == claims
+    assert claims["iss"] == setup.provider.issuer and claims["aud"] == setup.endpoint
+    assert me["resource"] == setup.endpoint and me["expires_at"] == claims["exp"]
+    assert me["subject"] == claims["sub"] and me["client_id"] == claims["client_id"]
+    assert me["scopes"] == sorted(claims["scope"].split())
+
+
+async def test_authorization_code_with_registration_login_and_consent(setup: Setup) -> None:
+    browser, storage, log = ProviderBrowser("alice"), Storage(), []
+    async with connect(setup.endpoint, code_provider(setup.endpoint, browser, storage),
+                       log) as client:
+        me = await call(client, "whoami")
+    assert log[:6] == [
+        "POST /mcp 401",
+        "GET /.well-known/oauth-protected-resource/mcp 200",  # names oidc-provider
+        "GET /.well-known/oauth-authorization-server 200",  # oidc-provider's metadata
+        "POST /reg 201",  # RFC 7591 at its registration endpoint
+        "POST /token 200",
+        "POST /mcp 200",
+    ], log
+    assert browser.pages == ["login", "consent"]
+    [asked] = browser.authorizations
+    assert asked["resource"] == setup.endpoint and "mcp:tools" in asked["scope"].split()
+    assert storage.client is not None and asked["client_id"] == storage.client.client_id
+    assert_issued_by(setup, me, storage.tokens)
+    assert me["subject"] == "alice" and me["client_id"] == storage.client.client_id
+    assert me["scopes"] == ["mcp:tools"]
+
+
+async def test_step_up_to_a_tool_scope_at_the_provider(setup: Setup) -> None:
+    # A client registered ahead (a registered client is held to its registered scope).
+    storage = Storage()
+    storage.client = OAuthClientInformationFull(
+        client_id="mcp-app", client_secret="mcp-app-secret", redirect_uris=[REDIRECT_URI],
+        token_endpoint_auth_method="client_secret_basic")
+    browser, log = ProviderBrowser("bob"), []
+    async with connect(setup.endpoint, code_provider(setup.endpoint, browser, storage),
+                       log) as client:
+        assert (await call(client, "whoami"))["scopes"] == ["mcp:tools"]
+        log.clear()
+        assert await call(client, "admin") == "admin done"
+        me = await call(client, "whoami")
+    # Our 403 insufficient_scope named the whole set; the client asked oidc-provider for it.
+    assert log[:3] == ["POST /mcp 403", "POST /token 200", "POST /mcp 200"], log
+    assert {"mcp:tools", "mcp:admin"} <= set(browser.authorizations[1]["scope"].split())
+    assert_issued_by(setup, me, storage.tokens)
+    assert me["subject"] == "bob" and me["client_id"] == "mcp-app"
+    assert sorted(me["scopes"]) == ["mcp:admin", "mcp:tools"]
+
+
+async def test_client_credentials(setup: Setup) -> None:
+    storage, log = Storage(), []
+    async with connect(setup.endpoint, credentials_provider(setup, storage), log) as client:
+        me = await call(client, "whoami")
+    assert log[:5] == [
+        "POST /mcp 401",
+        "GET /.well-known/oauth-protected-resource/mcp 200",
+        "GET /.well-known/oauth-authorization-server 200",
+        "POST /token 200",
+        "POST /mcp 200",
+    ], log
+    assert_issued_by(setup, me, storage.tokens)
+    assert me["subject"] == me["client_id"] == "mcp-client" and me["scopes"] == ["mcp:tools"]
+
+
+async def test_its_token_for_another_mcp_server_is_refused(setup: Setup) -> None:
+    token = setup.provider.token("mcp-client", resource=setup.elsewhere, scope="mcp:tools")
+    claims = jose_part(token, 1)
+    assert (claims["iss"], claims["aud"]) == (setup.provider.issuer, setup.elsewhere)
+    async with httpx.AsyncClient() as http:
+        refused = await http.post(setup.endpoint, json=INITIALIZE,
+                                  headers={**MCP_HEADERS, "authorization": f"Bearer {token}"})
+        params = assert_refused(refused, 401, "invalid_token")
+        assert params["error_description"] == "the token is not meant for this resource (aud)"
+        # A challenge the client can act on: Bearer first, the endpoint's scope, and metadata
+        # that leads to oidc-provider.
+        assert refused.headers["www-authenticate"].startswith("Bearer ")
+        assert params["scope"] == "mcp:tools"
+        document = (await http.get(params["resource_metadata"])).json()
+        assert document["resource"] == setup.endpoint
+        assert document["authorization_servers"] == [setup.provider.issuer]
+    # The SDK client holding that token acts on it: a token for this endpoint, then the call.
+    storage, log = Storage(OAuthToken(access_token=token, expires_in=300)), []
+    async with connect(setup.endpoint, credentials_provider(setup, storage), log) as client:
+        me = await call(client, "whoami")
+    assert log[:2] == ["POST /mcp 401", "GET /.well-known/oauth-protected-resource/mcp 200"]
+    assert storage.tokens is not None and storage.tokens.access_token != token
+    assert_issued_by(setup, me, storage.tokens)
