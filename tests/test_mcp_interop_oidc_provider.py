@@ -59,6 +59,10 @@ def setup() -> Iterator[Setup]:
             yield Setup(provider, endpoint, elsewhere)
 
 
+class AuthorizationRefused(Exception):
+    """oidc-provider answered the redirect URI with an error (RFC 6749 §4.1.2.1)."""
+
+
 class ProviderBrowser:
     """The user agent of the authorization-code flow: follows oidc-provider's redirects, signs
     in on its development login page as ``login``, consents, and hands the client what came
@@ -72,6 +76,7 @@ class ProviderBrowser:
         self.authorizations: list[dict[str, str]] = []
         self.pages: list[str] = []  # the prompts it answered, in order
         self.result: AuthorizationCodeResult | None = None
+        self.refusals: list[dict[str, str]] = []
 
     async def redirect(self, url: str) -> None:
         self.authorizations.append({k: v[0] for k, v in parse_qs(urlsplit(url).query).items()})
@@ -98,10 +103,11 @@ class ProviderBrowser:
             form |= {"login": self.login, "password": "any"}
         return await http.post(urljoin(str(page.url), action), data=form)
 
-    @staticmethod
-    def _callback(location: str) -> AuthorizationCodeResult:
+    def _callback(self, location: str) -> AuthorizationCodeResult:
         answer = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        assert "error" not in answer, answer
+        if "error" in answer:
+            self.refusals.append(answer)
+            raise AuthorizationRefused(answer)
         return AuthorizationCodeResult(code=answer["code"], state=answer["state"],
                                        iss=answer.get("iss"))
 
@@ -179,6 +185,27 @@ async def test_step_up_to_a_tool_scope_at_the_provider(setup: Setup) -> None:
     assert_issued_by(setup, me, storage.tokens)
     assert me["subject"] == "bob" and me["client_id"] == "mcp-app"
     assert sorted(me["scopes"]) == ["mcp:admin", "mcp:tools"]
+
+
+async def test_a_registered_client_is_held_to_the_scope_it_registered_with(
+        setup: Setup) -> None:
+    # The SDK registers with the scope of the first challenge (RFC 7591 §2 "scope");
+    # oidc-provider then refuses that client any further scope (invalid_scope), so the step-up
+    # our 403 asks for ends at the provider. Clients registered ahead step up (test above).
+    browser, storage, log = ProviderBrowser("carol"), Storage(), []
+    with pytest.raises(ExceptionGroup) as raised:
+        async with connect(setup.endpoint, code_provider(setup.endpoint, browser, storage),
+                           log) as client:
+            assert (await call(client, "whoami"))["scopes"] == ["mcp:tools"]
+            log.clear()
+            await call(client, "admin")
+    assert raised.group_contains(AuthorizationRefused), raised.value
+    assert log == ["POST /mcp 403"], log
+    assert storage.client is not None and storage.client.scope is not None
+    assert "mcp:admin" not in storage.client.scope.split()
+    [refusal] = browser.refusals
+    assert (refusal["error"], refusal["scope"]) == ("invalid_scope", "mcp:admin")
+    assert refusal["iss"] == setup.provider.issuer
 
 
 async def test_client_credentials(setup: Setup) -> None:
