@@ -4,14 +4,18 @@ server is panva's ``oidc-provider`` (tests/interop/provider.mjs), over loopback 
 Nothing here is ours but the guard: the SDK client discovers oidc-provider through our RFC 9728
 metadata, registers with it (RFC 7591), signs in on its development login and consent pages
 (driven like a browser by ``ProviderBrowser``) or uses the client credentials grant, and
-calls tools with the RFC 9068 JWT access tokens it issues for the MCP endpoint.
+calls tools with the RFC 9068 JWT access tokens it issues for the MCP endpoint. The
+TypeScript SDK's client does the same as a machine client (tests/mcp_ts/client_credentials.mjs).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -27,7 +31,7 @@ from mcp.shared.auth import (
     OAuthToken,
 )
 from mcp_support import INITIALIZE, MCP_HEADERS, Storage, call, connect, with_tools
-from support import assert_refused, free_port, serve
+from support import assert_refused, free_port, npm_installed, serve
 
 from oauthguard.mcp import protect
 from tests.oidc_provider import AuthorizationServer, jose_part, running_provider
@@ -35,6 +39,7 @@ from tests.oidc_provider import AuthorizationServer, jose_part, running_provider
 pytestmark = pytest.mark.anyio
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"
+MCP_TS = Path(__file__).resolve().parent / "mcp_ts"  # the TypeScript SDK's client scripts
 
 
 @dataclass
@@ -167,7 +172,7 @@ async def test_authorization_code_with_registration_login_and_consent(setup: Set
 
 
 async def test_step_up_to_a_tool_scope_at_the_provider(setup: Setup) -> None:
-    # A client registered ahead (a registered client is held to its registered scope).
+    # A client registered ahead, with no scope restriction (the next test shows why).
     storage = Storage()
     storage.client = OAuthClientInformationFull(
         client_id="mcp-app", client_secret="mcp-app-secret", redirect_uris=[REDIRECT_URI],
@@ -184,7 +189,7 @@ async def test_step_up_to_a_tool_scope_at_the_provider(setup: Setup) -> None:
     assert {"mcp:tools", "mcp:admin"} <= set(browser.authorizations[1]["scope"].split())
     assert_issued_by(setup, me, storage.tokens)
     assert me["subject"] == "bob" and me["client_id"] == "mcp-app"
-    assert sorted(me["scopes"]) == ["mcp:admin", "mcp:tools"]
+    assert me["scopes"] == ["mcp:admin", "mcp:tools"]
 
 
 async def test_a_registered_client_is_held_to_the_scope_it_registered_with(
@@ -208,19 +213,27 @@ async def test_a_registered_client_is_held_to_the_scope_it_registered_with(
     assert refusal["iss"] == setup.provider.issuer
 
 
-async def test_client_credentials(setup: Setup) -> None:
+async def test_client_credentials_and_step_up(setup: Setup) -> None:
     storage, log = Storage(), []
     async with connect(setup.endpoint, credentials_provider(setup, storage), log) as client:
         me = await call(client, "whoami")
-    assert log[:5] == [
+        first = log[:5]
+        log.clear()
+        assert await call(client, "admin") == "admin done"
+        stepped_up = await call(client, "whoami")
+    assert first == [
         "POST /mcp 401",
         "GET /.well-known/oauth-protected-resource/mcp 200",
         "GET /.well-known/oauth-authorization-server 200",
         "POST /token 200",
         "POST /mcp 200",
-    ], log
-    assert_issued_by(setup, me, storage.tokens)
+    ], first
     assert me["subject"] == me["client_id"] == "mcp-client" and me["scopes"] == ["mcp:tools"]
+    # The tool's 403 names the whole scope set; the client asks for it at the token endpoint.
+    assert log[:3] == ["POST /mcp 403", "POST /token 200", "POST /mcp 200"], log
+    assert_issued_by(setup, stepped_up, storage.tokens)
+    assert stepped_up["client_id"] == "mcp-client"
+    assert stepped_up["scopes"] == ["mcp:admin", "mcp:tools"]
 
 
 async def test_its_token_for_another_mcp_server_is_refused(setup: Setup) -> None:
@@ -246,3 +259,26 @@ async def test_its_token_for_another_mcp_server_is_refused(setup: Setup) -> None
     assert log[:2] == ["POST /mcp 401", "GET /.well-known/oauth-protected-resource/mcp 200"]
     assert storage.tokens is not None and storage.tokens.access_token != token
     assert_issued_by(setup, me, storage.tokens)
+
+
+def test_typescript_client_credentials(setup: Setup) -> None:
+    """The TypeScript SDK's client (tests/mcp_ts) as a machine client of oidc-provider."""
+    npm_installed(MCP_TS, "@modelcontextprotocol/sdk")
+    completed = subprocess.run(
+        ["node", "client_credentials.mjs", setup.endpoint, setup.provider.issuer, "mcp-client",
+         "mcp-client-secret", "mcp:tools mcp:admin", "whoami", "admin"],
+        cwd=MCP_TS, capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr
+    answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert answer["statuses"][:5] == [
+        "POST /mcp 401",
+        "GET /.well-known/oauth-protected-resource/mcp 200",
+        "GET /.well-known/oauth-authorization-server 200",
+        "POST /token 200",
+        "POST /mcp 200",
+    ], answer["statuses"]
+    me = json.loads(answer["results"]["whoami"])
+    assert_issued_by(setup, me, OAuthToken(access_token=answer["token"]))
+    assert me["subject"] == me["client_id"] == "mcp-client"
+    assert me["scopes"] == ["mcp:admin", "mcp:tools"]
+    assert answer["results"]["admin"] == "admin done"
