@@ -164,7 +164,9 @@ async def test_authorization_code_with_registration_login_and_consent(setup: Set
     ], log
     assert browser.pages == ["login", "consent"]
     [asked] = browser.authorizations
-    assert asked["resource"] == setup.endpoint and "mcp:tools" in asked["scope"].split()
+    # The SDK adds offline_access, which oidc-provider advertises, for a refresh token.
+    assert (asked["resource"], asked["scope"]) == (setup.endpoint, "mcp:tools offline_access")
+    assert storage.tokens is not None and storage.tokens.refresh_token
     assert storage.client is not None and asked["client_id"] == storage.client.client_id
     assert_issued_by(setup, me, storage.tokens)
     assert me["subject"] == "alice" and me["client_id"] == storage.client.client_id
