@@ -63,3 +63,12 @@ class PathTable(Generic[V]):
             if value is not None:
                 return value
         return None
+
+
+def routed_path(path: str, root_path: str) -> str:
+    """The path the app routes. Behind a ``root_path`` (``uvicorn --root-path``) the server
+    puts it in ``path`` and Starlette routes without it."""
+    rest = path[len(root_path):]
+    if path.startswith(root_path) and rest[:1] in ("/", ""):
+        return rest or "/"
+    return path

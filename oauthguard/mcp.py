@@ -23,9 +23,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'") from exc
 
 from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
+from oauthguard._redaction import redacted_traceback, token_digest
 from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError
-from oauthguard.middleware import OAuthGuard, redacted_traceback, token_digest
+from oauthguard.middleware import OAuthGuard
 from oauthguard.policy import Requirement, require
 from oauthguard.tokens import AccessToken
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,13 +22,15 @@ from oauthguard._asgi import (
 )
 from oauthguard._cache import ExpiringCache
 from oauthguard._endpoints import answer_refusals
+from oauthguard._paths import routed_path
+from oauthguard._redaction import token_digest, unexpected
 from oauthguard._resources import served_resources
 from oauthguard.challenge import Challenger
 from oauthguard.config import DEFAULT_ALGORITHMS, GuardConfig, build_config
 from oauthguard.credentials import Credentials, extract
 from oauthguard.discovery import AuthorizationServers
 from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, DPoPChecker, check_bearer
-from oauthguard.errors import ConfigurationError, GuardError, TemporarilyUnavailable
+from oauthguard.errors import ConfigurationError, GuardError
 from oauthguard.introspection import AutoVerifier, Introspection, IntrospectionVerifier
 from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
@@ -56,39 +56,6 @@ Authenticated = tuple[AccessToken, Any]
 
 def default_user(token: AccessToken, raw: str) -> AuthenticatedUser:
     return AuthenticatedUser(token)
-
-
-def token_digest(token: str) -> str:
-    """What the logs say instead of a token: a SHA-256 prefix."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
-
-
-def redacted_traceback(exc: BaseException, token: str | None) -> str:
-    """The traceback of ``exc`` for the log, with the token and its parts replaced by its
-    digest (an exception message may quote what it failed on)."""
-    text = "".join(traceback.format_exception(exc))
-    if token:
-        for secret in sorted({token, *token.split(".")}, key=len, reverse=True):
-            if len(secret) >= 16:
-                text = text.replace(secret, f"<token sha256:{token_digest(token)}>")
-    return text
-
-
-def unexpected(exc: Exception, path: str, credentials: Credentials | None) -> GuardError:
-    """Log an unexpected failure while checking a request (the token redacted) and give
-    the refusal that answers it: 503, never a 500 or a pass."""
-    logger.error("unexpected error while checking a request to %r\n%s", path,
-                 redacted_traceback(exc, credentials.token if credentials else None))
-    return TemporarilyUnavailable("the access token could not be checked; try again later")
-
-
-def routed_path(path: str, root_path: str) -> str:
-    """The path the app routes. Behind a ``root_path`` (``uvicorn --root-path``) the server
-    puts it in ``path`` and Starlette routes without it."""
-    rest = path[len(root_path):]
-    if path.startswith(root_path) and rest[:1] in ("/", ""):
-        return rest or "/"
-    return path
 
 
 class OAuthGuard:
