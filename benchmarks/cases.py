@@ -71,6 +71,8 @@ MCP_BODY = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
                        "params": {"name": "echo", "arguments": {"text": "hello"}}}).encode()
 #: The token's scopes on MCP requests: the endpoint's, and the ``echo`` tool's.
 MCP_SCOPES = "mcp:tools tools:echo"
+#: Tool scopes where the token lacks one tool's (``admin``): each call's body is read.
+TWO_TOOLS = {"echo": "tools:echo", "admin": "tools:admin"}
 MCP_HEADERS = ((b"content-type", b"application/json"),
                (b"accept", b"application/json, text/event-stream"),
                (b"mcp-protocol-version", b"2025-06-18"),
@@ -171,33 +173,58 @@ def naive_app(issuer: TestIssuer) -> App:
                      middleware=[Middleware(NaiveJWTMiddleware, key=key, issuer=issuer.issuer)])
 
 
+class PyJWTTokenVerifier:
+    """The SDK's ``TokenVerifier`` protocol on PyJWT, as MCP servers write it: ``jwt.decode``
+    with the issuer's public key, checking ``aud``, ``iss`` and ``exp``."""
+
+    def __init__(self, issuer: TestIssuer, key_for: Callable[[str], Any]) -> None:
+        self.issuer, self.key_for = issuer.issuer, key_for
+
+    async def verify_token(self, token: str) -> Any:
+        from mcp.server.auth.provider import AccessToken
+        try:
+            claims = jwt.decode(token, self.key_for(token), algorithms=["RS256"],
+                                audience=RESOURCE, issuer=self.issuer)
+        except jwt.InvalidTokenError:
+            return None
+        return AccessToken(token=token, client_id=claims["client_id"],
+                           scopes=claims.get("scope", "").split(),
+                           expires_at=claims["exp"], resource=RESOURCE,
+                           subject=claims.get("sub"), claims=claims)
+
+
+def static_key_verifier(issuer: TestIssuer) -> PyJWTTokenVerifier:
+    """One public key given in advance (no JWKS, so no key rotation)."""
+    key = issuer.private_key("RS256").public_key()
+    return PyJWTTokenVerifier(issuer, lambda _: key)
+
+
+def jwks_verifier(issuer: TestIssuer) -> PyJWTTokenVerifier:
+    """The issuer's keys by ``kid`` from its JWKS through PyJWT's ``PyJWKClient``, keys and
+    key set cached, as production servers do it. The JWKS is handed over in-process (its
+    fetch is not what is measured)."""
+    document = issuer.jwks()
+
+    class InProcessJWKClient(jwt.PyJWKClient):
+        def fetch_data(self) -> Any:
+            return document
+
+    client = InProcessJWKClient(issuer.base + "/jwks", cache_keys=True)
+    return PyJWTTokenVerifier(issuer, lambda token: client.get_signing_key_from_jwt(token).key)
+
+
 def mcp_sdk_app(issuer: TestIssuer, verifier: Any = None, *, post: bool = False) -> App:
     """The MCP SDK's own auth stack, as its server wires it, with a PyJWT ``TokenVerifier``
-    (or ``verifier``). With ``post``, around the MCP-like POST route, needing ``mcp:tools``
-    like ``protect_app``."""
+    (by default one with a static key; or ``verifier``). With ``post``, around the MCP-like
+    POST route, needing ``mcp:tools`` like ``protect_app``."""
     from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
     from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
-    from mcp.server.auth.provider import AccessToken
     from pydantic import AnyHttpUrl
     from starlette.middleware.authentication import AuthenticationMiddleware
 
-    key = issuer.private_key("RS256").public_key()
-
-    class PyJWTTokenVerifier:
-        async def verify_token(self, token: str) -> AccessToken | None:
-            try:
-                claims = jwt.decode(token, key, algorithms=["RS256"], audience=RESOURCE,
-                                    issuer=issuer.issuer)
-            except jwt.InvalidTokenError:
-                return None
-            return AccessToken(token=token, client_id=claims["client_id"],
-                               scopes=claims.get("scope", "").split(),
-                               expires_at=claims["exp"], resource=RESOURCE,
-                               subject=claims.get("sub"), claims=claims)
-
     endpoint = RequireAuthMiddleware(request_response(echo if post else hello),
                                      ["mcp:tools"] if post else [], AnyHttpUrl(METADATA_URL))
-    backend = BearerAuthBackend(verifier or PyJWTTokenVerifier())
+    backend = BearerAuthBackend(verifier or static_key_verifier(issuer))
     route = Route("/mcp", endpoint, methods=["POST"] if post else None)
     return Starlette(routes=[route], middleware=[
         Middleware(AuthenticationMiddleware, backend=backend),

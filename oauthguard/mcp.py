@@ -27,7 +27,7 @@ from oauthguard._redaction import redacted_traceback, token_digest
 from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError
 from oauthguard.middleware import OAuthGuard
-from oauthguard.policy import Requirement, require
+from oauthguard.policy import Requirement, granted_scopes, require
 from oauthguard.tokens import AccessToken
 
 __all__ = ["MCPAuth", "MCPUser", "TokenVerifier", "protect", "sdk_access_token"]
@@ -100,11 +100,13 @@ class MCPAuth:
     Sets the SDK's auth context to ``request.user``, an ``MCPUser``, so
     ``mcp.server.auth.middleware.auth_context.get_access_token()`` works in tools (the guard
     builds it once per token with ``user_factory``, as ``protect()`` sets it up; otherwise it
-    is built here for each request). With
-    ``tool_scopes``, a ``tools/call`` of a named tool (alone or in a batch) also needs that
-    tool's scopes, on top of what the guard's rule for the path needs; otherwise the guard
-    answers 403 ``insufficient_scope`` naming the whole set (the rule's scopes, then the
-    tool's), so the client can step up.
+    is built here for each request).
+
+    With ``tool_scopes``, a ``tools/call`` of a named tool (alone or in a batch) also needs
+    that tool's scopes, on top of what the guard's rule for the path needs; otherwise the
+    guard answers 403 ``insufficient_scope`` naming the whole set (the rule's scopes, then
+    the tool's), so the client can step up. The body is read (up to ``max_body_bytes``, or
+    413) only when the token lacks some tool's scopes.
     """
 
     def __init__(self, app: ASGIApp, *,
@@ -118,6 +120,8 @@ class MCPAuth:
             except ConfigurationError as error:
                 raise ConfigurationError(f"tool_scopes[{tool!r}]: {error}") from None
         self.max_body_bytes = max_body_bytes
+        self._every_tool_scope = frozenset(
+            name for requirement in self.tools.values() for name in requirement.scopes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan (MCP's transport is HTTP only)
@@ -129,7 +133,7 @@ class MCPAuth:
             if user is None:  # a public path
                 await self.app(scope, receive, send)
                 return
-        if self.tools and scope["method"] == "POST":
+        if self.tools and scope["method"] == "POST" and not self.may_call_every_tool(scope):
             body = await _read_body(receive, self.max_body_bytes)
             if body is None:
                 await send_response(send, 413, [(b"content-type", b"text/plain")],
@@ -160,6 +164,13 @@ class MCPAuth:
             return None
         user = scope["user"] = MCPUser(token, _bearer_token(scope), guard.config.resource)
         return user
+
+    def may_call_every_tool(self, scope: Scope) -> bool:
+        """Whether the request's token holds the scopes of every tool: then no call can be
+        refused, and the body is passed on unread."""
+        token: AccessToken = scope["auth"]
+        implies = scope["oauthguard"].config.scope_implies
+        return self._every_tool_scope <= granted_scopes(token.scopes, implies)
 
     def check_tools(self, scope: Scope, names: Iterable[str]) -> None:
         """MCP authorization: the scopes of every tool called, with the path rule's; an

@@ -292,9 +292,11 @@ async def test_oversized_bodies_are_refused_not_skipped() -> None:
     issuer = TestIssuer("https://issuer.test")
     resource = "https://api.test/mcp"
     guarded = protect(app, resource=resource, authorization_servers=issuer.issuer,
-                      tool_scopes={"admin": "admin"}, http_client=issuer.http_client())
+                      tool_scopes={"admin": "admin", "audit": "audit"},
+                      http_client=issuer.http_client())
     assert isinstance(guarded.app, MCPAuth)
     guarded.app.max_body_bytes = 1024
+    # A token without the audit scope: its calls are read to see which tools they call.
     token = issuer.token(audience=resource, scope="admin")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(guarded),
                                  base_url="https://api.test") as http:
@@ -304,6 +306,11 @@ async def test_oversized_bodies_are_refused_not_skipped() -> None:
         small = await http.post("/mcp", json=call_body("admin"),
                                 headers={"authorization": f"Bearer {token}"})
         assert small.status_code == 200 and small.text == "reached"
+        # A token with every tool's scopes cannot be refused a call: its body is not read.
+        every = issuer.token(audience=resource, scope="admin audit")
+        unread = await http.post("/mcp", content=b" " * 2048,
+                                 headers={"authorization": f"Bearer {every}"})
+        assert unread.status_code == 200 and unread.text == "reached"
 
 
 @pytest.mark.parametrize("arguments", [
