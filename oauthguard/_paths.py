@@ -31,35 +31,38 @@ class PathTable(Generic[V]):
 
     def __init__(self, entries: Iterable[tuple[str | None, str, V]] = (),
                  what: str = "rules") -> None:
-        self._entries: dict[tuple[str | None, str], V] = {}
+        # prefix -> method (None: any method) -> value
+        self._by_prefix: dict[str, dict[str | None, V]] = {}
         for method, prefix, value in entries:
-            key = (method.upper() if method else None, normalize_prefix(prefix, what))
-            if key in self._entries:
-                shown = f"{key[0]} {key[1] or '/'}" if key[0] else (key[1] or "/")
-                raise ConfigurationError(f"{what}: {shown} is given twice")
-            self._entries[key] = value
-        self._lengths = sorted({len(prefix) for _, prefix in self._entries}, reverse=True)
+            key, path = method.upper() if method else None, normalize_prefix(prefix, what)
+            methods = self._by_prefix.setdefault(path, {})
+            if key in methods:
+                raise ConfigurationError(f"{what}: {f'{key} ' if key else ''}{path or '/'} "
+                                         "is given twice")
+            methods[key] = value
+        self._lengths = sorted({len(prefix) for prefix in self._by_prefix}, reverse=True)
 
     def __bool__(self) -> bool:
-        return bool(self._entries)
+        return bool(self._by_prefix)
 
     def items(self) -> list[tuple[tuple[str | None, str], V]]:
-        return list(self._entries.items())
+        return [((method, prefix), value) for prefix, methods in self._by_prefix.items()
+                for method, value in methods.items()]
 
     def match(self, method: str | None, path: str) -> V | None:
         """The value for ``method`` and ``path``, or None when no prefix covers the path."""
-        entries, size = self._entries, len(path)
+        by_prefix, size = self._by_prefix, len(path)
         for length in self._lengths:
             if length > size or (length < size and path[length] != "/"):
                 continue
-            prefix = path[:length]
-            if method is not None:
-                value = entries.get((method, prefix))
-                if value is None and method == "HEAD":
-                    value = entries.get(("GET", prefix))
-                if value is not None:
-                    return value
-            value = entries.get((None, prefix))
+            methods = by_prefix.get(path[:length])
+            if methods is None:
+                continue
+            value = methods.get(method) if method is not None else None
+            if value is None and method == "HEAD":
+                value = methods.get("GET")
+            if value is None:
+                value = methods.get(None)
             if value is not None:
                 return value
         return None

@@ -38,7 +38,7 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
     cache of verified tokens), so a repeated token is not scanned again.
     """
     authorization: bytes | None = None
-    proofs: list[bytes] = []
+    proofs: tuple[bytes, ...] = ()
     for name, value in headers:
         if name == b"authorization":
             if authorization is not None:
@@ -48,7 +48,7 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
                                      scheme="both")
             authorization = value
         elif name == b"dpop":
-            proofs.append(value)
+            proofs += (value,)
     query_token = _query_token(query_string) if query_string else False
     if authorization is None:
         raise MissingCredentials()
@@ -69,7 +69,7 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
     if text not in well_formed and not is_b64token(token):
         raise InvalidRequest(f"the Authorization header is not '{scheme} <token>' "
                              "(RFC 6750 2.1)", scheme=scheme)
-    return Credentials(scheme, text, tuple(proofs))
+    return Credentials(scheme, text, proofs)
 
 
 def _refuse_scheme(value: bytes) -> NoReturn:

@@ -8,6 +8,7 @@ app; inside tools the SDK's ``get_access_token()`` returns the token oauthguard 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -73,6 +74,14 @@ class MCPUser(_SDKUser):
         return self.display_name
 
 
+def may_name(body: bytes, needles: Iterable[bytes]) -> bool:
+    """Whether a JSON body may hold one of the strings ``needles`` (each JSON-encoded, quotes
+    included). RFC 8259 §7: a string without escapes is its characters as they are, so a
+    body with no backslash holds a string only where its JSON form appears; a body with
+    one could spell it otherwise."""
+    return b"\\" in body or any(needle in body for needle in needles)
+
+
 def tools_called(body: bytes) -> list[str]:
     """Names of the tools a JSON-RPC message (or batch) calls; ``[]`` for anything else.
 
@@ -120,8 +129,12 @@ class MCPAuth:
             except ConfigurationError as error:
                 raise ConfigurationError(f"tool_scopes[{tool!r}]: {error}") from None
         self.max_body_bytes = max_body_bytes
-        self._every_tool_scope = frozenset(
-            name for requirement in self.tools.values() for name in requirement.scopes)
+        # Each tool as its name appears in a JSON body without escapes, and what it needs.
+        self._needles = [(json.dumps(name, ensure_ascii=False).encode(),
+                          frozenset(requirement.scopes))
+                         for name, requirement in self.tools.items()]
+        # Granted scopes -> the needles of the tools they do not reach (bounded).
+        self._out_of_reach: dict[frozenset[str], tuple[bytes, ...]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan (MCP's transport is HTTP only)
@@ -133,7 +146,8 @@ class MCPAuth:
             if user is None:  # a public path
                 await self.app(scope, receive, send)
                 return
-        if self.tools and scope["method"] == "POST" and not self.may_call_every_tool(scope):
+        needles = self.out_of_reach(scope) if scope["method"] == "POST" else ()
+        if needles:  # the token lacks some tool's scopes: see whether the body calls it
             body = await _read_body(receive, self.max_body_bytes)
             if body is None:
                 await send_response(send, 413, [(b"content-type", b"text/plain")],
@@ -141,7 +155,8 @@ class MCPAuth:
                 return
             receive = _replay(body, receive)
             try:
-                self.check_tools(scope, tools_called(body))
+                if may_name(body, needles):
+                    self.check_tools(scope, tools_called(body))
             except GuardError as error:
                 await scope["oauthguard"].refuse(scope, receive, send, error, None)
                 return
@@ -165,12 +180,20 @@ class MCPAuth:
         user = scope["user"] = MCPUser(token, _bearer_token(scope), guard.config.resource)
         return user
 
-    def may_call_every_tool(self, scope: Scope) -> bool:
-        """Whether the request's token holds the scopes of every tool: then no call can be
-        refused, and the body is passed on unread."""
+    def out_of_reach(self, scope: Scope) -> tuple[bytes, ...]:
+        """The tools whose scopes the request's token lacks, as ``may_name`` looks for
+        them; none means no call can be refused, and the body is passed on unread."""
+        if not self._needles:
+            return ()
         token: AccessToken = scope["auth"]
-        implies = scope["oauthguard"].config.scope_implies
-        return self._every_tool_scope <= granted_scopes(token.scopes, implies)
+        granted = granted_scopes(token.scopes, scope["oauthguard"].config.scope_implies)
+        needles = self._out_of_reach.get(granted)
+        if needles is None:
+            needles = tuple(needle for needle, needs in self._needles if not needs <= granted)
+            if len(self._out_of_reach) >= 256:  # one entry per set of scopes seen
+                self._out_of_reach.clear()
+            self._out_of_reach[granted] = needles
+        return needles
 
     def check_tools(self, scope: Scope, names: Iterable[str]) -> None:
         """MCP authorization: the scopes of every tool called, with the path rule's; an
@@ -190,11 +213,12 @@ def _bearer_token(scope: Scope) -> str:
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None when it is longer than ``limit``."""
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the usual case: one message
+        return body if len(body) <= limit else None
     chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
+    while message["type"] == "http.request":
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -202,6 +226,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
+        message = await receive()
     return b"".join(chunks)
 
 

@@ -154,6 +154,7 @@ class OAuthGuard:
                          for resource in config.resources}
         self.rules = config.rules
         self._default, self.served = served_resources(config, self.challenger)
+        self._several_resources = len(config.resources) > 1
         self._public_exact = frozenset(p for p in config.public_paths if not p.endswith("*"))
         self._public_prefixes = tuple(p[:-1] for p in config.public_paths if p.endswith("*"))
 
@@ -285,7 +286,7 @@ class OAuthGuard:
 
     def check_route(self, token: AccessToken, path: str, rule: Requirement | None) -> None:
         """The audience of the path's resource (with several), then the path rule."""
-        if len(self.config.resources) > 1:
+        if self._several_resources:
             (self.served.match(None, path) or self._default).check(token)
         if rule is not None:
             rule.check(token, now=self.clock(), implies=self.config.scope_implies)

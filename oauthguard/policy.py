@@ -196,13 +196,15 @@ class Requirement:
         """Raise the ``GuardError`` for the first unmet need: audience (401), step-up (401),
         scopes (403). ``also`` adds scopes that must be present (FastAPI security scopes);
         ``scope_param`` is the challenge's list of every scope the operation needs."""
-        check_audience(token, self.audience)
-        check_acr(token, self.acr_values, self._step_up)
-        check_max_age(token, self.max_age, now, self._step_up)
+        if self.audience is not None:
+            check_audience(token, self.audience)
+        if self._step_up:  # acr_values or max_age
+            check_acr(token, self.acr_values, self._step_up)
+            check_max_age(token, self.max_age, now, self._step_up)
         every = self._every.union(also) if also else self._every
         if every or self._some:
-            check_scopes(granted_scopes(token.scopes, implies), every, self._some,
-                         scope_param or self._challenge_scope)
+            check_scopes(granted_scopes(token.scopes, implies) if implies else token.scopes,
+                         every, self._some, scope_param or self._challenge_scope)
 
     def enforce(self, scope: Scope, also: Iterable[str] = ()) -> AccessToken:
         """Check the request's token (``scope["auth"]``, set by the guard); return it.

@@ -194,6 +194,47 @@ async def test_a_tool_call_reads_to_the_tool_check_as_it_reads_to_the_sdk(
         assert ran.status_code == 200 and "admin" in ran.text
 
 
+@pytest.mark.parametrize(("body", "named"), [
+    (b'{"method": "tools/call", "params": {"name": "whoami"}}', False),
+    (b'{"method": "tools/call", "params": {"name": "admin"}}', True),
+    (b'{"method":"tools/call","params":{"name":"admin","arguments":{}}}', True),
+    (b'{"method": "tools/call", "params": {"name": "\\u0061dmin"}}', True),  # escaped
+    (b'{"method": "tools/call", "params": {"name": "superadmin"}}', False),
+    (b'{"method": "tools/list"}', False),
+    (b'{"note": "say \\"hi\\""}', True),  # any escape: parse to be sure
+])
+def test_a_body_is_parsed_whenever_it_may_name_a_tool_out_of_reach(body: bytes,
+                                                                   named: bool) -> None:
+    from oauthguard.mcp import may_name
+    assert may_name(body, [b'"admin"']) is named
+
+
+async def test_an_escaped_tool_name_is_still_refused() -> None:
+    from starlette.responses import PlainTextResponse
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("reached")(scope, receive, send)
+
+    issuer = TestIssuer("https://issuer.test")
+    resource = "https://api.test/mcp"
+    guarded = protect(app, resource=resource, authorization_servers=issuer.issuer,
+                      tool_scopes={"admin": "mcp:admin"}, http_client=issuer.http_client())
+    token = issuer.token(audience=resource, scope="mcp:tools")
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(guarded),
+                                 base_url="https://api.test") as http:
+        for name in ("admin", "\\u0061dmin", "adm\\u0069n"):
+            body = ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
+                    f'"params": {{"name": "{name}", "arguments": {{}}}}}}')
+            refused = await http.post("/mcp", content=body, headers=headers)
+            assert_refused(refused, 403, "insufficient_scope")
+        # Naming it elsewhere in the body is no call of it.
+        other = call_body("whoami") | {"params": {"name": "whoami",
+                                                  "arguments": {"about": "admin"}}}
+        reached = await http.post("/mcp", json=other, headers=headers)
+        assert reached.status_code == 200 and reached.text == "reached"
+
+
 async def test_mcp_auth_without_a_guard_in_front_fails_closed() -> None:
     from oauthguard.mcp import MCPAuth
 
