@@ -3,7 +3,7 @@
 ``normalize`` applies RFC 3986 §6.2.2 (syntax-based) and §6.2.3 (scheme-based)
 normalization; ``request_uri`` rebuilds the target URI from the ASGI scope, honouring
 ``Forwarded`` (RFC 7239) and ``X-Forwarded-Proto``/``X-Forwarded-Host`` only from trusted
-proxies.
+proxies, or puts the request's path under a pinned origin (``parse_origin``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 # RFC 3986 §2: a URI has no whitespace or control characters (urlsplit would strip or drop
 # them, making a string that is no URI compare equal to one).
 _NOT_URI = re.compile(r"[\x00-\x20\x7f]")
+# A DNS name or IPv4 address (RFC 3986 §3.2.2 reg-name without percent-encoding and
+# sub-delims, which no Host header of a real server carries).
+_HOST_NAME = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 def _percent(match: re.Match[str]) -> str:
@@ -76,6 +79,52 @@ def normalize(uri: str) -> str:
     authority = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     path = _PERCENT.sub(_percent, quote(parts.path, safe=_PATH_SAFE))
     return f"{scheme}://{authority}{remove_dot_segments(path) or '/'}"
+
+
+def parse_origin(value: str) -> str:
+    """The origin ``scheme://host[:port]`` (RFC 6454 §4) that ``value`` is and nothing more,
+    normalized like ``normalize`` (RFC 3986 §6.2.2-6.2.3: lowercase, no default port).
+
+    ``ValueError`` says what else ``value`` has: a path, query, fragment, user information,
+    another scheme, a bad host or port.
+    """
+    if _NOT_URI.search(value):
+        raise ValueError("contains whitespace or a control character")
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # a bracketed host that is no IP address
+        raise ValueError("has a host that is not an IPv6 address in brackets") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.netloc:
+        raise ValueError("is not an absolute https:// or http:// URL")
+    if parts.path not in ("", "/"):
+        raise ValueError(f"has a path ({parts.path!r}); the path comes from each request")
+    if "?" in value or "#" in value:
+        raise ValueError("has a query or fragment")
+    if "@" in parts.netloc:
+        raise ValueError("has user information (user@)")
+    host = parts.hostname or ""
+    if ":" in host:
+        try:  # RFC 3986 §3.2.2: an IP-literal in brackets
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError("has a host that is not an IPv6 address in brackets") from None
+    elif not _HOST_NAME.fullmatch(host):
+        raise ValueError("has no host, or one that is not a DNS name or IP address (give "
+                         "internationalized names in their ASCII xn-- form)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("has a port that is not a number from 1 to 65535")
+    return normalize(f"{scheme}://{parts.netloc}/")[:-1]
+
+
+def origin_of(url: str) -> str:
+    """``scheme://authority`` of an absolute URL, as written (``parse_origin`` checks it)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
@@ -140,8 +189,18 @@ def _last(values: list[bytes] | None) -> str | None:
     return values[-1].decode("latin-1").rsplit(",", 1)[-1].strip() or None
 
 
-def request_uri(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...] = ()) -> str:
-    """``scheme://host/root_path/path`` of this request, without query (RFC 9449 §4.3)."""
+def request_uri(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...] = (),
+                origin: str | None = None) -> str:
+    """``scheme://host/root_path/path`` of this request, without query (RFC 9449 §4.3).
+
+    With ``origin`` (from ``parse_origin``), that is the scheme and host, whatever the
+    request's Host and forwarding headers say.
+    """
+    return (origin or _request_origin(scope, trusted_proxies)) + _request_path(scope)
+
+
+def _request_origin(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...]) -> str:
+    """The scheme and host the request names: its own, or a trusted proxy's (RFC 7239)."""
     headers = _headers(scope)
     scheme: str = scope.get("scheme", "http")
     scheme = _HTTP_SCHEMES.get(scheme, scheme)
@@ -158,15 +217,20 @@ def request_uri(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...] =
     if host is None:
         server = scope.get("server") or ("localhost", None)
         host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    return f"{scheme}://{host}"
+
+
+def _request_path(scope: Mapping[str, Any]) -> str:
+    """The request's path as sent, with its ``root_path``; without the query."""
     root = scope.get("root_path", "")
-    raw = scope.get("raw_path")
+    raw: bytes | None = scope.get("raw_path")
     if raw:
         path = raw.partition(b"?")[0].decode("latin-1")
     else:
         path = quote(scope.get("path", ""), safe=_PATH_SAFE)
     if root and not path.startswith(root):  # servers that leave root_path out of the path
         path = quote(root, safe=_PATH_SAFE) + path
-    return f"{scheme}://{host}{path}"
+    return path
 
 
 def same_uri(htu: str, request: str) -> bool:

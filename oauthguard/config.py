@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from oauthguard._htu import Network, parse_networks
+from oauthguard._htu import Network, parse_networks, parse_origin
 from oauthguard._paths import PathTable
 from oauthguard._urls import https_or_loopback
 from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, Mode
@@ -47,6 +47,7 @@ class GuardConfig:
     dpop_algorithms: tuple[str, ...] = DEFAULT_DPOP_ALGORITHMS
     dpop_max_age: float = 60
     trusted_proxies: tuple[Network, ...] = ()
+    public_origin: str | None = None
     #: Per-route policy: path rules, every resource served (the default first), the
     #: audiences of the default resource, and the scope hierarchy (closed transitively).
     rules: PathTable[Requirement] = field(default_factory=PathTable)
@@ -178,6 +179,22 @@ def check_trusted_proxies(value: object) -> tuple[Network, ...]:
         raise ConfigurationError(f"trusted_proxies: {exc}") from None
 
 
+def check_public_origin(value: object) -> str | None:
+    """The origin every DPoP proof's htu names (RFC 9449 §4.3 check 9), normalized."""
+    if value is None:
+        return None
+    example = "like 'https://api.example.com' or 'https://api.example.com:8443'"
+    if not isinstance(value, str):
+        raise ConfigurationError(f"public_origin must be a string {example}, or None; got "
+                                 f"{type(value).__name__}")
+    try:
+        return parse_origin(value)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"public_origin {value!r} {exc}: give only the scheme, host and port clients "
+            f"reach the server at, {example}") from None
+
+
 def check_jwks_uri(jwks_uri: object, issuers: tuple[str, ...]) -> None:
     """An explicit jwks_uri belongs to the one issuer; https, or http on loopback."""
     if jwks_uri is None:
@@ -220,6 +237,7 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
                  dpop_algorithms: Iterable[str] = DEFAULT_DPOP_ALGORITHMS,
                  dpop_max_age: float = 60,
                  trusted_proxies: str | Iterable[str] = (),
+                 public_origin: str | None = None,
                  rules: Mapping[Any, Any] | None = None,
                  resources: str | Iterable[str] = (),
                  scope_implies: Mapping[str, Iterable[str]] | None = None,
@@ -263,6 +281,7 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
         dpop_algorithms=check_algorithms(dpop_algorithms, "dpop_algorithms"),
         dpop_max_age=max_age,
         trusted_proxies=check_trusted_proxies(trusted_proxies),
+        public_origin=check_public_origin(public_origin),
         rules=rule_table,
         resources=served,
         resource_audiences=frozenset(audience_list),

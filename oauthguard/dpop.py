@@ -251,7 +251,8 @@ class DPoPChecker:
 
     def __init__(self, *, mode: Mode, algorithms: Iterable[str], max_age: float,
                  leeway: float, nonces: DPoPNonces | None, replay_store: ReplayStore,
-                 trusted_proxies: tuple[Network, ...], clock: Callable[[], float]) -> None:
+                 trusted_proxies: tuple[Network, ...], clock: Callable[[], float],
+                 public_origin: str | None = None) -> None:
         self.mode = mode
         self.algorithms = frozenset(algorithms)
         self.max_age = max_age
@@ -259,6 +260,8 @@ class DPoPChecker:
         self.nonces = nonces
         self.replay_store = replay_store
         self.trusted_proxies = trusted_proxies
+        #: The pinned origin of every htu (RFC 9449 §4.3 check 9), or None for the request's.
+        self.public_origin = public_origin
         self.clock = clock
         # Proof header segment -> (header, alg, thumbprint, key), kept once a proof under it
         # verified: a client signs every proof under one header, so its checks, thumbprint
@@ -300,7 +303,8 @@ class DPoPChecker:
         jti = check_jti(claims)
         method = scope.get("method", "GET")  # a WebSocket handshake is a GET (RFC 6455 §4.1)
         check_htm(claims, method)
-        htu = check_htu(claims, request_uri(scope, self.trusted_proxies))
+        htu = check_htu(claims, request_uri(scope, self.trusted_proxies,
+                                                    self.public_origin))
         iat = check_iat(claims, now, self.max_age, self.leeway)
         known_token = self._tokens.get(token_value, now)
         token_hash = known_token[0] if known_token else access_token_hash(token_value)

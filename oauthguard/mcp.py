@@ -24,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'") from exc
 
 from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
+from oauthguard._htu import origin_of
 from oauthguard._redaction import redacted_traceback, token_digest
 from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError
@@ -254,7 +255,8 @@ def protect(app: ASGIApp, *, resource: str, authorization_servers: str | Iterabl
     every method on it needs a token with ``scopes`` (a path rule, so every 401 names them),
     and a ``tools/call`` of a tool in ``tool_scopes`` needs that tool's scopes too.
     ``/.well-known/*`` stays public. ``options`` go to ``OAuthGuard``; ``scopes_supported``
-    defaults to every scope named here.
+    defaults to every scope named here, and ``public_origin`` to the origin of ``resource``
+    (DPoP proofs must name it, whatever the Host header says; ``None`` opts out).
     """
     endpoint = require(scopes)
     inner = MCPAuth(app, tool_scopes=tool_scopes)
@@ -272,6 +274,7 @@ def protect(app: ASGIApp, *, resource: str, authorization_servers: str | Iterabl
         named.update(dict.fromkeys(requirement.scopes))
     options.setdefault("scopes_supported", tuple(named))
     options.setdefault("public_paths", ("/.well-known/*",))
+    options.setdefault("public_origin", origin_of(resource))
     return OAuthGuard(inner, resource=resource, authorization_servers=authorization_servers,
                       rules=rules, **options)
 

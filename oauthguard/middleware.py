@@ -103,6 +103,7 @@ class OAuthGuard:
         dpop_nonce: DPoPNonces | bool = False,
         replay_store: ReplayStore | None = None,
         trusted_proxies: str | Iterable[str] = (),
+        public_origin: str | None = None,
         http_timeout: float = 5.0,
         verifier: TokenVerifier | None = None,
         introspection: Introspection | None = None,
@@ -129,6 +130,7 @@ class OAuthGuard:
             max_token_bytes=max_token_bytes, token_cache_size=token_cache_size, realm=realm,
             dpop=dpop, dpop_algorithms=dpop_algorithms, dpop_max_age=dpop_max_age,
             trusted_proxies=trusted_proxies, rules=rules, resources=resources,
+            public_origin=public_origin,
             scope_implies=scope_implies, http_timeout=http_timeout,
             introspection=introspection, token_format=token_format)
         config = self.config
@@ -194,7 +196,8 @@ class OAuthGuard:
             mode=config.dpop, algorithms=config.dpop_algorithms, max_age=config.dpop_max_age,
             leeway=config.leeway, nonces=check_nonces(nonces),
             replay_store=check_replay_store(replay_store, self.clock),
-            trusted_proxies=config.trusted_proxies, clock=self.clock)
+            trusted_proxies=config.trusted_proxies, public_origin=config.public_origin,
+            clock=self.clock)
 
     def _document(self, resource: str) -> dict[str, Any]:
         config = self.config

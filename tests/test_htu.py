@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from oauthguard._htu import normalize, parse_networks, remove_dot_segments, request_uri
+from oauthguard._htu import (
+    normalize,
+    parse_networks,
+    parse_origin,
+    remove_dot_segments,
+    request_uri,
+)
 
 
 @pytest.mark.parametrize(("path", "expected"), [
@@ -92,3 +99,60 @@ def test_forwarded_walks_left_only_past_trusted_nodes(node: str, walks: bool) ->
     trusted = parse_networks(["10.0.0.0/8", "fd00::/8"])
     expected = "https://api.test/mcp" if walks else "http://lb/mcp"
     assert request_uri(proxied, trusted) == expected
+
+
+@pytest.mark.parametrize(("origin", "expected"), [
+    ("https://api.example.com", "https://api.example.com"),
+    ("HTTPS://API.Example.COM", "https://api.example.com"),
+    ("https://api.example.com:443", "https://api.example.com"),
+    ("http://api.example.com:80/", "http://api.example.com"),
+    ("https://api.example.com:8443", "https://api.example.com:8443"),
+    ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+    ("https://[2001:DB8::1]:443", "https://[2001:db8::1]"),
+    ("https://xn--bcher-kva.example", "https://xn--bcher-kva.example"),
+])
+def test_an_origin_is_normalized(origin: str, expected: str) -> None:
+    assert parse_origin(origin) == expected
+
+
+@pytest.mark.parametrize(("origin", "reason"), [
+    ("https://api.example.com/mcp", "has a path ('/mcp')"),
+    ("https://api.example.com//", "has a path"),
+    ("https://api.example.com?x=1", "query or fragment"),
+    ("https://api.example.com/?", "query or fragment"),
+    ("https://api.example.com#top", "query or fragment"),
+    ("https://user:pw@api.example.com", "user information"),
+    ("wss://api.example.com", "https:// or http://"),
+    ("api.example.com", "https:// or http://"),
+    ("//api.example.com", "https:// or http://"),
+    ("https:api.example.com", "https:// or http://"),
+    ("https://", "https:// or http://"),
+    ("https://:8443", "no host"),
+    ("https://*.example.com", "not a DNS name"),
+    ("https://b\u00fccher.example", "xn--"),
+    ("https://[zz]", "IPv6"),
+    ("https://api.example.com:0", "port"),
+    ("https://api.example.com:65536", "port"),
+    ("https://api.example.com:https", "port"),
+    (" https://api.example.com", "whitespace"),
+    ("https://api.example.com\n", "whitespace"),
+])
+def test_what_is_not_only_an_origin_is_refused(origin: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        parse_origin(origin)
+
+
+def test_a_pinned_origin_replaces_scheme_host_and_forwarding_headers() -> None:
+    pinned = "https://api.example.com"
+    assert request_uri(scope(headers=[(b"host", b"evil.test")]), (), pinned) \
+        == "https://api.example.com/mcp"
+    assert request_uri(scope(scheme="http", headers=[]), (), pinned) \
+        == "https://api.example.com/mcp"
+    forwarded = scope(headers=[(b"host", b"lb"), (b"x-forwarded-host", b"evil.test"),
+                               (b"forwarded", b"proto=http;host=evil.test")])
+    trusted = parse_networks(["10.0.0.0/8"])
+    assert request_uri(forwarded, trusted) == "http://evil.test/mcp"
+    assert request_uri(forwarded, trusted, pinned) == "https://api.example.com/mcp"
+    # The path is still the request's, root_path included.
+    outside = scope(root_path="/api", path="/m%7Ecp", raw_path=b"/m%7Ecp?q=1")
+    assert request_uri(outside, (), pinned) == "https://api.example.com/api/m%7Ecp"
