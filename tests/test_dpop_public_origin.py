@@ -12,6 +12,9 @@ import pytest
 from dpop_setup import RESOURCE, Setup
 from proofs import ClientKey
 from starlette.responses import PlainTextResponse
+from starlette.routing import WebSocketRoute
+from starlette.testclient import TestClient, WebSocketDenialResponse
+from starlette.websockets import WebSocket
 from support import assert_refused, free_port, serve
 
 from oauthguard import ConfigurationError, OAuthGuard
@@ -98,6 +101,28 @@ async def test_the_path_still_comes_from_the_request_with_its_root_path() -> Non
         proof = setup.proof(token, url="https://api.test/api/mcp")
         response = await setup.call(token, proof, client=client, path="/api/mcp")
         assert response.status_code == 200, response.text
+
+
+def test_a_websocket_handshake_is_checked_against_the_pinned_origin() -> None:
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"scheme": websocket.scope["auth"].scheme})
+        await websocket.close()
+
+    setup = Setup(public_origin="https://api.test")
+    setup.app.router.routes.append(WebSocketRoute("/ws", echo))
+    token = setup.token()
+    client = TestClient(setup.app, base_url=EVIL)
+
+    def connect(htu: str) -> Any:
+        headers = {"authorization": f"DPoP {token}", "dpop": setup.proof(token, url=htu)}
+        return client.websocket_connect("wss://evil.test/ws", headers=headers)
+
+    with pytest.raises(WebSocketDenialResponse) as denied:
+        connect("https://evil.test/ws").__enter__()
+    refused_for_htu(denied.value)
+    with connect("https://api.test/ws") as websocket:
+        assert websocket.receive_json() == {"scheme": "DPoP"}
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:
