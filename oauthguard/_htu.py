@@ -194,9 +194,17 @@ def request_uri(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...] =
     """``scheme://host/root_path/path`` of this request, without query (RFC 9449 §4.3).
 
     With ``origin`` (from ``parse_origin``), that is the scheme and host, whatever the
-    request's Host and forwarding headers say.
+    request's Host and forwarding headers say; the path is always the request's.
     """
-    return (origin or _request_origin(scope, trusted_proxies)) + _request_path(scope)
+    root = scope.get("root_path", "")
+    raw: bytes | None = scope.get("raw_path")
+    if raw:
+        path = raw.partition(b"?")[0].decode("latin-1")
+    else:
+        path = quote(scope.get("path", ""), safe=_PATH_SAFE)
+    if root and not path.startswith(root):  # servers that leave root_path out of the path
+        path = quote(root, safe=_PATH_SAFE) + path
+    return (origin or _request_origin(scope, trusted_proxies)) + path
 
 
 def _request_origin(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...]) -> str:
@@ -218,19 +226,6 @@ def _request_origin(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ..
         server = scope.get("server") or ("localhost", None)
         host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
     return f"{scheme}://{host}"
-
-
-def _request_path(scope: Mapping[str, Any]) -> str:
-    """The request's path as sent, with its ``root_path``; without the query."""
-    root = scope.get("root_path", "")
-    raw: bytes | None = scope.get("raw_path")
-    if raw:
-        path = raw.partition(b"?")[0].decode("latin-1")
-    else:
-        path = quote(scope.get("path", ""), safe=_PATH_SAFE)
-    if root and not path.startswith(root):  # servers that leave root_path out of the path
-        path = quote(root, safe=_PATH_SAFE) + path
-    return path
 
 
 def same_uri(htu: str, request: str) -> bool:
