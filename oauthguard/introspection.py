@@ -49,8 +49,12 @@ class Introspection:
     ``private_key_jwt`` (with ``private_key``: a ``cryptography`` private key, PEM or JWK).
     Active results are cached until the token's ``exp`` but at most ``cache_ttl`` seconds
     (the delay after which a revocation is seen), inactive ones ``negative_cache_ttl``.
-    ``require_aud`` refuses responses without ``aud``; ``jwt_response`` asks for RFC 9701
-    signed responses and verifies them with the issuer's keys.
+    ``require_aud=True`` refuses active responses without ``aud`` (RFC 7662 makes it
+    optional), ``False`` accepts them; ``None`` leaves it to where the settings are used:
+    ``OAuthGuard`` accepts them, ``oauthguard.mcp.protect()`` and
+    ``oauthguard.mcp.TokenVerifier`` refuse them (MCP servers must check that a token was
+    issued for them). ``jwt_response`` asks for RFC 9701 signed responses and verifies them
+    with the issuer's keys.
     """
 
     endpoint: str | None = None
@@ -62,7 +66,7 @@ class Introspection:
     negative_cache_ttl: float = 5
     cache_size: int = 10_000
     timeout: float = 5
-    require_aud: bool = False
+    require_aud: bool | None = None
     jwt_response: bool = False
     signing_key: SigningKey | None = field(init=False, default=None, repr=False, compare=False)
 
@@ -80,6 +84,9 @@ class Introspection:
         _seconds("cache_ttl", self.cache_ttl)
         _seconds("negative_cache_ttl", self.negative_cache_ttl)
         _seconds("timeout", self.timeout, positive=True)
+        if self.require_aud is not None and not isinstance(self.require_aud, bool):
+            raise ConfigurationError("Introspection(require_aud=...) must be True, False or "
+                                     f"None; got {self.require_aud!r}")
         if isinstance(self.cache_size, bool) or not isinstance(self.cache_size, int) \
                 or self.cache_size < 0:
             raise ConfigurationError("Introspection(cache_size=...) must be a non-negative "
@@ -121,6 +128,7 @@ class IntrospectionVerifier:
         self._key_sets = dict(key_sets)
         self._audiences = frozenset(audiences)
         self._response_audiences = self._audiences | {settings.client_id}
+        self._require_aud = settings.require_aud is True  # None: RFC 7662's optional aud
         self._algorithms = frozenset(algorithms)
         self._leeway = leeway
         self._clock = clock
@@ -188,7 +196,7 @@ class IntrospectionVerifier:
         if iss is not None and not (isinstance(iss, str) and iss in self._key_sets):
             raise InvalidToken("the token's issuer is not trusted")
         # RFC 7662 §2.2 / RFC 8707: aud, when present (or required), names this resource.
-        audience = check_audience(members, self._audiences, self.settings.require_aud)
+        audience = check_audience(members, self._audiences, self._require_aud)
         # RFC 7662 §2.2: exp, nbf and iat judged with our leeway.
         exp = check_window(members, now, self._leeway)
         # RFC 7662 §2.2: scope is a space-separated string; RFC 9449 §6.2: cnf.jkt binds.

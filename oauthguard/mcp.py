@@ -7,6 +7,7 @@ app; inside tools the SDK's ``get_access_token()`` returns the token oauthguard 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -28,6 +29,7 @@ from oauthguard._htu import origin_of
 from oauthguard._redaction import redacted_traceback, token_digest
 from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError
+from oauthguard.introspection import Introspection
 from oauthguard.middleware import OAuthGuard
 from oauthguard.policy import Requirement, granted_scopes, require
 from oauthguard.tokens import AccessToken
@@ -257,6 +259,7 @@ def protect(app: ASGIApp, *, resource: str, authorization_servers: str | Iterabl
     ``/.well-known/*`` stays public. ``options`` go to ``OAuthGuard``; ``scopes_supported``
     defaults to every scope named here, and ``public_origin`` to the origin of ``resource``
     (DPoP proofs must name it, whatever the Host header says; ``None`` opts out).
+    Introspection responses need ``aud`` unless ``Introspection(require_aud=)`` is given.
     """
     endpoint = require(scopes)
     inner = MCPAuth(app, tool_scopes=tool_scopes)
@@ -276,22 +279,35 @@ def protect(app: ASGIApp, *, resource: str, authorization_servers: str | Iterabl
     options.setdefault("public_paths", ("/.well-known/*",))
     options.setdefault("public_origin", origin_of(resource))
     return OAuthGuard(inner, resource=resource, authorization_servers=authorization_servers,
-                      rules=rules, **options)
+                      rules=rules, **_requiring_aud(options))
+
+
+def _requiring_aud(options: dict[str, Any]) -> dict[str, Any]:
+    """MCP authorization (token audience validation): a server MUST check that a token was
+    issued for it (RFC 8707), so introspection responses need ``aud`` unless
+    ``Introspection(require_aud=)`` says otherwise."""
+    settings = options.get("introspection")
+    if isinstance(settings, Introspection) and settings.require_aud is None:
+        options["introspection"] = dataclasses.replace(settings, require_aud=True)
+    return options
 
 
 class TokenVerifier:
     """The SDK's ``TokenVerifier`` protocol, backed by oauthguard's verification.
 
     For servers that keep the SDK's built-in auth (``MCPServer(token_verifier=...,
-    auth=AuthSettings(...))``). Takes the same arguments as ``OAuthGuard``. A token that
-    fails any check gives None (the SDK then answers 401); so does a DPoP-bound token, since
-    the SDK only speaks Bearer (RFC 9449 §7.2).
+    auth=AuthSettings(...))``). Takes the same arguments as ``OAuthGuard``; as under
+    ``protect()``, introspection responses need ``aud`` unless
+    ``Introspection(require_aud=)`` is given. A token that fails any check gives None (the
+    SDK then answers 401); so does a DPoP-bound token, since the SDK only speaks Bearer
+    (RFC 9449 §7.2).
     """
 
     def __init__(self, *, resource: str, authorization_servers: str | Iterable[str],
                  **options: Any) -> None:
         self.guard = OAuthGuard(_unused_app, resource=resource,
-                                authorization_servers=authorization_servers, **options)
+                                authorization_servers=authorization_servers,
+                                **_requiring_aud(options))
 
     async def verify_token(self, token: str) -> SDKAccessToken | None:
         """The SDK's ``AccessToken`` for a valid token, None for any other."""
