@@ -122,3 +122,23 @@ def test_require_aud_is_true_false_or_none(value: object) -> None:
     with pytest.raises(ConfigurationError, match=r"require_aud=...\) must be True, False or "
                                                  r"None; got"):
         settings(require_aud=value)
+
+
+@pytest.mark.parametrize(("aud", "description"), [
+    (None, "the token has no valid aud claim"),  # "aud": null, as if absent
+    (5, "the token has no valid aud claim"),
+    ({"uri": RESOURCE}, "the token has no valid aud claim"),
+    ([RESOURCE, 5], "the token has no valid aud claim"),
+    ([], "the token is not meant for this resource (aud)"),
+    ("", "the token is not meant for this resource (aud)"),
+    (["https://other.test/mcp"], "the token is not meant for this resource (aud)"),
+    (RESOURCE + "/", "the token is not meant for this resource (aud)"),
+])
+async def test_under_protect_every_aud_that_does_not_name_the_endpoint_is_refused(
+        server: IntrospectionServer, aud: object, description: str) -> None:
+    active(server, "odd-aud", time.time())
+    server.responses["odd-aud"]["aud"] = aud
+    async with client_of(protect, server, scopes="read") as (client, _):
+        response = await post(client, "odd-aud")
+    params = assert_refused(response, 401, "invalid_token")
+    assert params["error_description"] == description
