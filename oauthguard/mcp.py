@@ -136,7 +136,8 @@ class MCPAuth:
         self._needles = [(json.dumps(name, ensure_ascii=False).encode(),
                           frozenset(requirement.scopes))
                          for name, requirement in self.tools.items()]
-        # Granted scopes -> the needles of the tools they do not reach (bounded).
+        # A token's scopes -> the needles of the tools they do not reach, with the guard's
+        # scope_implies (one guard, so fixed); bounded.
         self._out_of_reach: dict[frozenset[str], tuple[bytes, ...]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -188,14 +189,14 @@ class MCPAuth:
         them; none means no call can be refused, and the body is passed on unread."""
         if not self._needles:
             return ()
-        token: AccessToken = scope["auth"]
-        granted = granted_scopes(token.scopes, scope["oauthguard"].config.scope_implies)
-        needles = self._out_of_reach.get(granted)
+        scopes = scope["auth"].scopes
+        needles = self._out_of_reach.get(scopes)
         if needles is None:
+            granted = granted_scopes(scopes, scope["oauthguard"].config.scope_implies)
             needles = tuple(needle for needle, needs in self._needles if not needs <= granted)
             if len(self._out_of_reach) >= 256:  # one entry per set of scopes seen
                 self._out_of_reach.clear()
-            self._out_of_reach[granted] = needles
+            self._out_of_reach[scopes] = needles
         return needles
 
     def check_tools(self, scope: Scope, names: Iterable[str]) -> None:
