@@ -47,6 +47,7 @@ class AppCase:
     app: App
     requests: Callable[[int], list[Scope]]
     body: bytes = b""  # what ``receive`` hands the app, for every request
+    lifespan: bool = False  # the app needs its ASGI lifespan started (the MCP SDK's does)
 
 
 @dataclass
@@ -229,6 +230,26 @@ def mcp_sdk_app(issuer: TestIssuer, verifier: Any = None, *, post: bool = False)
     return Starlette(routes=[route], middleware=[
         Middleware(AuthenticationMiddleware, backend=backend),
         Middleware(AuthContextMiddleware)])
+
+
+def mcp_sdk_endpoint(issuer: TestIssuer, guard: str | None = None) -> App:
+    """The MCP SDK's own streamable-HTTP endpoint (stateless, JSON responses) with an ``echo``
+    tool: a real MCP request, for scale. ``guard="protect"`` puts ``protect()`` in front."""
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("bench", log_level="WARNING")
+
+    @server.tool()
+    def echo(text: str) -> str:
+        return text
+
+    app = server.streamable_http_app(stateless_http=True, json_response=True, host="api.test")
+    if guard is None:
+        return app
+    from oauthguard.mcp import protect
+    return protect(app, resource=RESOURCE, authorization_servers=[issuer.issuer],
+                   scopes="mcp:tools", tool_scopes={"echo": "tools:echo"},
+                   http_client=issuer.http_client())
 
 
 def mcp_adapter_app(issuer: TestIssuer) -> App:

@@ -79,6 +79,11 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
             return [mcp_scope_for(bearer(t)) for t in mcp_tokens.round(index)]
         return AppCase(app, requests, cases.MCP_BODY)
 
+    def sdk_endpoint(guard: str | None, repeat: bool = True) -> AppCase:
+        case = mcp_post(cases.mcp_sdk_endpoint(issuer, guard), repeat)
+        case.lifespan = True
+        return case
+
     def introspected() -> AppCase:
         opaque = b"Bearer " + b"opaque-token-" + b"x" * 32
         app = cases.introspection_app(issuer)
@@ -133,6 +138,12 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
         Row("protect_read_cached", "MCP POST, protect, body read for tools, repeated",
             lambda: mcp_post(cases.protect_app(issuer, tool_scopes=cases.TWO_TOOLS),
                              repeat=True)),
+        Row("sdk_endpoint", "MCP SDK endpoint, tools/call (no auth)",
+            lambda: sdk_endpoint(None)),
+        Row("sdk_endpoint_cached", "MCP SDK endpoint + protect, repeated token",
+            lambda: sdk_endpoint("protect")),
+        Row("sdk_endpoint_fresh", "MCP SDK endpoint + protect, fresh RS256",
+            lambda: sdk_endpoint("protect", repeat=False)),
         Row("dpop", "OAuthGuard, DPoP: cached token, fresh ES256 proof", dpop),
         Row("introspected", "OAuthGuard, cached introspected opaque token", introspected),
         Row("floor_rs256", "floor: RS256 signature check, key in hand",
@@ -189,6 +200,12 @@ TARGETS = [
              (key, "bare_post"), lambda m, key=key: m[key] / m["bare_post"],
              lambda v: v <= 1.5)
       for name, key in MCP_REPEATED],
+    Target("MCP SDK endpoint: + protect, repeated / alone", "(shown)",
+           ("sdk_endpoint_cached", "sdk_endpoint"),
+           lambda m: m["sdk_endpoint_cached"] / m["sdk_endpoint"], lambda v: True),
+    Target("MCP SDK endpoint: + protect, fresh / alone", "(shown)",
+           ("sdk_endpoint_fresh", "sdk_endpoint"),
+           lambda m: m["sdk_endpoint_fresh"] / m["sdk_endpoint"], lambda v: True),
     Target("DPoP request / (DPoP floor + bare route)", "≤ 1.3×", ("dpop", "floor_dpop"),
            lambda m: m["dpop"] / (m["floor_dpop"] + m["bare"]), lambda v: v <= 1.3),
     Target("cached introspected token − bare route", "< 10 µs", ("introspected",),
@@ -236,8 +253,40 @@ async def time_batch(case: Case, round_index: int, checked: Checked, key: str,
     return elapsed
 
 
+async def start_lifespans(built: dict[str, Case]) -> list[Callable[[], Any]]:
+    """Start the lifespan of each app that needs it; the functions that shut them down."""
+    stops = []
+    for case in built.values():
+        if not (isinstance(case, AppCase) and case.lifespan):
+            continue
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        task = asyncio.create_task(case.app({"type": "lifespan", "asgi": {"version": "3.0"},
+                                             "state": {}}, inbox.get, outbox.put))
+        await inbox.put({"type": "lifespan.startup"})
+        started = await outbox.get()
+        if started["type"] != "lifespan.startup.complete":
+            raise SystemExit(f"an app did not start: {started}")
+
+        async def stop(inbox: Any = inbox, task: Any = task) -> None:
+            await inbox.put({"type": "lifespan.shutdown"})
+            await task
+        stops.append(stop)
+    return stops
+
+
 async def measure(built: dict[str, Case], rounds: int,
                   clock: Callable[[], int]) -> dict[str, list[float]]:
+    stops = await start_lifespans(built)
+    try:
+        return await measure_started(built, rounds, clock)
+    finally:
+        for stop in stops:
+            await stop()
+
+
+async def measure_started(built: dict[str, Case], rounds: int,
+                          clock: Callable[[], int]) -> dict[str, list[float]]:
     checked = Checked()
     samples: dict[str, list[float]] = {key: [] for key in built}
     keys = list(built)
