@@ -20,6 +20,11 @@ ISSUER = TestIssuer(algorithms=("RS256",))
 METADATA = "https://api.test/.well-known/oauth-protected-resource/mcp"
 
 
+# uvicorn's legacy implementation (--ws websockets) warns that it is deprecated; deployments
+# may still name it, so refusals are checked on it as well as on its successor.
+pytestmark = pytest.mark.filterwarnings("ignore:The `websockets` implementation is deprecated")
+
+
 @pytest.fixture(scope="module", params=["websockets", "websockets-sansio"])
 def ws_url(request: pytest.FixtureRequest) -> Any:
     with serve(guard(ISSUER), ws=request.param) as base:
