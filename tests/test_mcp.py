@@ -23,6 +23,7 @@ from mcp_support import (
     mcp_servers,
     with_tools,
 )
+from starlette.responses import PlainTextResponse
 from support import assert_refused, free_port, serve
 
 from oauthguard import ConfigurationError, Introspection, require
@@ -139,6 +140,11 @@ async def tool_call(http: httpx.AsyncClient, url: str, token: str, body: Any,
     return await http.post(url, json=body, headers=headers)
 
 
+async def reached_app(scope: Any, receive: Any, send: Any) -> None:
+    """An app that answers every request it gets with "reached"."""
+    await PlainTextResponse("reached")(scope, receive, send)
+
+
 def call_body(name: Any, id_: int = 2) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id_, "method": "tools/call",
             "params": {"name": name, "arguments": {}}}
@@ -210,14 +216,9 @@ def test_a_body_is_parsed_whenever_it_may_name_a_tool_out_of_reach(body: bytes,
 
 
 async def test_an_escaped_tool_name_is_still_refused() -> None:
-    from starlette.responses import PlainTextResponse
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await PlainTextResponse("reached")(scope, receive, send)
-
     issuer = TestIssuer("https://issuer.test")
     resource = "https://api.test/mcp"
-    guarded = protect(app, resource=resource, authorization_servers=issuer.issuer,
+    guarded = protect(reached_app, resource=resource, authorization_servers=issuer.issuer,
                       tool_scopes={"admin": "mcp:admin"}, http_client=issuer.http_client())
     token = issuer.token(audience=resource, scope="mcp:tools")
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
@@ -323,16 +324,11 @@ async def test_token_verifier_adapter_refuses_every_bad_token() -> None:
 
 
 async def test_oversized_bodies_are_refused_not_skipped() -> None:
-    from starlette.responses import PlainTextResponse
-
     from oauthguard.mcp import MCPAuth
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await PlainTextResponse("reached")(scope, receive, send)
 
     issuer = TestIssuer("https://issuer.test")
     resource = "https://api.test/mcp"
-    guarded = protect(app, resource=resource, authorization_servers=issuer.issuer,
+    guarded = protect(reached_app, resource=resource, authorization_servers=issuer.issuer,
                       tool_scopes={"admin": "admin", "audit": "audit"},
                       http_client=issuer.http_client())
     assert isinstance(guarded.app, MCPAuth)
@@ -443,17 +439,12 @@ async def test_dpop_bound_tokens_from_the_issuer_reach_tools(servers: Servers) -
 
 
 async def test_mcp_auth_inside_a_guard_built_by_hand_uses_its_rules() -> None:
-    from starlette.responses import PlainTextResponse
-
     from oauthguard import OAuthGuard, require
     from oauthguard.mcp import MCPAuth
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await PlainTextResponse("reached")(scope, receive, send)
-
     issuer = TestIssuer("https://issuer.test")
     resource = "https://api.test/mcp"
-    guarded = OAuthGuard(MCPAuth(app, tool_scopes={"admin": "mcp:admin", "audit": "audit"}),
+    guarded = OAuthGuard(MCPAuth(reached_app, tool_scopes={"admin": "mcp:admin", "audit": "audit"}),
                          resource=resource, authorization_servers=issuer.issuer,
                          rules={"/mcp": require("mcp:tools")},
                          scope_implies={"mcp:admin": {"mcp:tools"}},
