@@ -145,7 +145,7 @@ class MCPAuth:
             await self.app(scope, receive, send)
             return
         user = scope.get("user")
-        if not isinstance(user, _SDKUser):
+        if not isinstance(user, MCPUser):  # the guard's user_factory is not MCPUser
             user = self.user_for(scope)
             if user is None:  # a public path
                 await self.app(scope, receive, send)

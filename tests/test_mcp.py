@@ -244,10 +244,19 @@ async def test_mcp_auth_without_a_guard_in_front_fails_closed() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         reached.append(scope)
 
-    transport = httpx.ASGITransport(MCPAuth(app, tool_scopes={"admin": "mcp:admin"}))
+    auth = MCPAuth(app, tool_scopes={"admin": "mcp:admin"})
+    transport = httpx.ASGITransport(auth)
     async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as http:
         with pytest.raises(ConfigurationError, match="MCPAuth needs OAuthGuard"):
             await http.post("/mcp", json=call_body("admin"))
+    # Behind the SDK's own auth instead: its user is no reason to skip the guard.
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+    from mcp.server.auth.provider import AccessToken as SDKAccessToken
+    sdk_user = AuthenticatedUser(SDKAccessToken(token="t", client_id="c", scopes=[]))
+    scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [],
+             "user": sdk_user}
+    with pytest.raises(ConfigurationError, match="MCPAuth needs OAuthGuard"):
+        await auth(scope, None, None)
     assert reached == []
 
 
