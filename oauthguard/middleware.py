@@ -55,6 +55,7 @@ Authenticated = tuple[AccessToken, Any]
 
 
 def default_user(token: AccessToken, raw: str) -> AuthenticatedUser:
+    """``request.user`` unless ``user_factory`` says otherwise."""
     return AuthenticatedUser(token)
 
 
