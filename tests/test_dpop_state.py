@@ -3,6 +3,9 @@ requests behind trusted proxies."""
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 from dpop_setup import Clock, Setup
 from proofs import b64
@@ -70,6 +73,32 @@ async def test_the_memory_store_refuses_rather_than_evicts_when_full() -> None:
     assert await store.first_use("a", 5)
     assert len(store) == 1  # "b" and "c" expired together and were swept
     assert not await store.first_use("a", 5)
+
+
+async def test_the_memory_store_answers_as_one_that_forgets_nothing_live() -> None:
+    # Seeded random traffic: keys, ttls and clock steps of every size, checked against a
+    # reference that keeps every key until its ttl runs out.
+    rng, clock = random.Random(9449), Clock()
+    store, reference = MemoryReplayStore(clock=clock), {}
+    for _ in range(20_000):
+        clock.now += rng.choice((0, 0, 0.5, 1, 3, 30, 200))
+        key, ttl = f"k{rng.randrange(300)}", rng.choice((1, 5, 61, 91, 120))
+        expected = reference.get(key, -math.inf) <= clock.now
+        if expected:
+            reference[key] = clock.now + ttl
+        assert await store.first_use(key, ttl) is expected
+
+
+async def test_the_memory_store_holds_only_recent_proofs() -> None:
+    # Memory follows the rate: keys older than two generations (two of the longest ttl)
+    # are dropped without any sweep of the whole store.
+    clock = Clock()
+    store = MemoryReplayStore(clock=clock)
+    for second in range(1000):
+        clock.now += 1
+        for n in range(10):
+            assert await store.first_use(f"{second}-{n}", 91)
+        assert len(store) <= 10 * (2 * 91 + 1)
 
 
 async def test_a_full_replay_store_gives_503_with_retry_after() -> None:
