@@ -5,121 +5,42 @@ Nothing here is ours but the guard: the SDK client discovers oidc-provider throu
 metadata, registers with it (RFC 7591), signs in on its development login and consent pages
 (driven like a browser by ``ProviderBrowser``) or uses the client credentials grant, and
 calls tools with the RFC 9068 JWT access tokens it issues for the MCP endpoint. The
-TypeScript SDK's client does the same as a machine client (tests/mcp_ts/client_credentials.mjs).
+TypeScript SDK's client does the same in tests/test_mcp_typescript_oidc_provider.py.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
-from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import (
-    AuthorizationCodeResult,
     OAuthClientInformationFull,
     OAuthClientMetadata,
     OAuthToken,
 )
-from mcp_support import INITIALIZE, MCP_HEADERS, Storage, call, connect, with_tools
-from support import assert_refused, free_port, npm_installed, serve
+from mcp_support import INITIALIZE, MCP_HEADERS, Storage, call, connect
+from support import assert_refused
 
-from oauthguard.mcp import protect
-from tests.oidc_provider import AuthorizationServer, jose_part, running_provider
+from tests.mcp_oidc_provider import (
+    REDIRECT_URI,
+    AuthorizationRefused,
+    ProviderBrowser,
+    Setup,
+    assert_issued_by,
+    guarded_by_provider,
+)
+from tests.oidc_provider import jose_part
 
 pytestmark = pytest.mark.anyio
-
-REDIRECT_URI = "http://127.0.0.1:9/callback"
-MCP_TS = Path(__file__).resolve().parent / "mcp_ts"  # the TypeScript SDK's client scripts
-
-
-@dataclass
-class Setup:
-    """oidc-provider, our MCP endpoint it issues tokens for, and another MCP endpoint."""
-
-    provider: AuthorizationServer
-    endpoint: str
-    elsewhere: str
 
 
 @pytest.fixture(scope="module")
 def setup() -> Iterator[Setup]:
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}/mcp"
-    elsewhere = f"http://127.0.0.1:{free_port()}/mcp"  # another MCP server's, never served
-    with running_provider(endpoint, elsewhere) as provider:
-        app = protect(with_tools(MCPServer("guarded")).streamable_http_app(), resource=endpoint,
-                      authorization_servers=provider.issuer, scopes="mcp:tools",
-                      tool_scopes={"admin": "mcp:admin"})
-        with serve(app, port=port):
-            yield Setup(provider, endpoint, elsewhere)
-
-
-class AuthorizationRefused(Exception):
-    """oidc-provider answered the redirect URI with an error (RFC 6749 §4.1.2.1)."""
-
-
-class ProviderBrowser:
-    """The user agent of the authorization-code flow: follows oidc-provider's redirects, signs
-    in on its development login page as ``login``, consents, and hands the client what came
-    back to the redirect URI."""
-
-    FORM = re.compile(r'<form[^>]* action="([^"]+)"[^>]*>\s*'
-                      r'<input type="hidden" name="prompt" value="(\w+)"')
-
-    def __init__(self, login: str) -> None:
-        self.login = login
-        self.authorizations: list[dict[str, str]] = []
-        self.pages: list[str] = []  # the prompts it answered, in order
-        self.result: AuthorizationCodeResult | None = None
-        self.refusals: list[dict[str, str]] = []
-
-    async def redirect(self, url: str) -> None:
-        self.authorizations.append({k: v[0] for k, v in parse_qs(urlsplit(url).query).items()})
-        async with httpx.AsyncClient() as http:  # one cookie jar: oidc-provider's session
-            response = await http.get(url)
-            for _ in range(10):
-                if response.is_redirect:
-                    location = urljoin(str(response.url), response.headers["location"])
-                    if location.startswith(REDIRECT_URI + "?"):
-                        self.result = self._callback(location)
-                        return
-                    response = await http.get(location)
-                else:
-                    response = await self._submit(http, response)
-        pytest.fail("oidc-provider never redirected back to the client")
-
-    async def _submit(self, http: httpx.AsyncClient, page: httpx.Response) -> httpx.Response:
-        found = self.FORM.search(page.text)
-        assert page.status_code == 200 and found, f"{page.status_code} {page.text[:2000]}"
-        action, prompt = found.groups()
-        self.pages.append(prompt)
-        form = {"prompt": prompt}
-        if prompt == "login":  # the development login page takes any login and password
-            form |= {"login": self.login, "password": "any"}
-        return await http.post(urljoin(str(page.url), action), data=form)
-
-    def _callback(self, location: str) -> AuthorizationCodeResult:
-        answer = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        if "error" in answer:
-            self.refusals.append(answer)
-            raise AuthorizationRefused(answer)
-        return AuthorizationCodeResult(code=answer["code"], state=answer["state"],
-                                       iss=answer.get("iss"))
-
-    async def callback(self) -> AuthorizationCodeResult:
-        assert self.result is not None
-        result, self.result = self.result, None
-        return result
+    with guarded_by_provider() as running:
+        yield running
 
 
 def code_provider(endpoint: str, browser: ProviderBrowser,
@@ -134,19 +55,6 @@ def code_provider(endpoint: str, browser: ProviderBrowser,
 def credentials_provider(setup: Setup, storage: Storage) -> ClientCredentialsOAuthProvider:
     return ClientCredentialsOAuthProvider(setup.endpoint, storage, "mcp-client",
                                           "mcp-client-secret", issuer=setup.provider.issuer)
-
-
-def assert_issued_by(setup: Setup, me: dict[str, Any], token: OAuthToken | None) -> None:
-    """``me`` (what get_access_token() showed inside the tool) is oidc-provider's RFC 9068
-    token ``token`` for our endpoint."""
-    assert token is not None
-    header, claims = jose_part(token.access_token, 0), jose_part(token.access_token, 1)
-    assert header["typ"] == "at+jwt" and header["kid"] in setup.provider.jwks_kids()
-    assert me["claims"] == claims
-    assert claims["iss"] == setup.provider.issuer and claims["aud"] == setup.endpoint
-    assert me["resource"] == setup.endpoint and me["expires_at"] == claims["exp"]
-    assert me["subject"] == claims["sub"] and me["client_id"] == claims["client_id"]
-    assert me["scopes"] == sorted(claims["scope"].split())
 
 
 async def test_authorization_code_with_registration_login_and_consent(setup: Setup) -> None:
@@ -261,26 +169,3 @@ async def test_its_token_for_another_mcp_server_is_refused(setup: Setup) -> None
     assert log[:2] == ["POST /mcp 401", "GET /.well-known/oauth-protected-resource/mcp 200"]
     assert storage.tokens is not None and storage.tokens.access_token != token
     assert_issued_by(setup, me, storage.tokens)
-
-
-def test_typescript_client_credentials(setup: Setup) -> None:
-    """The TypeScript SDK's client (tests/mcp_ts) as a machine client of oidc-provider."""
-    npm_installed(MCP_TS, "@modelcontextprotocol/sdk")
-    completed = subprocess.run(
-        ["node", "client_credentials.mjs", setup.endpoint, setup.provider.issuer, "mcp-client",
-         "mcp-client-secret", "mcp:tools mcp:admin", "whoami", "admin"],
-        cwd=MCP_TS, capture_output=True, text=True, timeout=60, check=False)
-    assert completed.returncode == 0, completed.stderr
-    answer = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert answer["statuses"][:5] == [
-        "POST /mcp 401",
-        "GET /.well-known/oauth-protected-resource/mcp 200",
-        "GET /.well-known/oauth-authorization-server 200",
-        "POST /token 200",
-        "POST /mcp 200",
-    ], answer["statuses"]
-    me = json.loads(answer["results"]["whoami"])
-    assert_issued_by(setup, me, OAuthToken(access_token=answer["token"]))
-    assert me["subject"] == me["client_id"] == "mcp-client"
-    assert me["scopes"] == ["mcp:admin", "mcp:tools"]
-    assert answer["results"]["admin"] == "admin done"
