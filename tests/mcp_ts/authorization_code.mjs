@@ -1,0 +1,121 @@
+// The MCP TypeScript SDK's client logs in with the authorization code grant (PKCE, dynamic
+// registration unless a client is given) and calls tools; the process that runs it is the
+// user agent. Talks JSON lines on stdio:
+//   out {"authorize": <URL>}   the client sends the user to the authorization server;
+//   in  <URL>                  the redirect URI with what the authorization server sent back;
+//   out {"results", "statuses", "authorizations", "client", "token"}   at the end: results
+//       has each tool's answer in order, {"error": ...} for a call that failed.
+// Usage: node authorization_code.mjs <MCP endpoint URL> <issuer> [<client id>:<secret>] <tool>...
+// With a client id the client is registered ahead and no registration happens.
+import { randomBytes } from "node:crypto";
+import { createInterface } from "node:readline";
+
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+
+const [endpoint, issuer, ...rest] = process.argv.slice(2);
+const registered = rest[0]?.includes(":") ? rest.shift().split(":") : undefined;
+const tools = rest;
+const userAgent = createInterface({ input: process.stdin });
+const lines = userAgent[Symbol.asyncIterator]();
+
+class Provider {
+  constructor() {
+    this.authorizations = [];
+    this.statuses = [];
+    if (registered) {
+      const [client_id, client_secret] = registered;
+      this.client = { client_id, client_secret, token_endpoint_auth_method: "client_secret_basic",
+                      redirect_uris: [this.redirectUrl] };
+    }
+  }
+  get redirectUrl() { return "http://127.0.0.1:9/callback"; }
+  // A public client (PKCE only), as MCP clients on the user's machine are. No refresh_token
+  // grant: on a 403 this SDK refreshes first, and a refresh can never widen the scope
+  // (RFC 6749 §6), so the step-up would stop there instead of re-authorizing.
+  get clientMetadata() {
+    return { client_name: "oauthguard ts test", redirect_uris: [this.redirectUrl],
+             grant_types: ["authorization_code"], response_types: ["code"],
+             token_endpoint_auth_method: "none" };
+  }
+  clientInformation() { return this.client; }
+  saveClientInformation(client) { this.client = client; }
+  tokens() { return this.savedTokens; }
+  saveTokens(tokens) { this.savedTokens = tokens; }
+  saveCodeVerifier(verifier) { this.verifier = verifier; }
+  codeVerifier() { return this.verifier; }
+  // What discovery found, kept until the code comes back (without it the SDK discovers again).
+  discoveryState() { return this.discovered; }
+  saveDiscoveryState(state) { this.discovered = state; }
+  state() { this.sentState = randomBytes(16).toString("base64url"); return this.sentState; }
+
+  // The user agent signs in and consents, then lands on the redirect URI.
+  async redirectToAuthorization(authorizationUrl) {
+    this.authorizations.push(Object.fromEntries(authorizationUrl.searchParams));
+    console.log(JSON.stringify({ authorize: authorizationUrl.href }));
+    const { value, done } = await lines.next();
+    if (done) throw new Error("the user agent went away");
+    this.code = this.authorizationCode(new URL(value).searchParams);
+  }
+
+  // RFC 6749 §4.1.2 and §10.12 (state), RFC 9207 §2.4 (iss): what the SDK leaves to us.
+  authorizationCode(answer) {
+    if (answer.get("state") !== this.sentState) throw new Error("state mismatch");
+    if (answer.get("iss") !== issuer) throw new Error(`iss ${answer.get("iss")} is not ${issuer}`);
+    if (answer.has("error")) {
+      throw new Error(`authorization refused: ${answer.get("error")} ` +
+                      `(${answer.get("error_description")})`);
+    }
+    return answer.get("code");
+  }
+}
+
+const provider = new Provider();
+const recordingFetch = async (input, init) => {
+  const response = await fetch(input, init);
+  provider.statuses.push(`${init?.method ?? "GET"} ${new URL(input).pathname} ${response.status}`);
+  return response;
+};
+
+async function connect() {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const transport = new StreamableHTTPClientTransport(new URL(endpoint), {
+      authProvider: provider, fetch: recordingFetch });
+    const client = new Client({ name: "oauthguard-ts", version: "1.0.0" });
+    try {
+      await client.connect(transport);
+      return [client, transport];
+    } catch (error) {
+      if (!(error instanceof UnauthorizedError)) throw error;
+      await transport.finishAuth(provider.code);
+    }
+  }
+  throw new Error("could not connect");
+}
+
+async function call(client, transport, name) {
+  try {
+    return await client.callTool({ name, arguments: {} });
+  } catch (error) {
+    if (!(error instanceof UnauthorizedError)) throw error;
+    await transport.finishAuth(provider.code); // the step-up authorization
+    return await client.callTool({ name, arguments: {} });
+  }
+}
+
+const [client, transport] = await connect();
+const results = [];
+for (const tool of tools) {
+  try {
+    const result = await call(client, transport, tool);
+    results.push(result.structuredContent?.result ?? result.content?.[0]?.text);
+  } catch (error) {
+    results.push({ error: String(error) });
+  }
+}
+await client.close();
+console.log(JSON.stringify({ results, statuses: provider.statuses,
+                             authorizations: provider.authorizations,
+                             client: provider.client, token: provider.tokens()?.access_token }));
+userAgent.close();
