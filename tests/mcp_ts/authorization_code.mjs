@@ -3,20 +3,26 @@
 // user agent. Talks JSON lines on stdio:
 //   out {"authorize": <URL>}   the client sends the user to the authorization server;
 //   in  <URL>                  the redirect URI with what the authorization server sent back;
-//   out {"results", "statuses", "authorizations", "client", "token"}   at the end: results
+//   out {"results", "statuses", "authorizations", "client", "tokens"}   at the end: results
 //       has each tool's answer in order, {"error": ...} for a call that failed.
-// Usage: node authorization_code.mjs <MCP endpoint URL> <issuer> [<client id>:<secret>] <tool>...
-// With a client id the client is registered ahead and no registration happens.
+// Usage: node authorization_code.mjs <MCP endpoint URL> <issuer> [--client <id>:<secret>]
+//        [--refresh-token] <tool>...
+// --client: the client is registered ahead and no registration happens; --refresh-token: it
+// registers for the refresh_token grant too.
 import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 
-const [endpoint, issuer, ...rest] = process.argv.slice(2);
-const registered = rest[0]?.includes(":") ? rest.shift().split(":") : undefined;
-const tools = rest;
+const { values: options, positionals } = parseArgs({
+  options: { client: { type: "string" }, "refresh-token": { type: "boolean", default: false } },
+  allowPositionals: true,
+});
+const [endpoint, issuer, ...tools] = positionals;
+const registered = options.client?.split(":");
 const userAgent = createInterface({ input: process.stdin });
 const lines = userAgent[Symbol.asyncIterator]();
 
@@ -31,13 +37,14 @@ class Provider {
     }
   }
   get redirectUrl() { return "http://127.0.0.1:9/callback"; }
-  // A public client (PKCE only), as MCP clients on the user's machine are. No refresh_token
-  // grant: on a 403 this SDK refreshes first, and a refresh can never widen the scope
-  // (RFC 6749 §6), so the step-up would stop there instead of re-authorizing.
+  // A public client (PKCE only), as MCP clients on the user's machine are. By default no
+  // refresh_token grant: on a 403 this SDK refreshes first, and a refresh can never widen the
+  // scope (RFC 6749 §6), so the step-up would stop there instead of re-authorizing.
   get clientMetadata() {
+    const grants = options["refresh-token"] ? ["authorization_code", "refresh_token"]
+                                            : ["authorization_code"];
     return { client_name: "oauthguard ts test", redirect_uris: [this.redirectUrl],
-             grant_types: ["authorization_code"], response_types: ["code"],
-             token_endpoint_auth_method: "none" };
+             grant_types: grants, response_types: ["code"], token_endpoint_auth_method: "none" };
   }
   clientInformation() { return this.client; }
   saveClientInformation(client) { this.client = client; }
@@ -117,5 +124,5 @@ for (const tool of tools) {
 await client.close();
 console.log(JSON.stringify({ results, statuses: provider.statuses,
                              authorizations: provider.authorizations,
-                             client: provider.client, token: provider.tokens()?.access_token }));
+                             client: provider.client, tokens: provider.tokens() }));
 userAgent.close();
