@@ -145,6 +145,30 @@ async def test_typescript_client_gets_no_refresh_token_from_the_provider(setup: 
     assert_issued_by(setup, json.loads(whoami), OAuthToken.model_validate(answer["tokens"]))
 
 
+async def test_typescript_client_holding_a_token_for_another_mcp_server_logs_in(
+        setup: Setup) -> None:
+    # oidc-provider's token for another MCP server: our 401 invalid_token (aud) leads the client
+    # through our metadata to oidc-provider for a token for this endpoint.
+    elsewhere = setup.provider.token("mcp-client", resource=setup.elsewhere, scope="mcp:tools")
+    browser = ProviderBrowser("heidi")
+    answer = await typescript_code_flow(setup, browser, "--token", elsewhere, "whoami")
+    assert answer["statuses"][:6] == [
+        "POST /mcp 401",
+        "GET /.well-known/oauth-protected-resource/mcp 200",
+        "GET /.well-known/oauth-authorization-server 200",
+        "POST /reg 201",
+        "POST /token 200",
+        "POST /mcp 200",
+    ], answer["statuses"]
+    [asked] = browser.authorizations
+    assert (asked["scope"], asked["resource"]) == ("mcp:tools", setup.endpoint)
+    assert answer["tokens"]["access_token"] != elsewhere
+    [whoami] = answer["results"]
+    me = json.loads(whoami)
+    assert_issued_by(setup, me, OAuthToken.model_validate(answer["tokens"]))
+    assert me["subject"] == "heidi"
+
+
 def test_typescript_client_credentials(setup: Setup) -> None:
     """The TypeScript SDK's client (tests/mcp_ts) as a machine client of oidc-provider."""
     npm_installed(MCP_TS, "@modelcontextprotocol/sdk")

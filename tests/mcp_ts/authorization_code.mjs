@@ -6,9 +6,9 @@
 //   out {"results", "statuses", "authorizations", "client", "tokens"}   at the end: results
 //       has each tool's answer in order, {"error": ...} for a call that failed.
 // Usage: node authorization_code.mjs <MCP endpoint URL> <issuer> [--client <id>:<secret>]
-//        [--refresh-token] <tool>...
+//        [--refresh-token] [--token <access token>] <tool>...
 // --client: the client is registered ahead and no registration happens; --refresh-token: it
-// registers for the refresh_token grant too.
+// registers for the refresh_token grant too; --token: it holds that Bearer token at first.
 import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -18,7 +18,8 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 
 const { values: options, positionals } = parseArgs({
-  options: { client: { type: "string" }, "refresh-token": { type: "boolean", default: false } },
+  options: { client: { type: "string" }, "refresh-token": { type: "boolean", default: false },
+             token: { type: "string" } },
   allowPositionals: true,
 });
 const [endpoint, issuer, ...tools] = positionals;
@@ -30,6 +31,7 @@ class Provider {
   constructor() {
     this.authorizations = [];
     this.statuses = [];
+    if (options.token) this.savedTokens = { access_token: options.token, token_type: "Bearer" };
     if (registered) {
       const [client_id, client_secret] = registered;
       this.client = { client_id, client_secret, token_endpoint_auth_method: "client_secret_basic",
