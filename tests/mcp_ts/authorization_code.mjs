@@ -13,9 +13,7 @@ import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { call, connect, toolAnswer } from "./session.mjs";
 
 const { values: options, positionals } = parseArgs({
   options: { client: { type: "string" }, "refresh-token": { type: "boolean", default: false },
@@ -81,44 +79,12 @@ class Provider {
 }
 
 const provider = new Provider();
-const recordingFetch = async (input, init) => {
-  const response = await fetch(input, init);
-  provider.statuses.push(`${init?.method ?? "GET"} ${new URL(input).pathname} ${response.status}`);
-  return response;
-};
-
-async function connect() {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const transport = new StreamableHTTPClientTransport(new URL(endpoint), {
-      authProvider: provider, fetch: recordingFetch });
-    const client = new Client({ name: "oauthguard-ts", version: "1.0.0" });
-    try {
-      await client.connect(transport);
-      return [client, transport];
-    } catch (error) {
-      if (!(error instanceof UnauthorizedError)) throw error;
-      await transport.finishAuth(provider.code);
-    }
-  }
-  throw new Error("could not connect");
-}
-
-async function call(client, transport, name) {
-  try {
-    return await client.callTool({ name, arguments: {} });
-  } catch (error) {
-    if (!(error instanceof UnauthorizedError)) throw error;
-    await transport.finishAuth(provider.code); // the step-up authorization
-    return await client.callTool({ name, arguments: {} });
-  }
-}
-
-const [client, transport] = await connect();
+const [client, transport] = await connect(endpoint, provider);
 const results = [];
 for (const tool of tools) {
   try {
-    const result = await call(client, transport, tool);
-    results.push(result.structuredContent?.result ?? result.content?.[0]?.text);
+    const result = await call(client, transport, provider, tool);
+    results.push(toolAnswer(result));
   } catch (error) {
     results.push({ error: String(error) });
   }

@@ -2,9 +2,7 @@
 // Usage: node client.mjs <mcp endpoint URL> <tool>...
 // The authorization server approves at once, so "redirecting the user" is fetching the
 // authorization URL and reading the code from the redirect, as a browser would.
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { call, connect, toolAnswer } from "./session.mjs";
 
 const url = new URL(process.argv[2]);
 const tools = process.argv.slice(3);
@@ -37,43 +35,11 @@ class Provider {
 }
 
 const provider = new Provider();
-const recordingFetch = async (input, init) => {
-  const response = await fetch(input, init);
-  provider.statuses.push(`${init?.method ?? "GET"} ${new URL(input).pathname} ${response.status}`);
-  return response;
-};
-
-async function connect() {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const transport = new StreamableHTTPClientTransport(url, { authProvider: provider,
-                                                              fetch: recordingFetch });
-    const client = new Client({ name: "oauthguard-ts", version: "1.0.0" });
-    try {
-      await client.connect(transport);
-      return [client, transport];
-    } catch (error) {
-      if (!(error instanceof UnauthorizedError)) throw error;
-      await transport.finishAuth(provider.code);
-    }
-  }
-  throw new Error("could not connect");
-}
-
-async function call(client, transport, name) {
-  try {
-    return await client.callTool({ name, arguments: {} });
-  } catch (error) {
-    if (!(error instanceof UnauthorizedError)) throw error;
-    await transport.finishAuth(provider.code);  // the step-up authorization
-    return await client.callTool({ name, arguments: {} });
-  }
-}
-
-const [client, transport] = await connect();
+const [client, transport] = await connect(url, provider);
 const results = {};
 for (const tool of tools) {
-  const result = await call(client, transport, tool);
-  results[tool] = result.structuredContent?.result ?? result.content?.[0]?.text;
+  const result = await call(client, transport, provider, tool);
+  results[tool] = toolAnswer(result);
 }
 await client.close();
 console.log(JSON.stringify({ results, authorizations: provider.authorizations,
