@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 
-import { call, connect, toolAnswer } from "./session.mjs";
+import { MemoryProvider, call, connect, toolAnswer } from "./session.mjs";
 
 const { values: options, positionals } = parseArgs({
   options: { client: { type: "string" }, "refresh-token": { type: "boolean", default: false },
@@ -25,10 +25,9 @@ const registered = options.client?.split(":");
 const userAgent = createInterface({ input: process.stdin });
 const lines = userAgent[Symbol.asyncIterator]();
 
-class Provider {
+class Provider extends MemoryProvider {
   constructor() {
-    this.authorizations = [];
-    this.statuses = [];
+    super();
     if (options.token) this.savedTokens = { access_token: options.token, token_type: "Bearer" };
     if (registered) {
       const [client_id, client_secret] = registered;
@@ -36,7 +35,6 @@ class Provider {
                       redirect_uris: [this.redirectUrl] };
     }
   }
-  get redirectUrl() { return "http://127.0.0.1:9/callback"; }
   // A public client (PKCE only), as MCP clients on the user's machine are. By default no
   // refresh_token grant: on a 403 this SDK refreshes first, and a refresh can never widen the
   // scope (RFC 6749 §6), so the step-up would stop there instead of re-authorizing.
@@ -46,12 +44,6 @@ class Provider {
     return { client_name: "oauthguard ts test", redirect_uris: [this.redirectUrl],
              grant_types: grants, response_types: ["code"], token_endpoint_auth_method: "none" };
   }
-  clientInformation() { return this.client; }
-  saveClientInformation(client) { this.client = client; }
-  tokens() { return this.savedTokens; }
-  saveTokens(tokens) { this.savedTokens = tokens; }
-  saveCodeVerifier(verifier) { this.verifier = verifier; }
-  codeVerifier() { return this.verifier; }
   // What discovery found, kept until the code comes back (without it the SDK discovers again).
   discoveryState() { return this.discovered; }
   saveDiscoveryState(state) { this.discovered = state; }

@@ -2,14 +2,12 @@
 // Usage: node client.mjs <mcp endpoint URL> <tool>...
 // The authorization server approves at once, so "redirecting the user" is fetching the
 // authorization URL and reading the code from the redirect, as a browser would.
-import { call, connect, toolAnswer } from "./session.mjs";
+import { MemoryProvider, call, connect, toolAnswer } from "./session.mjs";
 
 const url = new URL(process.argv[2]);
 const tools = process.argv.slice(3);
 
-class Provider {
-  constructor() { this.authorizations = []; this.statuses = []; }
-  get redirectUrl() { return "http://127.0.0.1:9/callback"; }
+class Provider extends MemoryProvider {
   // No refresh_token grant: on a 403 this SDK refreshes first, and a refresh can never widen
   // the scope (RFC 6749 §6), so the step-up would stop there instead of re-authorizing.
   get clientMetadata() {
@@ -17,12 +15,6 @@ class Provider {
              grant_types: ["authorization_code"], response_types: ["code"],
              token_endpoint_auth_method: "client_secret_post" };
   }
-  clientInformation() { return this.client; }
-  saveClientInformation(client) { this.client = client; }
-  tokens() { return this.savedTokens; }
-  saveTokens(tokens) { this.savedTokens = tokens; }
-  saveCodeVerifier(verifier) { this.verifier = verifier; }
-  codeVerifier() { return this.verifier; }
   async redirectToAuthorization(authorizationUrl) {
     this.authorizations.push(Object.fromEntries(authorizationUrl.searchParams));
     const response = await fetch(authorizationUrl, { redirect: "manual" });

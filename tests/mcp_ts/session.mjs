@@ -1,9 +1,21 @@
-// What both authorization-code test clients share: the MCP session, logging in when the
-// server answers 401, stepping up when a tool call is refused, and a record of every
-// HTTP exchange. The provider holds the OAuth state and sets `code` on each redirect.
+// What both authorization-code test clients share: the provider's storage, the MCP session,
+// logging in when the server answers 401, stepping up when a tool call is refused, and a
+// record of every HTTP exchange. A provider sets `code` on each redirect.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+
+// What an OAuth client provider stores, kept in memory; subclasses say how to log in.
+export class MemoryProvider {
+  constructor() { this.authorizations = []; this.statuses = []; }
+  get redirectUrl() { return "http://127.0.0.1:9/callback"; }
+  clientInformation() { return this.client; }
+  saveClientInformation(client) { this.client = client; }
+  tokens() { return this.savedTokens; }
+  saveTokens(tokens) { this.savedTokens = tokens; }
+  saveCodeVerifier(verifier) { this.verifier = verifier; }
+  codeVerifier() { return this.verifier; }
+}
 
 // fetch for the SDK that records "METHOD /path status" of each exchange in provider.statuses.
 function recording(provider) {
