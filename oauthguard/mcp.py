@@ -278,9 +278,26 @@ def protect(app: ASGIApp, *, resource: str, authorization_servers: str | Iterabl
         named.update(dict.fromkeys(requirement.scopes))
     options.setdefault("scopes_supported", tuple(named))
     options.setdefault("public_paths", ("/.well-known/*",))
-    options.setdefault("public_origin", origin_of(resource))
+    options["public_origin"] = _pinned_origin(resource, options)
     return OAuthGuard(inner, resource=resource, authorization_servers=authorization_servers,
                       rules=rules, **_requiring_aud(options))
+
+
+def _pinned_origin(resource: str, options: Mapping[str, Any]) -> str | None:
+    """``public_origin`` as given, else the origin of ``resource``, which must then be the
+    origin of every other resource served too (DPoP for one elsewhere could never pass)."""
+    if "public_origin" in options:
+        given: str | None = options["public_origin"]
+        return given
+    origin = origin_of(resource)
+    others = options.get("resources") or ()
+    for other in (others,) if isinstance(others, str) else others:
+        if isinstance(other, str) and origin_of(other).lower() != origin.lower():
+            raise ConfigurationError(
+                f"resources: {other!r} is not on {origin}, the origin DPoP proofs are pinned "
+                "to by default; pass public_origin= the one origin clients reach, or "
+                "public_origin=None to take it from each request")
+    return origin
 
 
 def _requiring_aud(options: dict[str, Any]) -> dict[str, Any]:

@@ -171,6 +171,20 @@ def test_the_default_is_unpinned_and_protect_pins_its_resource_origin() -> None:
     opted_out = protect(_app, resource=RESOURCE, authorization_servers="https://i.test",
                         public_origin=None)
     assert opted_out.config.public_origin is None
+    same_origin = protect(_app, resource="https://api.test/mcp", resources="https://API.test/v2",
+                          authorization_servers="https://i.test")
+    assert same_origin.config.public_origin == "https://api.test"
+
+
+def test_protect_pins_no_default_origin_for_resources_on_several_origins() -> None:
+    # DPoP for the resource on another origin could never pass: say so at construction.
+    with pytest.raises(ConfigurationError, match=r"'https://other\.test/v2' is not on "
+                                                 r"https://api\.test.*public_origin=None"):
+        protect(_app, resource="https://api.test/mcp", resources=["https://other.test/v2"],
+                authorization_servers="https://i.test")
+    chosen = protect(_app, resource="https://api.test/mcp", resources=["https://other.test/v2"],
+                     authorization_servers="https://i.test", public_origin=None)
+    assert chosen.config.public_origin is None
 
 
 async def test_protect_refuses_a_proof_for_another_name_of_the_server_over_http() -> None:
