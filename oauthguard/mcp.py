@@ -27,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
 from oauthguard._htu import origin_of
 from oauthguard._redaction import redacted_traceback, token_digest
+from oauthguard.credentials import extract
 from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError
 from oauthguard.introspection import Introspection
@@ -181,7 +182,9 @@ class MCPAuth:
         token = scope.get("auth")
         if not isinstance(token, AccessToken):
             return None
-        user = scope["user"] = MCPUser(token, _bearer_token(scope), guard.config.resource)
+        # The guard accepted these credentials, so reading them again cannot fail.
+        raw = extract(scope["headers"], b"", guard.config.max_token_bytes, guard.tokens).token
+        user = scope["user"] = MCPUser(token, raw, guard.config.resource)
         return user
 
     def out_of_reach(self, scope: Scope) -> tuple[bytes, ...]:
@@ -207,12 +210,6 @@ class MCPAuth:
             needed[0].enforce(scope)
         elif needed:  # a batch: every tool's scopes, in the order they are called
             require([s for requirement in needed for s in requirement.scopes]).enforce(scope)
-
-
-def _bearer_token(scope: Scope) -> str:
-    """The token of the request's Authorization header (the guard has checked it)."""
-    value = next((v for name, v in scope["headers"] if name == b"authorization"), b"")
-    return value.strip(b" \t").partition(b" ")[2].strip(b" ").decode("latin-1")
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -241,7 +241,7 @@ class OAuthGuard:
             credentials = extract(scope["headers"], scope.get("query_string", b""),
                                   self.config.max_token_bytes, self.tokens)
             proof = self.dpop.proof_of(credentials)
-            # A cache hit is answered here, without a coroutine for authenticate().
+            # A cache hit is answered here, without a coroutine for the verifier.
             now = self.clock()
             verified, user = self.tokens.get(credentials.token, now) \
                 or await self._authenticate_new(credentials.token, now)
@@ -314,12 +314,8 @@ class OAuthGuard:
 
     async def verify(self, token: str) -> AccessToken:
         """The validated token, from the cache of verified tokens when it is there."""
-        return (await self.authenticate(token))[0]
-
-    async def authenticate(self, token: str) -> Authenticated:
-        """The validated token and its user, from the cache of verified tokens when there."""
         now = self.clock()
-        return self.tokens.get(token, now) or await self._authenticate_new(token, now)
+        return (self.tokens.get(token, now) or await self._authenticate_new(token, now))[0]
 
     async def _authenticate_new(self, token: str, now: float) -> Authenticated:
         """Verify a token the cache does not hold, build its user, and keep both while

@@ -33,6 +33,8 @@ from oauthguard.testing import TestIssuer
 
 pytestmark = pytest.mark.anyio
 
+ISSUER = TestIssuer("https://issuer.test")
+
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
@@ -234,6 +236,44 @@ async def test_an_escaped_tool_name_is_still_refused() -> None:
                                                   "arguments": {"about": "admin"}}}
         reached = await http.post("/mcp", json=other, headers=headers)
         assert reached.status_code == 200 and reached.text == "reached"
+
+
+async def test_hostile_bodies_are_passed_on_never_a_500() -> None:
+    # The SDK answers what it cannot parse; checking tool scopes must not fail on it first.
+    guarded = protect(reached_app, resource="https://api.test/mcp",
+                      authorization_servers=ISSUER.issuer, tool_scopes={"admin": "mcp:admin"},
+                      http_client=ISSUER.http_client())
+    token = ISSUER.token(audience="https://api.test/mcp", scope="mcp:tools")
+    # Each names the tool out of reach (or has an escape), so each is parsed.
+    hostile = [b'["admin", ' + b"[" * 100_000, b'{"admin":' * 5000, b'\xff\xfe"admin"',
+               b'["admin", ' + b"1" * 100_000 + b"]",
+               b'{"method": "tools/call", "params": {"name": "\\ud800"}}', b'"admin"']
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(guarded),
+                                 base_url="https://api.test") as http:
+        for body in hostile:
+            response = await http.post("/mcp", content=body,
+                                       headers={"authorization": f"Bearer {token}"})
+            assert (response.status_code, response.text) == (200, "reached"), body[:20]
+
+
+async def test_a_guard_built_by_hand_without_user_factory_still_hands_tools_the_token() -> None:
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    from oauthguard import OAuthGuard
+    from oauthguard.mcp import MCPAuth
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        sdk = get_access_token()
+        await PlainTextResponse(sdk.token if sdk else "none")(scope, receive, send)
+
+    guarded = OAuthGuard(MCPAuth(app), resource="https://api.test/mcp",
+                         authorization_servers=ISSUER.issuer, http_client=ISSUER.http_client())
+    token = ISSUER.token(audience="https://api.test/mcp")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(guarded),
+                                 base_url="https://api.test") as http:
+        response = await http.post("/mcp", json=call_body("x"),
+                                   headers={"authorization": f"bearer   {token}"})
+    assert response.text == token
 
 
 async def test_mcp_auth_without_a_guard_in_front_fails_closed() -> None:
