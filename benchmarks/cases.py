@@ -68,20 +68,29 @@ async def echo(request: Request) -> Response:
 
 
 #: An MCP ``tools/call`` request body (JSON-RPC 2.0), as a client POSTs it.
-MCP_BODY = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                       "params": {"name": "echo", "arguments": {"text": "hello"}}}).encode()
+MCP_BODY = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "hello"}},
+    }
+).encode()
 #: The token's scopes on MCP requests: the endpoint's, and the ``echo`` tool's.
 MCP_SCOPES = "mcp:tools tools:echo"
 #: Tool scopes where the token lacks one tool's (``admin``): each call's body is read.
 TWO_TOOLS = {"echo": "tools:echo", "admin": "tools:admin"}
-MCP_HEADERS = ((b"content-type", b"application/json"),
-               (b"accept", b"application/json, text/event-stream"),
-               (b"mcp-protocol-version", b"2025-06-18"),
-               (b"content-length", str(len(MCP_BODY)).encode()))
+MCP_HEADERS = (
+    (b"content-type", b"application/json"),
+    (b"accept", b"application/json, text/event-stream"),
+    (b"mcp-protocol-version", b"2025-06-18"),
+    (b"content-length", str(len(MCP_BODY)).encode()),
+)
 
 
-def scope_for(authorization: bytes | None, *extra: tuple[bytes, bytes],
-              method: str = "GET") -> Scope:
+def scope_for(
+    authorization: bytes | None, *extra: tuple[bytes, bytes], method: str = "GET"
+) -> Scope:
     """An HTTPS request of the resource (a GET by default), as a server would hand it to
     the app."""
     headers = [(b"host", b"api.test"), (b"user-agent", b"bench/1"), (b"accept", b"*/*")]
@@ -89,10 +98,18 @@ def scope_for(authorization: bytes | None, *extra: tuple[bytes, bytes],
         headers.append((b"authorization", authorization))
     headers.extend(extra)
     return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1", "method": method, "scheme": "https", "path": "/mcp",
-        "raw_path": b"/mcp", "root_path": "", "query_string": b"", "headers": headers,
-        "server": ("api.test", 443), "client": ("127.0.0.1", 50000),
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "https",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "server": ("api.test", 443),
+        "client": ("127.0.0.1", 50000),
     }
 
 
@@ -108,15 +125,18 @@ def bearer(token: str) -> bytes:
 class Tokens:
     """Pre-minted tokens: one disjoint slice per round, so each request's token is new."""
 
-    def __init__(self, issuer: TestIssuer, alg: str, per_round: int, rounds: int,
-                 scope: str = "read") -> None:
+    def __init__(
+        self, issuer: TestIssuer, alg: str, per_round: int, rounds: int, scope: str = "read"
+    ) -> None:
         self.per_round = per_round
-        self.items = [issuer.token(audience=RESOURCE, scope=scope, alg=alg, expires_in=3600)
-                      for _ in range(per_round * rounds)]
+        self.items = [
+            issuer.token(audience=RESOURCE, scope=scope, alg=alg, expires_in=3600)
+            for _ in range(per_round * rounds)
+        ]
 
     def round(self, index: int) -> list[str]:
         start = index * self.per_round
-        return self.items[start:start + self.per_round]
+        return self.items[start : start + self.per_round]
 
 
 # -- apps ------------------------------------------------------------------------------------
@@ -135,15 +155,27 @@ def protect_app(issuer: TestIssuer, **settings: Any) -> App:
         from oauthguard.mcp import protect
     except ImportError:
         raise Unavailable("oauthguard.mcp is not in this checkout") from None
-    return protect(bare_post_app(), resource=RESOURCE, authorization_servers=[issuer.issuer],
-                   scopes="mcp:tools", http_client=issuer.http_client(), **settings)
+    return protect(
+        bare_post_app(),
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        scopes="mcp:tools",
+        http_client=issuer.http_client(),
+        **settings,
+    )
 
 
-def guarded_app(issuer: TestIssuer, http_client: httpx.AsyncClient | None = None,
-                **settings: Any) -> App:
+def guarded_app(
+    issuer: TestIssuer, http_client: httpx.AsyncClient | None = None, **settings: Any
+) -> App:
     """The route behind ``OAuthGuard``; ``TypeError`` for a setting this checkout lacks."""
-    guard = Middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=http_client or issuer.http_client(), **settings)
+    guard = Middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=http_client or issuer.http_client(),
+        **settings,
+    )
     app = Starlette(routes=[Route("/mcp", hello)], middleware=[guard])
     app.build_middleware_stack()  # raises here, not on the first request, for bad settings
     return app
@@ -156,11 +188,18 @@ class NaiveJWTMiddleware:
         self.app, self.key, self.issuer = app, key, issuer
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        token = next((value[7:].decode("latin-1") for name, value in scope["headers"]
-                      if name == b"authorization" and value[:7].lower() == b"bearer "), None)
+        token = next(
+            (
+                value[7:].decode("latin-1")
+                for name, value in scope["headers"]
+                if name == b"authorization" and value[:7].lower() == b"bearer "
+            ),
+            None,
+        )
         try:
-            claims = jwt.decode(token or "", self.key, algorithms=["RS256"], audience=RESOURCE,
-                                issuer=self.issuer)
+            claims = jwt.decode(
+                token or "", self.key, algorithms=["RS256"], audience=RESOURCE, issuer=self.issuer
+            )
         except jwt.InvalidTokenError:
             await PlainTextResponse("no", 401)(scope, receive, send)
             return
@@ -170,8 +209,10 @@ class NaiveJWTMiddleware:
 
 def naive_app(issuer: TestIssuer) -> App:
     key = issuer.private_key("RS256").public_key()
-    return Starlette(routes=[Route("/mcp", hello)],
-                     middleware=[Middleware(NaiveJWTMiddleware, key=key, issuer=issuer.issuer)])
+    return Starlette(
+        routes=[Route("/mcp", hello)],
+        middleware=[Middleware(NaiveJWTMiddleware, key=key, issuer=issuer.issuer)],
+    )
 
 
 class PyJWTTokenVerifier:
@@ -183,15 +224,26 @@ class PyJWTTokenVerifier:
 
     async def verify_token(self, token: str) -> Any:
         from mcp.server.auth.provider import AccessToken
+
         try:
-            claims = jwt.decode(token, self.key_for(token), algorithms=["RS256"],
-                                audience=RESOURCE, issuer=self.issuer)
+            claims = jwt.decode(
+                token,
+                self.key_for(token),
+                algorithms=["RS256"],
+                audience=RESOURCE,
+                issuer=self.issuer,
+            )
         except jwt.InvalidTokenError:
             return None
-        return AccessToken(token=token, client_id=claims["client_id"],
-                           scopes=claims.get("scope", "").split(),
-                           expires_at=claims["exp"], resource=RESOURCE,
-                           subject=claims.get("sub"), claims=claims)
+        return AccessToken(
+            token=token,
+            client_id=claims["client_id"],
+            scopes=claims.get("scope", "").split(),
+            expires_at=claims["exp"],
+            resource=RESOURCE,
+            subject=claims.get("sub"),
+            claims=claims,
+        )
 
 
 def static_key_verifier(issuer: TestIssuer) -> PyJWTTokenVerifier:
@@ -223,13 +275,20 @@ def mcp_sdk_app(issuer: TestIssuer, verifier: Any = None, *, post: bool = False)
     from pydantic import AnyHttpUrl
     from starlette.middleware.authentication import AuthenticationMiddleware
 
-    endpoint = RequireAuthMiddleware(request_response(echo if post else hello),
-                                     ["mcp:tools"] if post else [], AnyHttpUrl(METADATA_URL))
+    endpoint = RequireAuthMiddleware(
+        request_response(echo if post else hello),
+        ["mcp:tools"] if post else [],
+        AnyHttpUrl(METADATA_URL),
+    )
     backend = BearerAuthBackend(verifier or static_key_verifier(issuer))
     route = Route("/mcp", endpoint, methods=["POST"] if post else None)
-    return Starlette(routes=[route], middleware=[
-        Middleware(AuthenticationMiddleware, backend=backend),
-        Middleware(AuthContextMiddleware)])
+    return Starlette(
+        routes=[route],
+        middleware=[
+            Middleware(AuthenticationMiddleware, backend=backend),
+            Middleware(AuthContextMiddleware),
+        ],
+    )
 
 
 def mcp_sdk_endpoint(issuer: TestIssuer, guard: str | None = None) -> App:
@@ -247,9 +306,15 @@ def mcp_sdk_endpoint(issuer: TestIssuer, guard: str | None = None) -> App:
     if guard is None:
         return app
     from oauthguard.mcp import protect
-    return protect(app, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                   scopes="mcp:tools", tool_scopes={"echo": "tools:echo"},
-                   http_client=issuer.http_client())
+
+    return protect(
+        app,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        scopes="mcp:tools",
+        tool_scopes={"echo": "tools:echo"},
+        http_client=issuer.http_client(),
+    )
 
 
 def mcp_adapter_app(issuer: TestIssuer) -> App:
@@ -258,8 +323,9 @@ def mcp_adapter_app(issuer: TestIssuer) -> App:
         from oauthguard.mcp import TokenVerifier  # type: ignore[import-not-found]
     except ImportError:
         raise Unavailable("oauthguard.mcp is not in this checkout") from None
-    verifier = TokenVerifier(resource=RESOURCE, authorization_servers=[issuer.issuer],
-                             http_client=issuer.http_client())
+    verifier = TokenVerifier(
+        resource=RESOURCE, authorization_servers=[issuer.issuer], http_client=issuer.http_client()
+    )
     return mcp_sdk_app(issuer, verifier)
 
 
@@ -267,8 +333,9 @@ def mcp_adapter_app(issuer: TestIssuer) -> App:
 def thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 §3: SHA-256 over the required members, sorted, without whitespace."""
     required = {name: jwk[name] for name in ("crv", "kty", "x", "y")}
-    digest = hashlib.sha256(json.dumps(required, separators=(",", ":"), sort_keys=True)
-                            .encode()).digest()
+    digest = hashlib.sha256(
+        json.dumps(required, separators=(",", ":"), sort_keys=True).encode()
+    ).digest()
     return b64url_encode(digest)
 
 
@@ -278,24 +345,37 @@ class DPoPClient:
     def __init__(self, issuer: TestIssuer) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
         numbers = self.key.public_key().public_numbers()
-        self.jwk = {"kty": "EC", "crv": "P-256",
-                    "x": b64url_encode(numbers.x.to_bytes(32, "big")),
-                    "y": b64url_encode(numbers.y.to_bytes(32, "big"))}
-        self.token = issuer.token(audience=RESOURCE, scope="read", expires_in=3600,
-                                  claims={"cnf": {"jkt": thumbprint(self.jwk)}})
+        self.jwk = {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": b64url_encode(numbers.x.to_bytes(32, "big")),
+            "y": b64url_encode(numbers.y.to_bytes(32, "big")),
+        }
+        self.token = issuer.token(
+            audience=RESOURCE,
+            scope="read",
+            expires_in=3600,
+            claims={"cnf": {"jkt": thumbprint(self.jwk)}},
+        )
         ath = hashlib.sha256(self.token.encode()).digest()
         self.ath = b64url_encode(ath)
 
     def proof(self) -> str:
         header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk}
-        claims = {"jti": secrets.token_urlsafe(16), "htm": "GET", "htu": RESOURCE,
-                  "iat": int(time.time()), "ath": self.ath}
+        claims = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": "GET",
+            "htu": RESOURCE,
+            "iat": int(time.time()),
+            "ath": self.ath,
+        }
         return sign_jws(header, claims, self.key)
 
     def requests(self, count: int) -> list[Scope]:
         authorization = b"DPoP " + self.token.encode("ascii")
-        return [scope_for(authorization, (b"dpop", self.proof().encode("ascii")))
-                for _ in range(count)]
+        return [
+            scope_for(authorization, (b"dpop", self.proof().encode("ascii"))) for _ in range(count)
+        ]
 
 
 def dpop_app(issuer: TestIssuer) -> App:
@@ -313,8 +393,7 @@ def dpop_floor(client: DPoPClient) -> Callable[[str], str]:
     def verify(proof: str) -> str:
         head, payload, signature = proof.split(".")
         raw = b64url_decode(signature)
-        der = encode_dss_signature(int.from_bytes(raw[:32], "big"),
-                                   int.from_bytes(raw[32:], "big"))
+        der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
         public.verify(der, f"{head}.{payload}".encode("ascii"), algorithm)
         return thumbprint(client.jwk)
 
@@ -332,9 +411,18 @@ class IntrospectionTransport(httpx.AsyncBaseTransport):
         if request.url.path != "/introspect":
             return await self.inner.handle_async_request(request)
         self.calls += 1
-        return httpx.Response(200, json={
-            "active": True, "iss": self.issuer.issuer, "aud": RESOURCE, "sub": "user-1",
-            "client_id": "bench", "scope": "read", "exp": int(time.time()) + 3600})
+        return httpx.Response(
+            200,
+            json={
+                "active": True,
+                "iss": self.issuer.issuer,
+                "aud": RESOURCE,
+                "sub": "user-1",
+                "client_id": "bench",
+                "scope": "read",
+                "exp": int(time.time()) + 3600,
+            },
+        )
 
 
 def introspection_app(issuer: TestIssuer) -> App:
@@ -342,8 +430,9 @@ def introspection_app(issuer: TestIssuer) -> App:
         from oauthguard import Introspection  # type: ignore[attr-defined]
     except ImportError:
         raise Unavailable("introspection is not in this checkout") from None
-    settings = Introspection(endpoint=issuer.base + "/introspect", client_id="bench",
-                             client_secret="bench-secret")
+    settings = Introspection(
+        endpoint=issuer.base + "/introspect", client_id="bench", client_secret="bench-secret"
+    )
     client = httpx.AsyncClient(transport=IntrospectionTransport(issuer))
     return guarded_app(issuer, http_client=client, introspection=settings)
 
@@ -362,8 +451,9 @@ def signature_floor(issuer: TestIssuer, alg: str) -> Callable[[tuple[bytes, byte
 
     def verify_ec(item: tuple[bytes, bytes]) -> None:
         signature = item[1]  # JWS carries r || s (RFC 7518 §3.4); OpenSSL wants DER
-        der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
-                                   int.from_bytes(signature[32:], "big"))
+        der = encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
         public.verify(der, item[0], ecdsa)
 
     return verify_ec

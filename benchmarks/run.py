@@ -60,8 +60,10 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
         return [scope_for(None) for _ in range(per_round)]
 
     def floor(alg: str, tokens: Tokens) -> FloorCase:
-        return FloorCase(cases.signature_floor(issuer, alg),
-                         lambda index: list(cases.signed_parts(tokens.round(index))))
+        return FloorCase(
+            cases.signature_floor(issuer, alg),
+            lambda index: list(cases.signed_parts(tokens.round(index))),
+        )
 
     def dpop() -> AppCase:
         client = cases.DPoPClient(issuer)
@@ -69,14 +71,16 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
 
     def dpop_floor() -> FloorCase:
         client = cases.DPoPClient(issuer)
-        return FloorCase(cases.dpop_floor(client),
-                         lambda _: [client.proof() for _ in range(per_round)])
+        return FloorCase(
+            cases.dpop_floor(client), lambda _: [client.proof() for _ in range(per_round)]
+        )
 
     def mcp_post(app: cases.App, repeat: bool) -> AppCase:
         def requests(index: int) -> list[cases.Scope]:
             if repeat:
                 return [mcp_scope_for(mcp_repeated) for _ in range(per_round)]
             return [mcp_scope_for(bearer(t)) for t in mcp_tokens.round(index)]
+
         return AppCase(app, requests, cases.MCP_BODY)
 
     def sdk_endpoint(guard: str | None, repeat: bool = True) -> AppCase:
@@ -91,65 +95,137 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
 
     return [
         Row("bare", "bare Starlette route", lambda: AppCase(cases.bare_app(), no_token)),
-        Row("cached", "OAuthGuard, repeated token (cache hit)",
-            lambda: AppCase(cases.guarded_app(issuer), same_token)),
-        Row("fresh_rs256", "OAuthGuard, fresh RS256 token",
-            lambda: AppCase(cases.guarded_app(issuer), fresh(rs256))),
-        Row("fresh_rs256_full", "OAuthGuard, fresh RS256 token, full token cache",
-            lambda: AppCase(cases.guarded_app(issuer, token_cache_size=per_round * 5),
-                            fresh(rs256))),
-        Row("fresh_es256", "OAuthGuard, fresh ES256 token",
-            lambda: AppCase(cases.guarded_app(issuer), fresh(es256))),
-        Row("naive_rs256", "naive ASGI middleware, jwt.decode, fresh RS256",
-            lambda: AppCase(cases.naive_app(issuer), fresh(rs256))),
-        Row("mcp_fresh", "MCP SDK auth + PyJWT verifier, fresh RS256",
-            lambda: AppCase(cases.mcp_sdk_app(issuer), fresh(rs256))),
-        Row("mcp_cached", "MCP SDK auth + PyJWT verifier, repeated token",
-            lambda: AppCase(cases.mcp_sdk_app(issuer), same_token)),
-        Row("mcp_adapter_fresh", "MCP SDK auth + oauthguard.mcp verifier, fresh RS256",
-            lambda: AppCase(cases.mcp_adapter_app(issuer), fresh(rs256))),
-        Row("mcp_adapter_cached", "MCP SDK auth + oauthguard.mcp verifier, repeated",
-            lambda: AppCase(cases.mcp_adapter_app(issuer), same_token)),
-        Row("bare_post", "bare route, MCP POST (JSON-RPC body read)",
-            lambda: AppCase(cases.bare_post_app(), lambda _: [mcp_scope_for(None)
-                                                              for _ in range(per_round)],
-                            cases.MCP_BODY)),
-        Row("sdk_post_fresh", "MCP POST, SDK auth + PyJWT verifier, fresh RS256",
-            lambda: mcp_post(cases.mcp_sdk_app(issuer, post=True), repeat=False)),
-        Row("sdk_post_cached", "MCP POST, SDK auth + PyJWT verifier, repeated",
-            lambda: mcp_post(cases.mcp_sdk_app(issuer, post=True), repeat=True)),
-        Row("sdk_jwks_post_fresh", "MCP POST, SDK auth + PyJWT PyJWKClient, fresh RS256",
-            lambda: mcp_post(cases.mcp_sdk_app(issuer, cases.jwks_verifier(issuer), post=True),
-                             repeat=False)),
-        Row("protect_fresh", "MCP POST, oauthguard.mcp.protect, fresh RS256",
-            lambda: mcp_post(cases.protect_app(issuer), repeat=False)),
-        Row("protect_cached", "MCP POST, oauthguard.mcp.protect, repeated token",
-            lambda: mcp_post(cases.protect_app(issuer), repeat=True)),
-        Row("protect_tools_fresh", "MCP POST, protect + tool_scopes, fresh RS256",
-            lambda: mcp_post(cases.protect_app(issuer, tool_scopes={"echo": "tools:echo"}),
-                             repeat=False)),
-        Row("protect_tools_cached", "MCP POST, protect + tool_scopes, repeated",
-            lambda: mcp_post(cases.protect_app(issuer, tool_scopes={"echo": "tools:echo"}),
-                             repeat=True)),
+        Row(
+            "cached",
+            "OAuthGuard, repeated token (cache hit)",
+            lambda: AppCase(cases.guarded_app(issuer), same_token),
+        ),
+        Row(
+            "fresh_rs256",
+            "OAuthGuard, fresh RS256 token",
+            lambda: AppCase(cases.guarded_app(issuer), fresh(rs256)),
+        ),
+        Row(
+            "fresh_rs256_full",
+            "OAuthGuard, fresh RS256 token, full token cache",
+            lambda: AppCase(
+                cases.guarded_app(issuer, token_cache_size=per_round * 5), fresh(rs256)
+            ),
+        ),
+        Row(
+            "fresh_es256",
+            "OAuthGuard, fresh ES256 token",
+            lambda: AppCase(cases.guarded_app(issuer), fresh(es256)),
+        ),
+        Row(
+            "naive_rs256",
+            "naive ASGI middleware, jwt.decode, fresh RS256",
+            lambda: AppCase(cases.naive_app(issuer), fresh(rs256)),
+        ),
+        Row(
+            "mcp_fresh",
+            "MCP SDK auth + PyJWT verifier, fresh RS256",
+            lambda: AppCase(cases.mcp_sdk_app(issuer), fresh(rs256)),
+        ),
+        Row(
+            "mcp_cached",
+            "MCP SDK auth + PyJWT verifier, repeated token",
+            lambda: AppCase(cases.mcp_sdk_app(issuer), same_token),
+        ),
+        Row(
+            "mcp_adapter_fresh",
+            "MCP SDK auth + oauthguard.mcp verifier, fresh RS256",
+            lambda: AppCase(cases.mcp_adapter_app(issuer), fresh(rs256)),
+        ),
+        Row(
+            "mcp_adapter_cached",
+            "MCP SDK auth + oauthguard.mcp verifier, repeated",
+            lambda: AppCase(cases.mcp_adapter_app(issuer), same_token),
+        ),
+        Row(
+            "bare_post",
+            "bare route, MCP POST (JSON-RPC body read)",
+            lambda: AppCase(
+                cases.bare_post_app(),
+                lambda _: [mcp_scope_for(None) for _ in range(per_round)],
+                cases.MCP_BODY,
+            ),
+        ),
+        Row(
+            "sdk_post_fresh",
+            "MCP POST, SDK auth + PyJWT verifier, fresh RS256",
+            lambda: mcp_post(cases.mcp_sdk_app(issuer, post=True), repeat=False),
+        ),
+        Row(
+            "sdk_post_cached",
+            "MCP POST, SDK auth + PyJWT verifier, repeated",
+            lambda: mcp_post(cases.mcp_sdk_app(issuer, post=True), repeat=True),
+        ),
+        Row(
+            "sdk_jwks_post_fresh",
+            "MCP POST, SDK auth + PyJWT PyJWKClient, fresh RS256",
+            lambda: mcp_post(
+                cases.mcp_sdk_app(issuer, cases.jwks_verifier(issuer), post=True), repeat=False
+            ),
+        ),
+        Row(
+            "protect_fresh",
+            "MCP POST, oauthguard.mcp.protect, fresh RS256",
+            lambda: mcp_post(cases.protect_app(issuer), repeat=False),
+        ),
+        Row(
+            "protect_cached",
+            "MCP POST, oauthguard.mcp.protect, repeated token",
+            lambda: mcp_post(cases.protect_app(issuer), repeat=True),
+        ),
+        Row(
+            "protect_tools_fresh",
+            "MCP POST, protect + tool_scopes, fresh RS256",
+            lambda: mcp_post(
+                cases.protect_app(issuer, tool_scopes={"echo": "tools:echo"}), repeat=False
+            ),
+        ),
+        Row(
+            "protect_tools_cached",
+            "MCP POST, protect + tool_scopes, repeated",
+            lambda: mcp_post(
+                cases.protect_app(issuer, tool_scopes={"echo": "tools:echo"}), repeat=True
+            ),
+        ),
         # The token lacks another tool's scope, so the body is read and parsed for its tools.
-        Row("protect_read_fresh", "MCP POST, protect, body read for tools, fresh",
-            lambda: mcp_post(cases.protect_app(issuer, tool_scopes=cases.TWO_TOOLS),
-                             repeat=False)),
-        Row("protect_read_cached", "MCP POST, protect, body read for tools, repeated",
-            lambda: mcp_post(cases.protect_app(issuer, tool_scopes=cases.TWO_TOOLS),
-                             repeat=True)),
-        Row("sdk_endpoint", "MCP SDK endpoint, tools/call (no auth)",
-            lambda: sdk_endpoint(None)),
-        Row("sdk_endpoint_cached", "MCP SDK endpoint + protect, repeated token",
-            lambda: sdk_endpoint("protect")),
-        Row("sdk_endpoint_fresh", "MCP SDK endpoint + protect, fresh RS256",
-            lambda: sdk_endpoint("protect", repeat=False)),
+        Row(
+            "protect_read_fresh",
+            "MCP POST, protect, body read for tools, fresh",
+            lambda: mcp_post(cases.protect_app(issuer, tool_scopes=cases.TWO_TOOLS), repeat=False),
+        ),
+        Row(
+            "protect_read_cached",
+            "MCP POST, protect, body read for tools, repeated",
+            lambda: mcp_post(cases.protect_app(issuer, tool_scopes=cases.TWO_TOOLS), repeat=True),
+        ),
+        Row("sdk_endpoint", "MCP SDK endpoint, tools/call (no auth)", lambda: sdk_endpoint(None)),
+        Row(
+            "sdk_endpoint_cached",
+            "MCP SDK endpoint + protect, repeated token",
+            lambda: sdk_endpoint("protect"),
+        ),
+        Row(
+            "sdk_endpoint_fresh",
+            "MCP SDK endpoint + protect, fresh RS256",
+            lambda: sdk_endpoint("protect", repeat=False),
+        ),
         Row("dpop", "OAuthGuard, DPoP: cached token, fresh ES256 proof", dpop),
         Row("introspected", "OAuthGuard, cached introspected opaque token", introspected),
-        Row("floor_rs256", "floor: RS256 signature check, key in hand",
-            lambda: floor("RS256", rs256)),
-        Row("floor_es256", "floor: ES256 signature check, key in hand",
-            lambda: floor("ES256", es256)),
+        Row(
+            "floor_rs256",
+            "floor: RS256 signature check, key in hand",
+            lambda: floor("RS256", rs256),
+        ),
+        Row(
+            "floor_es256",
+            "floor: ES256 signature check, key in hand",
+            lambda: floor("ES256", es256),
+        ),
         Row("floor_dpop", "floor: ES256 proof check + RFC 7638 thumbprint", dpop_floor),
     ]
 
@@ -168,48 +244,109 @@ def overhead(m: dict[str, float], key: str, bare: str = "bare") -> float:
     return m[key] - m[bare]
 
 
-MCP_FRESH = [("protect", "protect_fresh"), ("+ tool_scopes", "protect_tools_fresh"),
-             ("body read", "protect_read_fresh")]
-MCP_REPEATED = [("protect", "protect_cached"), ("+ tool_scopes", "protect_tools_cached"),
-                ("body read", "protect_read_cached")]
+MCP_FRESH = [
+    ("protect", "protect_fresh"),
+    ("+ tool_scopes", "protect_tools_fresh"),
+    ("body read", "protect_read_fresh"),
+]
+MCP_REPEATED = [
+    ("protect", "protect_cached"),
+    ("+ tool_scopes", "protect_tools_cached"),
+    ("body read", "protect_read_cached"),
+]
 
 TARGETS = [
-    Target("cache hit / bare route", "≤ 1.5×", ("cached", "bare"),
-           lambda m: m["cached"] / m["bare"], lambda v: v <= 1.5),
-    Target("fresh RS256 overhead / raw RS256 check", "≤ 2.5×", ("fresh_rs256", "floor_rs256"),
-           lambda m: overhead(m, "fresh_rs256") / m["floor_rs256"], lambda v: v <= 2.5),
-    Target("fresh RS256 overhead / naive jwt.decode overhead", "about ½ (≤ 0.6×)",
-           ("fresh_rs256", "naive_rs256"),
-           lambda m: overhead(m, "fresh_rs256") / overhead(m, "naive_rs256"), lambda v: v <= 0.6),
-    Target("OAuthGuard fresh RS256 overhead / SDK auth's (GET)", "≤ 0.5×",
-           ("fresh_rs256", "mcp_fresh"),
-           lambda m: overhead(m, "fresh_rs256") / overhead(m, "mcp_fresh"), lambda v: v <= 0.5),
+    Target(
+        "cache hit / bare route",
+        "≤ 1.5×",
+        ("cached", "bare"),
+        lambda m: m["cached"] / m["bare"],
+        lambda v: v <= 1.5,
+    ),
+    Target(
+        "fresh RS256 overhead / raw RS256 check",
+        "≤ 2.5×",
+        ("fresh_rs256", "floor_rs256"),
+        lambda m: overhead(m, "fresh_rs256") / m["floor_rs256"],
+        lambda v: v <= 2.5,
+    ),
+    Target(
+        "fresh RS256 overhead / naive jwt.decode overhead",
+        "about ½ (≤ 0.6×)",
+        ("fresh_rs256", "naive_rs256"),
+        lambda m: overhead(m, "fresh_rs256") / overhead(m, "naive_rs256"),
+        lambda v: v <= 0.6,
+    ),
+    Target(
+        "OAuthGuard fresh RS256 overhead / SDK auth's (GET)",
+        "≤ 0.5×",
+        ("fresh_rs256", "mcp_fresh"),
+        lambda m: overhead(m, "fresh_rs256") / overhead(m, "mcp_fresh"),
+        lambda v: v <= 0.5,
+    ),
     # protect() against the MCP SDK's own auth, same route, same MCP POST. The peer is a
     # PyJWT verifier that finds the issuer's key by kid in its JWKS (PyJWKClient), as any
     # server that follows key rotation must; one with a static key is shown beside it.
-    *[Target(f"MCP fresh: {name} / SDK+PyJWKClient, overhead", "≤ 0.5×",
-             (key, "sdk_jwks_post_fresh", "bare_post"),
-             lambda m, key=key: overhead(m, key, "bare_post")
-             / overhead(m, "sdk_jwks_post_fresh", "bare_post"), lambda v: v <= 0.5)
-      for name, key in MCP_FRESH],
-    Target("MCP fresh: protect / SDK+static key, overhead", "(shown)",
-           ("protect_fresh", "sdk_post_fresh", "bare_post"),
-           lambda m: overhead(m, "protect_fresh", "bare_post")
-           / overhead(m, "sdk_post_fresh", "bare_post"), lambda v: True),
-    *[Target(f"MCP repeated: {name} / bare MCP POST", "≤ 1.5×",
-             (key, "bare_post"), lambda m, key=key: m[key] / m["bare_post"],
-             lambda v: v <= 1.5)
-      for name, key in MCP_REPEATED],
-    Target("MCP SDK endpoint: + protect, repeated / alone", "(shown)",
-           ("sdk_endpoint_cached", "sdk_endpoint"),
-           lambda m: m["sdk_endpoint_cached"] / m["sdk_endpoint"], lambda v: True),
-    Target("MCP SDK endpoint: + protect, fresh / alone", "(shown)",
-           ("sdk_endpoint_fresh", "sdk_endpoint"),
-           lambda m: m["sdk_endpoint_fresh"] / m["sdk_endpoint"], lambda v: True),
-    Target("DPoP request / (DPoP floor + bare route)", "≤ 1.3×", ("dpop", "floor_dpop"),
-           lambda m: m["dpop"] / (m["floor_dpop"] + m["bare"]), lambda v: v <= 1.3),
-    Target("cached introspected token − bare route", "< 10 µs", ("introspected",),
-           lambda m: overhead(m, "introspected"), lambda v: v < 10, unit=" µs"),
+    *[
+        Target(
+            f"MCP fresh: {name} / SDK+PyJWKClient, overhead",
+            "≤ 0.5×",
+            (key, "sdk_jwks_post_fresh", "bare_post"),
+            lambda m, key=key: (
+                overhead(m, key, "bare_post") / overhead(m, "sdk_jwks_post_fresh", "bare_post")
+            ),
+            lambda v: v <= 0.5,
+        )
+        for name, key in MCP_FRESH
+    ],
+    Target(
+        "MCP fresh: protect / SDK+static key, overhead",
+        "(shown)",
+        ("protect_fresh", "sdk_post_fresh", "bare_post"),
+        lambda m: (
+            overhead(m, "protect_fresh", "bare_post") / overhead(m, "sdk_post_fresh", "bare_post")
+        ),
+        lambda v: True,
+    ),
+    *[
+        Target(
+            f"MCP repeated: {name} / bare MCP POST",
+            "≤ 1.5×",
+            (key, "bare_post"),
+            lambda m, key=key: m[key] / m["bare_post"],
+            lambda v: v <= 1.5,
+        )
+        for name, key in MCP_REPEATED
+    ],
+    Target(
+        "MCP SDK endpoint: + protect, repeated / alone",
+        "(shown)",
+        ("sdk_endpoint_cached", "sdk_endpoint"),
+        lambda m: m["sdk_endpoint_cached"] / m["sdk_endpoint"],
+        lambda v: True,
+    ),
+    Target(
+        "MCP SDK endpoint: + protect, fresh / alone",
+        "(shown)",
+        ("sdk_endpoint_fresh", "sdk_endpoint"),
+        lambda m: m["sdk_endpoint_fresh"] / m["sdk_endpoint"],
+        lambda v: True,
+    ),
+    Target(
+        "DPoP request / (DPoP floor + bare route)",
+        "≤ 1.3×",
+        ("dpop", "floor_dpop"),
+        lambda m: m["dpop"] / (m["floor_dpop"] + m["bare"]),
+        lambda v: v <= 1.3,
+    ),
+    Target(
+        "cached introspected token − bare route",
+        "< 10 µs",
+        ("introspected",),
+        lambda m: overhead(m, "introspected"),
+        lambda v: v < 10,
+        unit=" µs",
+    ),
 ]
 
 
@@ -226,14 +363,16 @@ class Checked:
 
 def receiver(body: bytes) -> Callable[[], Any]:
     """The ``receive`` of every request of a case: the whole body in one message."""
+
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
 
 
-async def time_batch(case: Case, round_index: int, checked: Checked, key: str,
-                     clock: Callable[[], int]) -> float:
+async def time_batch(
+    case: Case, round_index: int, checked: Checked, key: str, clock: Callable[[], int]
+) -> float:
     """Mean µs per request (or per call) over one batch."""
     if isinstance(case, FloorCase):
         inputs, function = case.inputs(round_index), case.function
@@ -248,8 +387,9 @@ async def time_batch(case: Case, round_index: int, checked: Checked, key: str,
         await app(scope, receive, send)
     elapsed = (clock() - start) / len(scopes) / 1000
     if checked.bad:
-        raise SystemExit(f"{key}: the app answered {sorted(set(checked.bad))}, not 200; "
-                         "the benchmark is invalid")
+        raise SystemExit(
+            f"{key}: the app answered {sorted(set(checked.bad))}, not 200; the benchmark is invalid"
+        )
     return elapsed
 
 
@@ -261,8 +401,11 @@ async def start_lifespans(built: dict[str, Case]) -> list[Callable[[], Any]]:
             continue
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        task = asyncio.create_task(case.app({"type": "lifespan", "asgi": {"version": "3.0"},
-                                             "state": {}}, inbox.get, outbox.put))
+        task = asyncio.create_task(
+            case.app(
+                {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put
+            )
+        )
         await inbox.put({"type": "lifespan.startup"})
         started = await outbox.get()
         if started["type"] != "lifespan.startup.complete":
@@ -271,12 +414,14 @@ async def start_lifespans(built: dict[str, Case]) -> list[Callable[[], Any]]:
         async def stop(inbox: Any = inbox, task: Any = task) -> None:
             await inbox.put({"type": "lifespan.shutdown"})
             await task
+
         stops.append(stop)
     return stops
 
 
-async def measure(built: dict[str, Case], rounds: int,
-                  clock: Callable[[], int]) -> dict[str, list[float]]:
+async def measure(
+    built: dict[str, Case], rounds: int, clock: Callable[[], int]
+) -> dict[str, list[float]]:
     stops = await start_lifespans(built)
     try:
         return await measure_started(built, rounds, clock)
@@ -285,8 +430,9 @@ async def measure(built: dict[str, Case], rounds: int,
             await stop()
 
 
-async def measure_started(built: dict[str, Case], rounds: int,
-                          clock: Callable[[], int]) -> dict[str, list[float]]:
+async def measure_started(
+    built: dict[str, Case], rounds: int, clock: Callable[[], int]
+) -> dict[str, list[float]]:
     checked = Checked()
     samples: dict[str, list[float]] = {key: [] for key in built}
     keys = list(built)
@@ -301,8 +447,12 @@ async def measure_started(built: dict[str, Case], rounds: int,
     return samples
 
 
-def render(labels: dict[str, str], medians: dict[str, float], unavailable: dict[str, str],
-           verdicts: list[dict[str, Any]]) -> str:
+def render(
+    labels: dict[str, str],
+    medians: dict[str, float],
+    unavailable: dict[str, str],
+    verdicts: list[dict[str, Any]],
+) -> str:
     bare = medians["bare"]
     lines = [f"{'case':<52} {'median µs':>10} {'− bare':>9} {'× bare':>7}", "-" * 81]
     for key, label in labels.items():
@@ -313,25 +463,36 @@ def render(labels: dict[str, str], medians: dict[str, float], unavailable: dict[
         if key.startswith("floor_"):
             lines.append(f"{label:<52} {value:>10.1f} {'':>9} {'':>7}")
         else:
-            lines.append(f"{label:<52} {value:>10.1f} {value - bare:>+9.1f} "
-                         f"{value / bare:>6.2f}×")
+            lines.append(f"{label:<52} {value:>10.1f} {value - bare:>+9.1f} {value / bare:>6.2f}×")
     lines += ["", f"{'target':<52} {'figure':>10} {'limit':>18}  result", "-" * 90]
     for verdict in verdicts:
-        figure = ("n/a" if verdict["value"] is None
-                  else f"{verdict['value']:.2f}{verdict['unit']}")
-        lines.append(f"{verdict['name']:<52} {figure:>10} {verdict['limit']:>18}  "
-                     f"{verdict['result']}")
+        figure = "n/a" if verdict["value"] is None else f"{verdict['value']:.2f}{verdict['unit']}"
+        lines.append(
+            f"{verdict['name']:<52} {figure:>10} {verdict['limit']:>18}  {verdict['result']}"
+        )
     return "\n".join(lines)
 
 
 def judge(medians: dict[str, float]) -> list[dict[str, Any]]:
     verdicts = []
     for target in TARGETS:
-        value = (target.value(medians) if all(k in medians for k in target.needs) else None)
-        result = "n/a" if value is None else (
-            "shown" if target.limit == "(shown)" else "met" if target.met(value) else "MISSED")
-        verdicts.append({"name": target.name, "limit": target.limit, "unit": target.unit,
-                         "value": value, "result": result})
+        value = target.value(medians) if all(k in medians for k in target.needs) else None
+        result = (
+            "n/a"
+            if value is None
+            else (
+                "shown" if target.limit == "(shown)" else "met" if target.met(value) else "MISSED"
+            )
+        )
+        verdicts.append(
+            {
+                "name": target.name,
+                "limit": target.limit,
+                "unit": target.unit,
+                "value": value,
+                "result": result,
+            }
+        )
     return verdicts
 
 
@@ -340,10 +501,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds; smoke test only")
     parser.add_argument("--rounds", type=int, help="timed rounds (default 100; quick 3)")
     parser.add_argument("--batch", type=int, help="requests per batch (default 50; quick 5)")
-    parser.add_argument("--wall", action="store_true",
-                        help="measure wall-clock time instead of this thread's CPU time")
-    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results.json"),
-                        help="where to write the results (default benchmarks/results.json)")
+    parser.add_argument(
+        "--wall",
+        action="store_true",
+        help="measure wall-clock time instead of this thread's CPU time",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path(__file__).with_name("results.json"),
+        help="where to write the results (default benchmarks/results.json)",
+    )
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 100)
     batch = args.batch or (5 if args.quick else 50)
@@ -362,15 +530,27 @@ def main() -> None:
     medians = {key: statistics.median(values) for key, values in samples.items()}
     verdicts = judge(medians)
     measured = "wall-clock time" if args.wall else "CPU time"
-    print(f"oauthguard benchmark: {rounds} rounds × {batch} requests per case, {measured}, "
-          f"Python {platform.python_version()}, {platform.machine()}")
+    print(
+        f"oauthguard benchmark: {rounds} rounds × {batch} requests per case, {measured}, "
+        f"Python {platform.python_version()}, {platform.machine()}"
+    )
     print(render(labels, medians, unavailable, verdicts))
     results = {
-        "python": platform.python_version(), "machine": platform.machine(),
-        "rounds": rounds, "batch": batch, "measured": measured,
-        "cases": {key: {"label": labels[key], "median_us": round(medians[key], 2),
-                        "samples_us": [round(v, 2) for v in samples[key]]} for key in medians},
-        "unavailable": unavailable, "targets": verdicts,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "rounds": rounds,
+        "batch": batch,
+        "measured": measured,
+        "cases": {
+            key: {
+                "label": labels[key],
+                "median_us": round(medians[key], 2),
+                "samples_us": [round(v, 2) for v in samples[key]],
+            }
+            for key in medians
+        },
+        "unavailable": unavailable,
+        "targets": verdicts,
     }
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nresults written to {args.json} ({time.perf_counter() - started:.0f} s)")

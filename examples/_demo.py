@@ -24,8 +24,9 @@ async def serve(apps: list[tuple[Any, int]], ready: Callable[[], str]) -> None:
     ``ready()``."""
     tasks = []
     for app, port in apps:
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning"))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
         tasks.append(asyncio.create_task(server.serve()))
         while not server.started:
             if tasks[-1].done():
@@ -35,8 +36,9 @@ async def serve(apps: list[tuple[Any, int]], ready: Callable[[], str]) -> None:
     await asyncio.gather(*tasks)
 
 
-def curl_lines(issuer: TestIssuer, url: str, audience: str, scopes: list[str],
-               method: str = "GET") -> str:
+def curl_lines(
+    issuer: TestIssuer, url: str, audience: str, scopes: list[str], method: str = "GET"
+) -> str:
     """``curl`` commands with a fresh token for each scope set."""
     lines = [f"  curl -i -X {method} {url}   # no token: 401 and the challenge"]
     for scope in scopes:
@@ -46,8 +48,12 @@ def curl_lines(issuer: TestIssuer, url: str, audience: str, scopes: list[str],
     return "\n".join(lines)
 
 
-def run_demo(build: Callable[[str, str], Any], path: str, scopes: list[str],
-             prepare: Callable[[TestIssuer, int], str] | None = None) -> None:
+def run_demo(
+    build: Callable[[str, str], Any],
+    path: str,
+    scopes: list[str],
+    prepare: Callable[[TestIssuer, int], str] | None = None,
+) -> None:
     """Serve a TestIssuer and ``build(resource, issuer)`` on free loopback ports until
     Ctrl-C, and print curl commands for each scope set. ``prepare(issuer, port)`` may set
     the issuer up further and returns extra lines to print."""
@@ -57,12 +63,15 @@ def run_demo(build: Callable[[str, str], Any], path: str, scopes: list[str],
     extra = prepare(issuer, port) if prepare is not None else ""
 
     def ready() -> str:
-        return (f"Authorization server (TestIssuer): {issuer.issuer}\n"
-                f"Protected API:                    {resource}\n{extra}\n"
-                f"{curl_lines(issuer, resource, resource, scopes)}\nReady.")
+        return (
+            f"Authorization server (TestIssuer): {issuer.issuer}\n"
+            f"Protected API:                    {resource}\n{extra}\n"
+            f"{curl_lines(issuer, resource, resource, scopes)}\nReady."
+        )
 
     try:
-        asyncio.run(serve([(issuer.app, issuer_port), (build(resource, issuer.issuer), port)],
-                          ready))
+        asyncio.run(
+            serve([(issuer.app, issuer_port), (build(resource, issuer.issuer), port)], ready)
+        )
     except KeyboardInterrupt:
         pass

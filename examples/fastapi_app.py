@@ -34,16 +34,22 @@ def build(resource: str, issuer: str) -> FastAPI:
         orders.append({"id": len(orders) + 1, "item": item, "by": token.subject})
         return orders[-1]
 
-    api.add_middleware(OAuthGuard, resource=resource, authorization_servers=[issuer],
-                       public_paths=["/docs*", "/openapi.json"],
-                       scopes_supported=["orders:read", "orders:write"])
+    api.add_middleware(
+        OAuthGuard,
+        resource=resource,
+        authorization_servers=[issuer],
+        public_paths=["/docs*", "/openapi.json"],
+        scopes_supported=["orders:read", "orders:write"],
+    )
     # Swagger UI's Authorize button: the authorization code flow from the issuer's metadata.
     describe_security(api, client_id=DOCS_CLIENT, resource=resource)
     return api
 
 
-app = build(os.environ.get("OAUTHGUARD_RESOURCE", "http://127.0.0.1:8000/orders"),
-            os.environ.get("OAUTHGUARD_ISSUER", "http://127.0.0.1:9000"))
+app = build(
+    os.environ.get("OAUTHGUARD_RESOURCE", "http://127.0.0.1:8000/orders"),
+    os.environ.get("OAUTHGUARD_ISSUER", "http://127.0.0.1:9000"),
+)
 
 
 def demo() -> None:
@@ -52,8 +58,11 @@ def demo() -> None:
     from oauthguard.testing import TestIssuer
 
     def swagger_client(issuer: TestIssuer, port: int) -> str:
-        issuer.register_client(client_id=DOCS_CLIENT, auth_method="none",
-                               redirect_uris=[f"http://127.0.0.1:{port}/docs/oauth2-redirect"])
+        issuer.register_client(
+            client_id=DOCS_CLIENT,
+            auth_method="none",
+            redirect_uris=[f"http://127.0.0.1:{port}/docs/oauth2-redirect"],
+        )
         return f"Swagger UI (Authorize logs in):   http://127.0.0.1:{port}/docs\n"
 
     run_demo(build, "/orders", ["orders:read", "orders:write"], swagger_client)

@@ -24,9 +24,18 @@ from mcp.server.mcpserver import MCPServer
 from oauthguard.mcp import protect
 from oauthguard.testing import TestIssuer
 
-INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "curl",
-                                                                         "version": "1"}}})
+INITIALIZE = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "curl", "version": "1"},
+        },
+    }
+)
 NOTES: list[str] = ["oauthguard protects this server"]
 
 server = MCPServer("notes")
@@ -69,14 +78,21 @@ Ready.
 
 
 async def main(port: int, issuer_port: int) -> None:
-    issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}",
-                        allowed_scopes=["notes:read", "notes:write"], subject="user-1")
+    issuer = TestIssuer(
+        f"http://127.0.0.1:{issuer_port}",
+        allowed_scopes=["notes:read", "notes:write"],
+        subject="user-1",
+    )
     endpoint = f"http://127.0.0.1:{port}/mcp"
-    app = protect(server.streamable_http_app(), resource=endpoint,
-                  authorization_servers=issuer.issuer, scopes="notes:read",
-                  tool_scopes={"add_note": "notes:write"}, resource_name="Notes (example)")
-    await serve([(issuer.app, issuer_port), (app, port)],
-                lambda: instructions(issuer, endpoint))
+    app = protect(
+        server.streamable_http_app(),
+        resource=endpoint,
+        authorization_servers=issuer.issuer,
+        scopes="notes:read",
+        tool_scopes={"add_note": "notes:write"},
+        resource_name="Notes (example)",
+    )
+    await serve([(issuer.app, issuer_port), (app, port)], lambda: instructions(issuer, endpoint))
 
 
 if __name__ == "__main__":

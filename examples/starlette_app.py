@@ -37,18 +37,27 @@ async def health(request: Request) -> JSONResponse:
 
 def build(resource: str, issuer: str) -> Starlette:
     """The app, behind the guard: every path needs a token except /health."""
-    app = Starlette(routes=[
-        Route("/orders", list_orders, methods=["GET"]),
-        Route("/orders", add_order, methods=["POST"]),
-        Route("/health", health),
-    ])
-    app.add_middleware(OAuthGuard, resource=resource, authorization_servers=[issuer],
-                       public_paths=["/health"], scopes_supported=["orders:read", "orders:write"])
+    app = Starlette(
+        routes=[
+            Route("/orders", list_orders, methods=["GET"]),
+            Route("/orders", add_order, methods=["POST"]),
+            Route("/health", health),
+        ]
+    )
+    app.add_middleware(
+        OAuthGuard,
+        resource=resource,
+        authorization_servers=[issuer],
+        public_paths=["/health"],
+        scopes_supported=["orders:read", "orders:write"],
+    )
     return app
 
 
-app = build(os.environ.get("OAUTHGUARD_RESOURCE", "http://127.0.0.1:8000/orders"),
-            os.environ.get("OAUTHGUARD_ISSUER", "http://127.0.0.1:9000"))
+app = build(
+    os.environ.get("OAUTHGUARD_RESOURCE", "http://127.0.0.1:8000/orders"),
+    os.environ.get("OAUTHGUARD_ISSUER", "http://127.0.0.1:9000"),
+)
 
 
 def demo() -> None:

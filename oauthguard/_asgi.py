@@ -19,13 +19,13 @@ async def send_response(send: Send, status: int, headers: Headers, body: bytes) 
     await send({"type": "http.response.body", "body": body})
 
 
-async def deny_websocket(scope: Scope, receive: Receive, send: Send, status: int,
-                         headers: Headers, body: bytes) -> None:
+async def deny_websocket(
+    scope: Scope, receive: Receive, send: Send, status: int, headers: Headers, body: bytes
+) -> None:
     """Refuse a WebSocket before accept: an HTTP response where the server supports the
     denial-response extension, otherwise close with 1008 (policy violation)."""
     if "websocket.http.response" in scope.get("extensions", {}):
-        await send({"type": "websocket.http.response.start", "status": status,
-                    "headers": headers})
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": body})
         return
     await receive()  # websocket.connect

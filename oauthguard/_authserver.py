@@ -46,8 +46,11 @@ class OAuthError(Exception):
         headers = {"cache-control": "no-store"}
         if self.status == 401:
             headers["www-authenticate"] = 'Basic realm="token"'
-        return JSONResponse({"error": self.error, "error_description": self.description},
-                            status_code=self.status, headers=headers)
+        return JSONResponse(
+            {"error": self.error, "error_description": self.description},
+            status_code=self.status,
+            headers=headers,
+        )
 
 
 @dataclass(frozen=True)
@@ -139,16 +142,26 @@ class AuthorizationServer:
             Route(prefix + "/introspect", self.introspect, methods=["POST"]),
         ]
 
-    def add_client(self, *, client_id: str | None = None, secret: str | None = None,
-                   redirect_uris: Sequence[str] = (), grant_types: Sequence[str] = GRANT_TYPES,
-                   auth_method: str = "client_secret_basic") -> Client:
+    def add_client(
+        self,
+        *,
+        client_id: str | None = None,
+        secret: str | None = None,
+        redirect_uris: Sequence[str] = (),
+        grant_types: Sequence[str] = GRANT_TYPES,
+        auth_method: str = "client_secret_basic",
+    ) -> Client:
         if auth_method not in AUTH_METHODS:
             raise ValueError(f"auth_method must be one of {AUTH_METHODS}")
         if auth_method != "none" and secret is None:
             secret = secrets.token_urlsafe(24)
-        client = Client(client_id or secrets.token_urlsafe(12),
-                        None if auth_method == "none" else secret,
-                        tuple(redirect_uris), tuple(grant_types), auth_method)
+        client = Client(
+            client_id or secrets.token_urlsafe(12),
+            None if auth_method == "none" else secret,
+            tuple(redirect_uris),
+            tuple(grant_types),
+            auth_method,
+        )
         self.clients[client.client_id] = client
         return client
 
@@ -167,9 +180,13 @@ class AuthorizationServer:
             return error.response()
         except ValueError:
             return OAuthError("invalid_client_metadata", "the body is not JSON").response()
-        answer = {**body, "client_id": client.client_id, "client_id_issued_at":
-                  int(self.issuer.clock()), "token_endpoint_auth_method": client.auth_method,
-                  "grant_types": list(client.grant_types)}
+        answer = {
+            **body,
+            "client_id": client.client_id,
+            "client_id_issued_at": int(self.issuer.clock()),
+            "token_endpoint_auth_method": client.auth_method,
+            "grant_types": list(client.grant_types),
+        }
         if client.secret is not None:
             answer.update(client_secret=client.secret, client_secret_expires_at=0)
         return JSONResponse(answer, status_code=201, headers={"cache-control": "no-store"})
@@ -207,10 +224,15 @@ class AuthorizationServer:
             return OAuthError("invalid_request", "redirect_uri is not registered").response()
         answer = {"state": params["state"]} if "state" in params else {}
         try:
-            code = self._approve(client, params.get("response_type"), params.get("scope"),
-                                 params.get("code_challenge"),
-                                 params.get("code_challenge_method"),
-                                 params.getlist("resource"), redirect_uri)
+            code = self._approve(
+                client,
+                params.get("response_type"),
+                params.get("scope"),
+                params.get("code_challenge"),
+                params.get("code_challenge_method"),
+                params.getlist("resource"),
+                redirect_uri,
+            )
             answer["code"] = code
         except OAuthError as error:
             answer.update(error=error.error, error_description=error.description)
@@ -218,9 +240,16 @@ class AuthorizationServer:
         separator = "&" if "?" in redirect_uri else "?"
         return RedirectResponse(f"{redirect_uri}{separator}{urlencode(answer)}", 302)
 
-    def _approve(self, client: Client, response_type: str | None, scope: str | None,
-                 challenge: str | None, method: str | None, resources: Sequence[str],
-                 redirect_uri: str) -> str:
+    def _approve(
+        self,
+        client: Client,
+        response_type: str | None,
+        scope: str | None,
+        challenge: str | None,
+        method: str | None,
+        resources: Sequence[str],
+        redirect_uri: str,
+    ) -> str:
         if response_type != "code":
             raise OAuthError("unsupported_response_type", "only response_type=code")
         if "authorization_code" not in client.grant_types:
@@ -229,9 +258,14 @@ class AuthorizationServer:
             raise OAuthError("invalid_request", "PKCE with code_challenge_method=S256 required")
         code = secrets.token_urlsafe(24)
         self.codes[code] = Grant(
-            client.client_id, self.issuer.subject, self.issuer.check_scopes(scope),
-            check_resources(resources), redirect_uri, challenge,
-            self.issuer.clock() + CODE_LIFETIME)
+            client.client_id,
+            self.issuer.subject,
+            self.issuer.check_scopes(scope),
+            check_resources(resources),
+            redirect_uri,
+            challenge,
+            self.issuer.clock() + CODE_LIFETIME,
+        )
         return code
 
     # -- RFC 6749 §3.2 --------------------------------------------------------------------
@@ -241,15 +275,25 @@ class AuthorizationServer:
             client = self._authenticate(request, form)
             grant_type = form.get("grant_type")
             if grant_type not in client.grant_types:
-                raise OAuthError("unsupported_grant_type" if grant_type not in GRANT_TYPES
-                                 else "unauthorized_client", f"grant_type {grant_type!r}")
+                raise OAuthError(
+                    "unsupported_grant_type"
+                    if grant_type not in GRANT_TYPES
+                    else "unauthorized_client",
+                    f"grant_type {grant_type!r}",
+                )
             grant = self._grant(client, str(grant_type), form)
             jkt = None
             if "dpop" in request.headers:
-                jkt = check_dpop_proof(request.headers["dpop"], "POST",
-                                       self.issuer.base + "/token", self.issuer.clock())
-            return JSONResponse(self._issue(client, grant, jkt, str(grant_type)),
-                                headers={"cache-control": "no-store", "pragma": "no-cache"})
+                jkt = check_dpop_proof(
+                    request.headers["dpop"],
+                    "POST",
+                    self.issuer.base + "/token",
+                    self.issuer.clock(),
+                )
+            return JSONResponse(
+                self._issue(client, grant, jkt, str(grant_type)),
+                headers={"cache-control": "no-store", "pragma": "no-cache"},
+            )
         except OAuthError as error:
             return error.response()
 
@@ -268,7 +312,8 @@ class AuthorizationServer:
         if client is None:
             raise OAuthError("invalid_client", "unknown client", 401)
         if client.secret is not None and not (
-                isinstance(secret, str) and secrets.compare_digest(secret, client.secret)):
+            isinstance(secret, str) and secrets.compare_digest(secret, client.secret)
+        ):
             raise OAuthError("invalid_client", "client authentication failed", 401)
         return client
 
@@ -287,27 +332,38 @@ class AuthorizationServer:
                 raise OAuthError("invalid_grant", "unknown refresh_token")
         else:
             grant = self._redeem_code(client, form)
-        return replace(grant, scopes=narrow(requested, grant.scopes, "invalid_scope"),
-                       resources=narrow(resources, grant.resources, "invalid_target"))
+        return replace(
+            grant,
+            scopes=narrow(requested, grant.scopes, "invalid_scope"),
+            resources=narrow(resources, grant.resources, "invalid_target"),
+        )
 
     def _redeem_code(self, client: Client, form: FormData) -> Grant:
         """RFC 6749 §4.1.3: one use, same client and redirect_uri, then PKCE."""
         grant = self.codes.pop(str(form.get("code", "")), None)
-        if grant is None or grant.client_id != client.client_id \
-                or grant.expires_at < self.issuer.clock():
+        if (
+            grant is None
+            or grant.client_id != client.client_id
+            or grant.expires_at < self.issuer.clock()
+        ):
             raise OAuthError("invalid_grant", "unknown, used or expired code")
         if form.get("redirect_uri", grant.redirect_uri) != grant.redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri differs from the authorization's")
         check_pkce(str(form.get("code_verifier") or "") or None, grant.code_challenge)
         return replace(grant, expires_at=float("inf"))
 
-    def _issue(self, client: Client, grant: Grant, jkt: str | None,
-               grant_type: str) -> dict[str, Any]:
-        access_token = self.issuer.issue(grant.subject, grant.client_id, grant.scopes,
-                                         grant.resources, jkt)
+    def _issue(
+        self, client: Client, grant: Grant, jkt: str | None, grant_type: str
+    ) -> dict[str, Any]:
+        access_token = self.issuer.issue(
+            grant.subject, grant.client_id, grant.scopes, grant.resources, jkt
+        )
         answer: dict[str, Any] = {
-            "access_token": access_token, "token_type": "DPoP" if jkt else "Bearer",
-            "expires_in": int(self.issuer.token_lifetime), "scope": " ".join(grant.scopes)}
+            "access_token": access_token,
+            "token_type": "DPoP" if jkt else "Bearer",
+            "expires_in": int(self.issuer.token_lifetime),
+            "scope": " ".join(grant.scopes),
+        }
         # RFC 6749 §4.4.3: none for client credentials; RFC 7591 §2: only if registered.
         if grant_type != "client_credentials" and "refresh_token" in client.grant_types:
             refresh = secrets.token_urlsafe(32)
@@ -327,5 +383,7 @@ class AuthorizationServer:
         if claims is None or (isinstance(exp, int | float) and exp <= self.issuer.clock()):
             return JSONResponse({"active": False}, headers={"cache-control": "no-store"})
         token_type = "DPoP" if "cnf" in claims else "Bearer"
-        return JSONResponse({"active": True, "token_type": token_type, **claims},
-                            headers={"cache-control": "no-store"})
+        return JSONResponse(
+            {"active": True, "token_type": token_type, **claims},
+            headers={"cache-control": "no-store"},
+        )

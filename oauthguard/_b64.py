@@ -18,8 +18,7 @@ def b64url_decode(data: str) -> bytes:
     if pad == 3:
         raise ValueError("impossible base64url length")
     try:
-        return binascii.a2b_base64(raw.translate(_TO_STANDARD) + _PADDING[pad],
-                                   strict_mode=True)
+        return binascii.a2b_base64(raw.translate(_TO_STANDARD) + _PADDING[pad], strict_mode=True)
     except binascii.Error as exc:
         raise ValueError(str(exc)) from None
 

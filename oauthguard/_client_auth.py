@@ -75,11 +75,16 @@ def _from_jwk(jwk: Mapping[str, Any]) -> Any:
     if "d" not in jwk:
         raise ConfigurationError("private_key: the JWK is a public key (it has no 'd')")
     readers: dict[str, Callable[[str], Any]] = {
-        "RSA": RSAAlgorithm.from_jwk, "EC": ECAlgorithm.from_jwk, "OKP": OKPAlgorithm.from_jwk}
+        "RSA": RSAAlgorithm.from_jwk,
+        "EC": ECAlgorithm.from_jwk,
+        "OKP": OKPAlgorithm.from_jwk,
+    }
     reader = readers.get(str(jwk.get("kty")))
     if reader is None:
-        raise ConfigurationError(f"private_key: JWK kty {jwk.get('kty')!r} cannot sign "
-                                 "client assertions (use RSA, EC or OKP)")
+        raise ConfigurationError(
+            f"private_key: JWK kty {jwk.get('kty')!r} cannot sign "
+            "client assertions (use RSA, EC or OKP)"
+        )
     try:
         return reader(json.dumps(dict(jwk)))
     except Exception as exc:
@@ -92,7 +97,8 @@ def _from_pem(data: bytes) -> Any:
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"private_key is not an unencrypted PEM private key ({exc}); decrypt it first "
-            "or pass a cryptography private key object") from None
+            "or pass a cryptography private key object"
+        ) from None
 
 
 def _algorithm_for(key: Any) -> str:
@@ -107,7 +113,8 @@ def _algorithm_for(key: Any) -> str:
         return "EdDSA"
     raise ConfigurationError(
         "private_key must be an RSA, EC (P-256/384/521) or Ed25519 private key, given as a "
-        f"cryptography key, PEM or JWK; got {type(key).__name__}")
+        f"cryptography key, PEM or JWK; got {type(key).__name__}"
+    )
 
 
 def form_encode(value: str) -> str:
@@ -118,9 +125,15 @@ def form_encode(value: str) -> str:
 class ClientAuthentication:
     """The form fields and headers that authenticate one introspection request."""
 
-    def __init__(self, method: str, client_id: str, *, client_secret: str | None = None,
-                 signing_key: SigningKey | None = None,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        method: str,
+        client_id: str,
+        *,
+        client_secret: str | None = None,
+        signing_key: SigningKey | None = None,
+        clock: Callable[[], float],
+    ) -> None:
         self.method = method
         self.client_id = client_id
         self._secret = client_secret or ""
@@ -148,8 +161,13 @@ class ClientAuthentication:
         if key is None:
             raise ConfigurationError("private_key_jwt needs a private_key")
         now = int(self._clock())
-        claims = {"iss": self.client_id, "sub": self.client_id, "aud": audience,
-                  "jti": secrets.token_urlsafe(16), "iat": now,
-                  "exp": now + ASSERTION_LIFETIME}
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": audience,
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME,
+        }
         headers = {"kid": key.kid} if key.kid else None
         return pyjwt.encode(claims, key.key, algorithm=key.alg, headers=headers)

@@ -17,14 +17,17 @@ if TYPE_CHECKING:
     from oauthguard.policy import Requirement
 
 
-def connection_of(requirement: Requirement, args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> HTTPConnection:
+def connection_of(
+    requirement: Requirement, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> HTTPConnection:
     """The ``Request`` or ``WebSocket`` among a decorated endpoint's arguments."""
     for value in (*args, *kwargs.values()):
         if isinstance(value, HTTPConnection):
             return value
-    raise TypeError(f"{requirement!r} decorates Starlette endpoints (taking a Request or a "
-                    "WebSocket); with FastAPI use Depends(require(...)) instead")
+    raise TypeError(
+        f"{requirement!r} decorates Starlette endpoints (taking a Request or a "
+        "WebSocket); with FastAPI use Depends(require(...)) instead"
+    )
 
 
 class Refusal(Response):

@@ -46,10 +46,16 @@ class Fetched:
     body: bytes
 
 
-async def fetch_document(http: httpx.AsyncClient, url: str, *, timeout: float,
-                         limit: int = MAX_DOCUMENT_BYTES, form: Mapping[str, str] | None = None,
-                         headers: Mapping[str, str] | None = None,
-                         read_statuses: Container[int] = (200,)) -> Fetched:
+async def fetch_document(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    timeout: float,
+    limit: int = MAX_DOCUMENT_BYTES,
+    form: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    read_statuses: Container[int] = (200,),
+) -> Fetched:
     """GET ``url`` as JSON, or POST ``form`` to it; ``DocumentTooLarge`` past ``limit``
     bytes, ``httpx.HTTPError`` when the server does not answer. Only the bodies of
     ``read_statuses`` responses are read. A POST never follows a redirect: it would send
@@ -63,8 +69,7 @@ async def fetch_document(http: httpx.AsyncClient, url: str, *, timeout: float,
     if form is not None:
         options.update(data=form, follow_redirects=False)
     with anyio.move_on_after(timeout):
-        async with http.stream("POST" if form is not None else "GET", url,
-                               **options) as response:
+        async with http.stream("POST" if form is not None else "GET", url, **options) as response:
             if response.status_code not in read_statuses:
                 return Fetched(response.status_code, response.headers, b"")
             body = await _read_capped(response, limit)
@@ -78,11 +83,15 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
         raise DocumentTooLarge(limit)  # refused before reading any of it
     # A response built in memory (a test transport) was read, and decoded, when made.
     in_memory = response.is_stream_consumed
-    coding = "identity" if in_memory else \
-        response.headers.get("content-encoding", "identity").strip().lower()
+    coding = (
+        "identity"
+        if in_memory
+        else response.headers.get("content-encoding", "identity").strip().lower()
+    )
     if coding not in _ZLIB_CODINGS | {"identity", ""}:
-        raise UnreadableBody(f"the response has a content coding we did not ask for: "
-                             f"{coding[:40]!r}")
+        raise UnreadableBody(
+            f"the response has a content coding we did not ask for: {coding[:40]!r}"
+        )
     inflate = zlib.decompressobj(47) if coding in _ZLIB_CODINGS else None
     body = bytearray()
     try:
@@ -104,8 +113,9 @@ class FetchFailed(Exception):
         self.answered = answered
 
 
-async def fetch_json(http: httpx.AsyncClient, url: str, *,
-                     timeout: float) -> tuple[Any, httpx.Headers]:
+async def fetch_json(
+    http: httpx.AsyncClient, url: str, *, timeout: float
+) -> tuple[Any, httpx.Headers]:
     """The JSON document at ``url`` (a 200 response) and its headers; ``FetchFailed``."""
     try:
         response = await fetch_document(http, url, timeout=timeout)

@@ -110,8 +110,10 @@ def parse_origin(value: str) -> str:
         except ValueError:
             raise ValueError("has a host that is not an IPv6 address in brackets") from None
     elif not _HOST_NAME.fullmatch(host):
-        raise ValueError("has no host, or one that is not a DNS name or IP address (give "
-                         "internationalized names in their ASCII xn-- form)")
+        raise ValueError(
+            "has no host, or one that is not a DNS name or IP address (give "
+            "internationalized names in their ASCII xn-- form)"
+        )
     try:
         port = parts.port
     except ValueError:
@@ -169,8 +171,9 @@ def _forwarded_pairs(element: str) -> dict[str, str]:
     return pairs
 
 
-def _from_forwarded(values: list[bytes], networks: tuple[Network, ...]) -> tuple[str | None,
-                                                                                   str | None]:
+def _from_forwarded(
+    values: list[bytes], networks: tuple[Network, ...]
+) -> tuple[str | None, str | None]:
     """RFC 7239 §5: the element our trusted peer added is the last one; walk left while the
     proxy that added an element was itself trusted (its address is the next one's ``for``)."""
     elements = [_forwarded_pairs(e) for v in values for e in v.decode("latin-1").split(",")]
@@ -189,8 +192,9 @@ def _last(values: list[bytes] | None) -> str | None:
     return values[-1].decode("latin-1").rsplit(",", 1)[-1].strip() or None
 
 
-def request_uri(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...] = (),
-                origin: str | None = None) -> str:
+def request_uri(
+    scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...] = (), origin: str | None = None
+) -> str:
     """``scheme://host/root_path/path`` of this request, without query (RFC 9449 §4.3).
 
     With ``origin`` (from ``parse_origin``), that is the scheme and host, whatever the

@@ -17,7 +17,8 @@ def normalize_prefix(prefix: object, what: str = "rules") -> str:
     if any(char in prefix for char in "*?#"):
         raise ConfigurationError(
             f"{what}: the path {prefix!r} is a plain prefix, matched by whole segments; "
-            "it takes no wildcards, query or fragment")
+            "it takes no wildcards, query or fragment"
+        )
     return prefix.rstrip("/")
 
 
@@ -29,16 +30,18 @@ class PathTable(Generic[V]):
     Matching costs one dict lookup per distinct prefix length, whatever the path.
     """
 
-    def __init__(self, entries: Iterable[tuple[str | None, str, V]] = (),
-                 what: str = "rules") -> None:
+    def __init__(
+        self, entries: Iterable[tuple[str | None, str, V]] = (), what: str = "rules"
+    ) -> None:
         # prefix -> method (None: any method) -> value
         self._by_prefix: dict[str, dict[str | None, V]] = {}
         for method, prefix, value in entries:
             key, path = method.upper() if method else None, normalize_prefix(prefix, what)
             methods = self._by_prefix.setdefault(path, {})
             if key in methods:
-                raise ConfigurationError(f"{what}: {f'{key} ' if key else ''}{path or '/'} "
-                                         "is given twice")
+                raise ConfigurationError(
+                    f"{what}: {f'{key} ' if key else ''}{path or '/'} is given twice"
+                )
             methods[key] = value
         self._lengths = sorted({len(prefix) for prefix in self._by_prefix}, reverse=True)
 
@@ -46,8 +49,11 @@ class PathTable(Generic[V]):
         return bool(self._by_prefix)
 
     def items(self) -> list[tuple[tuple[str | None, str], V]]:
-        return [((method, prefix), value) for prefix, methods in self._by_prefix.items()
-                for method, value in methods.items()]
+        return [
+            ((method, prefix), value)
+            for prefix, methods in self._by_prefix.items()
+            for method, value in methods.items()
+        ]
 
     def match(self, method: str | None, path: str) -> V | None:
         """The value for ``method`` and ``path``, or None when no prefix covers the path."""
@@ -71,7 +77,7 @@ class PathTable(Generic[V]):
 def routed_path(path: str, root_path: str) -> str:
     """The path the app routes. Behind a ``root_path`` (``uvicorn --root-path``) the server
     puts it in ``path`` and Starlette routes without it."""
-    rest = path[len(root_path):]
+    rest = path[len(root_path) :]
     if path.startswith(root_path) and rest[:1] in ("/", ""):
         return rest or "/"
     return path

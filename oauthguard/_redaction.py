@@ -31,6 +31,9 @@ def redacted_traceback(exc: BaseException, token: str | None) -> str:
 def unexpected(exc: Exception, path: str, credentials: Credentials | None) -> GuardError:
     """Log an unexpected failure while checking a request (the token redacted) and give
     the refusal that answers it: 503, never a 500 or a pass."""
-    logger.error("unexpected error while checking a request to %r\n%s", path,
-                 redacted_traceback(exc, credentials.token if credentials else None))
+    logger.error(
+        "unexpected error while checking a request to %r\n%s",
+        path,
+        redacted_traceback(exc, credentials.token if credentials else None),
+    )
     return TemporarilyUnavailable("the access token could not be checked; try again later")

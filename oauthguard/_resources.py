@@ -28,8 +28,9 @@ class ServedResource:
             raise InvalidToken(f"the token is not meant for {self.identifier} (aud)")
 
 
-def served_resources(config: GuardConfig, challenger: Challenger
-                     ) -> tuple[ServedResource, PathTable[ServedResource]]:
+def served_resources(
+    config: GuardConfig, challenger: Challenger
+) -> tuple[ServedResource, PathTable[ServedResource]]:
     """The default resource (for paths no other resource covers), and each resource at its
     identifier's path. The default resource answers with
     ``challenger``; the others with a copy whose ``resource_metadata`` is their own
@@ -41,7 +42,8 @@ def served_resources(config: GuardConfig, challenger: Challenger
         own = copy.copy(challenger)
         own.resource_metadata = metadata_url(resource)
         by_identifier[resource] = paths[_path(resource)] = ServedResource(
-            resource, frozenset({resource}), own)
+            resource, frozenset({resource}), own
+        )
     # A rule's audience claims the rule's path for that resource too.
     for (method, prefix), rule in config.rules.items():
         if method is not None or rule.audience is None:
@@ -51,9 +53,9 @@ def served_resources(config: GuardConfig, challenger: Challenger
         if claimed is not served:
             raise ConfigurationError(
                 f"rules: {prefix or '/'} needs tokens for {rule.audience}, but it is the path "
-                f"of the resource {claimed.identifier}")
-    return default, PathTable(((None, path, served) for path, served in paths.items()),
-                              "resources")
+                f"of the resource {claimed.identifier}"
+            )
+    return default, PathTable(((None, path, served) for path, served in paths.items()), "resources")
 
 
 def _path(resource: str) -> str:

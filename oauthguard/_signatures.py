@@ -19,8 +19,10 @@ Verify = Callable[[Any, bytes, bytes], None]  # (public key, signing input, sign
 
 def _rsa(pad: padding.AsymmetricPadding, digest: hashes.HashAlgorithm) -> Verify:
     """RFC 7518 §3.3 (RSASSA-PKCS1-v1_5) and §3.5 (RSASSA-PSS)."""
+
     def verify(key: Any, data: bytes, signature: bytes) -> None:
         key.verify(signature, data, pad, digest)
+
     return verify
 
 
@@ -36,9 +38,11 @@ def _ecdsa(size: int, digest: hashes.HashAlgorithm) -> Verify:
     def verify(key: Any, data: bytes, signature: bytes) -> None:
         if len(signature) != 2 * size:
             raise InvalidSignature
-        der = encode_dss_signature(int.from_bytes(signature[:size], "big"),
-                                   int.from_bytes(signature[size:], "big"))
+        der = encode_dss_signature(
+            int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        )
         key.verify(der, data, algorithm)
+
     return verify
 
 

@@ -15,8 +15,17 @@ from oauthguard.errors import GuardError, TemporarilyUnavailable, UseDPoPNonce
 Headers = list[tuple[bytes, bytes]]
 
 # RFC 6750 §3: the order in which auth-params are written; each appears at most once.
-_PARAM_ORDER = ("realm", "error", "error_description", "error_uri", "scope", "acr_values",
-                "max_age", "algs", "resource_metadata")
+_PARAM_ORDER = (
+    "realm",
+    "error",
+    "error_description",
+    "error_uri",
+    "scope",
+    "acr_values",
+    "max_age",
+    "algs",
+    "resource_metadata",
+)
 _NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
@@ -40,15 +49,22 @@ def build_challenge(scheme: str, params: dict[str, str]) -> str:
 class Challenger:
     """Builds the response for a refused request; everything static is computed once."""
 
-    def __init__(self, resource_metadata: str, *, realm: str | None = None,
-                 dpop_algs: Sequence[str] = (), bearer: bool = True) -> None:
+    def __init__(
+        self,
+        resource_metadata: str,
+        *,
+        realm: str | None = None,
+        dpop_algs: Sequence[str] = (),
+        bearer: bool = True,
+    ) -> None:
         self.resource_metadata = resource_metadata
         self.realm = realm
         self.dpop_algs = " ".join(dpop_algs)
         self.bearer = bearer
 
-    def header(self, error: GuardError | None, scheme: str | None = None,
-               scope: str | None = None) -> str:
+    def header(
+        self, error: GuardError | None, scheme: str | None = None, scope: str | None = None
+    ) -> str:
         """The ``WWW-Authenticate`` value, with the error in the challenge of the scheme used.
 
         The Bearer challenge comes first (clients read parameters from a value that starts
@@ -72,18 +88,22 @@ class Challenger:
         if self.dpop_algs:
             own = coded if used in ("dpop", "both") else {}
             challenges.append(
-                build_challenge("DPoP", {**base, "algs": self.dpop_algs, **extra, **own}))
+                build_challenge("DPoP", {**base, "algs": self.dpop_algs, **extra, **own})
+            )
         return ", ".join(challenges)
 
-    def response(self, error: GuardError, scheme: str | None = None,
-                 scope: str | None = None) -> tuple[int, Headers, bytes]:
+    def response(
+        self, error: GuardError, scheme: str | None = None, scope: str | None = None
+    ) -> tuple[int, Headers, bytes]:
         """Status, headers and JSON body for ``error``."""
         body: dict[str, str] = {}
         if error.error is not None:  # the body says exactly what the challenge says
             body = {"error": error.error, "error_description": printable(error.description)}
         else:
-            body = {"error": "unauthorized", "error_description":
-                    error.description or "this resource needs an access token"}
+            body = {
+                "error": "unauthorized",
+                "error_description": error.description or "this resource needs an access token",
+            }
         payload = json.dumps(body).encode()
         headers: Headers = [
             (b"content-type", b"application/json"),

@@ -78,8 +78,9 @@ def check_resource(resource: object, name: str = "resource") -> str:
     if parts.fragment or resource.endswith("#"):
         raise ConfigurationError(f"{name} must not have a fragment: {resource!r}")
     if not https_or_loopback(resource):
-        raise ConfigurationError(f"{name} must be an https URL (http only for localhost and "
-                                 f"127.0.0.1), got {resource!r}")
+        raise ConfigurationError(
+            f"{name} must be an https URL (http only for localhost and 127.0.0.1), got {resource!r}"
+        )
     return resource
 
 
@@ -111,7 +112,8 @@ def check_issuers(value: object) -> tuple[str, ...]:
         if not https_or_loopback(issuer) or parts.query or parts.fragment:
             raise ConfigurationError(
                 f"authorization_servers: {issuer!r} is not an https URL without query or "
-                "fragment (http is allowed only for localhost and 127.0.0.1)")
+                "fragment (http is allowed only for localhost and 127.0.0.1)"
+            )
     return issuers
 
 
@@ -124,31 +126,40 @@ def check_algorithms(value: Iterable[str], name: str = "algorithms") -> tuple[st
         if alg not in ASYMMETRIC_ALGORITHMS:
             raise ConfigurationError(
                 f"{name}: {alg!r} is not accepted; use asymmetric algorithms "
-                f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))}); 'none' and HS* never are")
+                f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))}); 'none' and HS* never are"
+            )
     return algorithms
 
 
-def check_token_format(token_format: str | None, introspection: object,
-                       issuers: tuple[str, ...]) -> str:
+def check_token_format(
+    token_format: str | None, introspection: object, issuers: tuple[str, ...]
+) -> str:
     """Which verifier(s) the guard uses; ``introspection`` must fit ``token_format``."""
     if introspection is not None and not isinstance(introspection, Introspection):
-        raise ConfigurationError("introspection must be an oauthguard.Introspection(...), got "
-                                 f"{type(introspection).__name__}")
+        raise ConfigurationError(
+            "introspection must be an oauthguard.Introspection(...), got "
+            f"{type(introspection).__name__}"
+        )
     if token_format is None:
         token_format = "jwt" if introspection is None else "auto"
     if token_format not in TOKEN_FORMATS:
-        raise ConfigurationError(f"token_format must be one of {', '.join(TOKEN_FORMATS)}; "
-                                 f"got {token_format!r}")
+        raise ConfigurationError(
+            f"token_format must be one of {', '.join(TOKEN_FORMATS)}; got {token_format!r}"
+        )
     if token_format == "jwt" and introspection is not None:
-        raise ConfigurationError("token_format='jwt' never introspects: drop introspection= "
-                                 "or use token_format='auto' or 'opaque'")
+        raise ConfigurationError(
+            "token_format='jwt' never introspects: drop introspection= "
+            "or use token_format='auto' or 'opaque'"
+        )
     if token_format != "jwt" and introspection is None:
-        raise ConfigurationError(f"token_format={token_format!r} needs introspection="
-                                 "Introspection(client_id=..., ...)")
+        raise ConfigurationError(
+            f"token_format={token_format!r} needs introspection=Introspection(client_id=..., ...)"
+        )
     if introspection is not None and introspection.endpoint is None and len(issuers) != 1:
         raise ConfigurationError(
             "Introspection(endpoint=...) must be given with several authorization servers: "
-            "the endpoint is only discovered from the metadata of a single one")
+            "the endpoint is only discovered from the metadata of a single one"
+        )
     return token_format
 
 
@@ -161,10 +172,12 @@ def _non_negative(name: str, value: object) -> float:
 def check_dpop(mode: object, max_age: object) -> tuple[Mode, float]:
     """``dpop`` is allowed, required or disabled; proofs live 1 to 3600 seconds."""
     if mode not in ("allowed", "required", "disabled"):
-        raise ConfigurationError(
-            f"dpop must be 'allowed', 'required' or 'disabled', got {mode!r}")
-    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) \
-            or not 1 <= max_age <= 3600:
+        raise ConfigurationError(f"dpop must be 'allowed', 'required' or 'disabled', got {mode!r}")
+    if (
+        isinstance(max_age, bool)
+        or not isinstance(max_age, (int, float))
+        or not 1 <= max_age <= 3600
+    ):
         raise ConfigurationError("dpop_max_age must be 1 to 3600 seconds")
     return mode, float(max_age)
 
@@ -185,14 +198,16 @@ def check_public_origin(value: object) -> str | None:
         return None
     example = "like 'https://api.example.com' or 'https://api.example.com:8443'"
     if not isinstance(value, str):
-        raise ConfigurationError(f"public_origin must be a string {example}, or None; got "
-                                 f"{type(value).__name__}")
+        raise ConfigurationError(
+            f"public_origin must be a string {example}, or None; got {type(value).__name__}"
+        )
     try:
         return parse_origin(value)
     except ValueError as exc:
         raise ConfigurationError(
             f"public_origin {value!r} {exc}: give only the scheme, host and port clients "
-            f"reach the server at, {example}") from None
+            f"reach the server at, {example}"
+        ) from None
 
 
 def check_jwks_uri(jwks_uri: object, issuers: tuple[str, ...]) -> None:
@@ -202,7 +217,8 @@ def check_jwks_uri(jwks_uri: object, issuers: tuple[str, ...]) -> None:
     if len(issuers) != 1:
         raise ConfigurationError(
             "jwks_uri can only be given with exactly one authorization server; with "
-            "several, each issuer's jwks_uri is discovered from its metadata")
+            "several, each issuer's jwks_uri is discovered from its metadata"
+        )
     if not isinstance(jwks_uri, str) or not https_or_loopback(jwks_uri):
         raise ConfigurationError(f"jwks_uri must be an https URL, got {jwks_uri!r}")
 
@@ -213,7 +229,8 @@ def check_public_paths(value: Iterable[str]) -> tuple[str, ...]:
     for path in paths:
         if not path.startswith("/") or "*" in path[:-1]:
             raise ConfigurationError(
-                f"public_paths: {path!r} must start with '/' and may only end with '*'")
+                f"public_paths: {path!r} must start with '/' and may only end with '*'"
+            )
     return paths
 
 
@@ -222,28 +239,38 @@ def _integer(name: str, value: object, minimum: int) -> None:
         raise ConfigurationError(f"{name} must be an integer of at least {minimum}")
 
 
-def build_config(*, resource: str, authorization_servers: str | Iterable[str],
-                 audiences: str | Iterable[str] | None = None,
-                 algorithms: Iterable[str] = DEFAULT_ALGORITHMS, leeway: float = 30,
-                 jwks_uri: str | None = None, jwks_cache_ttl: float = 600,
-                 jwks_refresh_cooldown: float = 30, jwks_max_stale: float = 86400,
-                 strict_typ: bool = False,
-                 scopes_claim: str | Iterable[str] = ("scope", "scp"),
-                 public_paths: Iterable[str] = (),
-                 scopes_supported: Iterable[str] | None = None,
-                 resource_name: str | None = None, resource_documentation: str | None = None,
-                 max_token_bytes: int = 16 * 1024, token_cache_size: int = 10_000,
-                 realm: str | None = None, dpop: str = "allowed",
-                 dpop_algorithms: Iterable[str] = DEFAULT_DPOP_ALGORITHMS,
-                 dpop_max_age: float = 60,
-                 trusted_proxies: str | Iterable[str] = (),
-                 public_origin: str | None = None,
-                 rules: Mapping[Any, Any] | None = None,
-                 resources: str | Iterable[str] = (),
-                 scope_implies: Mapping[str, Iterable[str]] | None = None,
-                 http_timeout: float = 5.0,
-                 introspection: Introspection | None = None,
-                 token_format: str | None = None) -> GuardConfig:
+def build_config(
+    *,
+    resource: str,
+    authorization_servers: str | Iterable[str],
+    audiences: str | Iterable[str] | None = None,
+    algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
+    leeway: float = 30,
+    jwks_uri: str | None = None,
+    jwks_cache_ttl: float = 600,
+    jwks_refresh_cooldown: float = 30,
+    jwks_max_stale: float = 86400,
+    strict_typ: bool = False,
+    scopes_claim: str | Iterable[str] = ("scope", "scp"),
+    public_paths: Iterable[str] = (),
+    scopes_supported: Iterable[str] | None = None,
+    resource_name: str | None = None,
+    resource_documentation: str | None = None,
+    max_token_bytes: int = 16 * 1024,
+    token_cache_size: int = 10_000,
+    realm: str | None = None,
+    dpop: str = "allowed",
+    dpop_algorithms: Iterable[str] = DEFAULT_DPOP_ALGORITHMS,
+    dpop_max_age: float = 60,
+    trusted_proxies: str | Iterable[str] = (),
+    public_origin: str | None = None,
+    rules: Mapping[Any, Any] | None = None,
+    resources: str | Iterable[str] = (),
+    scope_implies: Mapping[str, Iterable[str]] | None = None,
+    http_timeout: float = 5.0,
+    introspection: Introspection | None = None,
+    token_format: str | None = None,
+) -> GuardConfig:
     """Check every argument and build the frozen settings; ``ConfigurationError`` if wrong."""
     resource = check_resource(resource)
     issuers = check_issuers(authorization_servers)
@@ -273,7 +300,8 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
         scopes_supported=_strings("scopes_supported", scopes_supported),
         resource_name=_optional_text("resource_name", resource_name),
         resource_documentation=_optional_text(
-            "resource_documentation", resource_documentation, url=True),
+            "resource_documentation", resource_documentation, url=True
+        ),
         max_token_bytes=max_token_bytes,
         token_cache_size=token_cache_size,
         realm=_optional_text("realm", realm),
@@ -292,12 +320,14 @@ def build_config(*, resource: str, authorization_servers: str | Iterable[str],
     )
 
 
-def served_resources(resource: str, resources: str | Iterable[str],
-                     rules: PathTable[Requirement]) -> tuple[str, ...]:
+def served_resources(
+    resource: str, resources: str | Iterable[str], rules: PathTable[Requirement]
+) -> tuple[str, ...]:
     """RFC 9728 §3: every resource the app serves, the default first: ``resources`` and
     the audiences of ``rules``. Each is served at its own path, so no two may share one."""
     named = _strings("resources", resources) + tuple(
-        rule.audience for _, rule in rules.items() if rule.audience is not None)
+        rule.audience for _, rule in rules.items() if rule.audience is not None
+    )
     served = [resource]
     paths = {urlsplit(resource).path.rstrip("/"): resource}
     for other in named:
@@ -309,7 +339,8 @@ def served_resources(resource: str, resources: str | Iterable[str],
             raise ConfigurationError(
                 f"resources: {other!r} and {paths[path]!r} have the same path {path or '/'!r}; "
                 "each resource of one app needs its own path (its requests and metadata "
-                "document are found by it)")
+                "document are found by it)"
+            )
         paths[path] = other
         served.append(other)
     return tuple(served)

@@ -29,8 +29,12 @@ class Credentials(NamedTuple):
     dpop_proofs: tuple[bytes, ...] = ()
 
 
-def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
-            max_token_bytes: int, well_formed: Container[str] = ()) -> Credentials:
+def extract(
+    headers: list[tuple[bytes, bytes]],
+    query_string: bytes,
+    max_token_bytes: int,
+    well_formed: Container[str] = (),
+) -> Credentials:
     """The credentials of one request, or a ``GuardError`` saying what is wrong with them.
 
     Raises ``MissingCredentials`` when there are none (or another scheme is used).
@@ -44,8 +48,9 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
             if authorization is not None:
                 # RFC 6750 §3.1: more than one method (here, header) is a malformed request.
                 # RFC 9449 §7.2: which scheme was meant is unknown, so both challenges say so.
-                raise InvalidRequest("the request has more than one Authorization header",
-                                     scheme="both")
+                raise InvalidRequest(
+                    "the request has more than one Authorization header", scheme="both"
+                )
             authorization = value
         elif name == b"dpop":
             proofs += (value,)
@@ -67,8 +72,9 @@ def extract(headers: list[tuple[bytes, bytes]], query_string: bytes,
         raise InvalidToken(f"the token is longer than {max_token_bytes} bytes", scheme=scheme)
     text = token.decode("latin-1")
     if text not in well_formed and not is_b64token(token):
-        raise InvalidRequest(f"the Authorization header is not '{scheme} <token>' "
-                             "(RFC 6750 2.1)", scheme=scheme)
+        raise InvalidRequest(
+            f"the Authorization header is not '{scheme} <token>' (RFC 6750 2.1)", scheme=scheme
+        )
     return Credentials(scheme, text, proofs)
 
 

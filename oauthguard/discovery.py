@@ -53,9 +53,15 @@ class AuthorizationServers:
     issuer fails.
     """
 
-    def __init__(self, http_client: httpx.AsyncClient, clock: Callable[[], float], *,
-                 timeout: float = 5.0, retry_after: float = 30.0,
-                 max_age: float = 86400.0) -> None:
+    def __init__(
+        self,
+        http_client: httpx.AsyncClient,
+        clock: Callable[[], float],
+        *,
+        timeout: float = 5.0,
+        retry_after: float = 30.0,
+        max_age: float = 86400.0,
+    ) -> None:
         self._http = http_client
         self._clock = clock
         self._timeout = timeout
@@ -120,7 +126,6 @@ class AuthorizationServers:
         if document.get("issuer") != issuer:
             raise MetadataError(f"its issuer {document.get('issuer')!r} is not {issuer!r}")
         jwks_uri = document.get("jwks_uri")
-        if jwks_uri is not None and not (isinstance(jwks_uri, str)
-                                         and https_or_loopback(jwks_uri)):
+        if jwks_uri is not None and not (isinstance(jwks_uri, str) and https_or_loopback(jwks_uri)):
             raise MetadataError(f"jwks_uri {jwks_uri!r} is not an https URL")
         return document

@@ -43,8 +43,11 @@ PROOF_TYPES = frozenset({"dpop+jwt", "application/dpop+jwt"})
 # RFC 7517 §9.3 / RFC 7518 §6: members only a private (or symmetric) key has.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # RFC 7638 §3.2: the required members of each key type, in lexicographic order.
-THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
-                      "OKP": ("crv", "kty", "x")}
+THUMBPRINT_MEMBERS = {
+    "EC": ("crv", "kty", "x", "y"),
+    "RSA": ("e", "kty", "n"),
+    "OKP": ("crv", "kty", "x"),
+}
 KnownHeader = tuple[dict[str, Any], str, str, Any]  # header, alg, thumbprint, public key
 
 
@@ -106,8 +109,10 @@ def check_alg(header: Mapping[str, Any], algorithms: frozenset[str]) -> str:
     """RFC 9449 §4.3 check 5: an asymmetric algorithm we allow; never ``none`` or MAC."""
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms:
-        raise InvalidDPoPProof(f"the DPoP proof's alg {str(alg)[:20]!r} is not accepted "
-                               f"(accepted: {' '.join(sorted(algorithms))})")
+        raise InvalidDPoPProof(
+            f"the DPoP proof's alg {str(alg)[:20]!r} is not accepted "
+            f"(accepted: {' '.join(sorted(algorithms))})"
+        )
     # RFC 7515 §4.1.11: we understand no extension, so any 'crit' is fatal.
     if "crit" in header:
         raise InvalidDPoPProof("the DPoP proof has critical header parameters")
@@ -148,8 +153,9 @@ def load_key(jwk: Mapping[str, Any]) -> Any:
     try:
         return public_key(members)
     except WeakKey:
-        raise InvalidDPoPProof(f"the DPoP proof's RSA key is shorter than {MIN_RSA_BITS} "
-                               "bits") from None
+        raise InvalidDPoPProof(
+            f"the DPoP proof's RSA key is shorter than {MIN_RSA_BITS} bits"
+        ) from None
     except ValueError:  # any malformed key material is a bad proof
         raise InvalidDPoPProof("the DPoP proof's jwk is not a valid public key") from None
 
@@ -195,8 +201,11 @@ def check_iat(claims: Mapping[str, Any], now: float, max_age: float, leeway: flo
     in the future."""
     iat = claims.get("iat")
     # An int is compared as it is: math.isfinite() cannot convert one beyond float range.
-    if isinstance(iat, bool) or not isinstance(iat, int | float) \
-            or (isinstance(iat, float) and not math.isfinite(iat)):
+    if (
+        isinstance(iat, bool)
+        or not isinstance(iat, int | float)
+        or (isinstance(iat, float) and not math.isfinite(iat))
+    ):
         raise InvalidDPoPProof("the DPoP proof needs a numeric iat claim")
     if iat < now - max_age:
         raise InvalidDPoPProof("the DPoP proof is too old (iat)")
@@ -223,8 +232,9 @@ def check_ath(claims: Mapping[str, Any], token_hash: str) -> None:
 def check_binding(token: AccessToken, jkt: str) -> None:
     """RFC 9449 §6 and §7.1: the token is bound (``cnf.jkt``) to the proof's key."""
     if token.jkt is None:
-        raise InvalidToken("the access token is not bound to a DPoP key (no cnf.jkt)",
-                           scheme="DPoP")
+        raise InvalidToken(
+            "the access token is not bound to a DPoP key (no cnf.jkt)", scheme="DPoP"
+        )
     if token.jkt != jkt:
         raise InvalidToken("invalid DPoP key binding", scheme="DPoP")
 
@@ -237,8 +247,10 @@ def check_bearer(token: AccessToken) -> None:
         bound_key(cnf)  # RFC 7800 §3: a binding we cannot check is never a bearer token
     token_type = token.claims.get("token_type")
     if token.jkt is not None or (isinstance(token_type, str) and token_type.lower() == "dpop"):
-        raise InvalidToken("the access token is DPoP-bound; send it with the DPoP scheme "
-                           "and a DPoP proof", scheme="Bearer")
+        raise InvalidToken(
+            "the access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof",
+            scheme="Bearer",
+        )
 
 
 def replay_key(jkt: str, htm: str, htu: str, jti: str) -> str:
@@ -249,10 +261,19 @@ def replay_key(jkt: str, htm: str, htu: str, jti: str) -> str:
 class DPoPChecker:
     """Runs the DPoP checks of one guard; see ``OAuthGuard`` for the settings."""
 
-    def __init__(self, *, mode: Mode, algorithms: Iterable[str], max_age: float,
-                 leeway: float, nonces: DPoPNonces | None, replay_store: ReplayStore,
-                 trusted_proxies: tuple[Network, ...], clock: Callable[[], float],
-                 public_origin: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        mode: Mode,
+        algorithms: Iterable[str],
+        max_age: float,
+        leeway: float,
+        nonces: DPoPNonces | None,
+        replay_store: ReplayStore,
+        trusted_proxies: tuple[Network, ...],
+        clock: Callable[[], float],
+        public_origin: str | None = None,
+    ) -> None:
         self.mode = mode
         self.algorithms = frozenset(algorithms)
         self.max_age = max_age
@@ -278,15 +299,26 @@ class DPoPChecker:
                 raise MissingCredentials("this resource does not accept DPoP")
             return one_proof(credentials.dpop_proofs)
         if self.mode == "required":
-            raise InvalidToken("this resource accepts only DPoP-bound access tokens "
-                               "(Authorization: DPoP with a DPoP proof)", scheme="DPoP")
+            raise InvalidToken(
+                "this resource accepts only DPoP-bound access tokens "
+                "(Authorization: DPoP with a DPoP proof)",
+                scheme="DPoP",
+            )
         if credentials.dpop_proofs and self.mode != "disabled":
-            raise InvalidRequest("a DPoP proof came with the Bearer scheme; send a DPoP-bound "
-                                 "token with Authorization: DPoP", scheme="both")
+            raise InvalidRequest(
+                "a DPoP proof came with the Bearer scheme; send a DPoP-bound "
+                "token with Authorization: DPoP",
+                scheme="both",
+            )
         return None
 
-    async def check(self, scope: Mapping[str, Any], token_value: str, proof_value: str | None,
-                    token: AccessToken) -> tuple[AccessToken, str | None]:
+    async def check(
+        self,
+        scope: Mapping[str, Any],
+        token_value: str,
+        proof_value: str | None,
+        token: AccessToken,
+    ) -> tuple[AccessToken, str | None]:
         """The token as DPoP-bound and a fresh nonce to send, if any; ``GuardError`` if not."""
         if proof_value is None:
             check_bearer(token)
@@ -303,8 +335,7 @@ class DPoPChecker:
         jti = check_jti(claims)
         method = scope.get("method", "GET")  # a WebSocket handshake is a GET (RFC 6455 §4.1)
         check_htm(claims, method)
-        htu = check_htu(claims, request_uri(scope, self.trusted_proxies,
-                                                    self.public_origin))
+        htu = check_htu(claims, request_uri(scope, self.trusted_proxies, self.public_origin))
         iat = check_iat(claims, now, self.max_age, self.leeway)
         known_token = self._tokens.get(token_value, now)
         token_hash = known_token[0] if known_token else access_token_hash(token_value)
@@ -336,6 +367,8 @@ class DPoPChecker:
         age = self.nonces.age(claims.get("nonce"), now)
         if age is None:
             reason = "is stale or invalid" if "nonce" in claims else "is missing"
-            raise UseDPoPNonce(f"the DPoP proof's nonce {reason}; use the DPoP-Nonce given",
-                               nonce=self.nonces.issue(now))
+            raise UseDPoPNonce(
+                f"the DPoP proof's nonce {reason}; use the DPoP-Nonce given",
+                nonce=self.nonces.issue(now),
+            )
         return self.nonces.issue(now) if age else None

@@ -28,8 +28,7 @@ class GuardError(Exception):
     #: ``"both"`` for an ambiguous request, ``"Bearer"``/``"DPoP"`` where none was read yet.
     scheme: str | None = None
 
-    def __init__(self, description: str = "", *, scheme: str | None = None,
-                 **params: str) -> None:
+    def __init__(self, description: str = "", *, scheme: str | None = None, **params: str) -> None:
         super().__init__(description)
         self.description = description
         if scheme is not None:
@@ -105,7 +104,13 @@ class TemporarilyUnavailable(GuardError):
     error = "temporarily_unavailable"
     status = 503
 
-    def __init__(self, description: str = "", retry_after: int = 5, *,
-                 scheme: str | None = None, **params: str) -> None:
+    def __init__(
+        self,
+        description: str = "",
+        retry_after: int = 5,
+        *,
+        scheme: str | None = None,
+        **params: str,
+    ) -> None:
         super().__init__(description, scheme=scheme, **params)
         self.retry_after = retry_after

@@ -55,12 +55,19 @@ def dependency_signature(requirement: Requirement) -> inspect.Signature:
     the operation, and the scheme (with the requirement's scopes, for OpenAPI)."""
     documented = list(requirement.scopes + requirement.any_scopes)
     positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    return inspect.Signature([
-        inspect.Parameter("connection", positional, annotation=HTTPConnection),
-        inspect.Parameter("security_scopes", positional, annotation=SecurityScopes),
-        inspect.Parameter("oauth2_scheme", inspect.Parameter.KEYWORD_ONLY, annotation=None,
-                          default=Security(scheme, scopes=documented)),
-    ], return_annotation=AccessToken)
+    return inspect.Signature(
+        [
+            inspect.Parameter("connection", positional, annotation=HTTPConnection),
+            inspect.Parameter("security_scopes", positional, annotation=SecurityScopes),
+            inspect.Parameter(
+                "oauth2_scheme",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=None,
+                default=Security(scheme, scopes=documented),
+            ),
+        ],
+        return_annotation=AccessToken,
+    )
 
 
 def oauth2_flows(metadata: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
@@ -69,12 +76,19 @@ def oauth2_flows(metadata: Mapping[str, Any], scopes: Iterable[str]) -> dict[str
     authorize = metadata.get("authorization_endpoint")
     token = metadata.get("token_endpoint")
     if isinstance(authorize, str) and isinstance(token, str):
-        return {"authorizationCode": {"authorizationUrl": authorize, "tokenUrl": token,
-                                      "scopes": scope_map}}
+        return {
+            "authorizationCode": {
+                "authorizationUrl": authorize,
+                "tokenUrl": token,
+                "scopes": scope_map,
+            }
+        }
     if isinstance(token, str):
         return {"clientCredentials": {"tokenUrl": token, "scopes": scope_map}}
-    logger.warning("the metadata of %s has no token_endpoint; OpenAPI shows no OAuth 2 flow",
-                   metadata.get("issuer"))
+    logger.warning(
+        "the metadata of %s has no token_endpoint; OpenAPI shows no OAuth 2 flow",
+        metadata.get("issuer"),
+    )
     return {}
 
 
@@ -83,8 +97,7 @@ def operation_scopes(schema: Mapping[str, Any]) -> set[str]:
     found: set[str] = set()
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
-            for requirement in operation.get("security", ()) if isinstance(operation, dict) \
-                    else ():
+            for requirement in operation.get("security", ()) if isinstance(operation, dict) else ():
                 found.update(requirement.get(SCHEME_NAME, ()))
     return found
 
@@ -127,8 +140,9 @@ class OpenAPIWithOAuth2:
         return schema
 
 
-def describe_security(app: FastAPI, *, client_id: str | None = None,
-                      resource: str | None = None) -> None:
+def describe_security(
+    app: FastAPI, *, client_id: str | None = None, resource: str | None = None
+) -> None:
     """Show the guard's authorization server in ``app``'s OpenAPI document.
 
     The scheme's ``authorizationUrl`` and ``tokenUrl`` come from the metadata of the guard's
@@ -138,11 +152,13 @@ def describe_security(app: FastAPI, *, client_id: str | None = None,
     the RFC 8707 ``resource`` parameter sent. Keep ``/docs*`` and ``/openapi.json`` in the
     guard's ``public_paths``.
     """
-    route = next((r for r in app.router.routes
-                  if isinstance(r, Route) and r.path == app.openapi_url), None)
+    route = next(
+        (r for r in app.router.routes if isinstance(r, Route) and r.path == app.openapi_url), None
+    )
     if route is None:
-        raise ConfigurationError("describe_security needs the app's OpenAPI route "
-                                 "(FastAPI(openapi_url=...) is None)")
+        raise ConfigurationError(
+            "describe_security needs the app's OpenAPI route (FastAPI(openapi_url=...) is None)"
+        )
     document = OpenAPIWithOAuth2(app, route)
     route.app = document.serve
     app.openapi = document.openapi  # type: ignore[method-assign]

@@ -33,8 +33,13 @@ _CREDENTIAL_SETTINGS = "Introspection(client_id=, client_secret=/private_key=, a
 
 
 def _seconds(name: str, value: object, *, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
-            or (positive and value == 0) or not math.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < 0
+        or (positive and value == 0)
+        or not math.isfinite(value)
+    ):
         kind = "a positive" if positive else "a non-negative"
         raise ConfigurationError(f"Introspection({name}=...) must be {kind} number of seconds")
 
@@ -71,40 +76,55 @@ class Introspection:
     signing_key: SigningKey | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.endpoint is not None and not (isinstance(self.endpoint, str)
-                                              and https_or_loopback(self.endpoint)):
-            raise ConfigurationError(f"Introspection(endpoint=...) must be an https URL, got "
-                                     f"{self.endpoint!r} (http only on localhost)")
+        if self.endpoint is not None and not (
+            isinstance(self.endpoint, str) and https_or_loopback(self.endpoint)
+        ):
+            raise ConfigurationError(
+                f"Introspection(endpoint=...) must be an https URL, got "
+                f"{self.endpoint!r} (http only on localhost)"
+            )
         if not isinstance(self.client_id, str) or not self.client_id:
             raise ConfigurationError("Introspection(client_id=...) must be a non-empty string")
         if self.auth_method not in AUTH_METHODS:
-            raise ConfigurationError(f"Introspection(auth_method=...) must be one of "
-                                     f"{', '.join(AUTH_METHODS)}; got {self.auth_method!r}")
+            raise ConfigurationError(
+                f"Introspection(auth_method=...) must be one of "
+                f"{', '.join(AUTH_METHODS)}; got {self.auth_method!r}"
+            )
         self._check_credentials()
         _seconds("cache_ttl", self.cache_ttl)
         _seconds("negative_cache_ttl", self.negative_cache_ttl)
         _seconds("timeout", self.timeout, positive=True)
         if self.require_aud is not None and not isinstance(self.require_aud, bool):
-            raise ConfigurationError("Introspection(require_aud=...) must be True, False or "
-                                     f"None; got {self.require_aud!r}")
-        if isinstance(self.cache_size, bool) or not isinstance(self.cache_size, int) \
-                or self.cache_size < 0:
-            raise ConfigurationError("Introspection(cache_size=...) must be a non-negative "
-                                     "integer")
+            raise ConfigurationError(
+                "Introspection(require_aud=...) must be True, False or "
+                f"None; got {self.require_aud!r}"
+            )
+        if (
+            isinstance(self.cache_size, bool)
+            or not isinstance(self.cache_size, int)
+            or self.cache_size < 0
+        ):
+            raise ConfigurationError("Introspection(cache_size=...) must be a non-negative integer")
 
     def _check_credentials(self) -> None:
         if self.auth_method == "private_key_jwt":
             if self.private_key is None:
-                raise ConfigurationError("Introspection(auth_method='private_key_jwt') needs "
-                                         "private_key= (a cryptography key, PEM or JWK)")
+                raise ConfigurationError(
+                    "Introspection(auth_method='private_key_jwt') needs "
+                    "private_key= (a cryptography key, PEM or JWK)"
+                )
             object.__setattr__(self, "signing_key", load_signing_key(self.private_key))
             return
         if self.private_key is not None:
-            raise ConfigurationError(f"Introspection: private_key is given but auth_method is "
-                                     f"{self.auth_method!r}; use auth_method='private_key_jwt'")
+            raise ConfigurationError(
+                f"Introspection: private_key is given but auth_method is "
+                f"{self.auth_method!r}; use auth_method='private_key_jwt'"
+            )
         if not isinstance(self.client_secret, str) or not self.client_secret:
-            raise ConfigurationError(f"Introspection(auth_method={self.auth_method!r}) needs "
-                                     "client_secret= (a non-empty string)")
+            raise ConfigurationError(
+                f"Introspection(auth_method={self.auth_method!r}) needs "
+                "client_secret= (a non-empty string)"
+            )
 
 
 class IntrospectionVerifier:
@@ -118,10 +138,18 @@ class IntrospectionVerifier:
     waiting for the failing endpoint. Answers are read up to 1 MiB.
     """
 
-    def __init__(self, settings: Introspection, *, http_client: httpx.AsyncClient,
-                 servers: AuthorizationServers, key_sets: Mapping[str, KeySet],
-                 audiences: Iterable[str], algorithms: Iterable[str], leeway: float = 30,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        settings: Introspection,
+        *,
+        http_client: httpx.AsyncClient,
+        servers: AuthorizationServers,
+        key_sets: Mapping[str, KeySet],
+        audiences: Iterable[str],
+        algorithms: Iterable[str],
+        leeway: float = 30,
+        clock: Callable[[], float],
+    ) -> None:
         self.settings = settings
         self._http = http_client
         self._servers = servers
@@ -133,8 +161,12 @@ class IntrospectionVerifier:
         self._leeway = leeway
         self._clock = clock
         self._client = ClientAuthentication(
-            settings.auth_method, settings.client_id, client_secret=settings.client_secret,
-            signing_key=settings.signing_key, clock=clock)
+            settings.auth_method,
+            settings.client_id,
+            client_secret=settings.client_secret,
+            signing_key=settings.signing_key,
+            clock=clock,
+        )
         self._endpoint = settings.endpoint
         self._active: ExpiringCache[AccessToken] = ExpiringCache(settings.cache_size)
         self._inactive: ExpiringCache[str] = ExpiringCache(settings.cache_size)
@@ -155,8 +187,7 @@ class IntrospectionVerifier:
             raise InvalidToken(refusal)
         if self._outage is not None and now < self._outage[0]:
             until, description = self._outage
-            raise TemporarilyUnavailable(description,
-                                         retry_after=max(1, math.ceil(until - now)))
+            raise TemporarilyUnavailable(description, retry_after=max(1, math.ceil(until - now)))
         return await self._flight.run(digest, lambda: self._introspect(token, digest))
 
     def reuse_until(self, token: str, verified: AccessToken, now: float) -> float:
@@ -176,10 +207,12 @@ class IntrospectionVerifier:
         try:
             verified = self.check(members, now)
         except InvalidToken as refusal:
-            self._inactive.put(digest, refusal.description,
-                               now + self.settings.negative_cache_ttl, now)
-            logger.info("introspected token sha256:%s refused: %s", digest[:12],
-                        refusal.description)
+            self._inactive.put(
+                digest, refusal.description, now + self.settings.negative_cache_ttl, now
+            )
+            logger.info(
+                "introspected token sha256:%s refused: %s", digest[:12], refusal.description
+            )
             raise
         until = now + self.settings.cache_ttl
         if verified.expires_at is not None:
@@ -211,63 +244,92 @@ class IntrospectionVerifier:
         self._client.apply(form, headers, endpoint)
         self.calls += 1
         try:
-            response = await fetch_document(self._http, endpoint, timeout=self.settings.timeout,
-                                            form=form, headers=headers, read_statuses=(200, 400))
+            response = await fetch_document(
+                self._http,
+                endpoint,
+                timeout=self.settings.timeout,
+                form=form,
+                headers=headers,
+                read_statuses=(200, 400),
+            )
         except httpx.TimeoutException:
-            raise self._failure(f"no answer within {self.settings.timeout:g}s",
-                                "Introspection(timeout=) or the endpoint's health",
-                                "timed out") from None
+            raise self._failure(
+                f"no answer within {self.settings.timeout:g}s",
+                "Introspection(timeout=) or the endpoint's health",
+                "timed out",
+            ) from None
         except httpx.HTTPError as exc:
-            raise self._failure(f"{type(exc).__name__}: {exc}", "Introspection(endpoint=)",
-                                "is unreachable") from None
+            raise self._failure(
+                f"{type(exc).__name__}: {exc}", "Introspection(endpoint=)", "is unreachable"
+            ) from None
         except UnreadableBody as exc:
-            raise self._failure(str(exc), "Introspection(endpoint=)",
-                                "sent a response we cannot read") from None
+            raise self._failure(
+                str(exc), "Introspection(endpoint=)", "sent a response we cannot read"
+            ) from None
         return await self._read(response)
 
     async def _read(self, response: Fetched) -> dict[str, Any]:
         status = response.status_code
         if status in (401, 403):
-            raise self._failure(f"HTTP {status}: our client credentials were refused",
-                                _CREDENTIAL_SETTINGS, "refused the resource server's "
-                                "credentials")
+            raise self._failure(
+                f"HTTP {status}: our client credentials were refused",
+                _CREDENTIAL_SETTINGS,
+                "refused the resource server's credentials",
+            )
         if status == 400 and _error_code(response.body) == "unsupported_token_type":
             # The server does not introspect tokens of this kind (oidc-provider says so of
             # JWTs, with the RFC 7009 §2.2.1 code): RFC 7662 §2.2 makes that inactive.
             logger.info("%s does not introspect tokens of this kind: inactive", self._endpoint)
             return {"active": False}
         if status == 400:
-            raise _AnswerAboutThisToken(self._failure(
-                "HTTP 400", "Introspection(endpoint=)", "answered HTTP 400").description)
+            raise _AnswerAboutThisToken(
+                self._failure(
+                    "HTTP 400", "Introspection(endpoint=)", "answered HTTP 400"
+                ).description
+            )
         if status != 200:
-            raise self._failure(f"HTTP {status}", "Introspection(endpoint=)",
-                                f"answered HTTP {status}")
+            raise self._failure(
+                f"HTTP {status}", "Introspection(endpoint=)", f"answered HTTP {status}"
+            )
         if self.settings.jwt_response:
             members = await self._signed_members(response.body.decode("utf-8", "replace"))
         else:
             members = self._json_members(response.body)
         # RFC 7662 §2.2: active is REQUIRED and a boolean.
         if not isinstance(members.get("active"), bool):
-            raise self._failure("the response has no boolean 'active' member",
-                                "Introspection(endpoint=)", "answered without 'active'")
+            raise self._failure(
+                "the response has no boolean 'active' member",
+                "Introspection(endpoint=)",
+                "answered without 'active'",
+            )
         return members
 
     def _json_members(self, body: bytes) -> dict[str, Any]:
         members = _json_or_none(body)
         if not isinstance(members, dict):
-            raise self._failure("the response is not a JSON object",
-                                "Introspection(endpoint=)", "did not answer JSON")
+            raise self._failure(
+                "the response is not a JSON object",
+                "Introspection(endpoint=)",
+                "did not answer JSON",
+            )
         return members
 
     async def _signed_members(self, text: str) -> dict[str, Any]:
         try:
             return await read_signed_response(
-                text, key_sets=self._key_sets, algorithms=self._algorithms,
-                audiences=self._response_audiences, leeway=self._leeway, now=self._clock())
+                text,
+                key_sets=self._key_sets,
+                algorithms=self._algorithms,
+                audiences=self._response_audiences,
+                leeway=self._leeway,
+                now=self._clock(),
+            )
         except BadSignedResponse as exc:
-            raise self._failure(f"RFC 9701 response refused: {exc}",
-                                "Introspection(jwt_response=, client_id=) and the issuer's "
-                                "keys", "sent a response that does not verify") from None
+            raise self._failure(
+                f"RFC 9701 response refused: {exc}",
+                "Introspection(jwt_response=, client_id=) and the issuer's keys",
+                "sent a response that does not verify",
+            ) from None
 
     async def _discover_endpoint(self) -> str:
         """The introspection_endpoint of the one authorization server (RFC 8414 §2)."""
@@ -275,11 +337,17 @@ class IntrospectionVerifier:
         document = await self._servers.get(issuer)
         endpoint = document.get("introspection_endpoint")
         if not isinstance(endpoint, str) or not https_or_loopback(endpoint):
-            logger.error("the metadata of %s has no usable introspection_endpoint (%r); set "
-                         "Introspection(endpoint=)", issuer, endpoint)
-            raise TemporarilyUnavailable("the token could not be introspected: the "
-                                         "authorization server names no introspection "
-                                         "endpoint")
+            logger.error(
+                "the metadata of %s has no usable introspection_endpoint (%r); set "
+                "Introspection(endpoint=)",
+                issuer,
+                endpoint,
+            )
+            raise TemporarilyUnavailable(
+                "the token could not be introspected: the "
+                "authorization server names no introspection "
+                "endpoint"
+            )
         self._endpoint = endpoint
         return endpoint
 
@@ -291,10 +359,12 @@ class IntrospectionVerifier:
         return failure
 
     def _failure(self, reason: str, setting: str, summary: str) -> TemporarilyUnavailable:
-        logger.error("token introspection at %s failed: %s; check %s", self._endpoint,
-                     reason, setting)
+        logger.error(
+            "token introspection at %s failed: %s; check %s", self._endpoint, reason, setting
+        )
         return TemporarilyUnavailable(
-            f"the token could not be introspected: the introspection endpoint {summary}")
+            f"the token could not be introspected: the introspection endpoint {summary}"
+        )
 
 
 class _AnswerAboutThisToken(TemporarilyUnavailable):

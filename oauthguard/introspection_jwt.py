@@ -19,9 +19,15 @@ class BadSignedResponse(Exception):
     """The signed introspection response cannot be trusted; the message says why."""
 
 
-async def read_signed_response(text: str, *, key_sets: Mapping[str, KeySet],
-                               algorithms: frozenset[str], audiences: frozenset[str],
-                               leeway: float, now: float) -> dict[str, Any]:
+async def read_signed_response(
+    text: str,
+    *,
+    key_sets: Mapping[str, KeySet],
+    algorithms: frozenset[str],
+    audiences: frozenset[str],
+    leeway: float,
+    now: float,
+) -> dict[str, Any]:
     """The introspection members inside a verified RFC 9701 response.
 
     Raises ``BadSignedResponse``, or ``TemporarilyUnavailable`` when the issuer's keys
@@ -36,21 +42,24 @@ async def read_signed_response(text: str, *, key_sets: Mapping[str, KeySet],
     # RFC 9701 §5 / RFC 8725 §3.8: iss is one of our issuers, and its keys sign the response.
     key_set = key_sets.get(iss) if isinstance(iss, str) else None
     if key_set is None:
-        raise BadSignedResponse(f"the response's iss {str(iss)[:80]!r} is not a configured "
-                                "authorization server")
+        raise BadSignedResponse(
+            f"the response's iss {str(iss)[:80]!r} is not a configured authorization server"
+        )
     kid = header.get("kid")
     keys = key_set.cached(kid) or await key_set.get(kid)
     try:
         check_signature(alg, keys, signing_input, signature)
     except InvalidToken:
-        raise BadSignedResponse(f"the response's signature does not verify with the keys "
-                                f"of {iss}") from None
+        raise BadSignedResponse(
+            f"the response's signature does not verify with the keys of {iss}"
+        ) from None
     try:
         # RFC 9701 §5: aud identifies this resource server (its client_id or resource).
         check_audience(claims, audiences)
     except InvalidToken:
-        raise BadSignedResponse("the response's aud does not name this resource server "
-                                "(its client_id or resource)") from None
+        raise BadSignedResponse(
+            "the response's aud does not name this resource server (its client_id or resource)"
+        ) from None
     _check_iat(claims, now, leeway)
     return _members(claims)
 
@@ -66,8 +75,9 @@ def _check_header(header: Mapping[str, Any], algorithms: frozenset[str]) -> str:
     # RFC 9701 §5 / RFC 8725 §3.11: explicit typing keeps other JWTs from passing.
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _TYPES:
-        raise BadSignedResponse(f"the response's typ {str(typ)[:40]!r} is not "
-                                "token-introspection+jwt")
+        raise BadSignedResponse(
+            f"the response's typ {str(typ)[:40]!r} is not token-introspection+jwt"
+        )
     return alg
 
 

@@ -56,8 +56,12 @@ def signature_segment(segment: str) -> bytes:
 def split_jws(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     """Header, payload, signing input and signature of a compact JWS (RFC 7515 §7.1)."""
     head, body, signature = jws_segments(token)
-    return (json_segment(head), json_segment(body), f"{head}.{body}".encode("ascii"),
-            signature_segment(signature))
+    return (
+        json_segment(head),
+        json_segment(body),
+        f"{head}.{body}".encode("ascii"),
+        signature_segment(signature),
+    )
 
 
 def check_header(header: Mapping[str, Any], algorithms: frozenset[str], strict_typ: bool) -> str:
@@ -65,8 +69,10 @@ def check_header(header: Mapping[str, Any], algorithms: frozenset[str], strict_t
     alg = header.get("alg")
     # RFC 8725 §3.1-3.2: the allow-list decides; 'none' and HMAC are never in it.
     if not isinstance(alg, str) or alg not in algorithms:
-        raise InvalidToken("the token's signing algorithm (alg) is not accepted; allowed: "
-                           + ", ".join(sorted(algorithms)))
+        raise InvalidToken(
+            "the token's signing algorithm (alg) is not accepted; allowed: "
+            + ", ".join(sorted(algorithms))
+        )
     # RFC 7515 §4.1.11: we understand no extension, so any 'crit' is fatal.
     if "crit" in header:
         raise InvalidToken("the token has critical header parameters we do not understand")
@@ -128,8 +134,9 @@ def check_window(claims: Mapping[str, Any], now: float, leeway: float) -> float 
     return exp
 
 
-def check_audience(claims: Mapping[str, Any], audiences: frozenset[str],
-                   required: bool = True) -> tuple[str, ...]:
+def check_audience(
+    claims: Mapping[str, Any], audiences: frozenset[str], required: bool = True
+) -> tuple[str, ...]:
     """RFC 9068 §4 / RFC 8707: ``aud`` (string or array) names one of our resources.
 
     With ``required=False`` (RFC 7662 §2.2, where ``aud`` is optional) an absent ``aud``
@@ -170,9 +177,13 @@ def client_id_of(claims: Mapping[str, Any]) -> str | None:
 
 
 # RFC 8705 §3.1 / RFC 7800 §3.2-3.4: what each confirmation method binds the token to.
-_CONFIRMATIONS = {"x5t#S256": "a client certificate", "jwk": "a key (jwk)",
-                  "jwe": "an encrypted key (jwe)", "kid": "a key id (kid)",
-                  "jku": "a key set URL (jku)"}
+_CONFIRMATIONS = {
+    "x5t#S256": "a client certificate",
+    "jwk": "a key (jwk)",
+    "jwe": "an encrypted key (jwe)",
+    "kid": "a key id (kid)",
+    "jku": "a key set URL (jku)",
+}
 
 
 def bound_key(cnf: object) -> str | None:
@@ -191,13 +202,19 @@ def bound_key(cnf: object) -> str | None:
     if jkt is None and cnf:
         method = sorted(cnf)[0] if "x5t#S256" not in cnf else "x5t#S256"
         what = _CONFIRMATIONS.get(method, "a confirmation method")
-        raise InvalidToken(f"the access token is bound to {what} ({str(method)[:40]}), which "
-                           "this resource server cannot check")
+        raise InvalidToken(
+            f"the access token is bound to {what} ({str(method)[:40]}), which "
+            "this resource server cannot check"
+        )
     return jkt
 
 
-def build_token(claims: Mapping[str, Any], audience: tuple[str, ...], expires_at: float | None,
-                scopes_claim: Sequence[str]) -> AccessToken:
+def build_token(
+    claims: Mapping[str, Any],
+    audience: tuple[str, ...],
+    expires_at: float | None,
+    scopes_claim: Sequence[str],
+) -> AccessToken:
     """The ``AccessToken`` for validated claims (shared with introspection)."""
     jkt = bound_key(claims.get("cnf", {}))
     sub, iss = claims.get("sub"), claims.get("iss")
@@ -220,10 +237,17 @@ class JWTVerifier:
     ``cryptography``, so a fresh token costs little more than the signature itself.
     """
 
-    def __init__(self, key_sets: Mapping[str, KeySet], *, audiences: Iterable[str],
-                 algorithms: Iterable[str], leeway: float = 30, strict_typ: bool = False,
-                 scopes_claim: Sequence[str] = ("scope", "scp"),
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        key_sets: Mapping[str, KeySet],
+        *,
+        audiences: Iterable[str],
+        algorithms: Iterable[str],
+        leeway: float = 30,
+        strict_typ: bool = False,
+        scopes_claim: Sequence[str] = ("scope", "scp"),
+        clock: Callable[[], float],
+    ) -> None:
         self.key_sets = dict(key_sets)
         self.audiences = frozenset(audiences)
         self.algorithms = frozenset(algorithms) & ASYMMETRIC_ALGORITHMS

@@ -42,10 +42,17 @@ KEY_TYPES: Mapping[str, tuple[str, frozenset[str | None]]] = {
 }
 
 
-_LOADERS: Mapping[str, type[Algorithm]] = {"RSA": RSAAlgorithm, "EC": ECAlgorithm,
-                                           "OKP": OKPAlgorithm}
-_PRIVATE = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
-            ed448.Ed448PrivateKey)
+_LOADERS: Mapping[str, type[Algorithm]] = {
+    "RSA": RSAAlgorithm,
+    "EC": ECAlgorithm,
+    "OKP": OKPAlgorithm,
+}
+_PRIVATE = (
+    rsa.RSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+)
 
 
 class WeakKey(ValueError):
@@ -118,8 +125,12 @@ def parse_jwks(document: Any) -> list[Key]:
                 raise ValueError("not a JSON object")
             keys.append(parse_jwk(jwk))
         except Exception as exc:  # any malformed key is skipped, never fatal
-            logger.warning("skipping JWKS key #%d (kid=%r): %s", index,
-                           jwk.get("kid") if isinstance(jwk, dict) else None, exc)
+            logger.warning(
+                "skipping JWKS key #%d (kid=%r): %s",
+                index,
+                jwk.get("kid") if isinstance(jwk, dict) else None,
+                exc,
+            )
     return keys
 
 
@@ -133,12 +144,20 @@ def cache_ttl(headers: httpx.Headers, default: float) -> float:
 class KeySet:
     """The signing keys of one issuer."""
 
-    def __init__(self, issuer: str, http_client: httpx.AsyncClient,
-                 clock: Callable[[], float], servers: AuthorizationServers, *,
-                 jwks_uri: str | None = None, cache_ttl: float = 600,
-                 refresh_cooldown: float = 30, max_stale: float = 86400,
-                 timeout: float = 5.0,
-                 on_keys_removed: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        http_client: httpx.AsyncClient,
+        clock: Callable[[], float],
+        servers: AuthorizationServers,
+        *,
+        jwks_uri: str | None = None,
+        cache_ttl: float = 600,
+        refresh_cooldown: float = 30,
+        max_stale: float = 86400,
+        timeout: float = 5.0,
+        on_keys_removed: Callable[[], None] | None = None,
+    ) -> None:
         self.issuer = issuer
         self._http = http_client
         self._clock = clock
@@ -186,8 +205,9 @@ class KeySet:
         if not found and self._failed_at is not None:
             wait = self._failed_at + self._cooldown - now
             raise TemporarilyUnavailable(
-                f"the signing keys of {self.issuer} cannot be fetched to look for the "
-                "token's kid", retry_after=max(1, math.ceil(wait)))
+                f"the signing keys of {self.issuer} cannot be fetched to look for the token's kid",
+                retry_after=max(1, math.ceil(wait)),
+            )
         return found
 
     def _may_refetch_for_miss(self, now: float) -> bool:
@@ -207,8 +227,10 @@ class KeySet:
         if self._by_kid is None and self._failed_at is not None:
             wait = self._failed_at + self._cooldown - now
             if wait > 0:  # a failing issuer is asked at most once per cooldown
-                raise TemporarilyUnavailable(f"the signing keys of {self.issuer} cannot be "
-                                             "fetched", retry_after=math.ceil(wait))
+                raise TemporarilyUnavailable(
+                    f"the signing keys of {self.issuer} cannot be fetched",
+                    retry_after=math.ceil(wait),
+                )
         try:
             await self._flight.run("jwks", self._fetch)
         except TemporarilyUnavailable:
@@ -256,8 +278,10 @@ class KeySet:
 
     def _failure(self, uri: str, reason: str) -> TemporarilyUnavailable:
         logger.warning("cannot fetch the JWKS of %s from %s: %s", self.issuer, uri, reason)
-        return TemporarilyUnavailable(f"the signing keys of {self.issuer} cannot be fetched",
-                                      retry_after=max(1, math.ceil(self._cooldown)))
+        return TemporarilyUnavailable(
+            f"the signing keys of {self.issuer} cannot be fetched",
+            retry_after=max(1, math.ceil(self._cooldown)),
+        )
 
 
 def check_jwks_uri(uri: str) -> bool:

@@ -22,7 +22,8 @@ try:
     from pydantic_core import from_json
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'") from exc
+        "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'"
+    ) from exc
 
 from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
 from oauthguard._htu import origin_of
@@ -50,9 +51,14 @@ def sdk_access_token(token: AccessToken, raw: str, resource: str | None) -> SDKA
     """
     expires_at = int(token.expires_at) if token.expires_at is not None else None
     return SDKAccessToken(
-        token=raw, client_id=token.client_id or "", scopes=sorted(token.scopes),
-        expires_at=expires_at, resource=resource, subject=token.subject,
-        claims=dict(token.claims))
+        token=raw,
+        client_id=token.client_id or "",
+        scopes=sorted(token.scopes),
+        expires_at=expires_at,
+        resource=resource,
+        subject=token.subject,
+        claims=dict(token.claims),
+    )
 
 
 class MCPUser(_SDKUser):
@@ -122,9 +128,13 @@ class MCPAuth:
     413) only when the token lacks some tool's scopes.
     """
 
-    def __init__(self, app: ASGIApp, *,
-                 tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         self.app = app
         self.tools: dict[str, Requirement] = {}
         for tool, scopes in (tool_scopes or {}).items():
@@ -134,9 +144,10 @@ class MCPAuth:
                 raise ConfigurationError(f"tool_scopes[{tool!r}]: {error}") from None
         self.max_body_bytes = max_body_bytes
         # Each tool as its name appears in a JSON body without escapes, and what it needs.
-        self._needles = [(json.dumps(name, ensure_ascii=False).encode(),
-                          frozenset(requirement.scopes))
-                         for name, requirement in self.tools.items()]
+        self._needles = [
+            (json.dumps(name, ensure_ascii=False).encode(), frozenset(requirement.scopes))
+            for name, requirement in self.tools.items()
+        ]
         # A token's scopes -> the needles of the tools they do not reach, with the guard's
         # scope_implies (one guard, so fixed); bounded.
         self._out_of_reach: dict[frozenset[str], tuple[bytes, ...]] = {}
@@ -155,8 +166,9 @@ class MCPAuth:
         if needles:  # the token lacks some tool's scopes: see whether the body calls it
             body = await _read_body(receive, self.max_body_bytes)
             if body is None:
-                await send_response(send, 413, [(b"content-type", b"text/plain")],
-                                    b"request body too large")
+                await send_response(
+                    send, 413, [(b"content-type", b"text/plain")], b"request body too large"
+                )
                 return
             receive = _replay(body, receive)
             try:
@@ -178,7 +190,8 @@ class MCPAuth:
         guard: OAuthGuard | None = scope.get("oauthguard")
         if guard is None:  # fail closed: tool scopes would go unchecked
             raise ConfigurationError(
-                "MCPAuth needs OAuthGuard in front of it: use oauthguard.mcp.protect(...)")
+                "MCPAuth needs OAuthGuard in front of it: use oauthguard.mcp.protect(...)"
+            )
         token = scope.get("auth")
         if not isinstance(token, AccessToken):
             return None
@@ -245,10 +258,15 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def protect(app: ASGIApp, *, resource: str, authorization_servers: str | Iterable[str],
-            scopes: str | Iterable[str] = (),
-            tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
-            **options: Any) -> OAuthGuard:
+def protect(
+    app: ASGIApp,
+    *,
+    resource: str,
+    authorization_servers: str | Iterable[str],
+    scopes: str | Iterable[str] = (),
+    tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
+    **options: Any,
+) -> OAuthGuard:
     """An MCP streamable-HTTP app behind ``OAuthGuard`` and ``MCPAuth``.
 
     ``resource`` is the endpoint URL exactly as clients reach it (``https://host/mcp``);
@@ -268,7 +286,8 @@ def protect(app: ASGIApp, *, resource: str, authorization_servers: str | Iterabl
         if path in rules:
             raise ConfigurationError(
                 f"rules already has a rule for {path!r}: give the endpoint's scopes there or "
-                "as scopes=, not both")
+                "as scopes=, not both"
+            )
         rules[path] = endpoint
     named = dict.fromkeys(endpoint.scopes)
     for requirement in inner.tools.values():
@@ -276,8 +295,13 @@ def protect(app: ASGIApp, *, resource: str, authorization_servers: str | Iterabl
     options.setdefault("scopes_supported", tuple(named))
     options.setdefault("public_paths", ("/.well-known/*",))
     options["public_origin"] = _pinned_origin(resource, options)
-    return OAuthGuard(inner, resource=resource, authorization_servers=authorization_servers,
-                      rules=rules, **_requiring_aud(options))
+    return OAuthGuard(
+        inner,
+        resource=resource,
+        authorization_servers=authorization_servers,
+        rules=rules,
+        **_requiring_aud(options),
+    )
 
 
 def _pinned_origin(resource: str, options: Mapping[str, Any]) -> str | None:
@@ -293,7 +317,8 @@ def _pinned_origin(resource: str, options: Mapping[str, Any]) -> str | None:
             raise ConfigurationError(
                 f"resources: {other!r} is not on {origin}, the origin DPoP proofs are pinned "
                 "to by default; pass public_origin= the one origin clients reach, or "
-                "public_origin=None to take it from each request")
+                "public_origin=None to take it from each request"
+            )
     return origin
 
 
@@ -318,11 +343,15 @@ class TokenVerifier:
     (RFC 9449 §7.2).
     """
 
-    def __init__(self, *, resource: str, authorization_servers: str | Iterable[str],
-                 **options: Any) -> None:
-        self.guard = OAuthGuard(_unused_app, resource=resource,
-                                authorization_servers=authorization_servers,
-                                **_requiring_aud(options))
+    def __init__(
+        self, *, resource: str, authorization_servers: str | Iterable[str], **options: Any
+    ) -> None:
+        self.guard = OAuthGuard(
+            _unused_app,
+            resource=resource,
+            authorization_servers=authorization_servers,
+            **_requiring_aud(options),
+        )
 
     async def verify_token(self, token: str) -> SDKAccessToken | None:
         """The SDK's ``AccessToken`` for a valid token, None for any other."""
@@ -330,12 +359,16 @@ class TokenVerifier:
             verified = await self.guard.verify(token)
             check_bearer(verified)  # RFC 9449 §7.2: the SDK only speaks Bearer
         except GuardError as error:
-            logger.info("token refused: %s (token sha256:%s)", error.description,
-                        token_digest(token))
+            logger.info(
+                "token refused: %s (token sha256:%s)", error.description, token_digest(token)
+            )
             return None
         except Exception as exc:  # fail closed: a bug never lets a token through
-            logger.error("unexpected error while verifying a token (token sha256:%s)\n%s",
-                         token_digest(token), redacted_traceback(exc, token))
+            logger.error(
+                "unexpected error while verifying a token (token sha256:%s)\n%s",
+                token_digest(token),
+                redacted_traceback(exc, token),
+            )
             return None
         return sdk_access_token(verified, token, self.guard.config.resource)
 

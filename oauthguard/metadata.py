@@ -50,11 +50,17 @@ class MetadataEndpoint:
         cors = [(b"access-control-allow-origin", b"*")]
         if method == "OPTIONS":
             requested = _header(scope, b"access-control-request-headers") or b"*"
-            await send_response(send, 204, cors + [
-                (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
-                (b"access-control-allow-headers", requested),
-                (b"access-control-max-age", b"86400"),
-            ], b"")
+            await send_response(
+                send,
+                204,
+                cors
+                + [
+                    (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
+                    (b"access-control-allow-headers", requested),
+                    (b"access-control-max-age", b"86400"),
+                ],
+                b"",
+            )
             return
         if method not in ("GET", "HEAD"):
             await send_response(send, 405, cors + [(b"allow", b"GET, HEAD, OPTIONS")], b"")

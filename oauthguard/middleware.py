@@ -122,23 +122,45 @@ class OAuthGuard:
         self.user_factory: UserFactory = user_factory or default_user
         answer_refusals(app)
         self.config: GuardConfig = build_config(
-            resource=resource, authorization_servers=authorization_servers,
-            audiences=audiences, algorithms=algorithms, leeway=leeway, jwks_uri=jwks_uri,
-            jwks_cache_ttl=jwks_cache_ttl, jwks_refresh_cooldown=jwks_refresh_cooldown,
-            jwks_max_stale=jwks_max_stale, strict_typ=strict_typ, scopes_claim=scopes_claim,
-            public_paths=public_paths, scopes_supported=scopes_supported,
-            resource_name=resource_name, resource_documentation=resource_documentation,
-            max_token_bytes=max_token_bytes, token_cache_size=token_cache_size, realm=realm,
-            dpop=dpop, dpop_algorithms=dpop_algorithms, dpop_max_age=dpop_max_age,
-            trusted_proxies=trusted_proxies, rules=rules, resources=resources,
+            resource=resource,
+            authorization_servers=authorization_servers,
+            audiences=audiences,
+            algorithms=algorithms,
+            leeway=leeway,
+            jwks_uri=jwks_uri,
+            jwks_cache_ttl=jwks_cache_ttl,
+            jwks_refresh_cooldown=jwks_refresh_cooldown,
+            jwks_max_stale=jwks_max_stale,
+            strict_typ=strict_typ,
+            scopes_claim=scopes_claim,
+            public_paths=public_paths,
+            scopes_supported=scopes_supported,
+            resource_name=resource_name,
+            resource_documentation=resource_documentation,
+            max_token_bytes=max_token_bytes,
+            token_cache_size=token_cache_size,
+            realm=realm,
+            dpop=dpop,
+            dpop_algorithms=dpop_algorithms,
+            dpop_max_age=dpop_max_age,
+            trusted_proxies=trusted_proxies,
+            rules=rules,
+            resources=resources,
             public_origin=public_origin,
-            scope_implies=scope_implies, http_timeout=http_timeout,
-            introspection=introspection, token_format=token_format)
+            scope_implies=scope_implies,
+            http_timeout=http_timeout,
+            introspection=introspection,
+            token_format=token_format,
+        )
         config = self.config
         self.clock: Callable[[], float] = clock or time.time
         self.http = http_client or httpx.AsyncClient(timeout=config.http_timeout)
-        self.servers = AuthorizationServers(self.http, self.clock, timeout=config.http_timeout,
-                                            retry_after=config.jwks_refresh_cooldown)
+        self.servers = AuthorizationServers(
+            self.http,
+            self.clock,
+            timeout=config.http_timeout,
+            retry_after=config.jwks_refresh_cooldown,
+        )
         self.tokens: ExpiringCache[Authenticated] = ExpiringCache(config.token_cache_size)
         self.key_sets = self._build_key_sets()
         if verifier is not None and config.introspection is not None:
@@ -150,11 +172,15 @@ class OAuthGuard:
         self.dpop = self._build_dpop(dpop_nonce, replay_store)
         dpop_on = config.dpop != "disabled"
         self.challenger = Challenger(
-            metadata_url(config.resource), realm=config.realm,
+            metadata_url(config.resource),
+            realm=config.realm,
             dpop_algs=config.dpop_algorithms if dpop_on else (),
-            bearer=config.dpop != "required")
-        self.metadata = {metadata_path(resource): MetadataEndpoint(self._document(resource))
-                         for resource in config.resources}
+            bearer=config.dpop != "required",
+        )
+        self.metadata = {
+            metadata_path(resource): MetadataEndpoint(self._document(resource))
+            for resource in config.resources
+        }
         self.rules = config.rules
         self._default, self.served = served_resources(config, self.challenger)
         self._several_resources = len(config.resources) > 1
@@ -166,11 +192,18 @@ class OAuthGuard:
         leaving a JWKS empties the cache of verified tokens."""
         config = self.config
         return {
-            issuer: KeySet(issuer, self.http, self.clock, self.servers, jwks_uri=config.jwks_uri,
-                           cache_ttl=config.jwks_cache_ttl,
-                           refresh_cooldown=config.jwks_refresh_cooldown,
-                           max_stale=config.jwks_max_stale, timeout=config.http_timeout,
-                           on_keys_removed=self.tokens.clear)
+            issuer: KeySet(
+                issuer,
+                self.http,
+                self.clock,
+                self.servers,
+                jwks_uri=config.jwks_uri,
+                cache_ttl=config.jwks_cache_ttl,
+                refresh_cooldown=config.jwks_refresh_cooldown,
+                max_stale=config.jwks_max_stale,
+                timeout=config.http_timeout,
+                on_keys_removed=self.tokens.clear,
+            )
             for issuer in config.authorization_servers
         }
 
@@ -178,41 +211,62 @@ class OAuthGuard:
         """The verifier for ``token_format``: JWTs, introspection, or both (``auto``)."""
         config = self.config
         jwt = JWTVerifier(
-            self.key_sets, audiences=config.audiences, algorithms=config.algorithms,
-            leeway=config.leeway, strict_typ=config.strict_typ,
-            scopes_claim=config.scopes_claim, clock=self.clock)
+            self.key_sets,
+            audiences=config.audiences,
+            algorithms=config.algorithms,
+            leeway=config.leeway,
+            strict_typ=config.strict_typ,
+            scopes_claim=config.scopes_claim,
+            clock=self.clock,
+        )
         if config.introspection is None:
             return jwt
         introspection = IntrospectionVerifier(
-            config.introspection, http_client=self.http, servers=self.servers,
-            key_sets=self.key_sets, audiences=config.audiences, algorithms=config.algorithms,
-            leeway=config.leeway, clock=self.clock)
-        return introspection if config.token_format == "opaque" \
-            else AutoVerifier(jwt, introspection)
+            config.introspection,
+            http_client=self.http,
+            servers=self.servers,
+            key_sets=self.key_sets,
+            audiences=config.audiences,
+            algorithms=config.algorithms,
+            leeway=config.leeway,
+            clock=self.clock,
+        )
+        return (
+            introspection if config.token_format == "opaque" else AutoVerifier(jwt, introspection)
+        )
 
     def _build_dpop(self, nonces: object, replay_store: object) -> DPoPChecker:
         """The RFC 9449 checks, with the nonces and replay store as configured."""
         config = self.config
         return DPoPChecker(
-            mode=config.dpop, algorithms=config.dpop_algorithms, max_age=config.dpop_max_age,
-            leeway=config.leeway, nonces=check_nonces(nonces),
+            mode=config.dpop,
+            algorithms=config.dpop_algorithms,
+            max_age=config.dpop_max_age,
+            leeway=config.leeway,
+            nonces=check_nonces(nonces),
             replay_store=check_replay_store(replay_store, self.clock),
-            trusted_proxies=config.trusted_proxies, public_origin=config.public_origin,
-            clock=self.clock)
+            trusted_proxies=config.trusted_proxies,
+            public_origin=config.public_origin,
+            clock=self.clock,
+        )
 
     def _document(self, resource: str) -> dict[str, Any]:
         config = self.config
-        return build_document(resource, {
-            "authorization_servers": config.authorization_servers,
-            "scopes_supported": config.scopes_supported,
-            "bearer_methods_supported": ["header"],
-            "resource_name": config.resource_name,
-            "resource_documentation": config.resource_documentation,
-            # RFC 9728 §2 (fields defined by RFC 9449).
-            "dpop_signing_alg_values_supported":
-                config.dpop_algorithms if config.dpop != "disabled" else None,
-            "dpop_bound_access_tokens_required": config.dpop == "required",
-        })
+        return build_document(
+            resource,
+            {
+                "authorization_servers": config.authorization_servers,
+                "scopes_supported": config.scopes_supported,
+                "bearer_methods_supported": ["header"],
+                "resource_name": config.resource_name,
+                "resource_documentation": config.resource_documentation,
+                # RFC 9728 §2 (fields defined by RFC 9449).
+                "dpop_signing_alg_values_supported": config.dpop_algorithms
+                if config.dpop != "disabled"
+                else None,
+                "dpop_bound_access_tokens_required": config.dpop == "required",
+            },
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -238,13 +292,18 @@ class OAuthGuard:
             return
         credentials: Credentials | None = None
         try:
-            credentials = extract(scope["headers"], scope.get("query_string", b""),
-                                  self.config.max_token_bytes, self.tokens)
+            credentials = extract(
+                scope["headers"],
+                scope.get("query_string", b""),
+                self.config.max_token_bytes,
+                self.tokens,
+            )
             proof = self.dpop.proof_of(credentials)
             # A cache hit is answered here, without a coroutine for the verifier.
             now = self.clock()
-            verified, user = self.tokens.get(credentials.token, now) \
-                or await self._authenticate_new(credentials.token, now)
+            verified, user = self.tokens.get(
+                credentials.token, now
+            ) or await self._authenticate_new(credentials.token, now)
             # Every request, cached token or not, goes through the proof and binding checks.
             if proof is None:
                 check_bearer(verified)  # the checker's Bearer case, without a coroutine
@@ -254,13 +313,18 @@ class OAuthGuard:
                 user = self.user_factory(token, credentials.token)  # of the DPoP-bound token
             self.check_route(token, path, rule)
         except GuardError as error:
-            await self.refuse(scope, receive, send, error, credentials,
-                              rule.challenge_scope if rule is not None else None)
+            await self.refuse(
+                scope,
+                receive,
+                send,
+                error,
+                credentials,
+                rule.challenge_scope if rule is not None else None,
+            )
             return
         except Exception as exc:
             # Fail closed: a bug or an unexpected failure never lets a request through.
-            await self.refuse(scope, receive, send, unexpected(exc, path, credentials),
-                              credentials)
+            await self.refuse(scope, receive, send, unexpected(exc, path, credentials), credentials)
             return
         scope["auth"], scope["user"] = token, user
         if nonce is not None and kind == "http":
@@ -322,31 +386,51 @@ class OAuthGuard:
         the token is valid (and the verifier allows reuse)."""
         verified = await self.verifier.verify(token)
         entry = (verified, self.user_factory(verified, token))
-        until = math.inf if verified.expires_at is None \
-            else verified.expires_at + self.config.leeway
+        until = (
+            math.inf if verified.expires_at is None else verified.expires_at + self.config.leeway
+        )
         if self._reuse_limit is not None:
             until = min(until, self._reuse_limit.reuse_until(token, verified, now))
         if until != math.inf:
             self.tokens.put(token, entry, until, now)
         return entry
 
-    async def refuse(self, scope: Scope, receive: Receive, send: Send, error: GuardError,
-                     credentials: Credentials | None, challenge_scope: str | None = None) -> None:
+    async def refuse(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        error: GuardError,
+        credentials: Credentials | None,
+        challenge_scope: str | None = None,
+    ) -> None:
         """Answer with the challenge for ``error`` (an HTTP response or a WebSocket denial).
 
         Without ``credentials`` (a refusal by ``require(...)``) the error goes in the
         challenge of the scheme the validated token came with.
         """
         token = scope.get("auth")
-        scheme = error.scheme or (credentials.scheme if credentials is not None else (
-            token.scheme if isinstance(token, AccessToken) else None))
+        scheme = error.scheme or (
+            credentials.scheme
+            if credentials is not None
+            else (token.scheme if isinstance(token, AccessToken) else None)
+        )
         if credentials is not None:
             # %r: the path is the client's, and must not forge log lines.
-            logger.info("refused %s %r: %s (token sha256:%s)", scope.get("method", "WS"),
-                        scope["path"], error.description, token_digest(credentials.token))
+            logger.info(
+                "refused %s %r: %s (token sha256:%s)",
+                scope.get("method", "WS"),
+                scope["path"],
+                error.description,
+                token_digest(credentials.token),
+            )
         else:
-            logger.info("refused %s %r: %s", scope.get("method", "WS"), scope["path"],
-                        error.description or "no credentials")
+            logger.info(
+                "refused %s %r: %s",
+                scope.get("method", "WS"),
+                scope["path"],
+                error.description or "no credentials",
+            )
         served = self.served.match(None, scope["path"]) or self._default
         status, headers, body = served.challenger.response(error, scheme, challenge_scope)
         if scope["type"] == "websocket":
@@ -360,6 +444,7 @@ class OAuthGuard:
 
         Failures are logged, never raised: the guard then answers 503 until keys arrive.
         """
+
         async def warm_one(key_set: KeySet) -> None:
             try:
                 await key_set.warm()
@@ -380,4 +465,3 @@ class OAuthGuard:
             return message
 
         await self.app(scope, receive_and_warm, send)
-

@@ -31,9 +31,13 @@ class DPoPNonces:
         if not isinstance(key, bytes) or len(key) < 16:
             raise ConfigurationError(
                 "DPoPNonces(secret=...) needs at least 16 bytes of secret; share the same "
-                "secret across workers and hosts (for example from an environment variable)")
-        if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) \
-                or not 1 <= lifetime <= 86400:
+                "secret across workers and hosts (for example from an environment variable)"
+            )
+        if (
+            isinstance(lifetime, bool)
+            or not isinstance(lifetime, int | float)
+            or not 1 <= lifetime <= 86400
+        ):
             raise ConfigurationError("DPoPNonces(lifetime=...) must be 1 to 86400 seconds")
         self._key = hmac.new(key, _CONTEXT, hashlib.sha256).digest()
         self.lifetime = float(lifetime)
@@ -72,13 +76,15 @@ def check_nonces(value: object) -> DPoPNonces | None:
     if not isinstance(value, DPoPNonces):
         raise ConfigurationError(
             "dpop_nonce must be False or DPoPNonces(secret=..., lifetime=...); the secret is "
-            "shared by every worker and host so that each accepts the others' nonces")
+            "shared by every worker and host so that each accepts the others' nonces"
+        )
     return value
 
 
 def sending_nonce(send: Send, nonce: str) -> Send:
     """RFC 9449 §8.2/§9: a fresh nonce on a successful response, never cached (§8.1), and
     readable by browser clients."""
+
     async def send_with_nonce(message: Message) -> None:
         if message["type"] == "http.response.start":
             message = {**message, "headers": _nonce_headers(message.get("headers", []), nonce)}
@@ -96,5 +102,8 @@ def _nonce_headers(headers: Headers, nonce: str) -> Headers:
             exposed = bytes(value) + b", " + exposed
         elif lowered not in (b"cache-control", b"dpop-nonce"):
             kept.append((name, value))
-    return kept + [(b"dpop-nonce", nonce.encode("ascii")), (b"cache-control", b"no-store"),
-                   (b"access-control-expose-headers", exposed)]
+    return kept + [
+        (b"dpop-nonce", nonce.encode("ascii")),
+        (b"cache-control", b"no-store"),
+        (b"access-control-expose-headers", exposed),
+    ]

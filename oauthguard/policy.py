@@ -55,13 +55,15 @@ def scope_list(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
         try:
             items = list(value)
         except TypeError:
-            raise ConfigurationError(f"{name} must be a string or an iterable of strings, "
-                                     f"got {type(value).__name__}") from None
+            raise ConfigurationError(
+                f"{name} must be a string or an iterable of strings, got {type(value).__name__}"
+            ) from None
     for item in items:
         if not isinstance(item, str) or not _SCOPE_TOKEN.fullmatch(item):
             raise ConfigurationError(
                 f"{name}: {item!r} is not a valid value (RFC 6749 §3.3: printable ASCII "
-                "without space, '\"' or '\\')")
+                "without space, '\"' or '\\')"
+            )
     return tuple(dict.fromkeys(items))
 
 
@@ -88,30 +90,36 @@ def check_acr(token: AccessToken, acr_values: tuple[str, ...], params: dict[str,
     acr = token.claims.get("acr")
     if not isinstance(acr, str) or acr not in acr_values:
         raise InsufficientUserAuthentication(
-            "a stronger authentication is required (acr)", **params)
+            "a stronger authentication is required (acr)", **params
+        )
 
 
-def check_max_age(token: AccessToken, max_age: int | None, now: float,
-                  params: dict[str, str]) -> None:
+def check_max_age(
+    token: AccessToken, max_age: int | None, now: float, params: dict[str, str]
+) -> None:
     """RFC 9470 §3: the user authenticated (``auth_time``) at most ``max_age`` seconds ago."""
     if max_age is None:
         return
     auth_time = token.claims.get("auth_time")
     # An int is compared as it is: math.isfinite() cannot convert one beyond float range.
-    if isinstance(auth_time, bool) or not isinstance(auth_time, (int, float)) \
-            or (isinstance(auth_time, float) and not math.isfinite(auth_time)) \
-            or auth_time < now - max_age:
+    if (
+        isinstance(auth_time, bool)
+        or not isinstance(auth_time, (int, float))
+        or (isinstance(auth_time, float) and not math.isfinite(auth_time))
+        or auth_time < now - max_age
+    ):
         raise InsufficientUserAuthentication(
-            "a more recent authentication is required (auth_time)", **params)
+            "a more recent authentication is required (auth_time)", **params
+        )
 
 
-def check_scopes(granted: frozenset[str], every: frozenset[str], some: frozenset[str],
-                 scope_param: str) -> None:
+def check_scopes(
+    granted: frozenset[str], every: frozenset[str], some: frozenset[str], scope_param: str
+) -> None:
     """RFC 6750 §3.1: 403 ``insufficient_scope`` with every scope the operation needs."""
     if every <= granted and (not some or not granted.isdisjoint(some)):
         return
-    raise InsufficientScope(f"this operation needs the scopes: {scope_param}",
-                            scope=scope_param)
+    raise InsufficientScope(f"this operation needs the scopes: {scope_param}", scope=scope_param)
 
 
 class _DependencySignature:
@@ -144,18 +152,24 @@ class Requirement:
 
     __signature__ = _DependencySignature()
 
-    def __init__(self, scopes: str | Iterable[str] | None = None, *,
-                 any_scopes: str | Iterable[str] | None = None, audience: str | None = None,
-                 acr_values: str | Iterable[str] | None = None,
-                 max_age: int | None = None) -> None:
+    def __init__(
+        self,
+        scopes: str | Iterable[str] | None = None,
+        *,
+        any_scopes: str | Iterable[str] | None = None,
+        audience: str | None = None,
+        acr_values: str | Iterable[str] | None = None,
+        max_age: int | None = None,
+    ) -> None:
         self.scopes = scope_list("scopes", scopes)
         self.any_scopes = scope_list("any_scopes", any_scopes)
         if audience is not None and (not isinstance(audience, str) or not audience):
             raise ConfigurationError("audience must be the resource identifier (a URL string)")
         self.audience = audience
         self.acr_values = scope_list("acr_values", acr_values)
-        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)
-                                    or max_age < 0):
+        if max_age is not None and (
+            isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0
+        ):
             raise ConfigurationError("max_age must be a non-negative integer of seconds")
         self.max_age = max_age
         self._every = frozenset(self.scopes)
@@ -190,9 +204,15 @@ class Requirement:
         return f"require({', '.join(args)})"
 
     # -- the checks -----------------------------------------------------------------------
-    def check(self, token: AccessToken, *, now: float,
-              implies: Mapping[str, frozenset[str]] = NO_IMPLICATIONS,
-              also: Iterable[str] = (), scope_param: str | None = None) -> None:
+    def check(
+        self,
+        token: AccessToken,
+        *,
+        now: float,
+        implies: Mapping[str, frozenset[str]] = NO_IMPLICATIONS,
+        also: Iterable[str] = (),
+        scope_param: str | None = None,
+    ) -> None:
         """Raise the ``GuardError`` for the first unmet need: audience (401), step-up (401),
         scopes (403). ``also`` adds scopes that must be present (FastAPI security scopes);
         ``scope_param`` is the challenge's list of every scope the operation needs."""
@@ -203,8 +223,12 @@ class Requirement:
             check_max_age(token, self.max_age, now, self._step_up)
         every = self._every.union(also) if also else self._every
         if every or self._some:
-            check_scopes(granted_scopes(token.scopes, implies) if implies else token.scopes,
-                         every, self._some, scope_param or self._challenge_scope)
+            check_scopes(
+                granted_scopes(token.scopes, implies) if implies else token.scopes,
+                every,
+                self._some,
+                scope_param or self._challenge_scope,
+            )
 
     def enforce(self, scope: Scope, also: Iterable[str] = ()) -> AccessToken:
         """Check the request's token (``scope["auth"]``, set by the guard); return it.
@@ -216,15 +240,23 @@ class Requirement:
         if guard is None:
             raise ConfigurationError(
                 f"{self!r} protects {scope.get('path')!r} but no OAuthGuard middleware runs "
-                "in front of the app; add it with app.add_middleware(OAuthGuard, ...)")
+                "in front of the app; add it with app.add_middleware(OAuthGuard, ...)"
+            )
         also = tuple(also)
         scope_param = self._scope_param(scope.get(RULE), also)
         token = scope.get("auth")
         if not isinstance(token, AccessToken):
-            raise MissingCredentials("this operation needs an access token",
-                                     **({"scope": scope_param} if scope_param else {}))
-        self.check(token, now=guard.clock(), implies=guard.config.scope_implies,
-                   also=also, scope_param=scope_param)
+            raise MissingCredentials(
+                "this operation needs an access token",
+                **({"scope": scope_param} if scope_param else {}),
+            )
+        self.check(
+            token,
+            now=guard.clock(),
+            implies=guard.config.scope_implies,
+            also=also,
+            scope_param=scope_param,
+        )
         return token
 
     def _scope_param(self, rule: Requirement | None, also: tuple[str, ...]) -> str:
@@ -265,13 +297,15 @@ class Requirement:
             return ProtectedApp(self, endpoint)
         raise TypeError(f"{self!r} decorates endpoints and ASGI apps, not {endpoint!r}")
 
-    async def _dependency(self, connection: HTTPConnection, security_scopes: Any = None,
-                          **_: Any) -> AccessToken:
+    async def _dependency(
+        self, connection: HTTPConnection, security_scopes: Any = None, **_: Any
+    ) -> AccessToken:
         """The FastAPI dependency: FastAPI's security scopes are required too."""
         return self.enforce(connection.scope, getattr(security_scopes, "scopes", ()))
 
     def _wrap_endpoint(self, endpoint: E) -> E:
         if inspect.iscoroutinefunction(endpoint):
+
             @functools.wraps(endpoint)
             async def protected(*args: Any, **kwargs: Any) -> Any:
                 connection = connection_of(self, args, kwargs)
@@ -293,10 +327,14 @@ class Requirement:
         return protected_sync  # type: ignore[return-value]
 
 
-def require(scopes: str | Iterable[str] | None = None, *,
-            any_scopes: str | Iterable[str] | None = None, audience: str | None = None,
-            acr_values: str | Iterable[str] | None = None,
-            max_age: int | None = None) -> Requirement:
+def require(
+    scopes: str | Iterable[str] | None = None,
+    *,
+    any_scopes: str | Iterable[str] | None = None,
+    audience: str | None = None,
+    acr_values: str | Iterable[str] | None = None,
+    max_age: int | None = None,
+) -> Requirement:
     """What an operation needs from the access token.
 
     ``scopes``: every one of these (a space-separated string or an iterable);
@@ -309,8 +347,9 @@ def require(scopes: str | Iterable[str] | None = None, *,
     a wrong audience a 401 ``invalid_token``; a step-up a 401
     ``insufficient_user_authentication`` with ``acr_values`` and/or ``max_age``.
     """
-    return Requirement(scopes, any_scopes=any_scopes, audience=audience,
-                       acr_values=acr_values, max_age=max_age)
+    return Requirement(
+        scopes, any_scopes=any_scopes, audience=audience, acr_values=acr_values, max_age=max_age
+    )
 
 
 def build_rules(rules: Mapping[Any, Any] | None) -> PathTable[Requirement]:
@@ -322,12 +361,14 @@ def build_rules(rules: Mapping[Any, Any] | None) -> PathTable[Requirement]:
     entries: list[tuple[str | None, str, Requirement]] = []
     for key, requirement in rules.items():
         method, path = key if isinstance(key, tuple) and len(key) == 2 else (None, key)
-        if method is not None and (not isinstance(method, str)
-                                   or not _METHOD.fullmatch(method.upper())):
+        if method is not None and (
+            not isinstance(method, str) or not _METHOD.fullmatch(method.upper())
+        ):
             raise ConfigurationError(f"rules: {method!r} in {key!r} is not an HTTP method")
         if not isinstance(requirement, Requirement):
             raise ConfigurationError(
-                f"rules: the value for {key!r} must be require(...), got {requirement!r}")
+                f"rules: the value for {key!r} must be require(...), got {requirement!r}"
+            )
         entries.append((method, path, requirement))
     return PathTable(entries, "rules")
 

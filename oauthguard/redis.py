@@ -27,14 +27,14 @@ class RedisReplayStore:
     closed): a proof is never accepted without being recorded.
     """
 
-    def __init__(self, client: redis.asyncio.Redis, *,
-                 prefix: str = "oauthguard:dpop:") -> None:
+    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "oauthguard:dpop:") -> None:
         self.client = client
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "oauthguard:dpop:", timeout: float = 2.0,
-                 **options: Any) -> RedisReplayStore:
+    def from_url(
+        cls, url: str, *, prefix: str = "oauthguard:dpop:", timeout: float = 2.0, **options: Any
+    ) -> RedisReplayStore:
         """A store with its own connection pool; ``options`` go to ``redis.asyncio.from_url``."""
         options.setdefault("socket_timeout", timeout)
         options.setdefault("socket_connect_timeout", timeout)
@@ -42,13 +42,14 @@ class RedisReplayStore:
 
     async def first_use(self, key: str, ttl: float) -> bool:
         try:
-            created = await self.client.set(self.prefix + key, b"1", nx=True,
-                                            px=max(1, math.ceil(ttl * 1000)))
+            created = await self.client.set(
+                self.prefix + key, b"1", nx=True, px=max(1, math.ceil(ttl * 1000))
+            )
         except (RedisError, OSError) as exc:
-            logger.warning("the DPoP replay store (Redis) failed: %s: %s",
-                           type(exc).__name__, exc)
+            logger.warning("the DPoP replay store (Redis) failed: %s: %s", type(exc).__name__, exc)
             raise TemporarilyUnavailable(
-                "DPoP replay protection is unavailable; try again later") from None
+                "DPoP replay protection is unavailable; try again later"
+            ) from None
         return bool(created)
 
     async def aclose(self) -> None:

@@ -37,8 +37,9 @@ class MemoryReplayStore:
     ``oauthguard.redis.RedisReplayStore``.
     """
 
-    def __init__(self, max_entries: int = 1_000_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_entries: int = 1_000_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_entries = max_entries
         self._clock = clock
         self._current: dict[bytes, float] = {}
@@ -70,13 +71,15 @@ class MemoryReplayStore:
             self._current = {key: at for key, at in self._current.items() if at > now}
             self._previous = {key: at for key, at in self._previous.items() if at > now}
             # No sweep again before the earliest live entry expires: full means full.
-            self._next_sweep = min((*self._current.values(), *self._previous.values()),
-                                   default=math.inf)
+            self._next_sweep = min(
+                (*self._current.values(), *self._previous.values()), default=math.inf
+            )
         if len(self) >= self.max_entries:
             wait = max(self._next_sweep - now, 0)
             raise TemporarilyUnavailable(
                 "too many DPoP proofs are being tracked for replay; try again shortly",
-                retry_after=math.ceil(wait) or 1)
+                retry_after=math.ceil(wait) or 1,
+            )
 
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
@@ -89,5 +92,6 @@ def check_replay_store(value: object, clock: Callable[[], float]) -> ReplayStore
     if not isinstance(value, ReplayStore):
         raise ConfigurationError(
             "replay_store must have an async first_use(key, ttl) method (a ReplayStore), "
-            "for example oauthguard.redis.RedisReplayStore.from_url('redis://...')")
+            "for example oauthguard.redis.RedisReplayStore.from_url('redis://...')"
+        )
     return value

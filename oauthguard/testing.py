@@ -56,8 +56,9 @@ def public_jwk(private_key: Any, kid: str | None = None, alg: str | None = None)
     return jwk
 
 
-def sign_jws(header: Mapping[str, Any], payload: Mapping[str, Any] | bytes, key: Any,
-             alg: str | None = None) -> str:
+def sign_jws(
+    header: Mapping[str, Any], payload: Mapping[str, Any] | bytes, key: Any, alg: str | None = None
+) -> str:
     """A compact JWS over exactly this header and payload (no header is added or checked).
 
     ``alg`` selects the signing algorithm (default: the header's); ``"none"`` gives an
@@ -73,6 +74,7 @@ def sign_jws(header: Mapping[str, Any], payload: Mapping[str, Any] | bytes, key:
     if isinstance(key, bytes):  # HMAC with a chosen secret: pyjwt refuses PEM-looking keys
         import hashlib
         import hmac
+
         digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
         signature = hmac.new(key, signing_input.encode(), digest[alg]).digest()
     else:
@@ -95,11 +97,19 @@ class TestIssuer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, issuer: str = "https://issuer.test", *,
-                 algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA"),
-                 jwks_max_age: int | None = 300, allowed_scopes: Iterable[str] | None = None,
-                 opaque: bool = False, token_lifetime: float = 300, subject: str = "user-1",
-                 token_alg: str = "RS256", clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        issuer: str = "https://issuer.test",
+        *,
+        algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA"),
+        jwks_max_age: int | None = 300,
+        allowed_scopes: Iterable[str] | None = None,
+        opaque: bool = False,
+        token_lifetime: float = 300,
+        subject: str = "user-1",
+        token_alg: str = "RS256",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.issuer = issuer
         self.jwks_max_age = jwks_max_age
         self.allowed_scopes = None if allowed_scopes is None else tuple(allowed_scopes)
@@ -118,12 +128,14 @@ class TestIssuer:
             self.add_key(alg)
         self.server = AuthorizationServer(self)
         prefix = urlsplit(issuer).path.rstrip("/")
-        self.app = Starlette(routes=[
-            Route(self.metadata_path, self._metadata_endpoint),
-            Route(self.oidc_path, self._metadata_endpoint),
-            Route(self.jwks_path, self._jwks_endpoint),
-            *self.server.routes(prefix),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route(self.metadata_path, self._metadata_endpoint),
+                Route(self.oidc_path, self._metadata_endpoint),
+                Route(self.jwks_path, self._jwks_endpoint),
+                *self.server.routes(prefix),
+            ]
+        )
 
     # -- keys -----------------------------------------------------------------------------
     def add_key(self, alg: str, kid: str | None = None) -> str:
@@ -159,6 +171,7 @@ class TestIssuer:
     def oidc_path(self) -> str:
         """OpenID Connect Discovery §4: the well-known segment appended to the issuer."""
         from urllib.parse import urlsplit
+
         return urlsplit(self.issuer).path.rstrip("/") + "/.well-known/openid-configuration"
 
     @property
@@ -186,8 +199,11 @@ class TestIssuer:
             "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS[:2]),
             "authorization_response_iss_parameter_supported": True,
             "dpop_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
-            **({"scopes_supported": list(self.allowed_scopes)}
-               if self.allowed_scopes is not None else {}),
+            **(
+                {"scopes_supported": list(self.allowed_scopes)}
+                if self.allowed_scopes is not None
+                else {}
+            ),
             **self.extra_metadata,
         }
         return {name: value for name, value in metadata.items() if value is not None}
@@ -222,19 +238,32 @@ class TestIssuer:
         return httpx.AsyncClient(transport=self.transport())
 
     # -- tokens ---------------------------------------------------------------------------
-    def token(self, *, subject: str = "user-1", audience: str | list[str] | None = None,
-              scope: str | None = None, expires_in: float = 300, alg: str = "RS256",
-              kid: str | None = None, claims: Mapping[str, Any] | None = None,
-              headers: Mapping[str, Any] | None = None, now: float | None = None,
-              jkt: str | None = None) -> str:
+    def token(
+        self,
+        *,
+        subject: str = "user-1",
+        audience: str | list[str] | None = None,
+        scope: str | None = None,
+        expires_in: float = 300,
+        alg: str = "RS256",
+        kid: str | None = None,
+        claims: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        now: float | None = None,
+        jkt: str | None = None,
+    ) -> str:
         """A signed access token. ``claims``/``headers`` override or, with None, remove.
 
         ``jkt`` binds it to a DPoP key (``cnf.jkt``, RFC 9449 §6.1): ``DPoPKey().thumbprint``.
         """
         now = self.clock() if now is None else now
         payload: dict[str, Any] = {
-            "iss": self.issuer, "sub": subject, "client_id": "test-client",
-            "iat": int(now), "exp": int(now + expires_in), "jti": uuid.uuid4().hex,
+            "iss": self.issuer,
+            "sub": subject,
+            "client_id": "test-client",
+            "iat": int(now),
+            "exp": int(now + expires_in),
+            "jti": uuid.uuid4().hex,
         }
         if audience is not None:
             payload["aud"] = audience
@@ -243,8 +272,10 @@ class TestIssuer:
         if jkt is not None:
             payload["cnf"] = {"jkt": jkt}
         if kid is None and alg not in self.default_kid:
-            raise ValueError(f"this issuer has no {alg} key; TestIssuer(algorithms=...) or "
-                             f"add_key({alg!r}) makes one")
+            raise ValueError(
+                f"this issuer has no {alg} key; TestIssuer(algorithms=...) or "
+                f"add_key({alg!r}) makes one"
+            )
         kid = kid or self.default_kid[alg]
         header: dict[str, Any] = {"alg": alg, "typ": "at+jwt", "kid": kid}
         _override(payload, claims)
@@ -255,13 +286,25 @@ class TestIssuer:
     def private_key(self, alg: str = "RS256") -> Any:
         return self.keys[self.default_kid[alg]][1]
 
-    def opaque_token(self, *, subject: str = "user-1", audience: str | list[str] | None = None,
-                     scope: str | None = None, expires_in: float = 300,
-                     claims: Mapping[str, Any] | None = None, now: float | None = None) -> str:
+    def opaque_token(
+        self,
+        *,
+        subject: str = "user-1",
+        audience: str | list[str] | None = None,
+        scope: str | None = None,
+        expires_in: float = 300,
+        claims: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> str:
         """A random token whose claims only ``/introspect`` reveals (RFC 7662 §2.2)."""
         now = self.clock() if now is None else now
-        data: dict[str, Any] = {"iss": self.issuer, "sub": subject, "client_id": "test-client",
-                                "iat": int(now), "exp": int(now + expires_in)}
+        data: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "client_id": "test-client",
+            "iat": int(now),
+            "exp": int(now + expires_in),
+        }
         if audience is not None:
             data["aud"] = audience
         if scope is not None:
@@ -276,14 +319,23 @@ class TestIssuer:
         return token
 
     # -- the authorization server ---------------------------------------------------------
-    def register_client(self, *, client_id: str | None = None, client_secret: str | None = None,
-                        redirect_uris: Sequence[str] = (),
-                        grant_types: Sequence[str] = GRANT_TYPES,
-                        auth_method: str = "client_secret_basic") -> tuple[str, str | None]:
+    def register_client(
+        self,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        redirect_uris: Sequence[str] = (),
+        grant_types: Sequence[str] = GRANT_TYPES,
+        auth_method: str = "client_secret_basic",
+    ) -> tuple[str, str | None]:
         """Register a client directly (as an administrator would); its id and secret."""
-        client = self.server.add_client(client_id=client_id, secret=client_secret,
-                                        redirect_uris=redirect_uris, grant_types=grant_types,
-                                        auth_method=auth_method)
+        client = self.server.add_client(
+            client_id=client_id,
+            secret=client_secret,
+            redirect_uris=redirect_uris,
+            grant_types=grant_types,
+            auth_method=auth_method,
+        )
         return client.client_id, client.secret
 
     def check_scopes(self, scope: str | None) -> tuple[str, ...]:
@@ -295,25 +347,46 @@ class TestIssuer:
                 raise OAuthError("invalid_scope", f"scope {' '.join(unknown)!r} is not allowed")
         return scopes
 
-    def issue(self, subject: str, client_id: str, scopes: Sequence[str],
-              resources: Sequence[str], jkt: str | None = None) -> str:
+    def issue(
+        self,
+        subject: str,
+        client_id: str,
+        scopes: Sequence[str],
+        resources: Sequence[str],
+        jkt: str | None = None,
+    ) -> str:
         """The access token for a grant: ``aud`` from the RFC 8707 resources, ``cnf.jkt``
         for a DPoP-bound one (RFC 9449 §6); remembered for introspection."""
         audience: str | list[str] | None = (
-            resources[0] if len(resources) == 1 else list(resources) or None)
+            resources[0] if len(resources) == 1 else list(resources) or None
+        )
         claims: dict[str, Any] = {"client_id": client_id}
         if jkt is not None:
             claims["cnf"] = {"jkt": jkt}
         scope = " ".join(scopes) or None
         now = self.clock()
         if self.opaque:
-            return self.opaque_token(subject=subject, audience=audience, scope=scope,
-                                     expires_in=self.token_lifetime, claims=claims, now=now)
-        token = self.token(subject=subject, audience=audience, scope=scope, claims=claims,
-                           expires_in=self.token_lifetime, alg=self.token_alg, now=now)
+            return self.opaque_token(
+                subject=subject,
+                audience=audience,
+                scope=scope,
+                expires_in=self.token_lifetime,
+                claims=claims,
+                now=now,
+            )
+        token = self.token(
+            subject=subject,
+            audience=audience,
+            scope=scope,
+            claims=claims,
+            expires_in=self.token_lifetime,
+            alg=self.token_alg,
+            now=now,
+        )
         _, payload, _, _ = split_jws(token)
         self.server.remember(token, payload)
         return token
+
 
 class DPoPKey:
     """A DPoP client's key pair: makes proofs (RFC 9449 §4.2) for tests.
@@ -337,13 +410,22 @@ class DPoPKey:
         """RFC 7638 SHA-256 thumbprint: the ``cnf.jkt`` of tokens bound to this key."""
         return thumbprint(self.jwk)
 
-    def proof(self, method: str, url: str, *, token: str | None = None,
-              nonce: str | None = None, now: float | None = None,
-              claims: Mapping[str, Any] | None = None,
-              headers: Mapping[str, Any] | None = None) -> str:
+    def proof(
+        self,
+        method: str,
+        url: str,
+        *,
+        token: str | None = None,
+        nonce: str | None = None,
+        now: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
         """A proof for one request. ``claims``/``headers`` override or, with None, remove."""
         payload: dict[str, Any] = {
-            "jti": uuid.uuid4().hex, "htm": method, "htu": url,
+            "jti": uuid.uuid4().hex,
+            "htm": method,
+            "htu": url,
             "iat": int(time.time() if now is None else now),
         }
         if token is not None:

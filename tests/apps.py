@@ -34,12 +34,19 @@ class Clock:
 
 async def whoami(request: Request) -> Response:
     token = request.auth
-    return JSONResponse({
-        "subject": token.subject, "client_id": token.client_id,
-        "scopes": sorted(token.scopes), "audience": list(token.audience),
-        "issuer": token.issuer, "expires_at": token.expires_at, "scheme": token.scheme,
-        "user": request.user.display_name, "authenticated": request.user.is_authenticated,
-    })
+    return JSONResponse(
+        {
+            "subject": token.subject,
+            "client_id": token.client_id,
+            "scopes": sorted(token.scopes),
+            "audience": list(token.audience),
+            "issuer": token.issuer,
+            "expires_at": token.expires_at,
+            "scheme": token.scheme,
+            "user": request.user.display_name,
+            "authenticated": request.user.is_authenticated,
+        }
+    )
 
 
 @requires("read")
@@ -62,21 +69,28 @@ async def echo_socket(websocket: WebSocket) -> None:
 
 
 def inner_app() -> Starlette:
-    return Starlette(routes=[
-        Route("/mcp", whoami, methods=["GET", "POST"]),
-        Route("/read", read_only),
-        Route("/boom", boom),
-        Route("/health", public),
-        Route("/docs/{rest:path}", public),
-        WebSocketRoute("/ws", echo_socket),
-    ])
+    return Starlette(
+        routes=[
+            Route("/mcp", whoami, methods=["GET", "POST"]),
+            Route("/read", read_only),
+            Route("/boom", boom),
+            Route("/health", public),
+            Route("/docs/{rest:path}", public),
+            WebSocketRoute("/ws", echo_socket),
+        ]
+    )
 
 
 def guard(issuer: TestIssuer, clock: Clock | None = None, **options: Any) -> OAuthGuard:
     """The guard around ``inner_app``, reaching ``issuer`` in-process."""
     options.setdefault("http_client", issuer.http_client())
-    return OAuthGuard(inner_app(), resource=RESOURCE, authorization_servers=[issuer.issuer],
-                      clock=clock, **options)
+    return OAuthGuard(
+        inner_app(),
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        clock=clock,
+        **options,
+    )
 
 
 def client(app: Any, **options: Any) -> TestClient:

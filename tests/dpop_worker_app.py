@@ -27,8 +27,11 @@ async def health(request: Request) -> Response:
 def create_app() -> Starlette:
     app = Starlette(routes=[Route("/mcp", whoami), Route("/health", health)])
     app.add_middleware(
-        OAuthGuard, resource="https://api.test/mcp",
-        authorization_servers=[os.environ["DPOP_TEST_ISSUER"]], public_paths=["/health"],
+        OAuthGuard,
+        resource="https://api.test/mcp",
+        authorization_servers=[os.environ["DPOP_TEST_ISSUER"]],
+        public_paths=["/health"],
         replay_store=RedisReplayStore.from_url(os.environ["DPOP_TEST_REDIS"]),
-        trusted_proxies=["127.0.0.1"])
+        trusted_proxies=["127.0.0.1"],
+    )
     return app

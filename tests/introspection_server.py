@@ -49,10 +49,12 @@ class IntrospectionServer:
         self.client_id = client_id
         self.client_secret = client_secret
         # This server's /introspect comes first: it answers instead of TestIssuer's own.
-        self.app = Starlette(routes=[
-            Route("/introspect", self._introspect, methods=["POST"]),
-            *self.issuer.app.routes,
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/introspect", self._introspect, methods=["POST"]),
+                *self.issuer.app.routes,
+            ]
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -85,9 +87,11 @@ class IntrospectionServer:
             if self.auth_method == "client_secret_basic":
                 return self._basic(request.headers.get("authorization", ""), form)
             if self.auth_method == "client_secret_post":
-                return (form.get("client_id") == self.client_id
-                        and form.get("client_secret") == self.client_secret
-                        and "authorization" not in request.headers)
+                return (
+                    form.get("client_id") == self.client_id
+                    and form.get("client_secret") == self.client_secret
+                    and "authorization" not in request.headers
+                )
             return self._assertion(form)
         except Exception as exc:
             self.auth_failures.append(f"{type(exc).__name__}: {exc}")
@@ -99,17 +103,23 @@ class IntrospectionServer:
             raise ValueError("no Basic credentials, or two authentication methods")
         client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
         # RFC 6749 §2.3.1: both parts are form-urlencoded before they are joined.
-        return (unquote_plus(client_id), unquote_plus(secret)) == (self.client_id,
-                                                                   self.client_secret)
+        return (unquote_plus(client_id), unquote_plus(secret)) == (
+            self.client_id,
+            self.client_secret,
+        )
 
     def _assertion(self, form: dict[str, str]) -> bool:
         """RFC 7523 §3: signature, iss = sub = client_id, aud, exp, a jti never seen."""
         if form.get("client_assertion_type") != JWT_BEARER:
             raise ValueError("wrong client_assertion_type")
         claims = pyjwt.decode(
-            form["client_assertion"], self.client_public_key,
-            algorithms=["RS256", "PS256", "ES256", "ES384", "EdDSA"], audience=self.endpoint,
-            issuer=self.client_id, options={"require": ["iss", "sub", "aud", "exp", "jti"]})
+            form["client_assertion"],
+            self.client_public_key,
+            algorithms=["RS256", "PS256", "ES256", "ES384", "EdDSA"],
+            audience=self.endpoint,
+            issuer=self.client_id,
+            options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+        )
         if claims["sub"] != self.client_id or claims["jti"] in self.jtis:
             raise ValueError("wrong sub or a replayed jti")
         if claims["exp"] > time.time() + 300:
@@ -127,8 +137,9 @@ class IntrospectionServer:
         if self.delay:
             await anyio.sleep(self.delay)
         if not self._authenticated(request, form):
-            return JSONResponse({"error": "invalid_client"}, status_code=401,
-                                headers={"www-authenticate": "Basic"})
+            return JSONResponse(
+                {"error": "invalid_client"}, status_code=401, headers={"www-authenticate": "Basic"}
+            )
         if self.mode == "unsupported_token_type":  # what oidc-provider says of a JWT
             return JSONResponse({"error": "unsupported_token_type"}, status_code=400)
         if self.mode in ("500", "503", "400", "403"):
@@ -149,10 +160,19 @@ class IntrospectionServer:
     def signed(self, members: dict[str, Any]) -> str:
         """RFC 9701 §5: a JWT with typ token-introspection+jwt around the members."""
         kid = self.issuer.default_kid["RS256"]
-        header = {"alg": "RS256", "typ": "token-introspection+jwt", "kid": kid,
-                  **self.signed_header}
-        claims = {"iss": self.base, "aud": self.client_id, "iat": int(time.time()),
-                  "token_introspection": members, **self.signed_claims}
+        header = {
+            "alg": "RS256",
+            "typ": "token-introspection+jwt",
+            "kid": kid,
+            **self.signed_header,
+        }
+        claims = {
+            "iss": self.base,
+            "aud": self.client_id,
+            "iat": int(time.time()),
+            "token_introspection": members,
+            **self.signed_claims,
+        }
         claims = {name: value for name, value in claims.items() if value is not None}
         return sign_jws(header, claims, self.signing_key or self.issuer.private_key("RS256"))
 
@@ -164,8 +184,9 @@ def _oversized(members: dict[str, Any], mode: str) -> Response:
     body = json.dumps({**members, "padding": " " * padding}).encode()
     if mode == "huge":
         return Response(body, media_type="application/json")
-    return Response(gzip.compress(body), media_type="application/json",
-                    headers={"content-encoding": "gzip"})
+    return Response(
+        gzip.compress(body), media_type="application/json", headers={"content-encoding": "gzip"}
+    )
 
 
 class Clock:
@@ -193,34 +214,60 @@ def running_server() -> Iterator[IntrospectionServer]:
 def active(server: IntrospectionServer, token: str, now: float, **members: Any) -> None:
     """Make the server call ``token`` active, for our resource, for an hour from ``now``;
     ``members`` are added, or removed when None."""
-    server.responses[token] = {"active": True, "iss": server.base, "aud": RESOURCE,
-                               "sub": "user-7", "client_id": "app-3", "scope": "read write",
-                               "exp": int(now + 3600), "iat": int(now), **members}
+    server.responses[token] = {
+        "active": True,
+        "iss": server.base,
+        "aud": RESOURCE,
+        "sub": "user-7",
+        "client_id": "app-3",
+        "scope": "read write",
+        "exp": int(now + 3600),
+        "iat": int(now),
+        **members,
+    }
     for name in [name for name, value in members.items() if value is None]:
         del server.responses[token][name]
 
 
 async def whoami(request: Request) -> Response:
     token = request.auth
-    return JSONResponse({"sub": token.subject, "client_id": token.client_id,
-                         "scopes": sorted(token.scopes), "issuer": token.issuer,
-                         "audience": list(token.audience), "expires_at": token.expires_at,
-                         "jkt": token.jkt, "claims": dict(token.claims)})
+    return JSONResponse(
+        {
+            "sub": token.subject,
+            "client_id": token.client_id,
+            "scopes": sorted(token.scopes),
+            "issuer": token.issuer,
+            "audience": list(token.audience),
+            "expires_at": token.expires_at,
+            "jkt": token.jkt,
+            "claims": dict(token.claims),
+        }
+    )
 
 
 @contextlib.asynccontextmanager
-async def guarded(server: IntrospectionServer, *, clock: Callable[[], float] | None = None,
-                  token_format: str | None = None, follow_redirects: bool = False,
-                  **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, OAuthGuard]]:
+async def guarded(
+    server: IntrospectionServer,
+    *,
+    clock: Callable[[], float] | None = None,
+    token_format: str | None = None,
+    follow_redirects: bool = False,
+    **settings: Any,
+) -> AsyncIterator[tuple[httpx.AsyncClient, OAuthGuard]]:
     """A client for an app behind a guard that introspects at ``server`` over loopback."""
     settings.setdefault("client_id", CLIENT_ID)
     if settings.get("auth_method", "client_secret_basic").startswith("client_secret"):
         settings.setdefault("client_secret", CLIENT_SECRET)
     async with httpx.AsyncClient(follow_redirects=follow_redirects) as http:
-        guard = OAuthGuard(Starlette(routes=[Route("/mcp", whoami)]), resource=RESOURCE,
-                           authorization_servers=[server.base], token_format=token_format,
-                           introspection=Introspection(**settings), http_client=http,
-                           clock=clock)
+        guard = OAuthGuard(
+            Starlette(routes=[Route("/mcp", whoami)]),
+            resource=RESOURCE,
+            authorization_servers=[server.base],
+            token_format=token_format,
+            introspection=Introspection(**settings),
+            http_client=http,
+            clock=clock,
+        )
         transport = httpx.ASGITransport(app=guard)
         async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as client:
             yield client, guard

@@ -41,9 +41,13 @@ def guarded_by_provider() -> Iterator[Setup]:
     endpoint = f"http://127.0.0.1:{port}/mcp"
     elsewhere = f"http://127.0.0.1:{free_port()}/mcp"  # another MCP server's, never served
     with running_provider(endpoint, elsewhere) as provider:
-        app = protect(with_tools(MCPServer("guarded")).streamable_http_app(), resource=endpoint,
-                      authorization_servers=provider.issuer, scopes="mcp:tools",
-                      tool_scopes={"admin": "mcp:admin"})
+        app = protect(
+            with_tools(MCPServer("guarded")).streamable_http_app(),
+            resource=endpoint,
+            authorization_servers=provider.issuer,
+            scopes="mcp:tools",
+            tool_scopes={"admin": "mcp:admin"},
+        )
         with serve(app, port=port):
             yield Setup(provider, endpoint, elsewhere)
 
@@ -63,8 +67,10 @@ class ProviderBrowser:
     back to the redirect URI (``follow``; ``redirect`` and ``callback`` are the Python SDK's
     handlers)."""
 
-    FORM = re.compile(r'<form[^>]* action="([^"]+)"[^>]*>\s*'
-                      r'<input type="hidden" name="prompt" value="(\w+)"')
+    FORM = re.compile(
+        r'<form[^>]* action="([^"]+)"[^>]*>\s*'
+        r'<input type="hidden" name="prompt" value="(\w+)"'
+    )
 
     def __init__(self, login: str) -> None:
         self.login = login
@@ -108,8 +114,9 @@ class ProviderBrowser:
     def _callback(self, location: str) -> AuthorizationCodeResult:
         if "error" in (answer := query(location)):
             raise AuthorizationRefused(answer)
-        return AuthorizationCodeResult(code=answer["code"], state=answer["state"],
-                                       iss=answer.get("iss"))
+        return AuthorizationCodeResult(
+            code=answer["code"], state=answer["state"], iss=answer.get("iss")
+        )
 
     async def callback(self) -> AuthorizationCodeResult:
         assert self.result is not None

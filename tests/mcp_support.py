@@ -28,11 +28,17 @@ from support import free_port, serve
 from oauthguard.mcp import TokenVerifier, protect
 from oauthguard.testing import TestIssuer
 
-INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {},
-    "clientInfo": {"name": "t", "version": "1"}}}
-MCP_HEADERS = {"accept": "application/json, text/event-stream",
-               "content-type": "application/json"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
 def with_tools(server: MCPServer) -> MCPServer:
@@ -42,9 +48,14 @@ def with_tools(server: MCPServer) -> MCPServer:
     def whoami() -> dict[str, Any]:
         token = get_access_token()
         assert token is not None
-        return {"subject": token.subject, "client_id": token.client_id,
-                "scopes": token.scopes, "expires_at": token.expires_at,
-                "resource": token.resource, "claims": token.claims}
+        return {
+            "subject": token.subject,
+            "client_id": token.client_id,
+            "scopes": token.scopes,
+            "expires_at": token.expires_at,
+            "resource": token.resource,
+            "claims": token.claims,
+        }
 
     @server.tool()
     def admin() -> str:
@@ -65,19 +76,35 @@ def mcp_servers() -> Iterator[Servers]:
     """TestIssuer, an MCP server behind ``protect`` and one behind the SDK's auth with our
     ``TokenVerifier``, each on its own loopback port."""
     issuer_port, guarded_port, sdk_port = free_port(), free_port(), free_port()
-    issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}",
-                        allowed_scopes=["mcp:tools", "mcp:admin"])
+    issuer = TestIssuer(
+        f"http://127.0.0.1:{issuer_port}", allowed_scopes=["mcp:tools", "mcp:admin"]
+    )
     guarded = f"http://127.0.0.1:{guarded_port}/mcp"
-    app = protect(with_tools(MCPServer("guarded")).streamable_http_app(), resource=guarded,
-                  authorization_servers=issuer.issuer, scopes="mcp:tools",
-                  tool_scopes={"admin": "mcp:admin"})
+    app = protect(
+        with_tools(MCPServer("guarded")).streamable_http_app(),
+        resource=guarded,
+        authorization_servers=issuer.issuer,
+        scopes="mcp:tools",
+        tool_scopes={"admin": "mcp:admin"},
+    )
     sdk = f"http://127.0.0.1:{sdk_port}/mcp"
-    sdk_server = with_tools(MCPServer(
-        "sdk", token_verifier=TokenVerifier(resource=sdk, authorization_servers=issuer.issuer),
-        auth=AuthSettings(issuer_url=issuer.issuer, resource_server_url=sdk,
-                          required_scopes=["mcp:tools"], validate_token_resource=True)))
-    with serve(issuer.app, port=issuer_port), serve(app, port=guarded_port), \
-            serve(sdk_server.streamable_http_app(), port=sdk_port):
+    sdk_server = with_tools(
+        MCPServer(
+            "sdk",
+            token_verifier=TokenVerifier(resource=sdk, authorization_servers=issuer.issuer),
+            auth=AuthSettings(
+                issuer_url=issuer.issuer,
+                resource_server_url=sdk,
+                required_scopes=["mcp:tools"],
+                validate_token_resource=True,
+            ),
+        )
+    )
+    with (
+        serve(issuer.app, port=issuer_port),
+        serve(app, port=guarded_port),
+        serve(sdk_server.streamable_http_app(), port=sdk_port),
+    ):
         yield Servers(issuer, guarded, sdk)
 
 
@@ -114,8 +141,9 @@ class Browser:
             response = await http.get(url)
         assert response.status_code == 302, response.text
         answer = parse_qs(urlsplit(response.headers["location"]).query)
-        self.result = AuthorizationCodeResult(code=answer["code"][0], state=answer["state"][0],
-                                              iss=answer["iss"][0])
+        self.result = AuthorizationCodeResult(
+            code=answer["code"][0], state=answer["state"][0], iss=answer["iss"][0]
+        )
 
     async def callback(self) -> AuthorizationCodeResult:
         assert self.result is not None
@@ -125,21 +153,26 @@ class Browser:
 
 def code_provider(url: str, browser: Browser, storage: Storage | None = None) -> Any:
     """The SDK's authorization-code provider (with dynamic registration) for ``url``."""
-    metadata = OAuthClientMetadata(redirect_uris=["http://127.0.0.1:9/callback"],
-                                   client_name="oauthguard tests")
-    return OAuthClientProvider(url, metadata, storage or Storage(), browser.redirect,
-                               browser.callback)
+    metadata = OAuthClientMetadata(
+        redirect_uris=["http://127.0.0.1:9/callback"], client_name="oauthguard tests"
+    )
+    return OAuthClientProvider(
+        url, metadata, storage or Storage(), browser.redirect, browser.callback
+    )
 
 
 @contextlib.asynccontextmanager
 async def connect(url: str, auth: Any, log: list[str] | None = None) -> AsyncIterator[Client]:
     async def record(response: httpx2.Response) -> None:
         if log is not None:
-            log.append(f"{response.request.method} {response.request.url.path} "
-                       f"{response.status_code}")
+            log.append(
+                f"{response.request.method} {response.request.url.path} {response.status_code}"
+            )
 
-    async with httpx2.AsyncClient(auth=auth, event_hooks={"response": [record]}) as http, \
-            Client(streamable_http_client(url, http_client=http)) as client:
+    async with (
+        httpx2.AsyncClient(auth=auth, event_hooks={"response": [record]}) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
         yield client
 
 

@@ -35,25 +35,32 @@ class AuthorizationServer:
     issuer: str
     http: httpx.Client
 
-    def token_response(self, client_id: str = "rs256-client", resource: str = JWT_RESOURCE,
-                       scope: str = "read") -> dict[str, Any]:
+    def token_response(
+        self, client_id: str = "rs256-client", resource: str = JWT_RESOURCE, scope: str = "read"
+    ) -> dict[str, Any]:
         """RFC 6749 §4.4 client credentials grant with an RFC 8707 ``resource``."""
         response = self.http.post(
-            f"{self.issuer}/token", auth=(client_id, f"{client_id}-secret"),
-            data={"grant_type": "client_credentials", "resource": resource, "scope": scope})
+            f"{self.issuer}/token",
+            auth=(client_id, f"{client_id}-secret"),
+            data={"grant_type": "client_credentials", "resource": resource, "scope": scope},
+        )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
 
-    def token(self, client_id: str = "rs256-client", resource: str = JWT_RESOURCE,
-              scope: str = "read") -> str:
+    def token(
+        self, client_id: str = "rs256-client", resource: str = JWT_RESOURCE, scope: str = "read"
+    ) -> str:
         token: str = self.token_response(client_id, resource, scope)["access_token"]
         return token
 
     def revoke(self, token: str, client_id: str = "rs256-client") -> None:
         """RFC 7009 §2.1: the client revokes its token."""
-        response = self.http.post(f"{self.issuer}/token/revocation",
-                                  auth=(client_id, f"{client_id}-secret"), data={"token": token})
+        response = self.http.post(
+            f"{self.issuer}/token/revocation",
+            auth=(client_id, f"{client_id}-secret"),
+            data={"token": token},
+        )
         assert response.status_code == 200, response.text
 
     def rotate(self) -> list[str]:
@@ -72,8 +79,10 @@ def _wait_for_discovery(process: subprocess.Popen[bytes], issuer: str, log: Any)
     while time.monotonic() < deadline:
         if process.poll() is not None:
             log.seek(0)
-            pytest.fail(f"oidc-provider exited with {process.returncode}:\n"
-                        f"{log.read().decode(errors='replace')}")
+            pytest.fail(
+                f"oidc-provider exited with {process.returncode}:\n"
+                f"{log.read().decode(errors='replace')}"
+            )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{issuer}/.well-known/openid-configuration").status_code == 200:
                 return
@@ -88,9 +97,12 @@ def running_provider(*mcp_endpoints: str) -> Iterator[AuthorizationServer]:
     npm_installed(INTEROP, "oidc-provider")
     issuer = f"http://127.0.0.1:{free_port()}"
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(["node", "provider.mjs", issuer.rsplit(":", 1)[1],
-                                    *mcp_endpoints],
-                                   cwd=INTEROP, stdout=subprocess.DEVNULL, stderr=log)
+        process = subprocess.Popen(
+            ["node", "provider.mjs", issuer.rsplit(":", 1)[1], *mcp_endpoints],
+            cwd=INTEROP,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         try:
             _wait_for_discovery(process, issuer, log)
             with httpx.Client() as http:
@@ -119,14 +131,35 @@ def jose_header(token: str) -> dict[str, Any]:
     return jose_part(token, 0)
 
 
-def dpop_client(provider: AuthorizationServer, url: str, client_id: str = "es256-client",
-                resource: str = JWT_RESOURCE) -> dict[str, Any]:
+def dpop_client(
+    provider: AuthorizationServer,
+    url: str,
+    client_id: str = "es256-client",
+    resource: str = JWT_RESOURCE,
+) -> dict[str, Any]:
     """tests/interop/client.mjs (oauth4webapi): a DPoP-bound token from the provider, then
     one call to ``url`` with it (two when we ask for a nonce); what was sent and answered."""
     completed = subprocess.run(
-        ["node", "client.mjs", "--issuer", provider.issuer, "--client-id", client_id,
-         "--client-secret", f"{client_id}-secret", "--resource", resource, "--url", url],
-        cwd=INTEROP, capture_output=True, text=True, timeout=30, check=False)
+        [
+            "node",
+            "client.mjs",
+            "--issuer",
+            provider.issuer,
+            "--client-id",
+            client_id,
+            "--client-secret",
+            f"{client_id}-secret",
+            "--resource",
+            resource,
+            "--url",
+            url,
+        ],
+        cwd=INTEROP,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     if completed.returncode != 0:
         pytest.fail(f"client.mjs failed ({completed.returncode}):\n{completed.stderr}")
     result: dict[str, Any] = json.loads(completed.stdout)

@@ -43,8 +43,12 @@ class ClientKey:
             self.private: Any = ec.generate_private_key(curve)
             numbers = self.private.public_key().public_numbers()
             size = (curve.key_size + 7) // 8
-            self.jwk = {"kty": "EC", "crv": {"ES256": "P-256", "ES384": "P-384"}[alg],
-                        "x": _int(numbers.x, size), "y": _int(numbers.y, size)}
+            self.jwk = {
+                "kty": "EC",
+                "crv": {"ES256": "P-256", "ES384": "P-384"}[alg],
+                "x": _int(numbers.x, size),
+                "y": _int(numbers.y, size),
+            }
         elif alg == "EdDSA":
             self.private = ed25519.Ed25519PrivateKey.generate()
             raw = self.private.public_key().public_bytes_raw()
@@ -62,25 +66,41 @@ class ClientKey:
 
     def sign(self, data: bytes) -> bytes:
         if self.alg.startswith("ES"):
-            r, s = decode_dss_signature(self.private.sign(data, ec.ECDSA(hashes.SHA256()
-                                        if self.alg == "ES256" else hashes.SHA384())))
+            r, s = decode_dss_signature(
+                self.private.sign(
+                    data, ec.ECDSA(hashes.SHA256() if self.alg == "ES256" else hashes.SHA384())
+                )
+            )
             size = 32 if self.alg == "ES256" else 48
             return r.to_bytes(size, "big") + s.to_bytes(size, "big")
         if self.alg == "EdDSA":
             return bytes(self.private.sign(data))
         if self.alg == "PS256":
-            return bytes(self.private.sign(data, padding.PSS(
-                mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256()))
+            return bytes(
+                self.private.sign(
+                    data,
+                    padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                    hashes.SHA256(),
+                )
+            )
         return bytes(self.private.sign(data, padding.PKCS1v15(), hashes.SHA256()))
 
-    def proof(self, method: str, url: str, *, now: float, token: str | None = None,
-              nonce: str | None = None, claims: dict[str, Any] | None = None,
-              header: dict[str, Any] | None = None, signer: str | None = None,
-              hmac_key: bytes = b"a-shared-secret") -> str:
+    def proof(
+        self,
+        method: str,
+        url: str,
+        *,
+        now: float,
+        token: str | None = None,
+        nonce: str | None = None,
+        claims: dict[str, Any] | None = None,
+        header: dict[str, Any] | None = None,
+        signer: str | None = None,
+        hmac_key: bytes = b"a-shared-secret",
+    ) -> str:
         """A proof; ``claims``/``header`` override members (``REMOVE`` drops one).
         ``signer="none"`` leaves the signature empty, ``"hmac"`` signs with HS256."""
-        body: dict[str, Any] = {"jti": uuid.uuid4().hex, "htm": method, "htu": url,
-                                "iat": int(now)}
+        body: dict[str, Any] = {"jti": uuid.uuid4().hex, "htm": method, "htu": url, "iat": int(now)}
         if token is not None:
             body["ath"] = ath(token)
         if nonce is not None:
@@ -92,8 +112,9 @@ class ClientKey:
                     target.pop(name, None)
                 else:
                     target[name] = value
-        signing_input = (b64(json.dumps(head).encode()) + "." +
-                         b64(json.dumps(body).encode())).encode()
+        signing_input = (
+            b64(json.dumps(head).encode()) + "." + b64(json.dumps(body).encode())
+        ).encode()
         if signer == "none":
             signature = b""
         elif signer == "hmac":

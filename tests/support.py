@@ -40,8 +40,9 @@ def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         sockets, port = [sock], sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", **config))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -75,8 +76,13 @@ def npm_installed(folder: Path, package: str) -> None:
     if (folder / "node_modules" / package).is_dir():
         return
     require_service("npm")
-    result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                            cwd=folder, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if result.returncode != 0:
         pytest.fail(f"`npm ci` in {folder} failed:\n{result.stderr[-2000:]}")
 
@@ -86,8 +92,9 @@ def challenge(response: httpx.Response) -> dict[str, dict[str, str]]:
     return dict(parse_challenges(response.headers["www-authenticate"]))
 
 
-def assert_refused(response: httpx.Response, status: int, error: str | None,
-                   scheme: str = "Bearer") -> dict[str, str]:
+def assert_refused(
+    response: httpx.Response, status: int, error: str | None, scheme: str = "Bearer"
+) -> dict[str, str]:
     """A refusal: the status, the error in the challenge of ``scheme``, a JSON body with
     the same error, ``Cache-Control: no-store``; returns that challenge's parameters."""
     assert response.status_code == status, response.text

@@ -1,6 +1,5 @@
 """TestIssuer as an authorization server: registration, /authorize, /token, introspection."""
 
-
 from __future__ import annotations
 
 import base64
@@ -65,9 +64,15 @@ async def register(http: httpx.AsyncClient, **metadata: Any) -> dict[str, Any]:
 
 
 async def authorize(http: httpx.AsyncClient, client_id: str, **params: str) -> dict[str, str]:
-    query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-             "state": "s1", "code_challenge": CHALLENGE, "code_challenge_method": "S256",
-             **params}
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "state": "s1",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+        **params,
+    }
     response = await http.get("/authorize", params={k: v for k, v in query.items() if v})
     assert response.status_code == 302, response.text
     location = response.headers["location"]
@@ -75,13 +80,20 @@ async def authorize(http: httpx.AsyncClient, client_id: str, **params: str) -> d
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-async def code_token(http: httpx.AsyncClient, client: dict[str, Any],
-                     **params: str) -> httpx.Response:
+async def code_token(
+    http: httpx.AsyncClient, client: dict[str, Any], **params: str
+) -> httpx.Response:
     answer = await authorize(http, client["client_id"], scope="read write", resource=RESOURCE)
-    form = {"grant_type": "authorization_code", "code": answer["code"],
-            "redirect_uri": REDIRECT, "code_verifier": VERIFIER, **params}
-    return await http.post("/token", data=form,
-                           headers=basic(client["client_id"], client["client_secret"]))
+    form = {
+        "grant_type": "authorization_code",
+        "code": answer["code"],
+        "redirect_uri": REDIRECT,
+        "code_verifier": VERIFIER,
+        **params,
+    }
+    return await http.post(
+        "/token", data=form, headers=basic(client["client_id"], client["client_secret"])
+    )
 
 
 def assert_error(response: httpx.Response, status: int, error: str) -> None:
@@ -101,7 +113,8 @@ async def test_metadata_names_every_endpoint(http: httpx.AsyncClient) -> None:
 
 
 async def test_registration_gives_a_secret_unless_the_client_is_public(
-        http: httpx.AsyncClient) -> None:
+    http: httpx.AsyncClient,
+) -> None:
     confidential = await register(http, client_name="app")
     assert confidential["client_secret"] and confidential["client_name"] == "app"
     assert confidential["token_endpoint_auth_method"] == "client_secret_basic"
@@ -109,30 +122,43 @@ async def test_registration_gives_a_secret_unless_the_client_is_public(
     assert "client_secret" not in public
 
 
-@pytest.mark.parametrize(("body", "error"), [
-    ({"redirect_uris": []}, "invalid_redirect_uri"),
-    ({"redirect_uris": ["/relative"]}, "invalid_redirect_uri"),
-    ({"redirect_uris": ["https://a.test/cb#frag"]}, "invalid_redirect_uri"),
-    ({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "tls_client_auth"},
-     "invalid_client_metadata"),
-    ({"redirect_uris": [REDIRECT], "grant_types": ["password"]}, "invalid_client_metadata"),
-    ([REDIRECT], "invalid_client_metadata"),
-])
-async def test_bad_registrations_are_refused(http: httpx.AsyncClient, body: Any,
-                                             error: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"redirect_uris": []}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["/relative"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["https://a.test/cb#frag"]}, "invalid_redirect_uri"),
+        (
+            {"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "tls_client_auth"},
+            "invalid_client_metadata",
+        ),
+        ({"redirect_uris": [REDIRECT], "grant_types": ["password"]}, "invalid_client_metadata"),
+        ([REDIRECT], "invalid_client_metadata"),
+    ],
+)
+async def test_bad_registrations_are_refused(
+    http: httpx.AsyncClient, body: Any, error: str
+) -> None:
     assert_error(await http.post("/register", json=body), 400, error)
-    assert_error(await http.post("/register", content=b"{not json"), 400,
-                 "invalid_client_metadata")
+    assert_error(await http.post("/register", content=b"{not json"), 400, "invalid_client_metadata")
 
 
 async def test_authorization_code_flow_gives_a_token_for_the_resource(
-        issuer: TestIssuer, http: httpx.AsyncClient) -> None:
+    issuer: TestIssuer, http: httpx.AsyncClient
+) -> None:
     client = await register(http)
     answer = await authorize(http, client["client_id"], scope="read write", resource=RESOURCE)
     assert answer["state"] == "s1" and answer["iss"] == ISSUER  # RFC 9207
-    response = await http.post("/token", data={
-        "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": REDIRECT,
-        "code_verifier": VERIFIER}, headers=basic(client["client_id"], client["client_secret"]))
+    response = await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": answer["code"],
+            "redirect_uri": REDIRECT,
+            "code_verifier": VERIFIER,
+        },
+        headers=basic(client["client_id"], client["client_secret"]),
+    )
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
@@ -143,61 +169,83 @@ async def test_authorization_code_flow_gives_a_token_for_the_resource(
     assert claims["iss"] == ISSUER and "cnf" not in claims
     assert "refresh_token" not in body  # not a registered grant type of this client
     # One use only (RFC 6749 §4.1.2).
-    again = await http.post("/token", data={
-        "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": REDIRECT,
-        "code_verifier": VERIFIER}, headers=basic(client["client_id"], client["client_secret"]))
+    again = await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": answer["code"],
+            "redirect_uri": REDIRECT,
+            "code_verifier": VERIFIER,
+        },
+        headers=basic(client["client_id"], client["client_secret"]),
+    )
     assert_error(again, 400, "invalid_grant")
 
 
 async def test_public_client_needs_only_pkce(http: httpx.AsyncClient) -> None:
     client = await register(http, token_endpoint_auth_method="none")
     answer = await authorize(http, client["client_id"], resource=RESOURCE)
-    response = await http.post("/token", data={
-        "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": REDIRECT,
-        "code_verifier": VERIFIER, "client_id": client["client_id"]})
+    response = await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": answer["code"],
+            "redirect_uri": REDIRECT,
+            "code_verifier": VERIFIER,
+            "client_id": client["client_id"],
+        },
+    )
     assert response.status_code == 200, response.text
     assert "scope" not in claims_of(response.json()["access_token"])
 
 
-@pytest.mark.parametrize(("params", "error"), [
-    ({"code_challenge": ""}, "invalid_request"),
-    ({"code_challenge_method": "plain"}, "invalid_request"),
-    ({"response_type": "token"}, "unsupported_response_type"),
-    ({"scope": "read delete"}, "invalid_scope"),
-    ({"resource": "not-a-uri"}, "invalid_target"),
-    ({"resource": "https://api.test/mcp#x"}, "invalid_target"),
-])
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"code_challenge": ""}, "invalid_request"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"scope": "read delete"}, "invalid_scope"),
+        ({"resource": "not-a-uri"}, "invalid_target"),
+        ({"resource": "https://api.test/mcp#x"}, "invalid_target"),
+    ],
+)
 async def test_authorization_errors_go_back_to_the_client(
-        http: httpx.AsyncClient, params: dict[str, str], error: str) -> None:
+    http: httpx.AsyncClient, params: dict[str, str], error: str
+) -> None:
     client = await register(http)
     answer = await authorize(http, client["client_id"], **params)
     assert answer["error"] == error and answer["state"] == "s1" and answer["iss"] == ISSUER
     assert "code" not in answer
 
 
-async def test_unknown_client_or_redirect_is_never_redirected_to(
-        http: httpx.AsyncClient) -> None:
+async def test_unknown_client_or_redirect_is_never_redirected_to(http: httpx.AsyncClient) -> None:
     client = await register(http)
-    unknown = await http.get("/authorize", params={"client_id": "nobody",
-                                                   "redirect_uri": REDIRECT})
+    unknown = await http.get("/authorize", params={"client_id": "nobody", "redirect_uri": REDIRECT})
     assert_error(unknown, 400, "invalid_request")
-    elsewhere = await http.get("/authorize", params={
-        "client_id": client["client_id"], "redirect_uri": "https://evil.test/cb"})
+    elsewhere = await http.get(
+        "/authorize",
+        params={"client_id": client["client_id"], "redirect_uri": "https://evil.test/cb"},
+    )
     assert_error(elsewhere, 400, "invalid_request")
     assert "location" not in elsewhere.headers
 
 
-@pytest.mark.parametrize(("params", "error"), [
-    ({"code_verifier": "w" * 50}, "invalid_grant"),
-    ({"code_verifier": "short"}, "invalid_grant"),
-    ({"code_verifier": ""}, "invalid_grant"),
-    ({"redirect_uri": "http://127.0.0.1:9/other"}, "invalid_grant"),
-    ({"code": "made-up"}, "invalid_grant"),
-    ({"resource": "https://other.test/mcp"}, "invalid_target"),
-    ({"scope": "read admin"}, "invalid_scope"),
-])
-async def test_bad_code_exchanges_are_refused(http: httpx.AsyncClient,
-                                              params: dict[str, str], error: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"code_verifier": "w" * 50}, "invalid_grant"),
+        ({"code_verifier": "short"}, "invalid_grant"),
+        ({"code_verifier": ""}, "invalid_grant"),
+        ({"redirect_uri": "http://127.0.0.1:9/other"}, "invalid_grant"),
+        ({"code": "made-up"}, "invalid_grant"),
+        ({"resource": "https://other.test/mcp"}, "invalid_target"),
+        ({"scope": "read admin"}, "invalid_scope"),
+    ],
+)
+async def test_bad_code_exchanges_are_refused(
+    http: httpx.AsyncClient, params: dict[str, str], error: str
+) -> None:
     client = await register(http)
     assert_error(await code_token(http, client, **params), 400, error)
 
@@ -209,10 +257,16 @@ async def test_expired_codes_are_refused() -> None:
         client = await register(http)
         answer = await authorize(http, client["client_id"])
         clock.now += 61
-        response = await http.post("/token", data={
-            "grant_type": "authorization_code", "code": answer["code"],
-            "redirect_uri": REDIRECT, "code_verifier": VERIFIER},
-            headers=basic(client["client_id"], client["client_secret"]))
+        response = await http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": answer["code"],
+                "redirect_uri": REDIRECT,
+                "code_verifier": VERIFIER,
+            },
+            headers=basic(client["client_id"], client["client_secret"]),
+        )
     assert_error(response, 400, "invalid_grant")
 
 
@@ -220,33 +274,52 @@ async def test_refresh_token_may_narrow_but_never_widen(http: httpx.AsyncClient)
     client = await register(http, grant_types=["authorization_code", "refresh_token"])
     first = (await code_token(http, client)).json()
     auth = basic(client["client_id"], client["client_secret"])
-    narrower = await http.post("/token", headers=auth, data={
-        "grant_type": "refresh_token", "refresh_token": first["refresh_token"], "scope": "read"})
+    narrower = await http.post(
+        "/token",
+        headers=auth,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "scope": "read",
+        },
+    )
     assert narrower.status_code == 200, narrower.text
     claims = claims_of(narrower.json()["access_token"])
     assert claims["scope"] == "read" and claims["aud"] == RESOURCE
-    wider = await http.post("/token", headers=auth, data={
-        "grant_type": "refresh_token", "refresh_token": first["refresh_token"],
-        "scope": "read admin"})
+    wider = await http.post(
+        "/token",
+        headers=auth,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "scope": "read admin",
+        },
+    )
     assert_error(wider, 400, "invalid_scope")
     other = await register(http, grant_types=["authorization_code", "refresh_token"])
-    stolen = await http.post("/token", headers=basic(other["client_id"], other["client_secret"]),
-                             data={"grant_type": "refresh_token",
-                                   "refresh_token": first["refresh_token"]})
+    stolen = await http.post(
+        "/token",
+        headers=basic(other["client_id"], other["client_secret"]),
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+    )
     assert_error(stolen, 400, "invalid_grant")
 
 
-async def test_client_credentials_with_basic_and_post(issuer: TestIssuer,
-                                                      http: httpx.AsyncClient) -> None:
+async def test_client_credentials_with_basic_and_post(
+    issuer: TestIssuer, http: httpx.AsyncClient
+) -> None:
     assert issuer.register_client(client_id="svc", client_secret="s3cret:/+") == (
-        "svc", "s3cret:/+")
+        "svc",
+        "s3cret:/+",
+    )
     for request in (
         {"headers": basic("svc", "s3cret%3A%2F%2B")},  # RFC 6749 §2.3.1 form-encoding
         {"data": {"client_id": "svc", "client_secret": "s3cret:/+"}},
     ):
         data = {"grant_type": "client_credentials", "scope": "read", "resource": RESOURCE}
-        response = await http.post("/token", data={**data, **request.get("data", {})},
-                                   headers=request.get("headers"))
+        response = await http.post(
+            "/token", data={**data, **request.get("data", {})}, headers=request.get("headers")
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert "refresh_token" not in body
@@ -254,36 +327,50 @@ async def test_client_credentials_with_basic_and_post(issuer: TestIssuer,
         assert claims["sub"] == "svc" and claims["aud"] == RESOURCE and claims["scope"] == "read"
 
 
-async def test_client_authentication_failures(issuer: TestIssuer,
-                                              http: httpx.AsyncClient) -> None:
+async def test_client_authentication_failures(issuer: TestIssuer, http: httpx.AsyncClient) -> None:
     issuer.register_client(client_id="svc", client_secret="right")
     grant = {"grant_type": "client_credentials"}
-    assert_error(await http.post("/token", data=grant, headers=basic("svc", "wrong")),
-                 401, "invalid_client")
+    assert_error(
+        await http.post("/token", data=grant, headers=basic("svc", "wrong")), 401, "invalid_client"
+    )
     assert_error(await http.post("/token", data=grant), 401, "invalid_client")
-    assert_error(await http.post("/token", data=grant,
-                                 headers={"Authorization": "Basic !!!"}), 401, "invalid_client")
+    assert_error(
+        await http.post("/token", data=grant, headers={"Authorization": "Basic !!!"}),
+        401,
+        "invalid_client",
+    )
     public, _ = issuer.register_client(auth_method="none")
-    assert_error(await http.post("/token", data={**grant, "client_id": public}), 400,
-                 "unauthorized_client")
-    assert_error(await http.post("/token", data={"grant_type": "password"},
-                                 headers=basic("svc", "right")), 400, "unsupported_grant_type")
+    assert_error(
+        await http.post("/token", data={**grant, "client_id": public}), 400, "unauthorized_client"
+    )
+    assert_error(
+        await http.post("/token", data={"grant_type": "password"}, headers=basic("svc", "right")),
+        400,
+        "unsupported_grant_type",
+    )
 
 
-def dpop_proof(key: Any, htu: str, *, htm: str = "POST", iat: float | None = None,
-               sign_with: Any = None) -> str:
+def dpop_proof(
+    key: Any, htu: str, *, htm: str = "POST", iat: float | None = None, sign_with: Any = None
+) -> str:
     header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk(key)}
-    claims = {"jti": secrets.token_hex(8), "htm": htm, "htu": htu,
-              "iat": int(time.time() if iat is None else iat)}
+    claims = {
+        "jti": secrets.token_hex(8),
+        "htm": htm,
+        "htu": htu,
+        "iat": int(time.time() if iat is None else iat),
+    }
     return sign_jws(header, claims, sign_with or key)
 
 
 async def test_dpop_proof_binds_the_token(issuer: TestIssuer, http: httpx.AsyncClient) -> None:
     issuer.register_client(client_id="svc", client_secret="pw")
     key = ec.generate_private_key(ec.SECP256R1())
-    response = await http.post("/token", headers={
-        **basic("svc", "pw"), "DPoP": dpop_proof(key, ISSUER + "/token")},
-        data={"grant_type": "client_credentials", "resource": RESOURCE})
+    response = await http.post(
+        "/token",
+        headers={**basic("svc", "pw"), "DPoP": dpop_proof(key, ISSUER + "/token")},
+        data={"grant_type": "client_credentials", "resource": RESOURCE},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["token_type"] == "DPoP"
     expected = ECKey.import_key(public_jwk(key)).thumbprint()  # RFC 7638, by joserfc
@@ -291,26 +378,34 @@ async def test_dpop_proof_binds_the_token(issuer: TestIssuer, http: httpx.AsyncC
 
 
 @pytest.mark.parametrize("mutation", ["htu", "htm", "iat", "signature", "private", "typ"])
-async def test_bad_dpop_proofs_are_refused(issuer: TestIssuer, http: httpx.AsyncClient,
-                                           mutation: str) -> None:
+async def test_bad_dpop_proofs_are_refused(
+    issuer: TestIssuer, http: httpx.AsyncClient, mutation: str
+) -> None:
     issuer.register_client(client_id="svc", client_secret="pw")
     key = ec.generate_private_key(ec.SECP256R1())
     proof = {
         "htu": lambda: dpop_proof(key, ISSUER + "/other"),
         "htm": lambda: dpop_proof(key, ISSUER + "/token", htm="GET"),
         "iat": lambda: dpop_proof(key, ISSUER + "/token", iat=time.time() - 3600),
-        "signature": lambda: dpop_proof(key, ISSUER + "/token",
-                                        sign_with=ec.generate_private_key(ec.SECP256R1())),
-        "private": lambda: sign_jws({"typ": "dpop+jwt", "alg": "ES256", "jwk": {
-            **public_jwk(key), "d": "AAAA"}}, {"jti": "j", "htm": "POST",
-                                                "htu": ISSUER + "/token",
-                                                "iat": int(time.time())}, key),
-        "typ": lambda: sign_jws({"typ": "jwt", "alg": "ES256", "jwk": public_jwk(key)},
-                                {"jti": "j", "htm": "POST", "htu": ISSUER + "/token",
-                                 "iat": int(time.time())}, key),
+        "signature": lambda: dpop_proof(
+            key, ISSUER + "/token", sign_with=ec.generate_private_key(ec.SECP256R1())
+        ),
+        "private": lambda: sign_jws(
+            {"typ": "dpop+jwt", "alg": "ES256", "jwk": {**public_jwk(key), "d": "AAAA"}},
+            {"jti": "j", "htm": "POST", "htu": ISSUER + "/token", "iat": int(time.time())},
+            key,
+        ),
+        "typ": lambda: sign_jws(
+            {"typ": "jwt", "alg": "ES256", "jwk": public_jwk(key)},
+            {"jti": "j", "htm": "POST", "htu": ISSUER + "/token", "iat": int(time.time())},
+            key,
+        ),
     }[mutation]()
-    response = await http.post("/token", headers={**basic("svc", "pw"), "DPoP": proof},
-                               data={"grant_type": "client_credentials"})
+    response = await http.post(
+        "/token",
+        headers={**basic("svc", "pw"), "DPoP": proof},
+        data={"grant_type": "client_credentials"},
+    )
     assert_error(response, 400, "invalid_dpop_proof")
 
 
@@ -320,54 +415,76 @@ async def test_opaque_tokens_are_introspected() -> None:
     issuer.register_client(client_id="svc", client_secret="pw")
     issuer.register_client(client_id="rs", client_secret="rs-pw")
     async with httpx.AsyncClient(transport=issuer.transport(), base_url=ISSUER) as http:
-        body = (await http.post("/token", headers=basic("svc", "pw"), data={
-            "grant_type": "client_credentials", "scope": "read", "resource": RESOURCE})).json()
+        body = (
+            await http.post(
+                "/token",
+                headers=basic("svc", "pw"),
+                data={"grant_type": "client_credentials", "scope": "read", "resource": RESOURCE},
+            )
+        ).json()
         token = body["access_token"]
         assert token.count(".") == 0
-        answer = (await http.post("/introspect", data={"token": token},
-                                  headers=basic("rs", "rs-pw"))).json()
+        answer = (
+            await http.post("/introspect", data={"token": token}, headers=basic("rs", "rs-pw"))
+        ).json()
         assert answer["active"] is True and answer["aud"] == RESOURCE
         assert answer["scope"] == "read" and answer["client_id"] == "svc"
         assert answer["token_type"] == "Bearer" and answer["iss"] == ISSUER
-        unknown = await http.post("/introspect", data={"token": "nope"},
-                                  headers=basic("rs", "rs-pw"))
+        unknown = await http.post(
+            "/introspect", data={"token": "nope"}, headers=basic("rs", "rs-pw")
+        )
         assert unknown.json() == {"active": False}
         refused = await http.post("/introspect", data={"token": token})
         assert_error(refused, 401, "invalid_client")
         clock.now += 301
-        expired = await http.post("/introspect", data={"token": token},
-                                  headers=basic("rs", "rs-pw"))
+        expired = await http.post(
+            "/introspect", data={"token": token}, headers=basic("rs", "rs-pw")
+        )
         assert expired.json() == {"active": False}
 
 
-async def test_minted_opaque_tokens_are_introspected(http: httpx.AsyncClient,
-                                                     issuer: TestIssuer) -> None:
+async def test_minted_opaque_tokens_are_introspected(
+    http: httpx.AsyncClient, issuer: TestIssuer
+) -> None:
     issuer.register_client(client_id="rs", client_secret="pw")
     token = issuer.opaque_token(audience=RESOURCE, scope="read", claims={"acr": "2"})
-    answer = (await http.post("/introspect", data={"token": token},
-                              headers=basic("rs", "pw"))).json()
+    answer = (
+        await http.post("/introspect", data={"token": token}, headers=basic("rs", "pw"))
+    ).json()
     assert answer["active"] is True and answer["acr"] == "2" and answer["sub"] == "user-1"
 
 
 async def test_redirect_uri_may_be_omitted_with_one_and_keeps_its_query(
-        http: httpx.AsyncClient) -> None:
+    http: httpx.AsyncClient,
+) -> None:
     registered = "http://127.0.0.1:9/cb?app=1"
     client = await register(http, redirect_uris=[registered])
-    response = await http.get("/authorize", params={
-        "response_type": "code", "client_id": client["client_id"], "state": "s",
-        "code_challenge": CHALLENGE, "code_challenge_method": "S256"})
+    response = await http.get(
+        "/authorize",
+        params={
+            "response_type": "code",
+            "client_id": client["client_id"],
+            "state": "s",
+            "code_challenge": CHALLENGE,
+            "code_challenge_method": "S256",
+        },
+    )
     assert response.status_code == 302
     location = urlsplit(response.headers["location"])
     answer = parse_qs(location.query)
     assert location.path == "/cb" and answer["app"] == ["1"] and "code" in answer
 
 
-async def test_several_resources_give_an_audience_array(issuer: TestIssuer,
-                                                        http: httpx.AsyncClient) -> None:
+async def test_several_resources_give_an_audience_array(
+    issuer: TestIssuer, http: httpx.AsyncClient
+) -> None:
     issuer.register_client(client_id="svc", client_secret="pw")
     other = "https://api.test/other"
-    response = await http.post("/token", headers=basic("svc", "pw"), data={
-        "grant_type": "client_credentials", "resource": [RESOURCE, other, RESOURCE]})
+    response = await http.post(
+        "/token",
+        headers=basic("svc", "pw"),
+        data={"grant_type": "client_credentials", "resource": [RESOURCE, other, RESOURCE]},
+    )
     assert claims_of(response.json()["access_token"])["aud"] == [RESOURCE, other]
 
 
@@ -378,17 +495,25 @@ async def test_opaque_dpop_bound_tokens_introspect_as_dpop() -> None:
     issuer.register_client(client_id="svc", client_secret="pw")
     key = DPoPKey()
     async with httpx.AsyncClient(transport=issuer.transport(), base_url=ISSUER) as http:
-        body = (await http.post("/token", headers={
-            **basic("svc", "pw"), "DPoP": key.proof("POST", ISSUER + "/token")},
-            data={"grant_type": "client_credentials"})).json()
-        answer = (await http.post("/introspect", data={"token": body["access_token"]},
-                                  headers=basic("svc", "pw"))).json()
+        body = (
+            await http.post(
+                "/token",
+                headers={**basic("svc", "pw"), "DPoP": key.proof("POST", ISSUER + "/token")},
+                data={"grant_type": "client_credentials"},
+            )
+        ).json()
+        answer = (
+            await http.post(
+                "/introspect", data={"token": body["access_token"]}, headers=basic("svc", "pw")
+            )
+        ).json()
     assert body["token_type"] == "DPoP"
     assert answer["token_type"] == "DPoP" and answer["cnf"] == {"jkt": key.thumbprint}
 
 
-async def test_extra_metadata_overrides_and_removes(issuer: TestIssuer,
-                                                    http: httpx.AsyncClient) -> None:
+async def test_extra_metadata_overrides_and_removes(
+    issuer: TestIssuer, http: httpx.AsyncClient
+) -> None:
     issuer.extra_metadata = {"introspection_endpoint": None, "service_documentation": "x"}
     metadata = (await http.get("/.well-known/oauth-authorization-server")).json()
     assert "introspection_endpoint" not in metadata and metadata["service_documentation"] == "x"

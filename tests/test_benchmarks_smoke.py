@@ -14,31 +14,61 @@ def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path: Path) -> Non
     output = tmp_path / "results.json"
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(output)],
-        capture_output=True, text=True, timeout=90, cwd=tmp_path)
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
-    for label in ("bare Starlette route", "OAuthGuard, repeated token (cache hit)",
-                  "OAuthGuard, fresh RS256 token", "OAuthGuard, fresh ES256 token",
-                  "naive ASGI middleware, jwt.decode", "MCP SDK auth + PyJWT verifier",
-                  "floor: RS256 signature check", "floor: ES256 signature check",
-                  "MCP POST, oauthguard.mcp.protect, fresh RS256",
-                  "MCP POST, protect + tool_scopes, repeated",
-                  "cache hit / bare route", "fresh RS256 overhead / raw RS256 check",
-                  "MCP POST, SDK auth + PyJWT PyJWKClient, fresh RS256",
-                  "MCP POST, protect, body read for tools, repeated",
-                  "MCP fresh: protect / SDK+PyJWKClient, overhead",
-                  "MCP fresh: protect / SDK+static key, overhead",
-                  "MCP repeated: protect / bare MCP POST"):
+    for label in (
+        "bare Starlette route",
+        "OAuthGuard, repeated token (cache hit)",
+        "OAuthGuard, fresh RS256 token",
+        "OAuthGuard, fresh ES256 token",
+        "naive ASGI middleware, jwt.decode",
+        "MCP SDK auth + PyJWT verifier",
+        "floor: RS256 signature check",
+        "floor: ES256 signature check",
+        "MCP POST, oauthguard.mcp.protect, fresh RS256",
+        "MCP POST, protect + tool_scopes, repeated",
+        "cache hit / bare route",
+        "fresh RS256 overhead / raw RS256 check",
+        "MCP POST, SDK auth + PyJWT PyJWKClient, fresh RS256",
+        "MCP POST, protect, body read for tools, repeated",
+        "MCP fresh: protect / SDK+PyJWKClient, overhead",
+        "MCP fresh: protect / SDK+static key, overhead",
+        "MCP repeated: protect / bare MCP POST",
+    ):
         assert label in run.stdout
     results = json.loads(output.read_text())
     medians = {key: case["median_us"] for key, case in results["cases"].items()}
-    assert {"bare", "cached", "fresh_rs256", "fresh_es256", "naive_rs256", "mcp_fresh",
-            "mcp_cached", "floor_rs256", "floor_es256", "bare_post", "sdk_post_fresh",
-            "sdk_post_cached", "sdk_jwks_post_fresh", "protect_fresh", "protect_cached",
-            "protect_tools_fresh", "protect_tools_cached", "protect_read_fresh",
-            "protect_read_cached"} <= set(medians)
+    assert {
+        "bare",
+        "cached",
+        "fresh_rs256",
+        "fresh_es256",
+        "naive_rs256",
+        "mcp_fresh",
+        "mcp_cached",
+        "floor_rs256",
+        "floor_es256",
+        "bare_post",
+        "sdk_post_fresh",
+        "sdk_post_cached",
+        "sdk_jwks_post_fresh",
+        "protect_fresh",
+        "protect_cached",
+        "protect_tools_fresh",
+        "protect_tools_cached",
+        "protect_read_fresh",
+        "protect_read_cached",
+    } <= set(medians)
     assert all(value > 0 for value in medians.values())
     for target in results["targets"]:
         assert target["result"] in ("met", "MISSED", "shown", "n/a")
         assert (target["value"] is None) == (target["result"] == "n/a")
-    assert all(target["result"] != "n/a" for target in results["targets"]
-               if target["name"].startswith("MCP "))
+    assert all(
+        target["result"] != "n/a"
+        for target in results["targets"]
+        if target["name"].startswith("MCP ")
+    )

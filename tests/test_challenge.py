@@ -24,12 +24,13 @@ def headers_of(response: tuple[int, list[tuple[bytes, bytes]], bytes]) -> dict[s
 
 def test_quotes_and_backslashes_are_escaped_and_parse_back() -> None:
     description = 'the "kid" C:\\keys\\a is unknown'
-    header = build_challenge("Bearer", {"error": "invalid_token",
-                                        "error_description": description})
-    assert header == ('Bearer error="invalid_token", '
-                      'error_description="the \\"kid\\" C:\\\\keys\\\\a is unknown"')
+    header = build_challenge("Bearer", {"error": "invalid_token", "error_description": description})
+    assert header == (
+        'Bearer error="invalid_token", error_description="the \\"kid\\" C:\\\\keys\\\\a is unknown"'
+    )
     assert parse_challenges(header) == [
-        ("Bearer", {"error": "invalid_token", "error_description": description})]
+        ("Bearer", {"error": "invalid_token", "error_description": description})
+    ]
 
 
 def test_control_characters_are_dropped_so_no_header_can_be_injected() -> None:
@@ -47,13 +48,17 @@ def test_no_credentials_gives_a_challenge_without_error() -> None:
     assert json.loads(body)["error"] == "unauthorized"
 
 
-@pytest.mark.parametrize(("error", "status"), [
-    (InvalidToken("the token has expired"), 401),
-    (InvalidRequest("the request has more than one Authorization header"), 400),
-    (InsufficientScope("the token lacks scope read", scope="read"), 403),
-])
-def test_an_error_is_in_the_challenge_and_in_the_json_body(error: InvalidToken,
-                                                           status: int) -> None:
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (InvalidToken("the token has expired"), 401),
+        (InvalidRequest("the request has more than one Authorization header"), 400),
+        (InsufficientScope("the token lacks scope read", scope="read"), 403),
+    ],
+)
+def test_an_error_is_in_the_challenge_and_in_the_json_body(
+    error: InvalidToken, status: int
+) -> None:
     response = Challenger(METADATA, realm="api").response(error)
     headers = headers_of(response)
     [(scheme, params)] = parse_challenges(headers["www-authenticate"])
@@ -62,8 +67,7 @@ def test_an_error_is_in_the_challenge_and_in_the_json_body(error: InvalidToken,
     assert params["error"] == error.error
     assert params["error_description"] == error.description
     assert params["resource_metadata"] == METADATA
-    assert json.loads(response[2]) == {"error": error.error,
-                                       "error_description": error.description}
+    assert json.loads(response[2]) == {"error": error.error, "error_description": error.description}
     assert headers["cache-control"] == "no-store"
     assert int(headers["content-length"]) == len(response[2])
 
@@ -98,7 +102,7 @@ def test_parse_challenges_reads_several_challenges_and_token_values() -> None:
     ]
 
 
-@pytest.mark.parametrize("value", ['="x"', 'Bearer error=', 'Bearer error="x", @'])
+@pytest.mark.parametrize("value", ['="x"', "Bearer error=", 'Bearer error="x", @'])
 def test_parse_challenges_refuses_what_is_not_a_challenge(value: str) -> None:
     with pytest.raises(ValueError):
         parse_challenges(value)

@@ -30,7 +30,7 @@ def test_no_authorization_header_is_missing_credentials() -> None:
         extract([(b"host", b"api.test")], b"", 16384)
 
 
-@pytest.mark.parametrize("value", [b"Basic dXNlcjpwYXNz", b"Digest username=\"x\"", b"Token"])
+@pytest.mark.parametrize("value", [b"Basic dXNlcjpwYXNz", b'Digest username="x"', b"Token"])
 def test_another_scheme_is_missing_credentials(value: bytes) -> None:
     with pytest.raises(MissingCredentials):
         extract(auth(value), b"", 16384)
@@ -48,10 +48,19 @@ def test_bearer_without_a_token_is_an_invalid_request(value: bytes) -> None:
         extract(auth(value), b"", 16384)
 
 
-@pytest.mark.parametrize("value", [
-    b"Bearer abc def", b"Bearer abc,def", b'Bearer "abc"', b"Bearer a=b", b"Bearer \xc3\xa4bc",
-    b"Bearer abc\tdef", b"Bearer\tabc", b"Bearer =abc",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"Bearer abc def",
+        b"Bearer abc,def",
+        b'Bearer "abc"',
+        b"Bearer a=b",
+        b"Bearer \xc3\xa4bc",
+        b"Bearer abc\tdef",
+        b"Bearer\tabc",
+        b"Bearer =abc",
+    ],
+)
 def test_a_malformed_value_is_an_invalid_request(value: bytes) -> None:
     with pytest.raises(InvalidRequest):
         extract(auth(value), b"", 16384)

@@ -22,10 +22,12 @@ METADATA = "https://api.test/.well-known/oauth-protected-resource/mcp"
 
 async def test_a_token_bound_to_another_key_is_refused_as_invalid_token() -> None:
     setup = Setup()
-    token = setup.issuer.token(audience=RESOURCE, alg="ES256", now=setup.clock.now,
-                               jkt=ClientKey().thumbprint)
-    params = assert_refused(await setup.call(token, setup.proof(token)), 401, "invalid_token",
-                            scheme="DPoP")
+    token = setup.issuer.token(
+        audience=RESOURCE, alg="ES256", now=setup.clock.now, jkt=ClientKey().thumbprint
+    )
+    params = assert_refused(
+        await setup.call(token, setup.proof(token)), 401, "invalid_token", scheme="DPoP"
+    )
     assert params["error_description"] == "invalid DPoP key binding"
     assert params["algs"] == "ES256 EdDSA RS256 PS256"
 
@@ -33,16 +35,18 @@ async def test_a_token_bound_to_another_key_is_refused_as_invalid_token() -> Non
 async def test_a_dpop_scheme_token_without_cnf_is_refused() -> None:
     setup = Setup()
     token = setup.token(bound=False)
-    params = assert_refused(await setup.call(token, setup.proof(token)), 401, "invalid_token",
-                            scheme="DPoP")
+    params = assert_refused(
+        await setup.call(token, setup.proof(token)), 401, "invalid_token", scheme="DPoP"
+    )
     assert "cnf.jkt" in params["error_description"]
 
 
 async def test_a_bound_token_sent_as_bearer_is_refused() -> None:
     setup = Setup()
     token = setup.token()
-    params = assert_refused(await setup.call(token, None, scheme="Bearer"), 401,
-                            "invalid_token", scheme="Bearer")
+    params = assert_refused(
+        await setup.call(token, None, scheme="Bearer"), 401, "invalid_token", scheme="Bearer"
+    )
     assert "DPoP-bound" in params["error_description"]
     assert "error" not in challenge(await setup.call(token, None, scheme="Bearer"))["DPoP"]
 
@@ -61,8 +65,11 @@ async def test_a_cached_token_still_needs_a_good_proof_every_time() -> None:
     async with setup.client() as client:
         assert (await setup.call(token, setup.proof(token), client=client)).status_code == 200
         fetches = len(setup.issuer.requests)
-        for proof in (None, setup.proof(token, method="POST"), ClientKey().proof(
-                "GET", "https://api.test/mcp", now=setup.clock.now, token=token)):
+        for proof in (
+            None,
+            setup.proof(token, method="POST"),
+            ClientKey().proof("GET", "https://api.test/mcp", now=setup.clock.now, token=token),
+        ):
             response = await setup.call(token, proof, client=client)
             assert_refused(response, 401, response.json()["error"], scheme="DPoP")
             assert response.json()["error"] in ("invalid_dpop_proof", "invalid_token")
@@ -76,8 +83,12 @@ async def test_two_dpop_headers_are_refused() -> None:
     setup = Setup()
     token = setup.token()
     good = setup.proof(token)
-    params = assert_refused(await setup.call(token, [good, setup.proof(token)]), 401,
-                            "invalid_dpop_proof", scheme="DPoP")
+    params = assert_refused(
+        await setup.call(token, [good, setup.proof(token)]),
+        401,
+        "invalid_dpop_proof",
+        scheme="DPoP",
+    )
     assert "more than one DPoP header" in params["error_description"]
     assert (await setup.call(token, good)).status_code == 200  # nothing was recorded
 
@@ -86,16 +97,16 @@ async def test_a_comma_joined_dpop_header_is_refused() -> None:
     setup = Setup()
     token = setup.token()
     joined = f"{setup.proof(token)}, {setup.proof(token)}"
-    params = assert_refused(await setup.call(token, joined), 401, "invalid_dpop_proof",
-                            scheme="DPoP")
+    params = assert_refused(
+        await setup.call(token, joined), 401, "invalid_dpop_proof", scheme="DPoP"
+    )
     assert "more than one value" in params["error_description"]
 
 
 async def test_the_dpop_scheme_without_a_proof_is_refused() -> None:
     setup = Setup()
     token = setup.token()
-    params = assert_refused(await setup.call(token, None), 401, "invalid_dpop_proof",
-                            scheme="DPoP")
+    params = assert_refused(await setup.call(token, None), 401, "invalid_dpop_proof", scheme="DPoP")
     assert "needs a DPoP header" in params["error_description"]
 
 
@@ -110,8 +121,9 @@ async def test_bearer_with_a_dpop_proof_is_ambiguous() -> None:
 async def test_two_authorization_schemes_are_ambiguous() -> None:
     setup = Setup()
     token = setup.token()
-    response = await setup.call(token, setup.proof(token),
-                                headers=[("authorization", f"Bearer {token}")])
+    response = await setup.call(
+        token, setup.proof(token), headers=[("authorization", f"Bearer {token}")]
+    )
     assert_refused(response, 400, "invalid_request", scheme="Bearer")
     assert_refused(response, 400, "invalid_request", scheme="DPoP")
 
@@ -135,10 +147,12 @@ async def test_required_refuses_bearer_and_challenges_with_dpop_only() -> None:
     async with setup.client() as client:
         response = await client.get("/mcp")
     assert parse_challenges(response.headers["www-authenticate"]) == [
-        ("DPoP", {"algs": "ES256 EdDSA", "resource_metadata": METADATA})]
+        ("DPoP", {"algs": "ES256 EdDSA", "resource_metadata": METADATA})
+    ]
     token = setup.token(bound=False)
-    params = assert_refused(await setup.call(token, None, scheme="Bearer"), 401,
-                            "invalid_token", scheme="DPoP")
+    params = assert_refused(
+        await setup.call(token, None, scheme="Bearer"), 401, "invalid_token", scheme="DPoP"
+    )
     assert "only DPoP" in params["error_description"]
     bound = setup.token()
     assert (await setup.call(bound, setup.proof(bound))).status_code == 200
@@ -150,7 +164,8 @@ async def test_disabled_ignores_the_dpop_scheme_and_keeps_bearer() -> None:
     response = await setup.call(token, setup.proof(token))
     assert response.status_code == 401
     assert parse_challenges(response.headers["www-authenticate"]) == [
-        ("Bearer", {"resource_metadata": METADATA})]
+        ("Bearer", {"resource_metadata": METADATA})
+    ]
     # A bound token is still refused as a bearer token (RFC 9449 §7.2).
     assert_refused(await setup.call(token, None, scheme="Bearer"), 401, "invalid_token")
     unbound = setup.token(bound=False)
@@ -158,12 +173,20 @@ async def test_disabled_ignores_the_dpop_scheme_and_keeps_bearer() -> None:
     assert ok.status_code == 200
 
 
-@pytest.mark.parametrize(("mode", "expected"), [
-    ("allowed", {"dpop_signing_alg_values_supported": ["ES256", "EdDSA", "RS256", "PS256"]}),
-    ("required", {"dpop_signing_alg_values_supported": ["ES256", "EdDSA", "RS256", "PS256"],
-                  "dpop_bound_access_tokens_required": True}),
-    ("disabled", {}),
-])
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("allowed", {"dpop_signing_alg_values_supported": ["ES256", "EdDSA", "RS256", "PS256"]}),
+        (
+            "required",
+            {
+                "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "RS256", "PS256"],
+                "dpop_bound_access_tokens_required": True,
+            },
+        ),
+        ("disabled", {}),
+    ],
+)
 async def test_metadata_describes_dpop(mode: str, expected: dict[str, object]) -> None:
     setup = Setup(dpop=mode)
     async with setup.client() as client:
@@ -172,24 +195,27 @@ async def test_metadata_describes_dpop(mode: str, expected: dict[str, object]) -
     assert dpop_fields == expected
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"dpop": "yes"}, "dpop must be"),
-    ({"dpop_algorithms": ("HS256",)}, "dpop_algorithms"),
-    ({"dpop_algorithms": ("none",)}, "dpop_algorithms"),
-    ({"dpop_algorithms": ()}, "dpop_algorithms"),
-    ({"dpop_max_age": 0}, "dpop_max_age"),
-    ({"dpop_max_age": True}, "dpop_max_age"),
-    ({"dpop_nonce": True}, "DPoPNonces"),
-    ({"replay_store": object()}, "first_use"),
-    ({"trusted_proxies": ["10.0.0.0/8", "proxy.internal"]}, "trusted_proxies"),
-])
-def test_bad_dpop_settings_are_configuration_errors(options: dict[str, object],
-                                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dpop": "yes"}, "dpop must be"),
+        ({"dpop_algorithms": ("HS256",)}, "dpop_algorithms"),
+        ({"dpop_algorithms": ("none",)}, "dpop_algorithms"),
+        ({"dpop_algorithms": ()}, "dpop_algorithms"),
+        ({"dpop_max_age": 0}, "dpop_max_age"),
+        ({"dpop_max_age": True}, "dpop_max_age"),
+        ({"dpop_nonce": True}, "DPoPNonces"),
+        ({"replay_store": object()}, "first_use"),
+        ({"trusted_proxies": ["10.0.0.0/8", "proxy.internal"]}, "trusted_proxies"),
+    ],
+)
+def test_bad_dpop_settings_are_configuration_errors(
+    options: dict[str, object], message: str
+) -> None:
     async def app(scope: object, receive: object, send: object) -> None: ...
 
     with pytest.raises(ConfigurationError, match=message):
-        OAuthGuard(app, resource=RESOURCE, authorization_servers="https://issuer.test",
-                   **options)  # type: ignore[arg-type]
+        OAuthGuard(app, resource=RESOURCE, authorization_servers="https://issuer.test", **options)  # type: ignore[arg-type]
 
 
 async def test_the_testing_dpop_key_makes_proofs_the_guard_accepts() -> None:
@@ -212,8 +238,13 @@ def test_a_websocket_handshake_is_checked_as_a_get() -> None:
 
     clock, issuer, key = Clock(), TestIssuer(algorithms=("ES256",)), ClientKey()
     app = Starlette(routes=[WebSocketRoute("/ws", echo)])
-    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=issuer.issuer,
-                       http_client=issuer.http_client(), clock=clock)
+    app.add_middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=issuer.issuer,
+        http_client=issuer.http_client(),
+        clock=clock,
+    )
     token = issuer.token(audience=RESOURCE, alg="ES256", now=clock.now, jkt=key.thumbprint)
     client = TestClient(app, base_url="https://api.test")
     proof = key.proof("GET", "https://api.test/ws", now=clock.now, token=token)
@@ -233,15 +264,26 @@ class IntrospectedVerifier:
         self.claims, self.jkt = claims, jkt
 
     async def verify(self, token: str) -> AccessToken:
-        return AccessToken(subject="user-1", client_id="c", scopes=frozenset(), audience=(),
-                           issuer="https://issuer.test", expires_at=None, claims=self.claims,
-                           jkt=self.jkt)
+        return AccessToken(
+            subject="user-1",
+            client_id="c",
+            scopes=frozenset(),
+            audience=(),
+            issuer="https://issuer.test",
+            expires_at=None,
+            claims=self.claims,
+            jkt=self.jkt,
+        )
 
 
 async def test_an_introspected_dpop_token_type_is_refused_as_bearer() -> None:
     setup = Setup(verifier=IntrospectedVerifier({"active": True, "token_type": "DPoP"}, None))
-    params = assert_refused(await setup.call("opaque-token", None, scheme="Bearer"), 401,
-                            "invalid_token", scheme="Bearer")
+    params = assert_refused(
+        await setup.call("opaque-token", None, scheme="Bearer"),
+        401,
+        "invalid_token",
+        scheme="Bearer",
+    )
     assert "DPoP-bound" in params["error_description"]
     plain = Setup(verifier=IntrospectedVerifier({"active": True, "token_type": "Bearer"}, None))
     assert (await plain.call("opaque-token", None, scheme="Bearer")).status_code == 200
@@ -249,8 +291,9 @@ async def test_an_introspected_dpop_token_type_is_refused_as_bearer() -> None:
 
 async def test_an_introspected_cnf_jkt_binds_the_token() -> None:
     key = ClientKey()
-    setup = Setup(verifier=IntrospectedVerifier({"active": True, "token_type": "DPoP"},
-                                                key.thumbprint))
+    setup = Setup(
+        verifier=IntrospectedVerifier({"active": True, "token_type": "DPoP"}, key.thumbprint)
+    )
     setup.key = key
     ok = await setup.call("opaque-token", setup.proof("opaque-token"))
     assert ok.status_code == 200, ok.text
@@ -259,8 +302,9 @@ async def test_an_introspected_cnf_jkt_binds_the_token() -> None:
 
 async def test_a_token_failure_goes_in_the_challenge_of_the_scheme_used() -> None:
     setup = Setup()
-    expired = setup.issuer.token(audience=RESOURCE, alg="ES256", now=setup.clock.now - 3600,
-                                 jkt=setup.key.thumbprint)
+    expired = setup.issuer.token(
+        audience=RESOURCE, alg="ES256", now=setup.clock.now - 3600, jkt=setup.key.thumbprint
+    )
     response = await setup.call(expired, setup.proof(expired))
     assert_refused(response, 401, "invalid_token", scheme="DPoP")
     assert "error" not in challenge(response)["Bearer"]
@@ -270,23 +314,32 @@ async def test_a_token_failure_goes_in_the_challenge_of_the_scheme_used() -> Non
 
 
 # -- confirmation methods we cannot check (RFC 7800 §3, RFC 8705 §3) -----------------------
-@pytest.mark.parametrize(("cnf", "says"), [
-    ({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"},
-     "bound to a client certificate (x5t#S256), which this resource server cannot check"),
-    ({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2", "kid": "k1"},
-     "a client certificate (x5t#S256)"),
-    ({"jwk": {"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}}, "a key (jwk)"),
-    ({"kid": "dfd1aa97-6d8d-4575-a0fe-34b96de2bfad"}, "a key id (kid)"),
-    ({"unknown-method": "value"}, "a confirmation method (unknown-method)"),
-])
+@pytest.mark.parametrize(
+    ("cnf", "says"),
+    [
+        (
+            {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"},
+            "bound to a client certificate (x5t#S256), which this resource server cannot check",
+        ),
+        (
+            {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2", "kid": "k1"},
+            "a client certificate (x5t#S256)",
+        ),
+        ({"jwk": {"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}}, "a key (jwk)"),
+        ({"kid": "dfd1aa97-6d8d-4575-a0fe-34b96de2bfad"}, "a key id (kid)"),
+        ({"unknown-method": "value"}, "a confirmation method (unknown-method)"),
+    ],
+)
 @pytest.mark.parametrize("scheme", ["Bearer", "DPoP"])
 async def test_a_token_bound_by_a_method_we_cannot_check_is_refused(
-        cnf: dict[str, object], says: str, scheme: str) -> None:
+    cnf: dict[str, object], says: str, scheme: str
+) -> None:
     setup = Setup()
     token = setup.token(bound=False, cnf=cnf)
     proof = setup.proof(token) if scheme == "DPoP" else None
-    params = assert_refused(await setup.call(token, proof, scheme=scheme), 401,
-                            "invalid_token", scheme=scheme)
+    params = assert_refused(
+        await setup.call(token, proof, scheme=scheme), 401, "invalid_token", scheme=scheme
+    )
     assert says in params["error_description"]
     assert "cannot check" in params["error_description"]
 
@@ -295,8 +348,9 @@ async def test_a_cnf_with_jkt_and_other_members_is_dpop_bound() -> None:
     setup = Setup()
     token = setup.token(bound=False, cnf={"jkt": setup.key.thumbprint, "x5t#S256": "abc"})
     assert (await setup.call(token, setup.proof(token))).status_code == 200
-    params = assert_refused(await setup.call(token, None, scheme="Bearer"), 401,
-                            "invalid_token", scheme="Bearer")
+    params = assert_refused(
+        await setup.call(token, None, scheme="Bearer"), 401, "invalid_token", scheme="Bearer"
+    )
     assert "DPoP-bound" in params["error_description"]
 
 

@@ -32,8 +32,12 @@ async def test_a_proof_header_is_remembered_only_after_its_signature_verified() 
         assert_refused(forged, 401, "invalid_dpop_proof", scheme="DPoP")
         assert len(guard_of(setup).dpop._headers) == 0
         typed_wrong = setup.proof(token, header={"typ": "jwt"})
-        assert_refused(await setup.call(token, typed_wrong, client=client), 401,
-                       "invalid_dpop_proof", scheme="DPoP")
+        assert_refused(
+            await setup.call(token, typed_wrong, client=client),
+            401,
+            "invalid_dpop_proof",
+            scheme="DPoP",
+        )
         assert len(guard_of(setup).dpop._headers) == 0
         assert (await setup.call(token, setup.proof(token), client=client)).status_code == 200
         assert len(guard_of(setup).dpop._headers) == 1
@@ -63,8 +67,9 @@ async def test_a_remembered_proof_header_skips_no_other_check() -> None:
         # The same header with a key bound to another token is still a binding failure.
         stranger = ClientKey()
         foreign = stranger.proof("GET", URL, now=setup.clock.now, token=token)
-        assert_refused(await setup.call(token, foreign, client=client), 401, "invalid_token",
-                       scheme="DPoP")
+        assert_refused(
+            await setup.call(token, foreign, client=client), 401, "invalid_token", scheme="DPoP"
+        )
         assert (await setup.call(token, setup.proof(token), client=client)).status_code == 200
         assert len(guard_of(setup).dpop._headers) == 2  # our key's header and the stranger's
 

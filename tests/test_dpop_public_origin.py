@@ -43,8 +43,9 @@ async def test_a_proof_for_another_host_is_refused_though_the_host_header_matche
     setup = Setup(public_origin="https://api.test")
     token = setup.token()
     async with setup.client(EVIL) as client:  # Host: evil.test
-        refused_for_htu(await setup.call(token, setup.proof(token, url=EVIL + "/mcp"),
-                                         client=client))
+        refused_for_htu(
+            await setup.call(token, setup.proof(token, url=EVIL + "/mcp"), client=client)
+        )
         for url in ("http://api.test/mcp", "https://api.test:8443/mcp", "https://api.test/"):
             refused_for_htu(await setup.call(token, setup.proof(token, url=url), client=client))
         # The pinned origin is what counts, whatever the Host header says.
@@ -70,17 +71,24 @@ async def test_a_pinned_port_is_part_of_the_origin() -> None:
         assert (await setup.call(token, proof, client=client)).status_code == 200
 
 
-@pytest.mark.parametrize("headers", [
-    [("x-forwarded-proto", "https"), ("x-forwarded-host", "evil.test")],
-    [("forwarded", "for=198.51.100.7;proto=https;host=evil.test")],
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("x-forwarded-proto", "https"), ("x-forwarded-host", "evil.test")],
+        [("forwarded", "for=198.51.100.7;proto=https;host=evil.test")],
+    ],
+)
 async def test_behind_trusted_proxies_the_pinned_origin_wins(
-        headers: list[tuple[str, str]]) -> None:
+    headers: list[tuple[str, str]],
+) -> None:
     setup = Setup(trusted_proxies=["10.0.0.0/8"], public_origin="https://api.test")
     token = setup.token()
     async with setup.client("http://10.0.0.5:8000", peer=("10.1.2.3", 4000)) as client:
-        refused_for_htu(await setup.call(token, setup.proof(token, url=EVIL + "/mcp"),
-                                         client=client, headers=headers))
+        refused_for_htu(
+            await setup.call(
+                token, setup.proof(token, url=EVIL + "/mcp"), client=client, headers=headers
+            )
+        )
         response = await setup.call(token, setup.proof(token), client=client, headers=headers)
         assert response.status_code == 200, response.text
     unpinned = Setup(trusted_proxies=["10.0.0.0/8"])  # the same request, without the pin
@@ -96,8 +104,7 @@ async def test_the_path_still_comes_from_the_request_with_its_root_path() -> Non
     token = setup.token()
     transport = httpx.ASGITransport(app=setup.app, root_path="/api")
     async with httpx.AsyncClient(transport=transport, base_url=EVIL) as client:
-        refused_for_htu(await setup.call(token, setup.proof(token), client=client,
-                                         path="/api/mcp"))
+        refused_for_htu(await setup.call(token, setup.proof(token), client=client, path="/api/mcp"))
         proof = setup.proof(token, url="https://api.test/api/mcp")
         response = await setup.call(token, proof, client=client, path="/api/mcp")
         assert response.status_code == 200, response.text
@@ -129,61 +136,97 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     await PlainTextResponse("reached")(scope, receive, send)
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("https://api.example.com/mcp",
-     "public_origin 'https://api.example.com/mcp' has a path ('/mcp'); the path comes from "
-     "each request: give only the scheme, host and port clients reach the server at, like "
-     "'https://api.example.com' or 'https://api.example.com:8443'"),
-    ("https://api.example.com?x=1", "has a query or fragment"),
-    ("https://api.example.com#x", "has a query or fragment"),
-    ("https://me@api.example.com", "has user information"),
-    ("ftp://api.example.com", "is not an absolute https:// or http:// URL"),
-    ("api.example.com", "is not an absolute https:// or http:// URL"),
-    ("https://api.example.com:99999", "port"),
-    ("https://api_example.com\t", "whitespace"),
-    ("https://*.example.com", "not a DNS name"),
-    (b"https://api.example.com", "must be a string like 'https://api.example.com'"),
-    (True, "must be a string"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "https://api.example.com/mcp",
+            "public_origin 'https://api.example.com/mcp' has a path ('/mcp'); the path comes from "
+            "each request: give only the scheme, host and port clients reach the server at, like "
+            "'https://api.example.com' or 'https://api.example.com:8443'",
+        ),
+        ("https://api.example.com?x=1", "has a query or fragment"),
+        ("https://api.example.com#x", "has a query or fragment"),
+        ("https://me@api.example.com", "has user information"),
+        ("ftp://api.example.com", "is not an absolute https:// or http:// URL"),
+        ("api.example.com", "is not an absolute https:// or http:// URL"),
+        ("https://api.example.com:99999", "port"),
+        ("https://api_example.com\t", "whitespace"),
+        ("https://*.example.com", "not a DNS name"),
+        (b"https://api.example.com", "must be a string like 'https://api.example.com'"),
+        (True, "must be a string"),
+    ],
+)
 def test_a_bad_public_origin_is_a_configuration_error(value: object, message: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        OAuthGuard(_app, resource=RESOURCE, authorization_servers="https://issuer.test",
-                   public_origin=value)  # type: ignore[arg-type]
+        OAuthGuard(
+            _app,
+            resource=RESOURCE,
+            authorization_servers="https://issuer.test",
+            public_origin=value,
+        )  # type: ignore[arg-type]
     assert message in str(raised.value)
     with pytest.raises(ConfigurationError, match="public_origin"):
-        protect(_app, resource=RESOURCE, authorization_servers="https://issuer.test",
-                public_origin=value)
+        protect(
+            _app,
+            resource=RESOURCE,
+            authorization_servers="https://issuer.test",
+            public_origin=value,
+        )
 
 
 def test_the_default_is_unpinned_and_protect_pins_its_resource_origin() -> None:
     def guard(**options: Any) -> OAuthGuard:
-        return OAuthGuard(_app, resource=RESOURCE, authorization_servers="https://i.test",
-                          **options)
+        return OAuthGuard(
+            _app, resource=RESOURCE, authorization_servers="https://i.test", **options
+        )
 
     assert guard().config.public_origin is None
     assert guard(public_origin="https://API.test:443").config.public_origin == "https://api.test"
-    mcp = protect(_app, resource="https://MCP.example.com:443/v1/mcp",
-                  authorization_servers="https://i.test")
+    mcp = protect(
+        _app, resource="https://MCP.example.com:443/v1/mcp", authorization_servers="https://i.test"
+    )
     assert mcp.config.public_origin == "https://mcp.example.com"
-    explicit = protect(_app, resource=RESOURCE, authorization_servers="https://i.test",
-                       public_origin="https://edge.example.com:8443")
+    explicit = protect(
+        _app,
+        resource=RESOURCE,
+        authorization_servers="https://i.test",
+        public_origin="https://edge.example.com:8443",
+    )
     assert explicit.config.public_origin == "https://edge.example.com:8443"
-    opted_out = protect(_app, resource=RESOURCE, authorization_servers="https://i.test",
-                        public_origin=None)
+    opted_out = protect(
+        _app, resource=RESOURCE, authorization_servers="https://i.test", public_origin=None
+    )
     assert opted_out.config.public_origin is None
-    same_origin = protect(_app, resource="https://api.test/mcp", resources="https://API.test/v2",
-                          authorization_servers="https://i.test")
+    same_origin = protect(
+        _app,
+        resource="https://api.test/mcp",
+        resources="https://API.test/v2",
+        authorization_servers="https://i.test",
+    )
     assert same_origin.config.public_origin == "https://api.test"
 
 
 def test_protect_pins_no_default_origin_for_resources_on_several_origins() -> None:
     # DPoP for the resource on another origin could never pass: say so at construction.
-    with pytest.raises(ConfigurationError, match=r"'https://other\.test/v2' is not on "
-                                                 r"https://api\.test.*public_origin=None"):
-        protect(_app, resource="https://api.test/mcp", resources=["https://other.test/v2"],
-                authorization_servers="https://i.test")
-    chosen = protect(_app, resource="https://api.test/mcp", resources=["https://other.test/v2"],
-                     authorization_servers="https://i.test", public_origin=None)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"'https://other\.test/v2' is not on "
+        r"https://api\.test.*public_origin=None",
+    ):
+        protect(
+            _app,
+            resource="https://api.test/mcp",
+            resources=["https://other.test/v2"],
+            authorization_servers="https://i.test",
+        )
+    chosen = protect(
+        _app,
+        resource="https://api.test/mcp",
+        resources=["https://other.test/v2"],
+        authorization_servers="https://i.test",
+        public_origin=None,
+    )
     assert chosen.config.public_origin is None
 
 
@@ -200,13 +243,23 @@ async def test_protect_refuses_a_proof_for_another_name_of_the_server_over_http(
     async def post(guard: OAuthGuard, htu: str) -> httpx.Response:
         with serve(guard, port=port):
             async with httpx.AsyncClient() as http:
-                return await http.post(resource, headers={
-                    "host": f"localhost:{port}", "authorization": f"DPoP {token}",
-                    "dpop": key.proof("POST", htu, now=time.time(), token=token)})
+                return await http.post(
+                    resource,
+                    headers={
+                        "host": f"localhost:{port}",
+                        "authorization": f"DPoP {token}",
+                        "dpop": key.proof("POST", htu, now=time.time(), token=token),
+                    },
+                )
 
     def guarded(**options: Any) -> OAuthGuard:
-        return protect(_app, resource=resource, authorization_servers=issuer.issuer,
-                       http_client=issuer.http_client(), **options)
+        return protect(
+            _app,
+            resource=resource,
+            authorization_servers=issuer.issuer,
+            http_client=issuer.http_client(),
+            **options,
+        )
 
     refused_for_htu(await post(guarded(), other_name))
     reached = await post(guarded(), resource)

@@ -51,8 +51,20 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str]:
     require_service("redis-server")
     port = free_port()
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_port(port, process)
     return process, f"redis://127.0.0.1:{port}/0"
 
@@ -109,12 +121,32 @@ async def test_redis_going_down_turns_passes_into_503() -> None:
 
 
 def start_worker(port: int, issuer: str, redis_url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DPOP_TEST_ISSUER": issuer, "DPOP_TEST_REDIS": redis_url,
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DPOP_TEST_ISSUER": issuer,
+        "DPOP_TEST_REDIS": redis_url,
+        "PYTHONPATH": str(ROOT),
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "dpop_worker_app:create_app",
-         "--app-dir", str(ROOT / "tests"), "--host", "127.0.0.1", "--port", str(port),
-         "--no-proxy-headers", "--log-level", "warning"], env=env, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "dpop_worker_app:create_app",
+            "--app-dir",
+            str(ROOT / "tests"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-proxy-headers",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_two_uvicorn_workers_sharing_redis_refuse_a_replay(redis_url: str) -> None:
@@ -129,19 +161,25 @@ def test_two_uvicorn_workers_sharing_redis_refuse_a_replay(redis_url: str) -> No
             key = ClientKey()
             token = issuer.token(audience=RESOURCE, alg="ES256", jkt=key.thumbprint)
             # Both workers sit behind the same (trusted, loopback) proxy for api.test.
-            forwarded = {"authorization": f"DPoP {token}", "x-forwarded-proto": "https",
-                         "x-forwarded-host": "api.test"}
+            forwarded = {
+                "authorization": f"DPoP {token}",
+                "x-forwarded-proto": "https",
+                "x-forwarded-host": "api.test",
+            }
             proof = key.proof("GET", "https://api.test/mcp", now=time.time(), token=token)
-            first = httpx.get(f"http://127.0.0.1:{ports[0]}/mcp",
-                              headers={**forwarded, "dpop": proof}, timeout=10)
+            first = httpx.get(
+                f"http://127.0.0.1:{ports[0]}/mcp", headers={**forwarded, "dpop": proof}, timeout=10
+            )
             assert first.status_code == 200, first.text
-            replayed = httpx.get(f"http://127.0.0.1:{ports[1]}/mcp",
-                                 headers={**forwarded, "dpop": proof}, timeout=10)
+            replayed = httpx.get(
+                f"http://127.0.0.1:{ports[1]}/mcp", headers={**forwarded, "dpop": proof}, timeout=10
+            )
             params = assert_refused(replayed, 401, "invalid_dpop_proof", scheme="DPoP")
             assert "already used" in params["error_description"]
             fresh = key.proof("GET", "https://api.test/mcp", now=time.time(), token=token)
-            second = httpx.get(f"http://127.0.0.1:{ports[1]}/mcp",
-                               headers={**forwarded, "dpop": fresh}, timeout=10)
+            second = httpx.get(
+                f"http://127.0.0.1:{ports[1]}/mcp", headers={**forwarded, "dpop": fresh}, timeout=10
+            )
             assert second.status_code == 200, second.text
             assert first.json()["pid"] != second.json()["pid"]  # two processes
             assert first.json()["scheme"] == second.json()["scheme"] == "DPoP"

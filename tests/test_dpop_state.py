@@ -24,8 +24,9 @@ async def test_a_replayed_proof_is_refused_on_the_same_worker() -> None:
     token = setup.token()
     proof = setup.proof(token)
     assert (await setup.call(token, proof)).status_code == 200
-    params = assert_refused(await setup.call(token, proof), 401, "invalid_dpop_proof",
-                            scheme="DPoP")
+    params = assert_refused(
+        await setup.call(token, proof), 401, "invalid_dpop_proof", scheme="DPoP"
+    )
     assert "already used" in params["error_description"]
     assert (await setup.call(token, setup.proof(token))).status_code == 200
 
@@ -34,8 +35,9 @@ async def test_a_proof_is_recorded_only_after_every_other_check_passed() -> None
     setup = Setup()
     token = setup.token()
     proof = setup.proof(token)  # for GET
-    assert_refused(await setup.call(token, proof, method="POST"), 401, "invalid_dpop_proof",
-                   scheme="DPoP")
+    assert_refused(
+        await setup.call(token, proof, method="POST"), 401, "invalid_dpop_proof", scheme="DPoP"
+    )
     other = setup.token()  # same key, another token: the ath check fails
     assert_refused(await setup.call(other, proof), 401, "invalid_dpop_proof", scheme="DPoP")
     assert (await setup.call(token, proof)).status_code == 200
@@ -44,15 +46,21 @@ async def test_a_proof_is_recorded_only_after_every_other_check_passed() -> None
 
 async def test_a_proof_stays_recorded_for_its_whole_acceptance_window() -> None:
     setup = Setup()
-    token = setup.issuer.token(audience="https://api.test/mcp", alg="ES256",
-                               now=setup.clock.now, expires_in=3600, jkt=setup.key.thumbprint)
+    token = setup.issuer.token(
+        audience="https://api.test/mcp",
+        alg="ES256",
+        now=setup.clock.now,
+        expires_in=3600,
+        jkt=setup.key.thumbprint,
+    )
     proof = setup.proof(token, claims={"iat": setup.clock.now + 30})  # from a clock ahead
     assert (await setup.call(token, proof)).status_code == 200
     setup.clock.now += 89  # iat + max_age - 1: still acceptable, so still remembered
     assert_refused(await setup.call(token, proof), 401, "invalid_dpop_proof", scheme="DPoP")
     setup.clock.now += 2
-    params = assert_refused(await setup.call(token, proof), 401, "invalid_dpop_proof",
-                            scheme="DPoP")
+    params = assert_refused(
+        await setup.call(token, proof), 401, "invalid_dpop_proof", scheme="DPoP"
+    )
     assert "too old" in params["error_description"]
 
 
@@ -134,8 +142,13 @@ async def test_a_proof_without_nonce_gets_use_dpop_nonce_with_one_fresh_nonce() 
 
 async def test_a_nonce_nearing_expiry_is_refreshed_on_success_then_goes_stale() -> None:
     setup = nonce_setup()
-    token = setup.issuer.token(audience="https://api.test/mcp", alg="ES256",
-                               now=setup.clock.now, expires_in=3600, jkt=setup.key.thumbprint)
+    token = setup.issuer.token(
+        audience="https://api.test/mcp",
+        alg="ES256",
+        now=setup.clock.now,
+        expires_in=3600,
+        jkt=setup.key.thumbprint,
+    )
     nonce = DPoPNonces(secret=SECRET, lifetime=300).issue(setup.clock.now)
     setup.clock.now += 300  # the next window: the nonce still works, but nears its end
     ok = await setup.call(token, setup.proof(token, nonce=nonce))
@@ -153,10 +166,16 @@ async def test_a_nonce_nearing_expiry_is_refreshed_on_success_then_goes_stale() 
     assert (await setup.call(token, setup.proof(token, nonce=fresh))).status_code == 200
 
 
-@pytest.mark.parametrize("forged", [
-    "x" * 32, b64(b"\0" * 24), DPoPNonces(secret="another secret, same length!!", lifetime=300)
-    .issue(1_800_000_000.0), 12345, "",
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "x" * 32,
+        b64(b"\0" * 24),
+        DPoPNonces(secret="another secret, same length!!", lifetime=300).issue(1_800_000_000.0),
+        12345,
+        "",
+    ],
+)
 async def test_a_forged_nonce_gets_use_dpop_nonce(forged: object) -> None:
     setup = nonce_setup()
     token = setup.token()
@@ -190,11 +209,19 @@ async def test_forwarded_headers_from_a_trusted_proxy_make_the_htu() -> None:
     token = setup.token()
     proof = setup.proof(token)  # for https://api.test/mcp
     async with setup.client(PROXIED, peer=("10.1.2.3", 4000)) as client:
-        response = await setup.call(token, proof, client=client, headers=[
-            ("x-forwarded-proto", "https"), ("x-forwarded-host", "api.test")])
+        response = await setup.call(
+            token,
+            proof,
+            client=client,
+            headers=[("x-forwarded-proto", "https"), ("x-forwarded-host", "api.test")],
+        )
         assert response.status_code == 200, response.text
-        response = await setup.call(token, setup.proof(token), client=client, headers=[
-            ("forwarded", 'for=198.51.100.7;proto=https;host="api.test"')])
+        response = await setup.call(
+            token,
+            setup.proof(token),
+            client=client,
+            headers=[("forwarded", 'for=198.51.100.7;proto=https;host="api.test"')],
+        )
         assert response.status_code == 200, response.text
         without = await setup.call(token, setup.proof(token), client=client)
         assert_refused(without, 401, "invalid_dpop_proof", scheme="DPoP")
@@ -204,10 +231,11 @@ async def test_forwarded_headers_from_an_untrusted_peer_are_ignored() -> None:
     setup = Setup(trusted_proxies=["10.0.0.0/8"])
     token = setup.token()
     async with setup.client(PROXIED, peer=("192.0.2.9", 4000)) as client:
-        for headers in ([("x-forwarded-proto", "https"), ("x-forwarded-host", "api.test")],
-                        [("forwarded", "proto=https;host=api.test")]):
-            response = await setup.call(token, setup.proof(token), client=client,
-                                        headers=headers)
+        for headers in (
+            [("x-forwarded-proto", "https"), ("x-forwarded-host", "api.test")],
+            [("forwarded", "proto=https;host=api.test")],
+        ):
+            response = await setup.call(token, setup.proof(token), client=client, headers=headers)
             params = assert_refused(response, 401, "invalid_dpop_proof", scheme="DPoP")
             assert "htu does not match" in params["error_description"]
         # Its own URI is what the proof must name.
@@ -218,20 +246,22 @@ async def test_forwarded_headers_from_an_untrusted_peer_are_ignored() -> None:
 async def test_forwarded_elements_added_before_the_trusted_proxies_are_ignored() -> None:
     setup = Setup(trusted_proxies=["10.0.0.0/8"])
     token = setup.token()
-    spoofed = "for=203.0.113.1;proto=https;host=evil.test, for=198.51.100.7;proto=https;" \
-              "host=api.test"
+    spoofed = (
+        "for=203.0.113.1;proto=https;host=evil.test, for=198.51.100.7;proto=https;host=api.test"
+    )
     async with setup.client(PROXIED, peer=("10.1.2.3", 4000)) as client:
-        response = await setup.call(token, setup.proof(token), client=client,
-                                    headers=[("forwarded", spoofed)])
+        response = await setup.call(
+            token, setup.proof(token), client=client, headers=[("forwarded", spoofed)]
+        )
         assert response.status_code == 200, response.text
         evil = setup.proof(token, url="https://evil.test/mcp")
-        response = await setup.call(token, evil, client=client,
-                                    headers=[("forwarded", spoofed)])
+        response = await setup.call(token, evil, client=client, headers=[("forwarded", spoofed)])
         assert_refused(response, 401, "invalid_dpop_proof", scheme="DPoP")
         # A chain of trusted proxies: the element the first of them added is used.
         chain = "for=198.51.100.7;proto=https;host=api.test, for=10.9.9.9;proto=http;host=lb"
-        response = await setup.call(token, setup.proof(token), client=client,
-                                    headers=[("forwarded", chain)])
+        response = await setup.call(
+            token, setup.proof(token), client=client, headers=[("forwarded", chain)]
+        )
         assert response.status_code == 200, response.text
 
 
@@ -247,6 +277,7 @@ async def test_replay_is_keyed_by_jti_with_method_and_uri() -> None:
     assert (await setup.call(token, other_path, path="/a/b")).status_code == 200
     setup.clock.now += 1  # a new proof (other iat, other signature) reusing the jti
     again = setup.proof(token, claims=same_jti)
-    params = assert_refused(await setup.call(token, again), 401, "invalid_dpop_proof",
-                            scheme="DPoP")
+    params = assert_refused(
+        await setup.call(token, again), 401, "invalid_dpop_proof", scheme="DPoP"
+    )
     assert "already used" in params["error_description"]

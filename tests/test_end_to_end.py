@@ -54,8 +54,9 @@ def test_challenge_discovery_and_a_token_over_real_http() -> None:
         ok = http.get("/mcp", headers=bearer(token))
         assert ok.status_code == 200, ok.text
         assert ok.json()["scopes"] == ["read"]
-        es = http.get("/read", headers=bearer(issuer.token(audience=resource, scope="read",
-                                                           alg="ES256")))
+        es = http.get(
+            "/read", headers=bearer(issuer.token(audience=resource, scope="read", alg="ES256"))
+        )
         assert es.text == "read ok"
         forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
         bad = assert_refused(http.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
@@ -110,8 +111,9 @@ class BrokenIssuer:
 
     def __init__(self, issuer: TestIssuer, jwks: str) -> None:
         self.issuer, self.jwks = issuer, jwks
-        self.app = Starlette(routes=[
-            Route(issuer.metadata_path, self.metadata), Route("/jwks", self.keys)])
+        self.app = Starlette(
+            routes=[Route(issuer.metadata_path, self.metadata), Route("/jwks", self.keys)]
+        )
 
     async def metadata(self, request: Request) -> Response:
         return JSONResponse(self.issuer.metadata())
@@ -127,10 +129,12 @@ class BrokenIssuer:
             body = JSONResponse({"keys": [*self.issuer.jwks()["keys"], junk]}).body
             if self.jwks == "oversized":
                 return Response(body, media_type="application/json")  # Content-Length
-            chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
+            chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
             return StreamingResponse(chunks, media_type="application/json")  # chunked
-        broken = [{"kty": "RSA", "kid": "broken", "n": "@@", "e": "AQAB"},
-                  {"kty": "oct", "kid": "secret", "k": "c2VjcmV0"}]
+        broken = [
+            {"kty": "RSA", "kid": "broken", "n": "@@", "e": "AQAB"},
+            {"kty": "oct", "kid": "secret", "k": "c2VjcmV0"},
+        ]
         return JSONResponse({"keys": broken + self.issuer.jwks()["keys"]})
 
 
@@ -152,19 +156,19 @@ def test_an_issuer_whose_metadata_is_500_is_503() -> None:
     async def error(request: Request) -> Response:
         return PlainTextResponse("internal error", status_code=500)
 
-    with serve(Starlette(routes=[Route("/{path:path}", error)])) as url, \
-            protected(url) as (http, resource):
+    with (
+        serve(Starlette(routes=[Route("/{path:path}", error)])) as url,
+        protected(url) as (http, resource),
+    ):
         assert_unavailable(http.get("/mcp", headers=bearer(a_token_for(url, resource))))
 
 
 def test_a_jwks_with_broken_keys_still_serves_the_good_ones() -> None:
     with broken_issuer("broken keys") as issuer, protected(issuer.issuer) as (http, resource):
-        assert http.get("/mcp", headers=bearer(issuer.token(audience=resource))).status_code \
-            == 200
+        assert http.get("/mcp", headers=bearer(issuer.token(audience=resource))).status_code == 200
         forged = issuer.token(audience=resource, headers={"kid": "broken"})
         params = assert_refused(http.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
         assert "no signing key" in params["error_description"]
-
 
 
 def test_keys_outlive_an_issuer_outage_and_a_late_issuer_is_found() -> None:

@@ -11,8 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_example(name: str) -> str:
     # This checkout's oauthguard, whatever else the interpreter has installed.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / name)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return result.stdout
@@ -24,7 +30,7 @@ def test_quickstart_shows_challenge_discovery_success_and_refusals() -> None:
     assert "/.well-known/oauth-protected-resource/api -> 200" in out
     assert "/.well-known/oauth-authorization-server -> 200" in out
     assert "/token -> 200\n  access_token: " in out
-    assert out.count("/api -> 200\n  {\n    \"subject\": ") == 2  # Bearer, then DPoP
+    assert out.count('/api -> 200\n  {\n    "subject": ') == 2  # Bearer, then DPoP
     assert "token_type: DPoP" in out
     assert 'DPoP error="invalid_dpop_proof", error_description="the DPoP proof was already' in out
     assert "the access token is DPoP-bound; send it with the DPoP scheme" in out

@@ -37,12 +37,14 @@ def gzip_bomb(expanded: int) -> bytes:
     return b"".join(parts) + compressor.compress(b'"}') + compressor.flush()
 
 
-def mock_client(body: bytes, headers: dict[str, str], seen: list[httpx.Request]
-                ) -> httpx.AsyncClient:
+def mock_client(
+    body: bytes, headers: dict[str, str], seen: list[httpx.Request]
+) -> httpx.AsyncClient:
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         # A stream, as from the network: read only when the guard reads it.
         return httpx.Response(200, headers=headers, stream=httpx.ByteStream(body))
+
     return httpx.AsyncClient(transport=httpx.MockTransport(answer))
 
 
@@ -50,8 +52,13 @@ async def test_gets_and_posts_ask_for_no_content_coding() -> None:
     seen: list[httpx.Request] = []
     async with mock_client(b"{}", {}, seen) as http:
         await fetch_document(http, "https://issuer.test/jwks", timeout=5)
-        await fetch_document(http, "https://issuer.test/introspect", timeout=5,
-                             form={"token": "t"}, headers={"accept": "application/jwt"})
+        await fetch_document(
+            http,
+            "https://issuer.test/introspect",
+            timeout=5,
+            form={"token": "t"},
+            headers={"accept": "application/jwt"},
+        )
     assert [r.headers["accept-encoding"] for r in seen] == ["identity", "identity"]
     assert [r.method for r in seen] == ["GET", "POST"]
     assert seen[1].headers["accept"] == "application/jwt"
@@ -81,37 +88,45 @@ async def test_a_body_compressed_though_not_asked_for_is_read(coding: str) -> No
     assert json.loads(fetched.body) == SIGNER.jwks()
 
 
-@pytest.mark.parametrize(("coding", "body", "says"), [
-    ("br", b"\x8b\x03\x80{}\x03", "a content coding we did not ask for: 'br'"),
-    ("gzip", b"\x1f\x8b not gzip at all", "the gzip response does not decompress"),
-])
-async def test_a_body_we_cannot_decode_is_unreadable(coding: str, body: bytes,
-                                                     says: str) -> None:
+@pytest.mark.parametrize(
+    ("coding", "body", "says"),
+    [
+        ("br", b"\x8b\x03\x80{}\x03", "a content coding we did not ask for: 'br'"),
+        ("gzip", b"\x1f\x8b not gzip at all", "the gzip response does not decompress"),
+    ],
+)
+async def test_a_body_we_cannot_decode_is_unreadable(coding: str, body: bytes, says: str) -> None:
     async with mock_client(body, {"content-encoding": coding}, []) as http:
         with pytest.raises(UnreadableBody, match=says):
             await fetch_document(http, "https://issuer.test/jwks", timeout=5)
 
 
 async def test_a_gzip_bomb_jwks_over_loopback_is_a_failed_fetch(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     bomb = gzip_bomb(16 * MAX_DOCUMENT_BYTES)
     good = gzip.compress(json.dumps(SIGNER.jwks()).encode())
 
     async def jwks(request: Request) -> Response:
         body = bomb if request.path_params["kind"] == "bomb" else good
-        return Response(body, media_type="application/json",
-                        headers={"content-encoding": "gzip"})
+        return Response(body, media_type="application/json", headers={"content-encoding": "gzip"})
 
     app = Starlette(routes=[Route("/{kind}", jwks)])
     with serve(app) as base:
         async with httpx.AsyncClient() as http:
+
             def key_set(kind: str) -> KeySet:
                 servers = AuthorizationServers(http, time.time)
                 return KeySet(SIGNER.issuer, http, time.time, servers, jwks_uri=f"{base}/{kind}")
+
             assert [key.kid for key in await key_set("good").get(KID)] == [KID]
-            with caplog.at_level("WARNING", logger="oauthguard"), \
-                    pytest.raises(TemporarilyUnavailable) as refused:
+            with (
+                caplog.at_level("WARNING", logger="oauthguard"),
+                pytest.raises(TemporarilyUnavailable) as refused,
+            ):
                 await key_set("bomb").get(KID)
     assert refused.value.status == 503
-    assert f"{base}/bomb: the response is larger than the limit of {MAX_DOCUMENT_BYTES} " \
-           "bytes" in caplog.text
+    assert (
+        f"{base}/bomb: the response is larger than the limit of {MAX_DOCUMENT_BYTES} "
+        "bytes" in caplog.text
+    )

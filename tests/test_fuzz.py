@@ -18,8 +18,31 @@ from oauthguard.challenge import parse_challenges
 pytestmark = pytest.mark.anyio
 
 ROUNDS = 1500
-_WEIRD = ["", " ", "\t", ",", '"', "\\", "=", ".", "é", "\u2028", "\ud800", "\x00", "\x7f",
-          "Bearer", "DPoP", "null", "{}", "ES256", "dpop+jwt", "P-256", "EC", "GET", URL]
+_WEIRD = [
+    "",
+    " ",
+    "\t",
+    ",",
+    '"',
+    "\\",
+    "=",
+    ".",
+    "é",
+    "\u2028",
+    "\ud800",
+    "\x00",
+    "\x7f",
+    "Bearer",
+    "DPoP",
+    "null",
+    "{}",
+    "ES256",
+    "dpop+jwt",
+    "P-256",
+    "EC",
+    "GET",
+    URL,
+]
 
 
 def random_json(rng: random.Random, depth: int = 0) -> Any:
@@ -47,8 +70,16 @@ def random_segment(rng: random.Random) -> str:
         return b64(rng.randbytes(rng.randrange(40)))
     if choice == 1:
         return b64(b"[" * 3000 + b"]" * 3000)
-    value = random_json(rng) if choice == 2 else {"alg": "ES256", "iss": "https://issuer.test",
-                                                   "kid": random_json(rng), "typ": "at+jwt"}
+    value = (
+        random_json(rng)
+        if choice == 2
+        else {
+            "alg": "ES256",
+            "iss": "https://issuer.test",
+            "kid": random_json(rng),
+            "typ": "at+jwt",
+        }
+    )
     return b64(json.dumps(value).encode())
 
 
@@ -61,8 +92,9 @@ def _claim_is_valid(claim: str, value: Any, now: float) -> bool:
     if claim == "aud":
         return value == URL or (isinstance(value, list) and URL in value)
     if claim == "exp":
-        return isinstance(value, int | float) and not isinstance(value, bool) \
-            and value > now - 60  # the guard's leeway is 30 s
+        return (
+            isinstance(value, int | float) and not isinstance(value, bool) and value > now - 60
+        )  # the guard's leeway is 30 s
     return claim == "cnf" and value in (None, {})
 
 
@@ -80,8 +112,9 @@ def random_token(rng: random.Random, setup: Setup) -> bytes:
         name, value = rng.choice(sorted(_HEADER_FAULT)), random_json(rng)
         if value is None or value == "ES256":
             value = _HEADER_FAULT[name]
-        return setup.issuer.token(audience=URL, alg="ES256", now=now,
-                                  headers={name: value}).encode()
+        return setup.issuer.token(
+            audience=URL, alg="ES256", now=now, headers={name: value}
+        ).encode()
     name, value = rng.choice(sorted(_CLAIM_FAULT)), random_json(rng)
     if _claim_is_valid(name, value, now):
         value = _CLAIM_FAULT[name]
@@ -129,10 +162,18 @@ def _not_valid(claim: str, value: Any) -> Any:
 def random_scope(rng: random.Random, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     """An HTTP scope for ``/mcp``, sometimes without client, server, raw_path or host."""
     scope: dict[str, Any] = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "https", "path": "/mcp", "raw_path": b"/mcp", "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"api.test"), *headers],
-        "client": ("127.0.0.1", 50000), "server": ("api.test", 443),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "https",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"api.test"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("api.test", 443),
     }
     for key in ("client", "server", "raw_path"):
         if rng.randrange(4) == 0:
@@ -157,16 +198,27 @@ async def call(app: Any, scope: dict[str, Any]) -> tuple[int, list[tuple[bytes, 
     return start["status"], start["headers"]
 
 
-def random_request(rng: random.Random, setup: Setup, bound_token: str) -> list[tuple[bytes,
-                                                                                      bytes]]:
+def random_request(rng: random.Random, setup: Setup, bound_token: str) -> list[tuple[bytes, bytes]]:
     """Authorization and DPoP headers, each random in its own way."""
     choice = rng.randrange(4)
     if choice == 0:  # the real bound token with a fuzzed proof
-        headers = [(b"authorization", b"DPoP " + bound_token.encode()),
-                   (b"dpop", random_proof(rng, setup, bound_token))]
+        headers = [
+            (b"authorization", b"DPoP " + bound_token.encode()),
+            (b"dpop", random_proof(rng, setup, bound_token)),
+        ]
     else:
-        scheme = rng.choice([b"Bearer ", b"bearer  ", b"DPoP ", b"dpop ", b"Bearer", b"Basic ",
-                             b"Bearer\t", b" Bearer "])
+        scheme = rng.choice(
+            [
+                b"Bearer ",
+                b"bearer  ",
+                b"DPoP ",
+                b"dpop ",
+                b"Bearer",
+                b"Basic ",
+                b"Bearer\t",
+                b" Bearer ",
+            ]
+        )
         headers = [(b"authorization", scheme + random_token(rng, setup))]
         if rng.randrange(2):
             headers.append((b"dpop", random_proof(rng, setup, bound_token)))

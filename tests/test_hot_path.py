@@ -25,26 +25,30 @@ RESOURCE = "https://api.test/mcp"
 
 
 # -- base64url (RFC 7515 §2) -------------------------------------------------------------
-@pytest.mark.parametrize("data", [b"", b"\x00", b"\xff\xfe", b"any carnal pleas",
-                                  bytes(range(256))])
+@pytest.mark.parametrize(
+    "data", [b"", b"\x00", b"\xff\xfe", b"any carnal pleas", bytes(range(256))]
+)
 def test_base64url_round_trips(data: bytes) -> None:
     assert b64url_decode(b64url_encode(data)) == data
 
 
-@pytest.mark.parametrize("text", [
-    "ab+c",     # standard alphabet, not URL-safe
-    "ab/c",
-    "abc=",     # padding is not part of base64url in JWS
-    "ab==",
-    "ab\nc",    # whitespace
-    "ab c",
-    "ab.c",
-    "a\x00bc",
-    "a",        # a length no encoding produces
-    "abcde",
-    "é" * 4,    # not ASCII
-    "ab*c",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ab+c",  # standard alphabet, not URL-safe
+        "ab/c",
+        "abc=",  # padding is not part of base64url in JWS
+        "ab==",
+        "ab\nc",  # whitespace
+        "ab c",
+        "ab.c",
+        "a\x00bc",
+        "a",  # a length no encoding produces
+        "abcde",
+        "é" * 4,  # not ASCII
+        "ab*c",
+    ],
+)
 def test_base64url_refuses_everything_outside_the_alphabet(text: str) -> None:
     with pytest.raises(ValueError):
         b64url_decode(text)
@@ -60,8 +64,23 @@ def test_b64token_accepts_the_rfc6750_alphabet_and_trailing_equals(value: bytes)
     assert is_b64token(value)
 
 
-@pytest.mark.parametrize("value", [b"", b"=", b"==", b"a=b", b"a b", b"a,b", b"a\"b",
-                                   b"a\tb", b"\xc3\xa9", b"a\x00", b"a*b", b"=abc"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"=",
+        b"==",
+        b"a=b",
+        b"a b",
+        b"a,b",
+        b'a"b',
+        b"a\tb",
+        b"\xc3\xa9",
+        b"a\x00",
+        b"a*b",
+        b"=abc",
+    ],
+)
 def test_b64token_refuses_other_bytes(value: bytes) -> None:
     assert not is_b64token(value)
 
@@ -72,15 +91,17 @@ def test_our_scheme_run_into_the_token_is_an_invalid_request(value: bytes) -> No
         extract([(b"authorization", value)], b"", 1024)
 
 
-@pytest.mark.parametrize("value", [b"Bearerx abc", b"Basic abc", b"Bearer-x abc", b"\tabc",
-                                   b"DPoPs abc", b""])
+@pytest.mark.parametrize(
+    "value", [b"Bearerx abc", b"Basic abc", b"Bearer-x abc", b"\tabc", b"DPoPs abc", b""]
+)
 def test_another_scheme_is_no_credentials(value: bytes) -> None:
     with pytest.raises(MissingCredentials):
         extract([(b"authorization", value)], b"", 1024)
 
 
-@pytest.mark.parametrize("value", [b"Bearer abc", b"BEARER   abc", b"  bearer abc  ",
-                                   b"\tBearer abc"])
+@pytest.mark.parametrize(
+    "value", [b"Bearer abc", b"BEARER   abc", b"  bearer abc  ", b"\tBearer abc"]
+)
 def test_the_scheme_is_read_whatever_its_case_and_surrounding_spaces(value: bytes) -> None:
     assert extract([(b"authorization", value)], b"", 1024) == ("Bearer", "abc", ())
 
@@ -102,7 +123,8 @@ def test_extract_scans_every_token_it_does_not_know_to_be_well_formed() -> None:
 
 @pytest.mark.anyio
 async def test_a_cached_token_does_not_vouch_for_a_different_one(
-        issuer: TestIssuer, client: httpx.AsyncClient) -> None:
+    issuer: TestIssuer, client: httpx.AsyncClient
+) -> None:
     token = issuer.token(audience=RESOURCE)
     for value in (token, token + ",", token + " x", token + "\u00e9"):
         header = f"Bearer {value}".encode()
@@ -153,8 +175,12 @@ def issuer() -> TestIssuer:
 
 @pytest.fixture
 async def verifier(issuer: TestIssuer) -> AsyncIterator[JWTVerifier]:
-    guard = OAuthGuard(PlainTextResponse("ok"), resource=RESOURCE,
-                       authorization_servers=[issuer.issuer], http_client=issuer.http_client())
+    guard = OAuthGuard(
+        PlainTextResponse("ok"),
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+    )
     assert isinstance(guard.verifier, JWTVerifier)
     yield guard.verifier
     await guard.http.aclose()
@@ -170,7 +196,8 @@ def tamper(token: str, **claims: object) -> str:
 
 @pytest.mark.anyio
 async def test_a_header_is_remembered_only_after_its_signature_verified(
-        issuer: TestIssuer, verifier: JWTVerifier) -> None:
+    issuer: TestIssuer, verifier: JWTVerifier
+) -> None:
     forged = tamper(issuer.token(audience=RESOURCE, headers={"x-forged": 1}), sub="admin")
     with pytest.raises(InvalidToken, match="signature"):
         await verifier.verify(forged)
@@ -182,7 +209,8 @@ async def test_a_header_is_remembered_only_after_its_signature_verified(
 
 @pytest.mark.anyio
 async def test_a_remembered_header_skips_no_other_check(
-        issuer: TestIssuer, verifier: JWTVerifier) -> None:
+    issuer: TestIssuer, verifier: JWTVerifier
+) -> None:
     await verifier.verify(issuer.token(audience=RESOURCE))
     with pytest.raises(InvalidToken, match="signature"):
         await verifier.verify(tamper(issuer.token(audience=RESOURCE), sub="admin"))
@@ -192,16 +220,14 @@ async def test_a_remembered_header_skips_no_other_check(
         await verifier.verify(issuer.token(audience="https://other.test"))
     other_key = TestIssuer(algorithms=("RS256",)).private_key()
     head, payload, _ = issuer.token(audience=RESOURCE).split(".")
-    signed_elsewhere = sign_jws(json_segment(head), split_jws(f"{head}.{payload}.")[1],
-                                other_key)
+    signed_elsewhere = sign_jws(json_segment(head), split_jws(f"{head}.{payload}.")[1], other_key)
     with pytest.raises(InvalidToken, match="signature"):
         await verifier.verify(signed_elsewhere)
     assert len(verifier._headers) == 1
 
 
 @pytest.mark.anyio
-async def test_remembered_headers_are_bounded(issuer: TestIssuer,
-                                              verifier: JWTVerifier) -> None:
+async def test_remembered_headers_are_bounded(issuer: TestIssuer, verifier: JWTVerifier) -> None:
     heads = []
     for number in range(HEADER_CACHE_SIZE + 8):
         token = issuer.token(audience=RESOURCE, headers={"x-n": number})
@@ -219,18 +245,25 @@ async def hello(request: Request) -> Response:
 @pytest.fixture
 async def client(issuer: TestIssuer) -> AsyncIterator[httpx.AsyncClient]:
     app = Starlette(routes=[Route("/mcp", hello)])
-    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client(), token_cache_size=2)
+    app.add_middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+        token_cache_size=2,
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as http:
         yield http
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("value", ["Bearer a=b.c.d", "Bearer a,b", "Bearer abc\u00e9",
-                                   "Bearer ===", "Bearer a*b"])
+@pytest.mark.parametrize(
+    "value", ["Bearer a=b.c.d", "Bearer a,b", "Bearer abc\u00e9", "Bearer ===", "Bearer a*b"]
+)
 async def test_a_token_outside_the_b64token_alphabet_is_a_bad_request(
-        client: httpx.AsyncClient, value: str) -> None:
+    client: httpx.AsyncClient, value: str
+) -> None:
     response = await client.get("/mcp", headers={"authorization": value.encode("utf-8")})
     params = assert_refused(response, 400, "invalid_request")
     assert "RFC 6750" in params["error_description"]
@@ -238,18 +271,24 @@ async def test_a_token_outside_the_b64token_alphabet_is_a_bad_request(
 
 @pytest.mark.anyio
 async def test_segments_that_are_not_base64url_are_invalid_tokens(
-        issuer: TestIssuer, client: httpx.AsyncClient) -> None:
+    issuer: TestIssuer, client: httpx.AsyncClient
+) -> None:
     head, payload, signature = issuer.token(audience=RESOURCE).split(".")
-    for bad in (f"{head}.{payload}.{signature}==", f"{head}+.{payload}.{signature}",
-                f"{head}.{payload[:-1]}/.{signature}", f"{head}.{payload}x.{signature}"):
+    for bad in (
+        f"{head}.{payload}.{signature}==",
+        f"{head}+.{payload}.{signature}",
+        f"{head}.{payload[:-1]}/.{signature}",
+        f"{head}.{payload}x.{signature}",
+    ):
         response = await client.get("/mcp", headers={"authorization": f"Bearer {bad}"})
         params = assert_refused(response, 401, "invalid_token")
         assert "well-formed" in params["error_description"]
 
 
 @pytest.mark.anyio
-async def test_evicted_tokens_are_verified_again(issuer: TestIssuer,
-                                                 client: httpx.AsyncClient) -> None:
+async def test_evicted_tokens_are_verified_again(
+    issuer: TestIssuer, client: httpx.AsyncClient
+) -> None:
     tokens = [issuer.token(audience=RESOURCE, subject=f"user-{n}") for n in range(5)]
     for _ in range(2):  # the cache holds two: every token is evicted and checked again
         for number, token in enumerate(tokens):

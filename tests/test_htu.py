@@ -16,50 +16,82 @@ from oauthguard._htu import (
 )
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    # RFC 3986 §5.2.4 and the §5.4 examples, as paths.
-    ("/a/b/c/./../../g", "/a/g"), ("mid/content=5/../6", "mid/6"), ("/./g", "/g"),
-    ("/a/b/..", "/a/"), ("/a/b/.", "/a/b/"), ("/../g", "/g"), ("/a/./b/../../c/", "/c/"),
-    ("/g.", "/g."), ("/.g", "/.g"), ("/g..", "/g.."), ("/..g", "/..g"), ("/", "/"),
-])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        # RFC 3986 §5.2.4 and the §5.4 examples, as paths.
+        ("/a/b/c/./../../g", "/a/g"),
+        ("mid/content=5/../6", "mid/6"),
+        ("/./g", "/g"),
+        ("/a/b/..", "/a/"),
+        ("/a/b/.", "/a/b/"),
+        ("/../g", "/g"),
+        ("/a/./b/../../c/", "/c/"),
+        ("/g.", "/g."),
+        ("/.g", "/.g"),
+        ("/g..", "/g.."),
+        ("/..g", "/..g"),
+        ("/", "/"),
+    ],
+)
 def test_dot_segments_are_removed(path: str, expected: str) -> None:
     assert remove_dot_segments(path) == expected
 
 
-@pytest.mark.parametrize(("uri", "expected"), [
-    ("HTTPS://API.Example.COM/Path", "https://api.example.com/Path"),
-    ("https://api.example.com:443/x", "https://api.example.com/x"),
-    ("http://api.example.com:80/x", "http://api.example.com/x"),
-    ("https://api.example.com:80/x", "https://api.example.com:80/x"),
-    ("https://api.example.com", "https://api.example.com/"),
-    ("https://api.example.com/%7euser/%7Eme", "https://api.example.com/~user/~me"),
-    ("https://api.example.com/a%2fb%3a", "https://api.example.com/a%2Fb%3A"),
-    ("https://api.example.com/%41%2D", "https://api.example.com/A-"),
-    ("https://api.example.com/a/../b/./c", "https://api.example.com/b/c"),
-    ("https://[::1]:8443/x", "https://[::1]:8443/x"),
-    ("https://api.example.com/caf\u00e9", "https://api.example.com/caf%C3%A9"),
-])
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("HTTPS://API.Example.COM/Path", "https://api.example.com/Path"),
+        ("https://api.example.com:443/x", "https://api.example.com/x"),
+        ("http://api.example.com:80/x", "http://api.example.com/x"),
+        ("https://api.example.com:80/x", "https://api.example.com:80/x"),
+        ("https://api.example.com", "https://api.example.com/"),
+        ("https://api.example.com/%7euser/%7Eme", "https://api.example.com/~user/~me"),
+        ("https://api.example.com/a%2fb%3a", "https://api.example.com/a%2Fb%3A"),
+        ("https://api.example.com/%41%2D", "https://api.example.com/A-"),
+        ("https://api.example.com/a/../b/./c", "https://api.example.com/b/c"),
+        ("https://[::1]:8443/x", "https://[::1]:8443/x"),
+        ("https://api.example.com/caf\u00e9", "https://api.example.com/caf%C3%A9"),
+    ],
+)
 def test_uris_are_normalized(uri: str, expected: str) -> None:
     assert normalize(uri) == expected
 
 
-@pytest.mark.parametrize("uri", [
-    "ftp://api.example.com/x", "https://user@api.example.com/x", "https://api.example.com:99999/",
-    "https:///x", "/relative", "https://api.example.com:port/",
-    # Not URIs: urlsplit would strip or drop the whitespace and control characters.
-    " https://api.example.com/x", "\thttps://api.example.com/x", "https://api.example.com/x\n",
-    "https://api.exam\tple.com/x", "https://api.example.com/a b", "https://api.example.com/\x00",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "ftp://api.example.com/x",
+        "https://user@api.example.com/x",
+        "https://api.example.com:99999/",
+        "https:///x",
+        "/relative",
+        "https://api.example.com:port/",
+        # Not URIs: urlsplit would strip or drop the whitespace and control characters.
+        " https://api.example.com/x",
+        "\thttps://api.example.com/x",
+        "https://api.example.com/x\n",
+        "https://api.exam\tple.com/x",
+        "https://api.example.com/a b",
+        "https://api.example.com/\x00",
+    ],
+)
 def test_what_is_not_an_http_uri_is_refused(uri: str) -> None:
     with pytest.raises(ValueError):
         normalize(uri)
 
 
 def scope(**values: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"type": "http", "scheme": "https", "path": "/mcp",
-                            "raw_path": b"/mcp", "root_path": "",
-                            "headers": [(b"host", b"api.test")], "client": ("10.0.0.1", 1),
-                            "server": ("10.0.0.2", 8000)}
+    base: dict[str, Any] = {
+        "type": "http",
+        "scheme": "https",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "root_path": "",
+        "headers": [(b"host", b"api.test")],
+        "client": ("10.0.0.1", 1),
+        "server": ("10.0.0.2", 8000),
+    }
     return {**base, **values}
 
 
@@ -78,9 +110,14 @@ def test_root_path_is_kept_whether_or_not_the_server_puts_it_in_the_path() -> No
 
 
 def test_forwarding_headers_count_only_from_trusted_peers() -> None:
-    forwarded = scope(scheme="http", headers=[
-        (b"host", b"10.0.0.2:8000"), (b"x-forwarded-proto", b"http, https"),
-        (b"x-forwarded-host", b"api.test")])
+    forwarded = scope(
+        scheme="http",
+        headers=[
+            (b"host", b"10.0.0.2:8000"),
+            (b"x-forwarded-proto", b"http, https"),
+            (b"x-forwarded-host", b"api.test"),
+        ],
+    )
     assert request_uri(forwarded) == "http://10.0.0.2:8000/mcp"
     trusted = parse_networks(["10.0.0.0/8"])
     assert request_uri(forwarded, trusted) == "https://api.test/mcp"
@@ -89,10 +126,18 @@ def test_forwarding_headers_count_only_from_trusted_peers() -> None:
         parse_networks(["proxy.internal"])
 
 
-@pytest.mark.parametrize(("node", "walks"), [
-    ("10.9.9.9", True), ("10.9.9.9:8080", True), ('"[::ffff:10.9.9.9]:80"', False),
-    ('"[fd00::1]:443"', True), ("unknown", False), ("_hidden", False), ("192.0.2.1", False),
-])
+@pytest.mark.parametrize(
+    ("node", "walks"),
+    [
+        ("10.9.9.9", True),
+        ("10.9.9.9:8080", True),
+        ('"[::ffff:10.9.9.9]:80"', False),
+        ('"[fd00::1]:443"', True),
+        ("unknown", False),
+        ("_hidden", False),
+        ("192.0.2.1", False),
+    ],
+)
 def test_forwarded_walks_left_only_past_trusted_nodes(node: str, walks: bool) -> None:
     header = f"for=198.51.100.7;proto=https;host=api.test, for={node};proto=http;host=lb"
     proxied = scope(scheme="http", headers=[(b"host", b"lb"), (b"forwarded", header.encode())])
@@ -101,42 +146,48 @@ def test_forwarded_walks_left_only_past_trusted_nodes(node: str, walks: bool) ->
     assert request_uri(proxied, trusted) == expected
 
 
-@pytest.mark.parametrize(("origin", "expected"), [
-    ("https://api.example.com", "https://api.example.com"),
-    ("HTTPS://API.Example.COM", "https://api.example.com"),
-    ("https://api.example.com:443", "https://api.example.com"),
-    ("http://api.example.com:80/", "http://api.example.com"),
-    ("https://api.example.com:8443", "https://api.example.com:8443"),
-    ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
-    ("https://[2001:DB8::1]:443", "https://[2001:db8::1]"),
-    ("https://xn--bcher-kva.example", "https://xn--bcher-kva.example"),
-])
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [
+        ("https://api.example.com", "https://api.example.com"),
+        ("HTTPS://API.Example.COM", "https://api.example.com"),
+        ("https://api.example.com:443", "https://api.example.com"),
+        ("http://api.example.com:80/", "http://api.example.com"),
+        ("https://api.example.com:8443", "https://api.example.com:8443"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("https://[2001:DB8::1]:443", "https://[2001:db8::1]"),
+        ("https://xn--bcher-kva.example", "https://xn--bcher-kva.example"),
+    ],
+)
 def test_an_origin_is_normalized(origin: str, expected: str) -> None:
     assert parse_origin(origin) == expected
 
 
-@pytest.mark.parametrize(("origin", "reason"), [
-    ("https://api.example.com/mcp", "has a path ('/mcp')"),
-    ("https://api.example.com//", "has a path"),
-    ("https://api.example.com?x=1", "query or fragment"),
-    ("https://api.example.com/?", "query or fragment"),
-    ("https://api.example.com#top", "query or fragment"),
-    ("https://user:pw@api.example.com", "user information"),
-    ("wss://api.example.com", "https:// or http://"),
-    ("api.example.com", "https:// or http://"),
-    ("//api.example.com", "https:// or http://"),
-    ("https:api.example.com", "https:// or http://"),
-    ("https://", "https:// or http://"),
-    ("https://:8443", "no host"),
-    ("https://*.example.com", "not a DNS name"),
-    ("https://b\u00fccher.example", "xn--"),
-    ("https://[zz]", "IPv6"),
-    ("https://api.example.com:0", "port"),
-    ("https://api.example.com:65536", "port"),
-    ("https://api.example.com:https", "port"),
-    (" https://api.example.com", "whitespace"),
-    ("https://api.example.com\n", "whitespace"),
-])
+@pytest.mark.parametrize(
+    ("origin", "reason"),
+    [
+        ("https://api.example.com/mcp", "has a path ('/mcp')"),
+        ("https://api.example.com//", "has a path"),
+        ("https://api.example.com?x=1", "query or fragment"),
+        ("https://api.example.com/?", "query or fragment"),
+        ("https://api.example.com#top", "query or fragment"),
+        ("https://user:pw@api.example.com", "user information"),
+        ("wss://api.example.com", "https:// or http://"),
+        ("api.example.com", "https:// or http://"),
+        ("//api.example.com", "https:// or http://"),
+        ("https:api.example.com", "https:// or http://"),
+        ("https://", "https:// or http://"),
+        ("https://:8443", "no host"),
+        ("https://*.example.com", "not a DNS name"),
+        ("https://b\u00fccher.example", "xn--"),
+        ("https://[zz]", "IPv6"),
+        ("https://api.example.com:0", "port"),
+        ("https://api.example.com:65536", "port"),
+        ("https://api.example.com:https", "port"),
+        (" https://api.example.com", "whitespace"),
+        ("https://api.example.com\n", "whitespace"),
+    ],
+)
 def test_what_is_not_only_an_origin_is_refused(origin: str, reason: str) -> None:
     with pytest.raises(ValueError, match=re.escape(reason)):
         parse_origin(origin)
@@ -144,12 +195,20 @@ def test_what_is_not_only_an_origin_is_refused(origin: str, reason: str) -> None
 
 def test_a_pinned_origin_replaces_scheme_host_and_forwarding_headers() -> None:
     pinned = "https://api.example.com"
-    assert request_uri(scope(headers=[(b"host", b"evil.test")]), (), pinned) \
+    assert (
+        request_uri(scope(headers=[(b"host", b"evil.test")]), (), pinned)
         == "https://api.example.com/mcp"
-    assert request_uri(scope(scheme="http", headers=[]), (), pinned) \
-        == "https://api.example.com/mcp"
-    forwarded = scope(headers=[(b"host", b"lb"), (b"x-forwarded-host", b"evil.test"),
-                               (b"forwarded", b"proto=http;host=evil.test")])
+    )
+    assert (
+        request_uri(scope(scheme="http", headers=[]), (), pinned) == "https://api.example.com/mcp"
+    )
+    forwarded = scope(
+        headers=[
+            (b"host", b"lb"),
+            (b"x-forwarded-host", b"evil.test"),
+            (b"forwarded", b"proto=http;host=evil.test"),
+        ]
+    )
     trusted = parse_networks(["10.0.0.0/8"])
     assert request_uri(forwarded, trusted) == "http://evil.test/mcp"
     assert request_uri(forwarded, trusted, pinned) == "https://api.example.com/mcp"

@@ -36,7 +36,6 @@ def test_cache_drops_the_oldest_insertion_when_full() -> None:
     assert len(cache) == 3 and cache.get("2", 1) == 2
 
 
-
 @pytest.mark.anyio
 async def test_concurrent_calls_share_one_execution_and_its_error() -> None:
     flight: SingleFlight[int] = SingleFlight()

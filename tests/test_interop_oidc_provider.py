@@ -51,26 +51,38 @@ def provider() -> Iterator[AuthorizationServer]:
 
 async def whoami(request: Request) -> Response:
     token = request.auth
-    return JSONResponse({
-        "client_id": token.client_id, "subject": token.subject, "issuer": token.issuer,
-        "scopes": sorted(token.scopes), "audience": list(token.audience),
-        "scheme": token.scheme, "jkt": token.jkt,
-    })
+    return JSONResponse(
+        {
+            "client_id": token.client_id,
+            "subject": token.subject,
+            "issuer": token.issuer,
+            "scopes": sorted(token.scopes),
+            "audience": list(token.audience),
+            "scheme": token.scheme,
+            "jkt": token.jkt,
+        }
+    )
 
 
 @contextlib.contextmanager
-def guarded(provider: AuthorizationServer, resource: str = JWT_RESOURCE,
-            **settings: Any) -> Iterator[tuple[OAuthGuard, str]]:
+def guarded(
+    provider: AuthorizationServer, resource: str = JWT_RESOURCE, **settings: Any
+) -> Iterator[tuple[OAuthGuard, str]]:
     """Our resource at ``<base>/api``, guarded against oidc-provider, served on loopback."""
-    guard = OAuthGuard(Starlette(routes=[Route("/api", whoami, methods=["GET", "POST"])]),
-                       resource=resource, authorization_servers=[provider.issuer], **settings)
+    guard = OAuthGuard(
+        Starlette(routes=[Route("/api", whoami, methods=["GET", "POST"])]),
+        resource=resource,
+        authorization_servers=[provider.issuer],
+        **settings,
+    )
     with serve(guard) as base:
         yield guard, f"{base}/api"
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
 def test_its_jwt_access_tokens_for_our_resource_are_accepted(
-        provider: AuthorizationServer, alg: str) -> None:
+    provider: AuthorizationServer, alg: str
+) -> None:
     client_id = CLIENTS[alg]
     token = provider.token(client_id, scope="read write")
     header = jose_header(token)
@@ -79,14 +91,19 @@ def test_its_jwt_access_tokens_for_our_resource_are_accepted(
         response = httpx.get(url, headers=bearer(token))
     assert response.status_code == 200, response.text
     assert response.json() == {
-        "client_id": client_id, "subject": client_id, "issuer": provider.issuer,
-        "scopes": ["read", "write"], "audience": [JWT_RESOURCE], "scheme": "Bearer",
+        "client_id": client_id,
+        "subject": client_id,
+        "issuer": provider.issuer,
+        "scopes": ["read", "write"],
+        "audience": [JWT_RESOURCE],
+        "scheme": "Bearer",
         "jkt": None,
     }
 
 
 def test_our_metadata_names_it_by_the_issuer_its_own_metadata_declares(
-        provider: AuthorizationServer) -> None:
+    provider: AuthorizationServer,
+) -> None:
     with guarded(provider) as (_, url):
         base = url.removesuffix("/api")
         ours = httpx.get(f"{base}/.well-known/oauth-protected-resource/jwt").json()
@@ -105,8 +122,7 @@ def test_its_token_for_another_resource_is_refused(provider: AuthorizationServer
     assert params["error_description"] == "the token is not meant for this resource (aud)"
 
 
-def test_its_opaque_token_is_refused_without_introspection(
-        provider: AuthorizationServer) -> None:
+def test_its_opaque_token_is_refused_without_introspection(provider: AuthorizationServer) -> None:
     token = provider.token(resource=OPAQUE_RESOURCE)
     with guarded(provider, resource=OPAQUE_RESOURCE) as (_, url):
         refused = httpx.get(url, headers=bearer(token))
@@ -123,7 +139,8 @@ def test_its_scopes_meet_our_path_rules(provider: AuthorizationServer) -> None:
 
 
 def test_rotation_refuses_tokens_of_removed_keys_and_accepts_new_ones(
-        provider: AuthorizationServer) -> None:
+    provider: AuthorizationServer,
+) -> None:
     with guarded(provider) as (guard, url):
         seen = {alg: provider.token(client) for alg, client in CLIENTS.items()}
         for token in seen.values():
@@ -143,10 +160,10 @@ def test_rotation_refuses_tokens_of_removed_keys_and_accepts_new_ones(
         assert guard.key_sets[provider.issuer].fetches == 2
 
         for token in [*seen.values(), unseen]:
-            params = assert_refused(httpx.get(url, headers=bearer(token)), 401,
-                                    "invalid_token")
+            params = assert_refused(httpx.get(url, headers=bearer(token)), 401, "invalid_token")
             assert params["error_description"] == (
-                "no signing key of the issuer matches the token's kid")
+                "no signing key of the issuer matches the token's kid"
+            )
 
 
 def test_its_token_is_refused_once_expired(provider: AuthorizationServer) -> None:
@@ -160,7 +177,8 @@ def test_its_token_is_refused_once_expired(provider: AuthorizationServer) -> Non
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
 def test_its_dpop_bound_jwts_work_with_proofs_from_oauth4webapi(
-        provider: AuthorizationServer, alg: str) -> None:
+    provider: AuthorizationServer, alg: str
+) -> None:
     with guarded(provider) as (_, url):
         result = dpop_client(provider, url, CLIENTS[alg])
     token = result["access_token"]
@@ -187,13 +205,16 @@ def test_its_dpop_bound_token_needs_a_fresh_matching_proof(provider: Authorizati
         other_method = httpx.post(url, headers=dpop(attempt))  # §4.3 check 8
         params = assert_refused(other_method, 401, "invalid_dpop_proof", scheme="DPoP")
         assert params["error_description"] == (
-            "the DPoP proof's htm does not match the request method")
+            "the DPoP proof's htm does not match the request method"
+        )
 
         other_token = {**dpop(attempt), "Authorization": f"DPoP {provider.token()}"}
-        params = assert_refused(httpx.get(url, headers=other_token), 401,
-                                "invalid_dpop_proof", scheme="DPoP")  # §4.3 check 11: ath
+        params = assert_refused(
+            httpx.get(url, headers=other_token), 401, "invalid_dpop_proof", scheme="DPoP"
+        )  # §4.3 check 11: ath
         assert params["error_description"] == (
-            "the DPoP proof's ath does not match the access token")
+            "the DPoP proof's ath does not match the access token"
+        )
 
         downgraded = httpx.get(url, headers=bearer(result["access_token"]))  # §7.2
         params = assert_refused(downgraded, 401, "invalid_token")
@@ -216,7 +237,8 @@ def test_oauth4webapi_answers_our_dpop_nonce_challenge(provider: AuthorizationSe
 
 
 def test_dpop_required_takes_its_dpop_tokens_and_refuses_its_bearer_tokens(
-        provider: AuthorizationServer) -> None:
+    provider: AuthorizationServer,
+) -> None:
     with guarded(provider, dpop="required") as (_, url):
         refused = httpx.get(url, headers=bearer(provider.token()))
         result = dpop_client(provider, url)
@@ -234,23 +256,30 @@ def introspection(client_id: str = "resource-server", **settings: Any) -> Intros
 
 @pytest.mark.parametrize("signed", [False, True], ids=["json", "rfc9701-jwt"])
 def test_its_opaque_tokens_are_accepted_through_its_introspection_endpoint(
-        provider: AuthorizationServer, signed: bool) -> None:
+    provider: AuthorizationServer, signed: bool
+) -> None:
     token = provider.token(resource=OPAQUE_RESOURCE, scope="read write")
     assert "." not in token  # opaque
-    settings = introspection("resource-server-jwt", jwt_response=True) if signed \
-        else introspection()
+    settings = (
+        introspection("resource-server-jwt", jwt_response=True) if signed else introspection()
+    )
     with guarded(provider, OPAQUE_RESOURCE, introspection=settings) as (_, url):
         response = httpx.get(url, headers=bearer(token))
     assert response.status_code == 200, response.text
     assert response.json() == {
-        "client_id": "rs256-client", "subject": None, "issuer": provider.issuer,
-        "scopes": ["read", "write"], "audience": [OPAQUE_RESOURCE], "scheme": "Bearer",
+        "client_id": "rs256-client",
+        "subject": None,
+        "issuer": provider.issuer,
+        "scopes": ["read", "write"],
+        "audience": [OPAQUE_RESOURCE],
+        "scheme": "Bearer",
         "jkt": None,
     }
 
 
 def test_its_opaque_tokens_it_did_not_issue_for_us_are_refused(
-        provider: AuthorizationServer) -> None:
+    provider: AuthorizationServer,
+) -> None:
     other = provider.token(resource=OTHER_OPAQUE_RESOURCE)
     with guarded(provider, OPAQUE_RESOURCE, introspection=introspection()) as (_, url):
         wrong_audience = httpx.get(url, headers=bearer(other))
@@ -262,7 +291,8 @@ def test_its_opaque_tokens_it_did_not_issue_for_us_are_refused(
 
 
 def test_a_token_it_revoked_is_refused_once_no_cache_holds_it(
-        provider: AuthorizationServer) -> None:
+    provider: AuthorizationServer,
+) -> None:
     token = provider.token(resource=OPAQUE_RESOURCE)
     settings = introspection(cache_ttl=0)  # every request asks the authorization server
     with guarded(provider, OPAQUE_RESOURCE, introspection=settings) as (_, url):
@@ -285,7 +315,8 @@ def test_credentials_it_refuses_make_introspection_a_503(provider: Authorization
 
 
 def test_its_dpop_bound_opaque_token_works_with_proofs_from_oauth4webapi(
-        provider: AuthorizationServer) -> None:
+    provider: AuthorizationServer,
+) -> None:
     with guarded(provider, OPAQUE_RESOURCE, introspection=introspection()) as (_, url):
         result = dpop_client(provider, url, resource=OPAQUE_RESOURCE)
         [attempt] = result["attempts"]
@@ -298,10 +329,16 @@ def test_its_dpop_bound_opaque_token_works_with_proofs_from_oauth4webapi(
 
 
 def test_auto_format_checks_its_jwts_locally_and_introspects_its_opaque_tokens(
-        provider: AuthorizationServer) -> None:
+    provider: AuthorizationServer,
+) -> None:
     settings = introspection()
-    with guarded(provider, JWT_RESOURCE, audiences=[JWT_RESOURCE, OPAQUE_RESOURCE],
-                 introspection=settings, token_format="auto") as (_, url):
+    with guarded(
+        provider,
+        JWT_RESOURCE,
+        audiences=[JWT_RESOURCE, OPAQUE_RESOURCE],
+        introspection=settings,
+        token_format="auto",
+    ) as (_, url):
         for resource in (JWT_RESOURCE, OPAQUE_RESOURCE):
             response = httpx.get(url, headers=bearer(provider.token(resource=resource)))
             assert response.status_code == 200, response.text
@@ -309,7 +346,8 @@ def test_auto_format_checks_its_jwts_locally_and_introspects_its_opaque_tokens(
 
 
 def test_a_jwt_of_an_issuer_not_ours_is_refused_after_introspection(
-        provider: AuthorizationServer) -> None:
+    provider: AuthorizationServer,
+) -> None:
     # token_format="auto" introspects JWTs of unknown issuers; oidc-provider answers
     # unsupported_token_type for any JWT, which is an inactive token, not an outage.
     foreign = TestIssuer("https://foreign.test").token(audience=OPAQUE_RESOURCE)

@@ -31,8 +31,7 @@ pytestmark = pytest.mark.anyio
 
 
 # -- client authentication (RFC 7662 §2.1) ------------------------------------------------
-async def test_client_secret_basic_form_encodes_id_and_secret(server: IntrospectionServer
-                                                              ) -> None:
+async def test_client_secret_basic_form_encodes_id_and_secret(server: IntrospectionServer) -> None:
     active(server, "opaque-1", time.time())
     async with guarded(server) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -43,7 +42,8 @@ async def test_client_secret_basic_form_encodes_id_and_secret(server: Introspect
 
 
 async def test_client_secret_post_sends_the_credentials_in_the_form(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     server.auth_method = "client_secret_post"
     active(server, "opaque-1", time.time())
     async with guarded(server, auth_method="client_secret_post") as (client, _):
@@ -57,25 +57,34 @@ def _rsa() -> rsa.RSAPrivateKey:
 
 
 def _pem(key: Any) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def _private_jwk(key: Any) -> dict[str, Any]:
     from jwt.algorithms import RSAAlgorithm
+
     return {**json.loads(RSAAlgorithm.to_jwk(key)), "kid": "rs-key-1"}
 
 
 @pytest.mark.parametrize("form", ["cryptography", "pem", "jwk", "jwk-json", "ec", "ed25519"])
 async def test_private_key_jwt_assertions_verify_and_are_fresh(
-        server: IntrospectionServer, form: str) -> None:
-    keys = {"ec": lambda: ec.generate_private_key(ec.SECP256R1()),
-            "ed25519": ed25519.Ed25519PrivateKey.generate}
+    server: IntrospectionServer, form: str
+) -> None:
+    keys = {
+        "ec": lambda: ec.generate_private_key(ec.SECP256R1()),
+        "ed25519": ed25519.Ed25519PrivateKey.generate,
+    }
     key: Any = keys.get(form, _rsa)()
-    given: Any = {"ec": lambda: _pem(key), "ed25519": lambda: key, "cryptography": lambda: key,
-                  "pem": lambda: _pem(key),
-                  "jwk": lambda: _private_jwk(key),
-                  "jwk-json": lambda: json.dumps(_private_jwk(key))}[form]()
+    given: Any = {
+        "ec": lambda: _pem(key),
+        "ed25519": lambda: key,
+        "cryptography": lambda: key,
+        "pem": lambda: _pem(key),
+        "jwk": lambda: _private_jwk(key),
+        "jwk-json": lambda: json.dumps(_private_jwk(key)),
+    }[form]()
     server.auth_method, server.client_public_key = "private_key_jwt", key.public_key()
     now = time.time()
     active(server, "opaque-1", now)
@@ -89,7 +98,8 @@ async def test_private_key_jwt_assertions_verify_and_are_fresh(
 
 
 async def test_private_key_jwt_with_a_key_the_server_does_not_know_is_unavailable(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     server.auth_method, server.client_public_key = "private_key_jwt", _rsa().public_key()
     active(server, "opaque-1", time.time())
     async with guarded(server, auth_method="private_key_jwt", private_key=_rsa()) as (c, _):
@@ -100,7 +110,8 @@ async def test_private_key_jwt_with_a_key_the_server_does_not_know_is_unavailabl
 
 # -- the response (RFC 7662 §2.2) -----------------------------------------------------------
 async def test_an_active_token_becomes_the_same_access_token_type(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     now = time.time()
     active(server, "opaque-1", now, username="ann")
     async with guarded(server) as (client, guard):
@@ -115,21 +126,25 @@ async def test_an_active_token_becomes_the_same_access_token_type(
     assert isinstance(token, AccessToken)
 
 
-@pytest.mark.parametrize(("members", "reason"), [
-    ({"active": False}, "not active"),
-    ({"exp": int(time.time()) - 120}, "expired"),
-    ({"nbf": int(time.time()) + 600}, "not valid yet"),
-    ({"aud": "https://other.test/api"}, "not meant for this resource"),
-    ({"aud": ["https://other.test/api", "https://third.test"]}, "not meant for this resource"),
-    ({"iss": "https://evil.test"}, "issuer is not trusted"),
-    ({"iss": ["x"]}, "issuer is not trusted"),
-    ({"scope": 7}, "scope"),
-    ({"exp": "tomorrow"}, "exp"),
-    ({"cnf": {"jkt": 12}}, "cnf"),
-    ({"cnf": "bound"}, "cnf"),
-])
-async def test_refused_members_are_invalid_token(server: IntrospectionServer,
-                                                 members: dict[str, Any], reason: str) -> None:
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        ({"active": False}, "not active"),
+        ({"exp": int(time.time()) - 120}, "expired"),
+        ({"nbf": int(time.time()) + 600}, "not valid yet"),
+        ({"aud": "https://other.test/api"}, "not meant for this resource"),
+        ({"aud": ["https://other.test/api", "https://third.test"]}, "not meant for this resource"),
+        ({"iss": "https://evil.test"}, "issuer is not trusted"),
+        ({"iss": ["x"]}, "issuer is not trusted"),
+        ({"scope": 7}, "scope"),
+        ({"exp": "tomorrow"}, "exp"),
+        ({"cnf": {"jkt": 12}}, "cnf"),
+        ({"cnf": "bound"}, "cnf"),
+    ],
+)
+async def test_refused_members_are_invalid_token(
+    server: IntrospectionServer, members: dict[str, Any], reason: str
+) -> None:
     active(server, "opaque-1", time.time(), **members)
     if members == {"active": False}:
         server.responses["opaque-1"] = {"active": False}
@@ -147,7 +162,8 @@ async def test_unknown_tokens_are_inactive(server: IntrospectionServer) -> None:
 
 
 async def test_members_without_aud_iss_or_exp_pass_unless_aud_is_required(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     clock = Clock()
     active(server, "opaque-1", clock.now, aud=None, iss=None, exp=None)
     async with guarded(server, clock=clock, cache_ttl=60) as (client, _):
@@ -169,10 +185,12 @@ async def test_members_without_aud_iss_or_exp_pass_unless_aud_is_required(
 JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
 
 
-@pytest.mark.parametrize("binding", [{"cnf": {"jkt": JKT}}, {"token_type": "DPoP"},
-                                     {"token_type": "dpop"}])
+@pytest.mark.parametrize(
+    "binding", [{"cnf": {"jkt": JKT}}, {"token_type": "DPoP"}, {"token_type": "dpop"}]
+)
 async def test_a_dpop_bound_opaque_token_sent_as_bearer_is_refused(
-        server: IntrospectionServer, binding: dict[str, Any]) -> None:
+    server: IntrospectionServer, binding: dict[str, Any]
+) -> None:
     active(server, "opaque-1", time.time(), **binding)
     async with guarded(server) as (client, guard):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -184,13 +202,25 @@ async def test_a_dpop_bound_opaque_token_sent_as_bearer_is_refused(
     assert token.claims.get("token_type") == binding.get("token_type")
 
 
-@pytest.mark.parametrize(("cnf", "says"), [
-    ({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}, "a client certificate"),
-    ({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}},
-     "a key (jwk)"),
-])
+@pytest.mark.parametrize(
+    ("cnf", "says"),
+    [
+        ({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}, "a client certificate"),
+        (
+            {
+                "jwk": {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                }
+            },
+            "a key (jwk)",
+        ),
+    ],
+)
 async def test_an_opaque_token_bound_by_a_method_we_cannot_check_is_refused(
-        server: IntrospectionServer, cnf: dict[str, Any], says: str) -> None:
+    server: IntrospectionServer, cnf: dict[str, Any], says: str
+) -> None:
     active(server, "opaque-1", time.time(), cnf=cnf)
     async with guarded(server) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -202,12 +232,15 @@ async def test_an_opaque_token_bound_by_a_method_we_cannot_check_is_refused(
 
 
 def _dpop(key: ClientKey, token: str) -> dict[str, str]:
-    return {"authorization": f"DPoP {token}",
-            "dpop": key.proof("GET", RESOURCE, now=time.time(), token=token)}
+    return {
+        "authorization": f"DPoP {token}",
+        "dpop": key.proof("GET", RESOURCE, now=time.time(), token=token),
+    }
 
 
 async def test_a_dpop_bound_opaque_token_passes_with_a_proof_of_its_key(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     key, thief = ClientKey("ES256"), ClientKey("ES256")
     active(server, "opaque-1", time.time(), cnf={"jkt": key.thumbprint}, token_type="DPoP")
     async with guarded(server) as (client, _):
@@ -222,14 +255,15 @@ async def test_a_dpop_bound_opaque_token_passes_with_a_proof_of_its_key(
     assert server.calls == 1
 
 
-async def test_a_dpop_token_type_without_cnf_cannot_be_proven(
-        server: IntrospectionServer) -> None:
+async def test_a_dpop_token_type_without_cnf_cannot_be_proven(server: IntrospectionServer) -> None:
     key = ClientKey("ES256")
     active(server, "opaque-1", time.time(), token_type="DPoP")
     async with guarded(server) as (client, _):
         response = await client.get("/mcp", headers=_dpop(key, "opaque-1"))
-    assert "cnf.jkt" in assert_refused(response, 401, "invalid_token",
-                                       scheme="DPoP")["error_description"]
+    assert (
+        "cnf.jkt"
+        in assert_refused(response, 401, "invalid_token", scheme="DPoP")["error_description"]
+    )
 
 
 # -- caching (RFC 7662 §4) and coalescing ---------------------------------------------------
@@ -242,12 +276,12 @@ async def test_a_cached_token_is_introspected_once(server: IntrospectionServer) 
 
 
 async def test_inactive_results_are_cached_for_negative_cache_ttl(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     clock = Clock()
     async with guarded(server, clock=clock, negative_cache_ttl=5) as (client, _):
         for _ in range(5):
-            assert_refused(await client.get("/mcp", headers=bearer("junk")), 401,
-                           "invalid_token")
+            assert_refused(await client.get("/mcp", headers=bearer("junk")), 401, "invalid_token")
         assert server.calls == 1
         clock.advance(5.1)
         active(server, "junk", clock.now)  # the answer can change once the entry is gone
@@ -256,7 +290,8 @@ async def test_inactive_results_are_cached_for_negative_cache_ttl(
 
 
 async def test_revocation_is_seen_after_cache_ttl_even_with_a_distant_exp(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     clock = Clock()
     active(server, "opaque-1", clock.now)  # exp in an hour
     async with guarded(server, clock=clock, cache_ttl=60) as (client, guard):
@@ -266,8 +301,7 @@ async def test_revocation_is_seen_after_cache_ttl_even_with_a_distant_exp(
         assert (await client.get("/mcp", headers=bearer("opaque-1"))).status_code == 200
         assert server.calls == 1
         clock.advance(2)
-        assert_refused(await client.get("/mcp", headers=bearer("opaque-1")), 401,
-                       "invalid_token")
+        assert_refused(await client.get("/mcp", headers=bearer("opaque-1")), 401, "invalid_token")
         assert server.calls == 2
         assert len(guard.tokens) == 0  # the guard's own cache let it go too
 
@@ -282,8 +316,7 @@ async def test_a_positive_entry_never_outlives_exp(server: IntrospectionServer) 
         assert server.calls == 1
         clock.advance(2)
         server.responses["opaque-1"] = {"active": False}
-        assert_refused(await client.get("/mcp", headers=bearer("opaque-1")), 401,
-                       "invalid_token")
+        assert_refused(await client.get("/mcp", headers=bearer("opaque-1")), 401, "invalid_token")
     assert server.calls == 2
 
 
@@ -310,11 +343,13 @@ async def test_the_cache_is_bounded(server: IntrospectionServer) -> None:
 
 
 async def test_concurrent_requests_with_one_token_share_one_call(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     active(server, "opaque-1", time.time())
     server.delay = 0.2
     statuses: list[int] = []
     async with guarded(server) as (client, _):
+
         async def call() -> None:
             statuses.append((await client.get("/mcp", headers=bearer("opaque-1"))).status_code)
 

@@ -48,7 +48,8 @@ def assert_unavailable(response: httpx.Response, says: str) -> None:
 
 # -- outages (RFC 7662 §2.1: we cannot get an answer) ---------------------------------------
 async def test_a_closed_port_is_unavailable_and_the_log_names_the_setting(
-        server: IntrospectionServer, caplog: pytest.LogCaptureFixture) -> None:
+    server: IntrospectionServer, caplog: pytest.LogCaptureFixture
+) -> None:
     closed = f"http://127.0.0.1:{free_port()}/introspect"
     async with guarded(server, endpoint=closed) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -57,7 +58,8 @@ async def test_a_closed_port_is_unavailable_and_the_log_names_the_setting(
 
 
 async def test_an_answer_slower_than_timeout_is_unavailable(
-        server: IntrospectionServer, caplog: pytest.LogCaptureFixture) -> None:
+    server: IntrospectionServer, caplog: pytest.LogCaptureFixture
+) -> None:
     server.delay = 2
     async with guarded(server, timeout=0.5) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -65,18 +67,21 @@ async def test_an_answer_slower_than_timeout_is_unavailable(
     assert "no answer within 0.5s" in caplog.text and "Introspection(timeout=)" in caplog.text
 
 
-@pytest.mark.parametrize(("mode", "says", "logged"), [
-    ("500", "answered HTTP 500", "HTTP 500"),
-    ("503", "answered HTTP 503", "HTTP 503"),
-    ("400", "answered HTTP 400", "HTTP 400"),
-    ("403", "refused the resource server's credentials", "client_secret="),
-    ("redirect", "answered HTTP 307", "HTTP 307"),
-    ("html", "did not answer JSON", "not a JSON object"),
-    ("empty", "answered without 'active'", "no boolean 'active' member"),
-])
-async def test_broken_answers_are_unavailable(server: IntrospectionServer,
-                                              caplog: pytest.LogCaptureFixture, mode: str,
-                                              says: str, logged: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "says", "logged"),
+    [
+        ("500", "answered HTTP 500", "HTTP 500"),
+        ("503", "answered HTTP 503", "HTTP 503"),
+        ("400", "answered HTTP 400", "HTTP 400"),
+        ("403", "refused the resource server's credentials", "client_secret="),
+        ("redirect", "answered HTTP 307", "HTTP 307"),
+        ("html", "did not answer JSON", "not a JSON object"),
+        ("empty", "answered without 'active'", "no boolean 'active' member"),
+    ],
+)
+async def test_broken_answers_are_unavailable(
+    server: IntrospectionServer, caplog: pytest.LogCaptureFixture, mode: str, says: str, logged: str
+) -> None:
     server.mode = mode
     async with guarded(server) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -85,7 +90,8 @@ async def test_broken_answers_are_unavailable(server: IntrospectionServer,
 
 
 async def test_a_redirect_is_never_followed_even_by_a_following_client(
-        server: IntrospectionServer, caplog: pytest.LogCaptureFixture) -> None:
+    server: IntrospectionServer, caplog: pytest.LogCaptureFixture
+) -> None:
     server.mode = "redirect"
     async with guarded(server, follow_redirects=True) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -95,7 +101,8 @@ async def test_a_redirect_is_never_followed_even_by_a_following_client(
 
 @pytest.mark.parametrize("members", [{"active": "true"}, {"active": 1}, {"active": None}])
 async def test_an_active_member_that_is_not_a_boolean_is_unavailable(
-        server: IntrospectionServer, members: dict[str, Any]) -> None:
+    server: IntrospectionServer, members: dict[str, Any]
+) -> None:
     server.responses["opaque-1"] = members
     async with guarded(server) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -103,7 +110,8 @@ async def test_an_active_member_that_is_not_a_boolean_is_unavailable(
 
 
 async def test_wrong_client_credentials_are_unavailable_not_invalid_token(
-        server: IntrospectionServer, caplog: pytest.LogCaptureFixture) -> None:
+    server: IntrospectionServer, caplog: pytest.LogCaptureFixture
+) -> None:
     async with guarded(server, client_secret="wrong") as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
     assert_unavailable(response, "refused the resource server's credentials")
@@ -126,7 +134,8 @@ async def test_failures_are_not_cached(server: IntrospectionServer) -> None:
 # -- the size of the answer: read streamed, at most 1 MiB, decompressed no further ----------
 @pytest.mark.parametrize("mode", ["huge", "gzip-bomb"])
 async def test_an_answer_past_the_size_cap_is_unavailable_and_logged(
-        server: IntrospectionServer, caplog: pytest.LogCaptureFixture, mode: str) -> None:
+    server: IntrospectionServer, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
     server.mode = mode
     async with guarded(server) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -135,8 +144,7 @@ async def test_an_answer_past_the_size_cap_is_unavailable_and_logged(
     assert f"larger than the limit of {MAX_DOCUMENT_BYTES} bytes" in caplog.text
 
 
-async def test_an_answer_gzipped_though_not_asked_for_is_read(
-        server: IntrospectionServer) -> None:
+async def test_an_answer_gzipped_though_not_asked_for_is_read(server: IntrospectionServer) -> None:
     server.mode = "gzip"
     async with guarded(server) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -147,7 +155,8 @@ async def test_an_answer_gzipped_though_not_asked_for_is_read(
 
 # -- the pause after an outage: new tokens do not each wait for a failing endpoint ---------
 async def test_after_a_failure_new_tokens_are_answered_503_at_once_for_a_few_seconds(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     server.responses["opaque-2"] = server.responses["opaque-1"]
     server.mode = "503"
     clock = Clock()
@@ -172,8 +181,9 @@ async def test_after_a_failure_new_tokens_are_answered_503_at_once_for_a_few_sec
 
 
 @pytest.mark.parametrize("mode", ["500", "html", "empty", "huge", "gzip-bomb", "403"])
-async def test_every_kind_of_failure_pauses_introspection(server: IntrospectionServer,
-                                                          mode: str) -> None:
+async def test_every_kind_of_failure_pauses_introspection(
+    server: IntrospectionServer, mode: str
+) -> None:
     server.responses["opaque-2"] = server.responses["opaque-1"]
     server.mode = mode
     async with guarded(server, clock=Clock()) as (client, _):
@@ -185,7 +195,8 @@ async def test_every_kind_of_failure_pauses_introspection(server: IntrospectionS
 
 
 async def test_a_400_about_one_token_does_not_pause_introspection(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     server.responses["opaque-2"] = server.responses["opaque-1"]
     server.mode = "400"
     async with guarded(server, clock=Clock()) as (client, _):
@@ -198,7 +209,8 @@ async def test_a_400_about_one_token_does_not_pause_introspection(
 
 
 async def test_a_refused_connection_pauses_introspection(
-        server: IntrospectionServer, caplog: pytest.LogCaptureFixture) -> None:
+    server: IntrospectionServer, caplog: pytest.LogCaptureFixture
+) -> None:
     closed = f"http://127.0.0.1:{free_port()}/introspect"
     clock = Clock()
     async with guarded(server, endpoint=closed, clock=clock) as (client, _):
@@ -211,7 +223,8 @@ async def test_a_refused_connection_pauses_introspection(
 
 
 async def test_a_timeout_pauses_new_tokens_instead_of_making_each_wait(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     server.responses["opaque-2"] = server.responses["opaque-1"]
     server.delay = 2
     clock = Clock()
@@ -242,8 +255,7 @@ async def test_cached_tokens_still_pass_during_the_pause(server: IntrospectionSe
     assert server.calls == 2
 
 
-async def test_a_failure_after_a_recovery_starts_a_new_pause(
-        server: IntrospectionServer) -> None:
+async def test_a_failure_after_a_recovery_starts_a_new_pause(server: IntrospectionServer) -> None:
     for token in ("opaque-2", "opaque-3"):
         server.responses[token] = server.responses["opaque-1"]
     server.mode = "500"
@@ -262,7 +274,8 @@ async def test_a_failure_after_a_recovery_starts_a_new_pause(
 
 
 async def test_metadata_without_an_introspection_endpoint_is_unavailable(
-        server: IntrospectionServer, caplog: pytest.LogCaptureFixture) -> None:
+    server: IntrospectionServer, caplog: pytest.LogCaptureFixture
+) -> None:
     server.issuer.extra_metadata = {"introspection_endpoint": None}
     async with guarded(server) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -272,14 +285,18 @@ async def test_metadata_without_an_introspection_endpoint_is_unavailable(
 
 
 # -- RFC 9701 signed responses ---------------------------------------------------------------
-@pytest.mark.parametrize("change", [
-    {},
-    {"signed_claims": {"aud": RESOURCE}},
-    {"signed_claims": {"aud": ["https://elsewhere.test", CLIENT_ID]}},
-    {"signed_header": {"typ": "Application/Token-Introspection+JWT"}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"signed_claims": {"aud": RESOURCE}},
+        {"signed_claims": {"aud": ["https://elsewhere.test", CLIENT_ID]}},
+        {"signed_header": {"typ": "Application/Token-Introspection+JWT"}},
+    ],
+)
 async def test_a_signed_response_is_asked_for_and_verified(
-        server: IntrospectionServer, change: dict[str, dict[str, Any]]) -> None:
+    server: IntrospectionServer, change: dict[str, dict[str, Any]]
+) -> None:
     for name, value in change.items():
         setattr(server, name, value)
     async with guarded(server, jwt_response=True) as (client, _):
@@ -291,21 +308,27 @@ async def test_a_signed_response_is_asked_for_and_verified(
     assert_refused(unknown, 401, "invalid_token")  # a signed {"active": false}
 
 
-@pytest.mark.parametrize(("change", "logged"), [
-    ({"signing_key": "other"}, "signature does not verify"),
-    ({"signed_header": {"typ": "JWT"}}, "typ"),
-    ({"signed_header": {"typ": "at+jwt"}}, "typ"),
-    ({"signed_header": {"alg": "HS256"}, "signing_key": b"secret"}, "alg"),
-    ({"signed_claims": {"aud": "someone-else"}}, "aud"),
-    ({"signed_claims": {"iss": "https://evil.test"}}, "iss"),
-    ({"signed_claims": {"iat": int(time.time()) - 3600}}, "iat"),
-    ({"signed_claims": {"iat": None}}, "iat"),
-    ({"signed_claims": {"iat": "now"}}, "iat"),
-    ({"signed_claims": {"token_introspection": None}}, "token_introspection"),
-])
+@pytest.mark.parametrize(
+    ("change", "logged"),
+    [
+        ({"signing_key": "other"}, "signature does not verify"),
+        ({"signed_header": {"typ": "JWT"}}, "typ"),
+        ({"signed_header": {"typ": "at+jwt"}}, "typ"),
+        ({"signed_header": {"alg": "HS256"}, "signing_key": b"secret"}, "alg"),
+        ({"signed_claims": {"aud": "someone-else"}}, "aud"),
+        ({"signed_claims": {"iss": "https://evil.test"}}, "iss"),
+        ({"signed_claims": {"iat": int(time.time()) - 3600}}, "iat"),
+        ({"signed_claims": {"iat": None}}, "iat"),
+        ({"signed_claims": {"iat": "now"}}, "iat"),
+        ({"signed_claims": {"token_introspection": None}}, "token_introspection"),
+    ],
+)
 async def test_a_signed_response_that_does_not_verify_is_unavailable(
-        server: IntrospectionServer, caplog: pytest.LogCaptureFixture,
-        change: dict[str, Any], logged: str) -> None:
+    server: IntrospectionServer,
+    caplog: pytest.LogCaptureFixture,
+    change: dict[str, Any],
+    logged: str,
+) -> None:
     for name, value in change.items():
         if value == "other":
             value = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -317,7 +340,8 @@ async def test_a_signed_response_that_does_not_verify_is_unavailable(
 
 
 async def test_a_plain_json_answer_to_a_signed_request_is_unavailable(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     server.mode = "json-only"  # a server that does not implement RFC 9701
     async with guarded(server, jwt_response=True) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
@@ -334,16 +358,24 @@ def _introspection(**settings: Any) -> Introspection:
     return Introspection(**{"client_id": CLIENT_ID, "client_secret": "x", **settings})
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"authorization_servers": ["https://a.test", "https://b.test"],
-      "introspection": "settings"}, "several authorization servers"),
-    ({"token_format": "opaque"}, "needs introspection="),
-    ({"token_format": "auto"}, "needs introspection="),
-    ({"token_format": "jwt", "introspection": "settings"}, "never introspects"),
-    ({"token_format": "paseto", "introspection": "settings"}, "token_format must be one of"),
-    ({"introspection": {"client_id": "x"}}, "must be an oauthguard.Introspection"),
-    ({"introspection": "settings", "verifier": "custom"}, "not both"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            {
+                "authorization_servers": ["https://a.test", "https://b.test"],
+                "introspection": "settings",
+            },
+            "several authorization servers",
+        ),
+        ({"token_format": "opaque"}, "needs introspection="),
+        ({"token_format": "auto"}, "needs introspection="),
+        ({"token_format": "jwt", "introspection": "settings"}, "never introspects"),
+        ({"token_format": "paseto", "introspection": "settings"}, "token_format must be one of"),
+        ({"introspection": {"client_id": "x"}}, "must be an oauthguard.Introspection"),
+        ({"introspection": "settings", "verifier": "custom"}, "not both"),
+    ],
+)
 def test_guard_configuration_errors(arguments: dict[str, Any], message: str) -> None:
     if arguments.get("introspection") == "settings":
         arguments["introspection"] = _introspection()
@@ -354,35 +386,52 @@ def test_guard_configuration_errors(arguments: dict[str, Any], message: str) -> 
 
 
 def test_several_authorization_servers_work_with_an_explicit_endpoint() -> None:
-    guard = _guard(authorization_servers=["https://a.test", "https://b.test"],
-                   introspection=_introspection(endpoint="https://a.test/introspect"))
+    guard = _guard(
+        authorization_servers=["https://a.test", "https://b.test"],
+        introspection=_introspection(endpoint="https://a.test/introspect"),
+    )
     assert guard.config.token_format == "auto"
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"client_id": ""}, "client_id"),
-    ({"endpoint": "http://as.example/introspect"}, "https URL"),
-    ({"auth_method": "tls_client_auth"}, "auth_method"),
-    ({"client_secret": None}, "needs client_secret"),
-    ({"auth_method": "private_key_jwt", "client_secret": None}, "needs private_key"),
-    ({"private_key": "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"},
-     "use auth_method='private_key_jwt'"),
-    ({"auth_method": "private_key_jwt", "private_key": "-----BEGIN PRIVATE KEY-----\nnope"},
-     "not an unencrypted PEM"),
-    ({"auth_method": "private_key_jwt", "private_key": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}},
-     "public key"),
-    ({"auth_method": "private_key_jwt", "private_key": {"kty": "oct", "d": "c2VjcmV0"}},
-     "kty"),
-    ({"auth_method": "private_key_jwt", "private_key": "{not json"}, "not valid JSON"),
-    ({"auth_method": "private_key_jwt", "private_key": 42}, "got int"),
-    ({"auth_method": "private_key_jwt",
-      "private_key": rsa.generate_private_key(public_exponent=65537, key_size=1024)},
-     "2048"),
-    ({"cache_ttl": -1}, "cache_ttl"),
-    ({"negative_cache_ttl": "5"}, "negative_cache_ttl"),
-    ({"timeout": 0}, "timeout"),
-    ({"cache_size": 1.5}, "cache_size"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"client_id": ""}, "client_id"),
+        ({"endpoint": "http://as.example/introspect"}, "https URL"),
+        ({"auth_method": "tls_client_auth"}, "auth_method"),
+        ({"client_secret": None}, "needs client_secret"),
+        ({"auth_method": "private_key_jwt", "client_secret": None}, "needs private_key"),
+        (
+            {"private_key": "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"},
+            "use auth_method='private_key_jwt'",
+        ),
+        (
+            {"auth_method": "private_key_jwt", "private_key": "-----BEGIN PRIVATE KEY-----\nnope"},
+            "not an unencrypted PEM",
+        ),
+        (
+            {
+                "auth_method": "private_key_jwt",
+                "private_key": {"kty": "RSA", "n": "AQAB", "e": "AQAB"},
+            },
+            "public key",
+        ),
+        ({"auth_method": "private_key_jwt", "private_key": {"kty": "oct", "d": "c2VjcmV0"}}, "kty"),
+        ({"auth_method": "private_key_jwt", "private_key": "{not json"}, "not valid JSON"),
+        ({"auth_method": "private_key_jwt", "private_key": 42}, "got int"),
+        (
+            {
+                "auth_method": "private_key_jwt",
+                "private_key": rsa.generate_private_key(public_exponent=65537, key_size=1024),
+            },
+            "2048",
+        ),
+        ({"cache_ttl": -1}, "cache_ttl"),
+        ({"negative_cache_ttl": "5"}, "negative_cache_ttl"),
+        ({"timeout": 0}, "timeout"),
+        ({"cache_size": 1.5}, "cache_size"),
+    ],
+)
 def test_introspection_settings_errors(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         _introspection(**settings)
@@ -391,4 +440,3 @@ def test_introspection_settings_errors(settings: dict[str, Any], message: str) -
 def test_secrets_stay_out_of_the_repr() -> None:
     settings = _introspection(client_secret="hunter2")
     assert "hunter2" not in repr(settings) and CLIENT_ID in repr(settings)
-

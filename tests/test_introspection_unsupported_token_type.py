@@ -23,7 +23,8 @@ def server() -> Iterator[IntrospectionServer]:
 
 
 async def test_unsupported_token_type_is_an_inactive_token_and_cached_as_one(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     async with guarded(server, negative_cache_ttl=60) as (client, _):
         first = await client.get("/mcp", headers=bearer("a.jwt-shaped.token"))
         again = await client.get("/mcp", headers=bearer("a.jwt-shaped.token"))

@@ -23,15 +23,22 @@ ATTACKER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def claims(**changes: Any) -> dict[str, Any]:
-    payload = {"iss": ISSUER.issuer, "sub": "user-1", "aud": RESOURCE, "iat": int(NOW),
-               "exp": int(NOW) + 300, "scope": "read"}
+    payload = {
+        "iss": ISSUER.issuer,
+        "sub": "user-1",
+        "aud": RESOURCE,
+        "iat": int(NOW),
+        "exp": int(NOW) + 300,
+        "scope": "read",
+    }
     payload.update(changes)
     return {name: value for name, value in payload.items() if value is not None}
 
 
 def token(alg: str = "RS256", headers: dict[str, Any] | None = None, **changes: Any) -> str:
-    return ISSUER.token(audience=RESOURCE, scope="read", alg=alg, now=NOW,
-                        headers=headers, claims=changes or None)
+    return ISSUER.token(
+        audience=RESOURCE, scope="read", alg=alg, now=NOW, headers=headers, claims=changes or None
+    )
 
 
 def header(alg: str = "RS256", **extra: Any) -> dict[str, Any]:
@@ -39,8 +46,11 @@ def header(alg: str = "RS256", **extra: Any) -> dict[str, Any]:
 
 
 def rsa_public_pem() -> bytes:
-    return ISSUER.private_key("RS256").public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return (
+        ISSUER.private_key("RS256")
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 def tampered() -> str:
@@ -57,76 +67,111 @@ BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
     "alg none": (lambda: sign_jws(header("none"), claims(), None), "algorithm"),
     "alg None": (lambda: sign_jws(header("None"), claims(), None, alg="none"), "algorithm"),
     "HS256 with the RSA public key PEM as secret": (
-        lambda: sign_jws(header("HS256"), claims(), rsa_public_pem()), "algorithm"),
+        lambda: sign_jws(header("HS256"), claims(), rsa_public_pem()),
+        "algorithm",
+    ),
     "HS256 with the RSA public JWK as secret": (
-        lambda: sign_jws(header("HS256"), claims(), json.dumps(
-            public_jwk(ISSUER.private_key("RS256"), RSA_KID, "RS256")).encode()), "algorithm"),
+        lambda: sign_jws(
+            header("HS256"),
+            claims(),
+            json.dumps(public_jwk(ISSUER.private_key("RS256"), RSA_KID, "RS256")).encode(),
+        ),
+        "algorithm",
+    ),
     "signed by another key under a known kid": (
-        lambda: sign_jws(header(), claims(), ATTACKER), "signature does not verify"),
+        lambda: sign_jws(header(), claims(), ATTACKER),
+        "signature does not verify",
+    ),
     "ES256 under an RSA kid": (
         lambda: sign_jws(header("ES256"), claims(), ISSUER.private_key("ES256")),
-        "cannot verify ES256"),
+        "cannot verify ES256",
+    ),
     "RS256 under the PS256 key (the JWK's alg differs)": (
-        lambda: sign_jws(header(kid=ISSUER.default_kid["PS256"]), claims(),
-                         ISSUER.private_key("PS256")), "cannot verify RS256"),
-    "unknown kid": (lambda: sign_jws(header(kid="nobody"), claims(), ATTACKER),
-                    "no signing key"),
+        lambda: sign_jws(
+            header(kid=ISSUER.default_kid["PS256"]), claims(), ISSUER.private_key("PS256")
+        ),
+        "cannot verify RS256",
+    ),
+    "unknown kid": (lambda: sign_jws(header(kid="nobody"), claims(), ATTACKER), "no signing key"),
     "kid not a string": (lambda: sign_jws(header(kid=7), claims(), ATTACKER), "kid"),
     "expired": (lambda: token(exp=int(NOW) - 31), "expired"),
     "not yet valid": (lambda: token(nbf=int(NOW) + 31), "not valid yet"),
     "issued in the future": (lambda: token(iat=int(NOW) + 31), "issued in the future"),
-    "missing exp": (lambda: sign_jws(header(), claims(exp=None), ISSUER.private_key()),
-                    "no exp"),
+    "missing exp": (lambda: sign_jws(header(), claims(exp=None), ISSUER.private_key()), "no exp"),
     "exp not a number": (lambda: token(exp="tomorrow"), "exp claim is not a number"),
     "exp a boolean": (lambda: token(exp=True), "exp claim is not a number"),
     "nbf not a number": (lambda: token(nbf=[1]), "nbf claim is not a number"),
-    "exp NaN": (lambda: sign_jws(header(), json.dumps(claims(exp=float("nan"))).encode(),
-                                 ISSUER.private_key()), "exp claim is not a number"),
-    "exp Infinity": (lambda: sign_jws(header(), json.dumps(claims(exp=float("inf"))).encode(),
-                                      ISSUER.private_key()), "exp claim is not a number"),
-    "exp an integer beyond float range": (lambda: token(exp=10**400),
-                                          "exp claim is not a number"),
-    "nbf a negative integer beyond float range": (lambda: token(nbf=-(10**400)),
-                                                  "nbf claim is not a number"),
-    "exp with 5000 digits": (lambda: sign_jws(header(), json.dumps(claims()).replace(
-        str(int(NOW) + 300), "9" * 5000).encode(), ISSUER.private_key()),
-        "not a well-formed JWT"),
+    "exp NaN": (
+        lambda: sign_jws(
+            header(), json.dumps(claims(exp=float("nan"))).encode(), ISSUER.private_key()
+        ),
+        "exp claim is not a number",
+    ),
+    "exp Infinity": (
+        lambda: sign_jws(
+            header(), json.dumps(claims(exp=float("inf"))).encode(), ISSUER.private_key()
+        ),
+        "exp claim is not a number",
+    ),
+    "exp an integer beyond float range": (lambda: token(exp=10**400), "exp claim is not a number"),
+    "nbf a negative integer beyond float range": (
+        lambda: token(nbf=-(10**400)),
+        "nbf claim is not a number",
+    ),
+    "exp with 5000 digits": (
+        lambda: sign_jws(
+            header(),
+            json.dumps(claims()).replace(str(int(NOW) + 300), "9" * 5000).encode(),
+            ISSUER.private_key(),
+        ),
+        "not a well-formed JWT",
+    ),
     "wrong iss": (lambda: token(iss="https://other.test"), "issuer is not trusted"),
-    "iss differing by a trailing slash": (lambda: token(iss="https://issuer.test/"),
-                                          "issuer is not trusted"),
-    "no iss": (lambda: sign_jws(header(), claims(iss=None), ISSUER.private_key()),
-               "issuer is not trusted"),
+    "iss differing by a trailing slash": (
+        lambda: token(iss="https://issuer.test/"),
+        "issuer is not trusted",
+    ),
+    "no iss": (
+        lambda: sign_jws(header(), claims(iss=None), ISSUER.private_key()),
+        "issuer is not trusted",
+    ),
     "wrong aud": (lambda: token(aud="https://api.test/other"), "not meant for this resource"),
-    "aud array without us": (lambda: token(aud=["https://a.test", "https://b.test"]),
-                             "not meant for this resource"),
-    "no aud": (lambda: sign_jws(header(), claims(aud=None), ISSUER.private_key()),
-               "no valid aud"),
+    "aud array without us": (
+        lambda: token(aud=["https://a.test", "https://b.test"]),
+        "not meant for this resource",
+    ),
+    "no aud": (lambda: sign_jws(header(), claims(aud=None), ISSUER.private_key()), "no valid aud"),
     "aud not strings": (lambda: token(aud=[1, 2]), "no valid aud"),
     "tampered payload": (tampered, "signature does not verify"),
     "crit header": (lambda: token(headers={"crit": ["exp"], "exp": 1}), "critical"),
     "garbage": (lambda: "garbage", "not a JWT"),
     "two parts": (lambda: segments(b'{"alg":"RS256"}', b"{}"), "not a JWT"),
     "four parts": (lambda: segments(b"{}", b"{}", b"x", b"y"), "not a JWT"),
-    "JWE five parts": (lambda: segments(b'{"alg":"RSA-OAEP","enc":"A256GCM"}', b"k", b"iv",
-                                        b"ct", b"tag"), "encrypted"),
-    "bad base64url (standard alphabet)": (
-        lambda: "+" + token()[1:], "not a well-formed JWT"),
-    "bad base64url (impossible length)": (
-        lambda: "a" + token(), "not a well-formed JWT"),
+    "JWE five parts": (
+        lambda: segments(b'{"alg":"RSA-OAEP","enc":"A256GCM"}', b"k", b"iv", b"ct", b"tag"),
+        "encrypted",
+    ),
+    "bad base64url (standard alphabet)": (lambda: "+" + token()[1:], "not a well-formed JWT"),
+    "bad base64url (impossible length)": (lambda: "a" + token(), "not a well-formed JWT"),
     "padded base64url": (lambda: token() + "==", "not a well-formed JWT"),
     "header not JSON": (lambda: segments(b"not json", b"{}", b"sig"), "not a well-formed JWT"),
-    "payload not JSON": (lambda: segments(b'{"alg":"RS256"}', b"\xff\xfe", b"sig"),
-                         "not a well-formed JWT"),
+    "payload not JSON": (
+        lambda: segments(b'{"alg":"RS256"}', b"\xff\xfe", b"sig"),
+        "not a well-formed JWT",
+    ),
     "header a JSON array": (lambda: segments(b'["RS256"]', b"{}", b"sig"), "JSON objects"),
-    "payload a JSON string": (lambda: segments(b'{"alg":"RS256"}', b'"x"', b"sig"),
-                              "JSON objects"),
-    "deeply nested JSON": (lambda: segments(b"[" * 3000 + b"]" * 3000, b"{}", b"s"),
-                           "not a well-formed JWT"),
+    "payload a JSON string": (lambda: segments(b'{"alg":"RS256"}', b'"x"', b"sig"), "JSON objects"),
+    "deeply nested JSON": (
+        lambda: segments(b"[" * 3000 + b"]" * 3000, b"{}", b"s"),
+        "not a well-formed JWT",
+    ),
     "empty signature": (lambda: token().rsplit(".", 1)[0] + ".", "signature does not verify"),
     "typ dpop+jwt": (lambda: token(headers={"typ": "dpop+jwt"}), "not an access token type"),
     "typ logout+jwt": (lambda: token(headers={"typ": "logout+jwt"}), "not an access token type"),
-    "typ secevent+jwt": (lambda: token(headers={"typ": "secevent+jwt"}),
-                         "not an access token type"),
+    "typ secevent+jwt": (
+        lambda: token(headers={"typ": "secevent+jwt"}),
+        "not an access token type",
+    ),
     "typ not a string": (lambda: token(headers={"typ": 1}), "not an access token type"),
 }
 
@@ -160,17 +205,26 @@ def test_a_good_token_of_each_algorithm_passes(api: Any, alg: str) -> None:
     assert response.json()["subject"] == "user-1"
 
 
-@pytest.mark.parametrize("typ", [None, "JWT", "jwt", "application/jwt", "at+jwt", "AT+JWT",
-                                 "application/at+jwt"])
+@pytest.mark.parametrize(
+    "typ", [None, "JWT", "jwt", "application/jwt", "at+jwt", "AT+JWT", "application/at+jwt"]
+)
 def test_lenient_typ_accepts_absent_jwt_and_at_jwt(api: Any, typ: str | None) -> None:
     response = api.get("/mcp", headers=bearer(token(headers={"typ": typ})))
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize(("typ", "passes"), [
-    (None, False), ("JWT", False), ("application/jwt", False), ("dpop+jwt", False),
-    ("logout+jwt", False), ("at+jwt", True), ("application/at+jwt", True),
-])
+@pytest.mark.parametrize(
+    ("typ", "passes"),
+    [
+        (None, False),
+        ("JWT", False),
+        ("application/jwt", False),
+        ("dpop+jwt", False),
+        ("logout+jwt", False),
+        ("at+jwt", True),
+        ("application/at+jwt", True),
+    ],
+)
 def test_strict_typ_requires_at_jwt(typ: str | None, passes: bool) -> None:
     api = client(guard(ISSUER, Clock(), strict_typ=True))
     response = api.get("/mcp", headers=bearer(token(headers={"typ": typ})))
@@ -217,11 +271,16 @@ def test_key_headers_pointing_elsewhere_are_never_fetched_or_used(name: str) -> 
     issuer = TestIssuer(algorithms=("RS256",))
     api = client(guard(issuer, Clock()))
     elsewhere = {
-        "jku": "https://attacker.test/jwks.json", "x5u": "https://attacker.test/cert.pem",
-        "jwk": public_jwk(ATTACKER, "attacker"), "x5c": ["MIIBIjANBgkqhkiG9w0BAQEFAAOC"],
+        "jku": "https://attacker.test/jwks.json",
+        "x5u": "https://attacker.test/cert.pem",
+        "jwk": public_jwk(ATTACKER, "attacker"),
+        "x5c": ["MIIBIjANBgkqhkiG9w0BAQEFAAOC"],
     }[name]
-    forged = sign_jws({"alg": "RS256", "typ": "at+jwt", "kid": "attacker", name: elsewhere},
-                      claims(iss=issuer.issuer), ATTACKER)
+    forged = sign_jws(
+        {"alg": "RS256", "typ": "at+jwt", "kid": "attacker", name: elsewhere},
+        claims(iss=issuer.issuer),
+        ATTACKER,
+    )
     assert_refused(api.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
     # A genuine token carrying the same header is judged by the issuer's keys alone.
     genuine = issuer.token(audience=RESOURCE, now=NOW, headers={name: elsewhere})
@@ -235,11 +294,15 @@ def test_an_oct_key_in_the_jwks_never_verifies() -> None:
     secret = b"s" * 32
     issuer.extra_jwks.append({"kty": "oct", "kid": "shared", "k": b64url_encode(secret)})
     api = client(guard(issuer, Clock()))
-    hs = sign_jws({"alg": "HS256", "typ": "at+jwt", "kid": "shared"},
-                  claims(iss=issuer.issuer), secret)
+    hs = sign_jws(
+        {"alg": "HS256", "typ": "at+jwt", "kid": "shared"}, claims(iss=issuer.issuer), secret
+    )
     assert_refused(api.get("/mcp", headers=bearer(hs)), 401, "invalid_token")
-    rs = sign_jws({"alg": "RS256", "typ": "at+jwt", "kid": "shared"},
-                  claims(iss=issuer.issuer), issuer.private_key())
+    rs = sign_jws(
+        {"alg": "RS256", "typ": "at+jwt", "kid": "shared"},
+        claims(iss=issuer.issuer),
+        issuer.private_key(),
+    )
     params = assert_refused(api.get("/mcp", headers=bearer(rs)), 401, "invalid_token")
     assert "no signing key" in params["error_description"]
 
@@ -249,14 +312,16 @@ def test_a_small_rsa_key_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     issuer.extra_jwks.append(public_jwk(small, "small", "RS256"))
     api = client(guard(issuer, Clock()))
-    forged = sign_jws({"alg": "RS256", "typ": "at+jwt", "kid": "small"},
-                      claims(iss=issuer.issuer), small)
+    forged = sign_jws(
+        {"alg": "RS256", "typ": "at+jwt", "kid": "small"}, claims(iss=issuer.issuer), small
+    )
     with caplog.at_level("WARNING", logger="oauthguard"):
         params = assert_refused(api.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
     assert "no signing key" in params["error_description"]
     assert "1024 bits" in caplog.text
-    assert api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))) \
-        .status_code == 200
+    assert (
+        api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))).status_code == 200
+    )
 
 
 def test_an_ec_key_on_another_curve_does_not_verify_es256() -> None:
@@ -264,8 +329,12 @@ def test_an_ec_key_on_another_curve_does_not_verify_es256() -> None:
     p384 = ec.generate_private_key(ec.SECP384R1())
     issuer.extra_jwks.append(public_jwk(p384, "p384"))
     api = client(guard(issuer, Clock(), algorithms=["ES256", "ES384"]))
-    forged = sign_jws({"alg": "ES256", "typ": "at+jwt", "kid": "p384"},
-                      claims(iss=issuer.issuer), p384, alg="ES384")
+    forged = sign_jws(
+        {"alg": "ES256", "typ": "at+jwt", "kid": "p384"},
+        claims(iss=issuer.issuer),
+        p384,
+        alg="ES384",
+    )
     params = assert_refused(api.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
     assert "cannot verify ES256" in params["error_description"]
 
@@ -279,8 +348,12 @@ def test_the_fully_specified_ed25519_algorithm_verifies() -> None:
     issuer = TestIssuer(algorithms=("EdDSA",))
     issuer.extra_jwks.append(public_jwk(issuer.private_key("EdDSA"), "ed"))
     api = client(guard(issuer, Clock(), algorithms=["Ed25519"]))
-    signed = sign_jws({"alg": "Ed25519", "typ": "at+jwt", "kid": "ed"},
-                      claims(iss=issuer.issuer), issuer.private_key("EdDSA"), alg="EdDSA")
+    signed = sign_jws(
+        {"alg": "Ed25519", "typ": "at+jwt", "kid": "ed"},
+        claims(iss=issuer.issuer),
+        issuer.private_key("EdDSA"),
+        alg="EdDSA",
+    )
     assert api.get("/mcp", headers=bearer(signed)).status_code == 200
     eddsa = issuer.token(audience=RESOURCE, alg="EdDSA", now=NOW)
     assert_refused(api.get("/mcp", headers=bearer(eddsa)), 401, "invalid_token")
@@ -300,8 +373,13 @@ def test_with_two_issuers_a_token_is_checked_only_against_its_own_issuers_keys()
     first = TestIssuer("https://a.test", algorithms=("RS256",))
     second = TestIssuer("https://b.test", algorithms=("RS256",))
     http = httpx.AsyncClient(transport=ByHost(first, second))
-    app = OAuthGuard(inner_app(), resource=RESOURCE, clock=Clock(), http_client=http,
-                     authorization_servers=[first.issuer, second.issuer])
+    app = OAuthGuard(
+        inner_app(),
+        resource=RESOURCE,
+        clock=Clock(),
+        http_client=http,
+        authorization_servers=[first.issuer, second.issuer],
+    )
     api = client(app)
     for issuer in (first, second):
         response = api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW)))

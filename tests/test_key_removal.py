@@ -18,9 +18,13 @@ async def data(request: Request) -> Response:
 
 
 def guarded(issuer: TestIssuer) -> tuple[OAuthGuard, TestClient]:
-    guard = OAuthGuard(Starlette(routes=[Route("/data", data)]), resource=RESOURCE,
-                       authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client(), jwks_refresh_cooldown=0)
+    guard = OAuthGuard(
+        Starlette(routes=[Route("/data", data)]),
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+        jwks_refresh_cooldown=0,
+    )
     return guard, TestClient(guard, base_url="https://api.test")
 
 

@@ -48,8 +48,9 @@ class JWKSServer:
         if self.mode == "500":
             return httpx.Response(500, text="internal error")
         if self.mode == "html":
-            return httpx.Response(200, text="<html>login</html>",
-                                  headers={"content-type": "text/html"})
+            return httpx.Response(
+                200, text="<html>login</html>", headers={"content-type": "text/html"}
+            )
         if self.mode == "bad json":
             return httpx.Response(200, text='{"keys": [', headers={"content-type": "json"})
         if self.mode == "nested":
@@ -68,7 +69,7 @@ class JWKSServer:
     async def _chunks(self, body: bytes) -> AsyncIterator[bytes]:
         for start in range(0, len(body), CHUNK):
             self.chunks_read += 1
-            yield body[start:start + CHUNK]
+            yield body[start : start + CHUNK]
 
 
 CHUNK = 64 * 1024
@@ -101,12 +102,21 @@ async def test_keys_are_fetched_once_and_served_from_memory_while_fresh() -> Non
     assert server.fetches == 1
 
 
-@pytest.mark.parametrize(("cache_control", "ttl"), [
-    (None, 600), ("public, max-age=120", 120), ("max-age=5", 60), ("max-age=10", 60),
-    ("max-age=999999999", 86400), ("no-store", 600), ('max-age="300"', 300),
-])
-async def test_the_ttl_comes_from_cache_control_within_bounds(cache_control: str | None,
-                                                              ttl: float) -> None:
+@pytest.mark.parametrize(
+    ("cache_control", "ttl"),
+    [
+        (None, 600),
+        ("public, max-age=120", 120),
+        ("max-age=5", 60),
+        ("max-age=10", 60),
+        ("max-age=999999999", 86400),
+        ("no-store", 600),
+        ('max-age="300"', 300),
+    ],
+)
+async def test_the_ttl_comes_from_cache_control_within_bounds(
+    cache_control: str | None, ttl: float
+) -> None:
     server, clock = JWKSServer(), Clock()
     server.cache_control = cache_control
     keys = key_set(server, clock, cache_ttl=600)
@@ -178,13 +188,24 @@ async def test_a_flood_of_random_kids_refetches_at_most_once_per_cooldown() -> N
     assert keys.cached(RSA_KID) is not None
 
 
-FAILURES = ["timeout", "refused", "500", "html", "bad json", "nested", "not a jwks",
-            "no usable keys", "oversized", "oversized stream"]
+FAILURES = [
+    "timeout",
+    "refused",
+    "500",
+    "html",
+    "bad json",
+    "nested",
+    "not a jwks",
+    "no usable keys",
+    "oversized",
+    "oversized stream",
+]
 
 
 @pytest.mark.parametrize("failure", FAILURES)
 async def test_last_good_keys_serve_up_to_max_stale_while_the_fetch_fails(
-        failure: str, caplog: pytest.LogCaptureFixture) -> None:
+    failure: str, caplog: pytest.LogCaptureFixture
+) -> None:
     server, clock = JWKSServer(), Clock()
     keys = key_set(server, clock, cache_ttl=600, refresh_cooldown=30, max_stale=3600)
     await keys.get(RSA_KID)
@@ -224,7 +245,8 @@ async def test_keys_come_back_when_the_issuer_recovers() -> None:
 
 @pytest.mark.parametrize("failure", FAILURES)
 async def test_no_keys_ever_is_temporarily_unavailable_and_retried_after_cooldown(
-        failure: str) -> None:
+    failure: str,
+) -> None:
     server, clock = JWKSServer(), Clock()
     server.mode = failure
     keys = key_set(server, clock, refresh_cooldown=30)
@@ -264,8 +286,7 @@ BROKEN_KEYS: list[Any] = [
 ]
 
 
-async def test_invalid_keys_are_skipped_and_the_rest_used(
-        caplog: pytest.LogCaptureFixture) -> None:
+async def test_invalid_keys_are_skipped_and_the_rest_used(caplog: pytest.LogCaptureFixture) -> None:
     server, clock = JWKSServer(), Clock()
     server.keys = BROKEN_KEYS + SIGNER.jwks()["keys"]
     keys = key_set(server, clock)
@@ -297,8 +318,12 @@ async def test_concurrent_cold_requests_cause_one_discovery_and_one_jwks_fetch()
     http = httpx.AsyncClient(transport=Gated())
     clock = Clock()
     servers = AuthorizationServers(http, clock)
-    verifier = JWTVerifier({ISSUER: KeySet(ISSUER, http, clock, servers)},
-                           audiences=[RESOURCE], algorithms=["RS256"], clock=clock)
+    verifier = JWTVerifier(
+        {ISSUER: KeySet(ISSUER, http, clock, servers)},
+        audiences=[RESOURCE],
+        algorithms=["RS256"],
+        clock=clock,
+    )
     tokens = [issuer.token(audience=RESOURCE, subject=f"user-{n}", now=NOW) for n in range(100)]
     subjects: list[str | None] = []
 
@@ -317,12 +342,15 @@ async def test_concurrent_cold_requests_cause_one_discovery_and_one_jwks_fetch()
 
 @pytest.mark.parametrize("mode", ["oversized", "oversized stream"])
 async def test_an_oversized_jwks_is_a_failed_fetch_logged_with_the_url_and_limit(
-        mode: str, caplog: pytest.LogCaptureFixture) -> None:
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
     server, clock = JWKSServer(), Clock()
     server.mode = mode
     keys = key_set(server, clock)
-    with caplog.at_level("WARNING", logger="oauthguard"), \
-            pytest.raises(TemporarilyUnavailable) as refused:
+    with (
+        caplog.at_level("WARNING", logger="oauthguard"),
+        pytest.raises(TemporarilyUnavailable) as refused,
+    ):
         await keys.get(RSA_KID)
     assert refused.value.status == 503
     assert JWKS_URI in caplog.text
@@ -333,8 +361,9 @@ async def test_an_oversized_jwks_is_a_failed_fetch_logged_with_the_url_and_limit
 
 async def test_a_jwks_of_exactly_the_limit_is_read() -> None:
     body = padded_jwks(SIGNER.jwks()["keys"], MAX_DOCUMENT_BYTES)
-    http = httpx.AsyncClient(transport=httpx.MockTransport(
-        lambda request: httpx.Response(200, content=body)))
+    http = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    )
     clock = Clock()
     keys = KeySet(ISSUER, http, clock, AuthorizationServers(http, clock), jwks_uri=JWKS_URI)
     assert [k.kid for k in await keys.get(RSA_KID)] == [RSA_KID]
@@ -392,28 +421,29 @@ async def test_an_unknown_kid_when_the_ttl_refresh_fails_is_temporarily_unavaila
 
 
 async def test_a_jwks_dripped_slower_than_the_timeout_is_a_failed_fetch(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     body = json.dumps(SIGNER.jwks()).encode()
 
     async def drip() -> AsyncIterator[bytes]:
         for start in range(0, len(body), len(body) // 50):  # ~0.5 s in all
             await anyio.sleep(0.01)
-            yield body[start:start + len(body) // 50]
+            yield body[start : start + len(body) // 50]
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(
-        lambda request: httpx.Response(200, content=drip())))
+    http = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=drip()))
+    )
     clock = Clock()
-    keys = KeySet(ISSUER, http, clock, AuthorizationServers(http, clock), jwks_uri=JWKS_URI,
-                  timeout=0.1)
-    with caplog.at_level("WARNING", logger="oauthguard"), \
-            pytest.raises(TemporarilyUnavailable):
+    keys = KeySet(
+        ISSUER, http, clock, AuthorizationServers(http, clock), jwks_uri=JWKS_URI, timeout=0.1
+    )
+    with caplog.at_level("WARNING", logger="oauthguard"), pytest.raises(TemporarilyUnavailable):
         await keys.get(RSA_KID)
     assert "no whole response within 0.1 s" in caplog.text
 
 
 @pytest.mark.parametrize("issuer_up", [True, False])
-async def test_requests_for_an_unknown_kid_during_its_refetch_wait_for_it(
-        issuer_up: bool) -> None:
+async def test_requests_for_an_unknown_kid_during_its_refetch_wait_for_it(issuer_up: bool) -> None:
     issuer = TestIssuer(ISSUER, algorithms=("RS256",))
     server, clock = JWKSServer(), Clock()
     server.keys = issuer.jwks()["keys"]

@@ -21,7 +21,9 @@ def test_keys_are_fetched_during_startup() -> None:
     app = guard(issuer)
     with client(app) as api:
         assert [r.url.path for r in issuer.requests] == [
-            "/.well-known/oauth-authorization-server", "/jwks"]
+            "/.well-known/oauth-authorization-server",
+            "/jwks",
+        ]
         token = issuer.token(audience=RESOURCE)
         assert api.get("/mcp", headers=bearer(token)).status_code == 200
         assert len(issuer.requests) == 2
@@ -58,7 +60,6 @@ def test_startup_waits_for_a_hanging_issuer_only_a_bounded_time() -> None:
         assert api.get("/mcp").status_code == 401
 
 
-
 def test_the_apps_own_lifespan_still_runs() -> None:
     issuer = TestIssuer(algorithms=("RS256",))
     events: list[str] = []
@@ -69,8 +70,12 @@ def test_the_apps_own_lifespan_still_runs() -> None:
         yield
         events.append("shutdown")
 
-    app = OAuthGuard(Starlette(lifespan=lifespan), resource=RESOURCE,
-                     authorization_servers=[issuer.issuer], http_client=issuer.http_client())
+    app = OAuthGuard(
+        Starlette(lifespan=lifespan),
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+    )
     with client(app):
         assert events == ["startup after 2 issuer requests"]
     assert events[-1] == "shutdown"
@@ -79,8 +84,15 @@ def test_the_apps_own_lifespan_still_runs() -> None:
 def test_startup_fetches_nothing_when_a_custom_verifier_is_given() -> None:
     class Accepting:
         async def verify(self, token: str) -> AccessToken:
-            return AccessToken(subject="custom", client_id=None, scopes=frozenset(),
-                               audience=(RESOURCE,), issuer=None, expires_at=None, claims={})
+            return AccessToken(
+                subject="custom",
+                client_id=None,
+                scopes=frozenset(),
+                audience=(RESOURCE,),
+                issuer=None,
+                expires_at=None,
+                claims={},
+            )
 
     issuer = TestIssuer(algorithms=("RS256",))
     with client(guard(issuer, verifier=Accepting())) as api:

@@ -23,9 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def running(name: str) -> Iterator[str]:
     """Start ``examples/<name>``; yields what it printed up to ``Ready.``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, str(ROOT / "examples" / name)], cwd=ROOT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / name)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None
     try:
         lines = []
@@ -68,16 +73,25 @@ def test_api_examples_refuse_then_serve(name: str) -> None:
         url, (read, write) = api.group(1), tokens
         with httpx.Client() as http:
             params = assert_refused(http.get(url), 401, None)
-            assert params["resource_metadata"].endswith("/.well-known/oauth-protected-resource"
-                                                         "/orders")
+            assert params["resource_metadata"].endswith(
+                "/.well-known/oauth-protected-resource/orders"
+            )
             listed = http.get(url, headers={"Authorization": f"Bearer {read}"})
             assert listed.status_code == 200 and listed.json()["reader"] == "alice"
-            refused = http.post(url, params={"item": "tea"}, json={"item": "tea"},
-                                headers={"Authorization": f"Bearer {read}"})
+            refused = http.post(
+                url,
+                params={"item": "tea"},
+                json={"item": "tea"},
+                headers={"Authorization": f"Bearer {read}"},
+            )
             params = assert_refused(refused, 403, "insufficient_scope")
             assert params["scope"] == "orders:write"
-            added = http.post(url, params={"item": "tea"}, json={"item": "tea"},
-                              headers={"Authorization": f"Bearer {write}"})
+            added = http.post(
+                url,
+                params={"item": "tea"},
+                json={"item": "tea"},
+                headers={"Authorization": f"Bearer {write}"},
+            )
             assert added.status_code == 201 and added.json()["item"] == "tea"
             if name == "fastapi_app.py":  # Swagger UI logs in at the example's issuer
                 issuer = re.search(r"Authorization server \(TestIssuer\): +(\S+)", out)

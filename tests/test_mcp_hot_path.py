@@ -47,15 +47,25 @@ class Clock:
 
 
 def guarded(issuer: TestIssuer, seen: Seen, clock: Clock | None = None) -> OAuthGuard:
-    return protect(seen, resource=RESOURCE, authorization_servers=issuer.issuer,
-                   scopes="mcp:tools", http_client=issuer.http_client(), clock=clock)
+    return protect(
+        seen,
+        resource=RESOURCE,
+        authorization_servers=issuer.issuer,
+        scopes="mcp:tools",
+        http_client=issuer.http_client(),
+        clock=clock,
+    )
 
 
 async def post(app: OAuthGuard, token: str) -> int:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
-                                 base_url="https://api.test") as http:
-        response = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
-                                   headers={"authorization": f"Bearer {token}"})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="https://api.test"
+    ) as http:
+        response = await http.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            headers={"authorization": f"Bearer {token}"},
+        )
     return response.status_code
 
 

@@ -43,24 +43,28 @@ def setup() -> Iterator[Setup]:
         yield running
 
 
-def code_provider(endpoint: str, browser: ProviderBrowser,
-                  storage: Storage | None = None) -> OAuthClientProvider:
+def code_provider(
+    endpoint: str, browser: ProviderBrowser, storage: Storage | None = None
+) -> OAuthClientProvider:
     """The SDK's authorization-code provider; it registers itself unless ``storage`` holds
     a client already."""
     metadata = OAuthClientMetadata(redirect_uris=[REDIRECT_URI], client_name="oauthguard tests")
-    return OAuthClientProvider(endpoint, metadata, storage or Storage(), browser.redirect,
-                               browser.callback)
+    return OAuthClientProvider(
+        endpoint, metadata, storage or Storage(), browser.redirect, browser.callback
+    )
 
 
 def credentials_provider(setup: Setup, storage: Storage) -> ClientCredentialsOAuthProvider:
-    return ClientCredentialsOAuthProvider(setup.endpoint, storage, "mcp-client",
-                                          "mcp-client-secret", issuer=setup.provider.issuer)
+    return ClientCredentialsOAuthProvider(
+        setup.endpoint, storage, "mcp-client", "mcp-client-secret", issuer=setup.provider.issuer
+    )
 
 
 async def test_authorization_code_with_registration_login_and_consent(setup: Setup) -> None:
     browser, storage, log = ProviderBrowser("alice"), Storage(), []
-    async with connect(setup.endpoint, code_provider(setup.endpoint, browser, storage),
-                       log) as client:
+    async with connect(
+        setup.endpoint, code_provider(setup.endpoint, browser, storage), log
+    ) as client:
         me = await call(client, "whoami")
     assert log[:6] == [
         "POST /mcp 401",
@@ -85,11 +89,15 @@ async def test_step_up_to_a_tool_scope_at_the_provider(setup: Setup) -> None:
     # A client registered ahead, with no scope restriction (the next test shows why).
     storage = Storage()
     storage.client = OAuthClientInformationFull(
-        client_id="mcp-app", client_secret="mcp-app-secret", redirect_uris=[REDIRECT_URI],
-        token_endpoint_auth_method="client_secret_basic")
+        client_id="mcp-app",
+        client_secret="mcp-app-secret",
+        redirect_uris=[REDIRECT_URI],
+        token_endpoint_auth_method="client_secret_basic",
+    )
     browser, log = ProviderBrowser("bob"), []
-    async with connect(setup.endpoint, code_provider(setup.endpoint, browser, storage),
-                       log) as client:
+    async with connect(
+        setup.endpoint, code_provider(setup.endpoint, browser, storage), log
+    ) as client:
         assert (await call(client, "whoami"))["scopes"] == ["mcp:tools"]
         log.clear()
         assert await call(client, "admin") == "admin done"
@@ -102,15 +110,15 @@ async def test_step_up_to_a_tool_scope_at_the_provider(setup: Setup) -> None:
     assert me["scopes"] == ["mcp:admin", "mcp:tools"]
 
 
-async def test_a_registered_client_is_held_to_the_scope_it_registered_with(
-        setup: Setup) -> None:
+async def test_a_registered_client_is_held_to_the_scope_it_registered_with(setup: Setup) -> None:
     # The SDK registers with the scope of the first challenge (RFC 7591 §2 "scope");
     # oidc-provider then refuses that client any further scope (invalid_scope), so the step-up
     # our 403 asks for ends at the provider. Clients registered ahead step up (test above).
     browser, storage, log = ProviderBrowser("carol"), Storage(), []
     with pytest.raises(ExceptionGroup) as raised:
-        async with connect(setup.endpoint, code_provider(setup.endpoint, browser, storage),
-                           log) as client:
+        async with connect(
+            setup.endpoint, code_provider(setup.endpoint, browser, storage), log
+        ) as client:
             assert (await call(client, "whoami"))["scopes"] == ["mcp:tools"]
             log.clear()
             await call(client, "admin")
@@ -151,8 +159,11 @@ async def test_its_token_for_another_mcp_server_is_refused(setup: Setup) -> None
     claims = jose_part(token, 1)
     assert (claims["iss"], claims["aud"]) == (setup.provider.issuer, setup.elsewhere)
     async with httpx.AsyncClient() as http:
-        refused = await http.post(setup.endpoint, json=INITIALIZE,
-                                  headers={**MCP_HEADERS, "authorization": f"Bearer {token}"})
+        refused = await http.post(
+            setup.endpoint,
+            json=INITIALIZE,
+            headers={**MCP_HEADERS, "authorization": f"Bearer {token}"},
+        )
         params = assert_refused(refused, 401, "invalid_token")
         assert params["error_description"] == "the token is not meant for this resource (aud)"
         # A challenge the client can act on: Bearer first, the endpoint's scope, and metadata

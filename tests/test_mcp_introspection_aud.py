@@ -31,30 +31,46 @@ def settings(**options: Any) -> Introspection:
 
 
 @contextlib.asynccontextmanager
-async def client_of(build: Any, server: IntrospectionServer, **options: Any
-                    ) -> AsyncIterator[tuple[httpx.AsyncClient, OAuthGuard]]:
+async def client_of(
+    build: Any, server: IntrospectionServer, **options: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, OAuthGuard]]:
     """A client of ``build(app, ...)`` (``protect`` or ``OAuthGuard``) introspecting at
     ``server``; ``options`` go to ``build``."""
     options.setdefault("introspection", settings())
     async with httpx.AsyncClient() as http:
-        guard = build(_app, resource=RESOURCE, authorization_servers=[server.base],
-                      http_client=http, **options)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guard),
-                                     base_url="https://api.test") as client:
+        guard = build(
+            _app,
+            resource=RESOURCE,
+            authorization_servers=[server.base],
+            http_client=http,
+            **options,
+        )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=guard), base_url="https://api.test"
+        ) as client:
             yield client, guard
 
 
 async def post(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.post("/mcp", headers={"authorization": f"Bearer {token}"},
-                              json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    return await client.post(
+        "/mcp",
+        headers={"authorization": f"Bearer {token}"},
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+    )
 
 
-@pytest.mark.parametrize("options", [
-    {}, {"token_format": "auto"}, {"introspection": settings(jwt_response=True)},
-    {"introspection": settings(require_aud=True)},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"token_format": "auto"},
+        {"introspection": settings(jwt_response=True)},
+        {"introspection": settings(require_aud=True)},
+    ],
+)
 async def test_under_protect_a_response_without_aud_is_refused(
-        server: IntrospectionServer, options: dict[str, Any]) -> None:
+    server: IntrospectionServer, options: dict[str, Any]
+) -> None:
     active(server, "no-aud", time.time(), aud=None)
     active(server, "ours", time.time())
     async with client_of(protect, server, scopes="read", **options) as (client, guard):
@@ -64,15 +80,18 @@ async def test_under_protect_a_response_without_aud_is_refused(
         params = assert_refused(refused, 401, "invalid_token")
         assert params["error_description"] == "the token has no valid aud claim"
         assert params["scope"] == "read"
-        assert params["resource_metadata"] == \
-            "https://api.test/.well-known/oauth-protected-resource/mcp"
+        assert (
+            params["resource_metadata"]
+            == "https://api.test/.well-known/oauth-protected-resource/mcp"
+        )
         assert "error" not in challenge(refused)["DPoP"]  # the token came as Bearer
         reached = await post(client, "ours")
         assert reached.status_code == 200 and reached.text == "reached"
 
 
 async def test_under_protect_an_explicit_false_still_accepts_a_response_without_aud(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     active(server, "no-aud", time.time(), aud=None)
     active(server, "theirs", time.time(), aud="https://other.test/mcp")
     explicit = settings(require_aud=False)
@@ -86,7 +105,8 @@ async def test_under_protect_an_explicit_false_still_accepts_a_response_without_
 
 
 async def test_plain_oauthguard_still_accepts_a_response_without_aud(
-        server: IntrospectionServer) -> None:
+    server: IntrospectionServer,
+) -> None:
     active(server, "no-aud", time.time(), aud=None)
     given = settings()
     async with client_of(protect, server, introspection=given):
@@ -96,21 +116,26 @@ async def test_plain_oauthguard_still_accepts_a_response_without_aud(
         assert guard.config.introspection is given
         reached = await post(client, "no-aud")
         assert reached.status_code == 200 and reached.text == "reached"
-    async with client_of(OAuthGuard, server, introspection=settings(require_aud=True)) \
-            as (client, _):
+    async with client_of(OAuthGuard, server, introspection=settings(require_aud=True)) as (
+        client,
+        _,
+    ):
         assert_refused(await post(client, "no-aud"), 401, "invalid_token")
 
 
-@pytest.mark.parametrize(("require_aud", "accepted"), [(None, False), (True, False),
-                                                       (False, True)])
+@pytest.mark.parametrize(("require_aud", "accepted"), [(None, False), (True, False), (False, True)])
 async def test_the_sdk_token_verifier_needs_aud_unless_told_otherwise(
-        server: IntrospectionServer, require_aud: bool | None, accepted: bool) -> None:
+    server: IntrospectionServer, require_aud: bool | None, accepted: bool
+) -> None:
     active(server, "no-aud", time.time(), aud=None)
     active(server, "ours", time.time())
     async with httpx.AsyncClient() as http:
-        verifier = TokenVerifier(resource=RESOURCE, authorization_servers=[server.base],
-                                 introspection=settings(require_aud=require_aud),
-                                 http_client=http)
+        verifier = TokenVerifier(
+            resource=RESOURCE,
+            authorization_servers=[server.base],
+            introspection=settings(require_aud=require_aud),
+            http_client=http,
+        )
         assert (await verifier.verify_token("no-aud") is not None) is accepted
         ours = await verifier.verify_token("ours")
         assert ours is not None and ours.resource == RESOURCE
@@ -119,23 +144,30 @@ async def test_the_sdk_token_verifier_needs_aud_unless_told_otherwise(
 
 @pytest.mark.parametrize("value", ["yes", 1, 0, "false"])
 def test_require_aud_is_true_false_or_none(value: object) -> None:
-    with pytest.raises(ConfigurationError, match=r"require_aud=...\) must be True, False or "
-                                                 r"None; got"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"require_aud=...\) must be True, False or "
+        r"None; got",
+    ):
         settings(require_aud=value)
 
 
-@pytest.mark.parametrize(("aud", "description"), [
-    (None, "the token has no valid aud claim"),  # "aud": null, as if absent
-    (5, "the token has no valid aud claim"),
-    ({"uri": RESOURCE}, "the token has no valid aud claim"),
-    ([RESOURCE, 5], "the token has no valid aud claim"),
-    ([], "the token is not meant for this resource (aud)"),
-    ("", "the token is not meant for this resource (aud)"),
-    (["https://other.test/mcp"], "the token is not meant for this resource (aud)"),
-    (RESOURCE + "/", "the token is not meant for this resource (aud)"),
-])
+@pytest.mark.parametrize(
+    ("aud", "description"),
+    [
+        (None, "the token has no valid aud claim"),  # "aud": null, as if absent
+        (5, "the token has no valid aud claim"),
+        ({"uri": RESOURCE}, "the token has no valid aud claim"),
+        ([RESOURCE, 5], "the token has no valid aud claim"),
+        ([], "the token is not meant for this resource (aud)"),
+        ("", "the token is not meant for this resource (aud)"),
+        (["https://other.test/mcp"], "the token is not meant for this resource (aud)"),
+        (RESOURCE + "/", "the token is not meant for this resource (aud)"),
+    ],
+)
 async def test_under_protect_every_aud_that_does_not_name_the_endpoint_is_refused(
-        server: IntrospectionServer, aud: object, description: str) -> None:
+    server: IntrospectionServer, aud: object, description: str
+) -> None:
     active(server, "odd-aud", time.time())
     server.responses["odd-aud"]["aud"] = aud
     async with client_of(protect, server, scopes="read") as (client, _):

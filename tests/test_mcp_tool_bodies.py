@@ -40,8 +40,12 @@ def message(rng: random.Random) -> str:
     method = spell(rng, rng.choice(["tools/call", "tools/call", "tools/list", "ping"]))
     name = spell(rng, rng.choice(TOOLS))
     decoy = spell(rng, rng.choice(TOOLS))
-    members = ['"jsonrpc": "2.0"', f'"id": {rng.randrange(100)}', f'"method": {method}',
-               f'"params": {{"name": {name}, "arguments": {{"about": {decoy}}}}}']
+    members = [
+        '"jsonrpc": "2.0"',
+        f'"id": {rng.randrange(100)}',
+        f'"method": {method}',
+        f'"params": {{"name": {name}, "arguments": {{"about": {decoy}}}}}',
+    ]
     if rng.random() < 0.2:  # a duplicated member: the last one counts, for us as for the SDK
         members.insert(rng.randrange(len(members)), f'"method": {spell(rng, "ping")}')
     rng.shuffle(members)

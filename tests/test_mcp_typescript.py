@@ -27,8 +27,12 @@ def servers() -> Iterator[Servers]:
 
 def run_client(url: str, *tools: str) -> dict[str, object]:
     npm_installed(CLIENT, "@modelcontextprotocol/sdk")
-    result = subprocess.run(["node", str(CLIENT / "client.mjs"), url, *tools],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["node", str(CLIENT / "client.mjs"), url, *tools],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     answer: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return answer
@@ -38,9 +42,12 @@ def test_typescript_client_logs_in_and_steps_up(servers: Servers) -> None:
     answer = run_client(servers.guarded, "whoami", "admin")
     statuses = answer["statuses"]
     assert isinstance(statuses, list)
-    assert statuses[:4] == ["POST /mcp 401", "GET /.well-known/oauth-protected-resource/mcp 200",
-                            "GET /.well-known/oauth-authorization-server 200",
-                            "POST /register 201"], statuses
+    assert statuses[:4] == [
+        "POST /mcp 401",
+        "GET /.well-known/oauth-protected-resource/mcp 200",
+        "GET /.well-known/oauth-authorization-server 200",
+        "POST /register 201",
+    ], statuses
     assert "POST /mcp 403" in statuses and statuses[-1] == "POST /mcp 200"
     first, second = answer["authorizations"]  # type: ignore[misc]
     # The client read scope from our 401 and then the 403 (it reads challenge parameters

@@ -38,8 +38,9 @@ def setup() -> Iterator[Setup]:
         yield running
 
 
-async def typescript_code_flow(setup: Setup, browser: ProviderBrowser,
-                               *args: str) -> dict[str, Any]:
+async def typescript_code_flow(
+    setup: Setup, browser: ProviderBrowser, *args: str
+) -> dict[str, Any]:
     """tests/mcp_ts/authorization_code.mjs (the TypeScript SDK's client) with ``args`` after
     the endpoint and the issuer; ``browser`` is its user agent. What it printed at the end."""
     npm_installed(MCP_TS, "@modelcontextprotocol/sdk")
@@ -65,7 +66,8 @@ async def typescript_code_flow(setup: Setup, browser: ProviderBrowser,
 
 
 async def test_typescript_authorization_code_with_registration_login_and_consent(
-        setup: Setup) -> None:
+    setup: Setup,
+) -> None:
     browser = ProviderBrowser("dave")
     answer = await typescript_code_flow(setup, browser, "whoami")
     assert answer["statuses"][:6] == [
@@ -94,14 +96,18 @@ async def test_typescript_authorization_code_with_registration_login_and_consent
 
 async def test_typescript_step_up_to_a_tool_scope_at_the_provider(setup: Setup) -> None:
     browser = ProviderBrowser("erin")  # with the client registered ahead (mcp-app)
-    answer = await typescript_code_flow(setup, browser, "--client", "mcp-app:mcp-app-secret",
-                                        "whoami", "admin", "whoami")
+    answer = await typescript_code_flow(
+        setup, browser, "--client", "mcp-app:mcp-app-secret", "whoami", "admin", "whoami"
+    )
     statuses = answer["statuses"]
     assert "POST /reg 201" not in statuses
     # Our 403 insufficient_scope named the whole set; the client went back to oidc-provider.
     stepped = statuses.index("POST /mcp 403")
-    assert statuses[stepped:stepped + 3] == ["POST /mcp 403", "POST /token 200",
-                                             "POST /mcp 200"], statuses
+    assert statuses[stepped : stepped + 3] == [
+        "POST /mcp 403",
+        "POST /token 200",
+        "POST /mcp 200",
+    ], statuses
     first, second = browser.authorizations
     assert first["scope"] == "mcp:tools" and second["scope"] == "mcp:tools mcp:admin"
     assert first["client_id"] == second["client_id"] == "mcp-app"
@@ -115,7 +121,8 @@ async def test_typescript_step_up_to_a_tool_scope_at_the_provider(setup: Setup) 
 
 
 async def test_typescript_registered_client_is_held_to_the_scope_it_registered_with(
-        setup: Setup) -> None:
+    setup: Setup,
+) -> None:
     # Like the Python SDK, this SDK registers with the scope of the first challenge (and asks
     # for that same scope); oidc-provider then refuses that client the step-up scope.
     browser = ProviderBrowser("frank")
@@ -146,7 +153,8 @@ async def test_typescript_client_gets_no_refresh_token_from_the_provider(setup: 
 
 
 async def test_typescript_client_holding_a_token_for_another_mcp_server_logs_in(
-        setup: Setup) -> None:
+    setup: Setup,
+) -> None:
     # oidc-provider's token for another MCP server: our 401 invalid_token (aud) leads the client
     # through our metadata to oidc-provider for a token for this endpoint.
     elsewhere = setup.provider.token("mcp-client", resource=setup.elsewhere, scope="mcp:tools")
@@ -173,9 +181,23 @@ def test_typescript_client_credentials(setup: Setup) -> None:
     """The TypeScript SDK's client (tests/mcp_ts) as a machine client of oidc-provider."""
     npm_installed(MCP_TS, "@modelcontextprotocol/sdk")
     completed = subprocess.run(
-        ["node", "client_credentials.mjs", setup.endpoint, setup.provider.issuer, "mcp-client",
-         "mcp-client-secret", "mcp:tools mcp:admin", "whoami", "admin"],
-        cwd=MCP_TS, capture_output=True, text=True, timeout=60, check=False)
+        [
+            "node",
+            "client_credentials.mjs",
+            setup.endpoint,
+            setup.provider.issuer,
+            "mcp-client",
+            "mcp-client-secret",
+            "mcp:tools mcp:admin",
+            "whoami",
+            "admin",
+        ],
+        cwd=MCP_TS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr
     answer = json.loads(completed.stdout.strip().splitlines()[-1])
     assert answer["statuses"][:5] == [

@@ -13,36 +13,45 @@ from oauthguard.metadata import metadata_path, metadata_url
 from tests.apps import client
 
 
-@pytest.mark.parametrize(("resource", "url"), [
-    ("https://h.test/mcp", "https://h.test/.well-known/oauth-protected-resource/mcp"),
-    ("https://h.test/mcp/", "https://h.test/.well-known/oauth-protected-resource/mcp"),
-    ("https://h.test/a/b", "https://h.test/.well-known/oauth-protected-resource/a/b"),
-    ("https://h.test", "https://h.test/.well-known/oauth-protected-resource"),
-    ("https://h.test/", "https://h.test/.well-known/oauth-protected-resource"),
-    ("https://h.test:8443/mcp", "https://h.test:8443/.well-known/oauth-protected-resource/mcp"),
-    ("https://h.test/api?v=1", "https://h.test/.well-known/oauth-protected-resource/api?v=1"),
-])
-def test_the_well_known_segment_is_inserted_between_host_and_path(resource: str,
-                                                                   url: str) -> None:
+@pytest.mark.parametrize(
+    ("resource", "url"),
+    [
+        ("https://h.test/mcp", "https://h.test/.well-known/oauth-protected-resource/mcp"),
+        ("https://h.test/mcp/", "https://h.test/.well-known/oauth-protected-resource/mcp"),
+        ("https://h.test/a/b", "https://h.test/.well-known/oauth-protected-resource/a/b"),
+        ("https://h.test", "https://h.test/.well-known/oauth-protected-resource"),
+        ("https://h.test/", "https://h.test/.well-known/oauth-protected-resource"),
+        ("https://h.test:8443/mcp", "https://h.test:8443/.well-known/oauth-protected-resource/mcp"),
+        ("https://h.test/api?v=1", "https://h.test/.well-known/oauth-protected-resource/api?v=1"),
+    ],
+)
+def test_the_well_known_segment_is_inserted_between_host_and_path(resource: str, url: str) -> None:
     assert metadata_url(resource) == url
     assert metadata_path(resource) == urlsplit(url).path
 
 
 def protected(resource: str, **options: Any) -> Any:
-    guard = OAuthGuard(Starlette(), resource=resource,
-                       authorization_servers=["https://as.test", "https://as2.test/t"],
-                       **options)
+    guard = OAuthGuard(
+        Starlette(),
+        resource=resource,
+        authorization_servers=["https://as.test", "https://as2.test/t"],
+        **options,
+    )
     return client(guard)
 
 
-@pytest.mark.parametrize(("resource", "path"), [
-    ("https://api.test/mcp", "/.well-known/oauth-protected-resource/mcp"),
-    ("https://api.test/mcp/", "/.well-known/oauth-protected-resource/mcp"),
-    ("https://api.test", "/.well-known/oauth-protected-resource"),
-    ("https://api.test/", "/.well-known/oauth-protected-resource"),
-])
-def test_the_document_is_served_at_its_path_with_the_identical_resource(resource: str,
-                                                                        path: str) -> None:
+@pytest.mark.parametrize(
+    ("resource", "path"),
+    [
+        ("https://api.test/mcp", "/.well-known/oauth-protected-resource/mcp"),
+        ("https://api.test/mcp/", "/.well-known/oauth-protected-resource/mcp"),
+        ("https://api.test", "/.well-known/oauth-protected-resource"),
+        ("https://api.test/", "/.well-known/oauth-protected-resource"),
+    ],
+)
+def test_the_document_is_served_at_its_path_with_the_identical_resource(
+    resource: str, path: str
+) -> None:
     response = protected(resource).get(path)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -62,9 +71,12 @@ def test_the_document_is_served_at_its_path_with_the_identical_resource(resource
 
 
 def test_optional_fields_appear_when_configured() -> None:
-    api = protected("https://api.test/mcp", scopes_supported=["read", "write"],
-                    resource_name="Orders API",
-                    resource_documentation="https://api.test/docs")
+    api = protected(
+        "https://api.test/mcp",
+        scopes_supported=["read", "write"],
+        resource_name="Orders API",
+        resource_documentation="https://api.test/docs",
+    )
     document = api.get("/.well-known/oauth-protected-resource/mcp").json()
     assert document["scopes_supported"] == ["read", "write"]
     assert document["resource_name"] == "Orders API"
@@ -85,8 +97,12 @@ def test_the_challenge_points_at_the_document() -> None:
 def test_cors_preflight_is_answered() -> None:
     response = protected("https://api.test/mcp").options(
         "/.well-known/oauth-protected-resource/mcp",
-        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET",
-                 "Access-Control-Request-Headers": "mcp-protocol-version"})
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "mcp-protocol-version",
+        },
+    )
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == "*"
     assert "GET" in response.headers["access-control-allow-methods"]
@@ -106,7 +122,8 @@ def test_head_gives_the_headers_without_the_body() -> None:
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 def test_other_methods_are_405(method: str) -> None:
     response = protected("https://api.test/mcp").request(
-        method, "/.well-known/oauth-protected-resource/mcp")
+        method, "/.well-known/oauth-protected-resource/mcp"
+    )
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD, OPTIONS"
 

@@ -32,10 +32,12 @@ def api() -> Any:
 
 # -- credentials (RFC 6750 §2.1) ---------------------------------------------------------------
 
+
 def test_no_credentials_is_401_without_error(api: Any) -> None:
     params = assert_refused(api.get("/mcp"), 401, None)
     assert params == {
-        "resource_metadata": "https://api.test/.well-known/oauth-protected-resource/mcp"}
+        "resource_metadata": "https://api.test/.well-known/oauth-protected-resource/mcp"
+    }
 
 
 @pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Negotiate abc", "Token abc"])
@@ -50,8 +52,10 @@ def test_the_scheme_is_case_insensitive(api: Any) -> None:
 
 
 def test_two_authorization_headers_are_400_invalid_request(api: Any) -> None:
-    response = api.get("/mcp", headers=[("Authorization", f"Bearer {good()}"),
-                                        ("Authorization", f"Bearer {good()}")])
+    response = api.get(
+        "/mcp",
+        headers=[("Authorization", f"Bearer {good()}"), ("Authorization", f"Bearer {good()}")],
+    )
     params = assert_refused(response, 400, "invalid_request")
     assert "more than one Authorization header" in params["error_description"]
 
@@ -61,8 +65,10 @@ def test_bearer_with_no_token_is_400_invalid_request(api: Any, value: str) -> No
     assert_refused(api.get("/mcp", headers={"Authorization": value}), 400, "invalid_request")
 
 
-@pytest.mark.parametrize("value", ["Bearer a b", "Bearer a,b", 'Bearer "abc"', "Bearer\tabc",
-                                   "Bearer =abc", "Bearer abc=def"])
+@pytest.mark.parametrize(
+    "value",
+    ["Bearer a b", "Bearer a,b", 'Bearer "abc"', "Bearer\tabc", "Bearer =abc", "Bearer abc=def"],
+)
 def test_a_malformed_value_is_400_invalid_request(api: Any, value: str) -> None:
     assert_refused(api.get("/mcp", headers={"Authorization": value}), 400, "invalid_request")
 
@@ -104,8 +110,9 @@ def counting_guard(clock: Clock, **options: Any) -> tuple[OAuthGuard, Counting]:
 def test_an_oversized_token_is_401_invalid_token_without_parsing(size: int) -> None:
     app, counter = counting_guard(Clock())
     oversized = "A" * size
-    params = assert_refused(client(app).get("/mcp", headers=bearer(oversized)), 401,
-                            "invalid_token")
+    params = assert_refused(
+        client(app).get("/mcp", headers=bearer(oversized)), 401, "invalid_token"
+    )
     assert "longer than 16384 bytes" in params["error_description"]
     assert counter.calls == 0
 
@@ -127,13 +134,20 @@ def test_max_token_bytes_is_configurable() -> None:
 
 # -- what the application sees ----------------------------------------------------------------
 
+
 def test_request_auth_and_request_user_describe_the_token(api: Any) -> None:
     response = api.get("/mcp", headers=bearer(good(scope="read  write")))
     assert response.status_code == 200
     assert response.json() == {
-        "subject": "user-1", "client_id": "test-client", "scopes": ["read", "write"],
-        "audience": [RESOURCE], "issuer": ISSUER.issuer, "expires_at": NOW + 300,
-        "scheme": "Bearer", "user": "user-1", "authenticated": True,
+        "subject": "user-1",
+        "client_id": "test-client",
+        "scopes": ["read", "write"],
+        "audience": [RESOURCE],
+        "issuer": ISSUER.issuer,
+        "expires_at": NOW + 300,
+        "scheme": "Bearer",
+        "user": "user-1",
+        "authenticated": True,
     }
 
 
@@ -174,10 +188,18 @@ async def status_of(app: Any, path: str, root_path: str = "") -> int:
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
-             "root_path": root_path, "query_string": b"", "scheme": "https",
-             "http_version": "1.1", "headers": [(b"host", b"api.test")],
-             "server": ("api.test", 443)}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": root_path,
+        "query_string": b"",
+        "scheme": "https",
+        "http_version": "1.1",
+        "headers": [(b"host", b"api.test")],
+        "server": ("api.test", 443),
+    }
     await app(scope, receive, send)
     status: int = messages[0]["status"]
     return status
@@ -203,13 +225,20 @@ async def test_public_paths_name_the_paths_the_app_routes_behind_a_root_path() -
 
 # -- failures inside the guard and in the app -------------------------------------------------
 
+
 class CertificateBound:
     """A custom verifier whose tokens are bound to a client certificate (RFC 8705)."""
 
     async def verify(self, token: str) -> AccessToken:
-        return AccessToken(subject="u", client_id="c", scopes=frozenset(), audience=(),
-                           issuer=None, expires_at=NOW + 60,
-                           claims={"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9lt"}})
+        return AccessToken(
+            subject="u",
+            client_id="c",
+            scopes=frozenset(),
+            audience=(),
+            issuer=None,
+            expires_at=NOW + 60,
+            claims={"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9lt"}},
+        )
 
 
 def test_a_custom_verifiers_certificate_bound_token_is_refused_as_bearer() -> None:
@@ -224,7 +253,8 @@ class Exploding:
 
 
 def test_a_verifier_that_raises_is_503_never_500_never_a_pass(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     api = client(guard(ISSUER, Clock(), verifier=Exploding()))
     token = good()
     with caplog.at_level(logging.INFO, logger="oauthguard"):
@@ -251,10 +281,13 @@ def test_a_verifier_that_returns_garbage_is_503() -> None:
 
 
 def test_an_exception_of_the_app_itself_is_the_apps_own_500(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app = guard(ISSUER, Clock())
-    with caplog.at_level(logging.INFO, logger="oauthguard"), \
-            pytest.raises(RuntimeError, match="the application itself failed"):
+    with (
+        caplog.at_level(logging.INFO, logger="oauthguard"),
+        pytest.raises(RuntimeError, match="the application itself failed"),
+    ):
         client(app).get("/boom", headers=bearer(good()))
     assert "refused" not in caplog.text
     response = client(app, raise_server_exceptions=False).get("/boom", headers=bearer(good()))
@@ -279,8 +312,10 @@ def test_no_keys_at_all_is_503_with_retry_after_never_401() -> None:
 
 # -- logs -------------------------------------------------------------------------------------
 
+
 def test_logs_say_why_with_a_digest_and_never_the_token(
-        api: Any, caplog: pytest.LogCaptureFixture) -> None:
+    api: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     expired = good(expires_in=-100)
     wrong_aud = ISSUER.token(audience="https://else.test", now=NOW)
     with caplog.at_level(logging.INFO, logger="oauthguard"):
@@ -308,6 +343,7 @@ def test_a_path_cannot_forge_log_lines(api: Any, caplog: pytest.LogCaptureFixtur
 
 
 # -- the cache of verified tokens and the hot path --------------------------------------------
+
 
 def test_a_repeated_token_is_verified_once() -> None:
     app, counter = counting_guard(Clock())
@@ -394,7 +430,7 @@ def test_an_invalid_token_error_from_a_custom_verifier_is_its_own_refusal() -> N
 
     api = client(guard(ISSUER, Clock(), verifier=Refusing()))
     params = assert_refused(api.get("/mcp", headers=bearer(good())), 401, "invalid_token")
-    assert params["error_description"] == "revoked: caf\"e\\"
+    assert params["error_description"] == 'revoked: caf"e\\'
 
 
 def test_a_description_with_characters_a_header_cannot_carry_reads_the_same_in_the_body() -> None:
@@ -409,13 +445,13 @@ def test_a_description_with_characters_a_header_cannot_carry_reads_the_same_in_t
     assert "x-injected" not in response.headers
 
 
-
 def test_a_flood_of_random_kids_through_the_guard_refetches_once() -> None:
     issuer = TestIssuer(algorithms=("RS256",))
     attacker = ec.generate_private_key(ec.SECP256R1())
     api = client(guard(issuer, Clock()))
-    assert api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))) \
-        .status_code == 200
+    assert (
+        api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))).status_code == 200
+    )
     payload = {"iss": issuer.issuer, "aud": RESOURCE, "exp": NOW + 60, "sub": "x"}
     for _ in range(200):
         forged = sign_jws({"alg": "ES256", "kid": secrets.token_hex(8)}, payload, attacker)
@@ -437,8 +473,10 @@ async def test_concurrent_cold_requests_share_one_discovery_and_one_jwks_fetch()
     app = guard(issuer, Clock(), http_client=httpx.AsyncClient(transport=Gated()))
     tokens = [issuer.token(audience=RESOURCE, subject=f"user-{n}", now=NOW) for n in range(100)]
     statuses: list[int] = []
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="https://api.test") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="https://api.test"
+    ) as http:
+
         async def call(token: str) -> None:
             statuses.append((await http.get("/mcp", headers=bearer(token))).status_code)
 
@@ -450,7 +488,9 @@ async def test_concurrent_cold_requests_share_one_discovery_and_one_jwks_fetch()
             gate.set()
     assert statuses == [200] * 100
     assert [r.url.path for r in issuer.requests] == [
-        "/.well-known/oauth-authorization-server", "/jwks"]
+        "/.well-known/oauth-authorization-server",
+        "/jwks",
+    ]
 
 
 class Switchable(httpx.AsyncBaseTransport):
@@ -489,8 +529,9 @@ def test_an_unknown_kid_after_a_successful_refetch_is_401_in_the_cooldown() -> N
     issuer, clock = TestIssuer(algorithms=("RS256",)), Clock()
     transport = Switchable(issuer)
     api = client(guard(issuer, clock, http_client=httpx.AsyncClient(transport=transport)))
-    assert api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))) \
-        .status_code == 200
+    assert (
+        api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))).status_code == 200
+    )
     unknown = issuer.token(audience=RESOURCE, now=NOW, headers={"kid": "unknown-1"})
     assert_refused(api.get("/mcp", headers=bearer(unknown)), 401, "invalid_token")
     transport.down = True  # not asked again within the cooldown, so it does not matter

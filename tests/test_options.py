@@ -12,15 +12,20 @@ ISSUER = TestIssuer(algorithms=("RS256",))
 def test_an_explicit_jwks_uri_skips_discovery() -> None:
     issuer = TestIssuer(algorithms=("RS256",))
     api = client(guard(issuer, Clock(), jwks_uri=issuer.jwks_uri))
-    assert api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))) \
-        .status_code == 200
+    assert (
+        api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))).status_code == 200
+    )
     assert [r.url.path for r in issuer.requests] == ["/jwks"]
 
 
 def test_scopes_claim_names_where_scopes_are_read() -> None:
     api = client(guard(ISSUER, Clock(), scopes_claim=["permissions"]))
-    token = ISSUER.token(audience=RESOURCE, now=NOW, scope="ignored",
-                         claims={"permissions": ["read", "orders:write"]})
+    token = ISSUER.token(
+        audience=RESOURCE,
+        now=NOW,
+        scope="ignored",
+        claims={"permissions": ["read", "orders:write"]},
+    )
     assert api.get("/mcp", headers=bearer(token)).json()["scopes"] == ["orders:write", "read"]
     assert api.get("/read", headers=bearer(token)).text == "read ok"
 

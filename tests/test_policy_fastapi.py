@@ -39,12 +39,14 @@ def make_api(issuer: TestIssuer, **guard: Any) -> FastAPI:
         return {"sub": token.subject}
 
     @api.get("/reports")
-    async def reports(token: AccessToken = Security(require("reports"), scopes=["audit"])
-                      ) -> dict[str, Any]:
+    async def reports(
+        token: AccessToken = Security(require("reports"), scopes=["audit"]),
+    ) -> dict[str, Any]:
         return {"sub": token.subject}
 
-    async def tenant(security_scopes: SecurityScopes,
-                     token: AccessToken = Security(require("tenant"))) -> str:
+    async def tenant(
+        security_scopes: SecurityScopes, token: AccessToken = Security(require("tenant"))
+    ) -> str:
         return token.subject or ""
 
     @api.get("/tenants")
@@ -52,8 +54,9 @@ def make_api(issuer: TestIssuer, **guard: Any) -> FastAPI:
         return {"user": user}
 
     @api.get("/step")
-    async def step(token: AccessToken = Depends(require(acr_values="urn:mfa", max_age=60))
-                   ) -> dict[str, Any]:
+    async def step(
+        token: AccessToken = Depends(require(acr_values="urn:mfa", max_age=60)),
+    ) -> dict[str, Any]:
         return {"acr": token.claims["acr"]}
 
     @router.get("/items")
@@ -67,9 +70,15 @@ def make_api(issuer: TestIssuer, **guard: Any) -> FastAPI:
         await websocket.close()
 
     api.include_router(router)
-    api.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client(), public_paths=PUBLIC,
-                       scopes_supported=["orders:read", "orders:write"], **guard)
+    api.add_middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+        public_paths=PUBLIC,
+        scopes_supported=["orders:read", "orders:write"],
+        **guard,
+    )
     describe_security(api, client_id="swagger-ui", resource=RESOURCE)
     return api
 
@@ -89,17 +98,20 @@ def auth(issuer: TestIssuer, scope: str | None = None, **claims: Any) -> dict[st
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.mark.parametrize(("method", "path", "granted", "needed"), [
-    ("POST", "/orders", "read", "orders:write"),               # async endpoint, Annotated
-    ("GET", "/orders", "read", "orders:read"),                 # sync endpoint
-    ("GET", "/reports", "reports", "audit reports"),           # Security(..., scopes=[...])
-    ("GET", "/reports", "audit", "audit reports"),
-    ("GET", "/tenants", "tenant", "tenants:list tenant"),      # SecurityScopes merged in
-    ("GET", "/v1/items", "x", "v1"),                           # router dependency
-])
-def test_dependency_refuses_with_the_guards_response(client: TestClient, issuer: TestIssuer,
-                                                     method: str, path: str, granted: str,
-                                                     needed: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "granted", "needed"),
+    [
+        ("POST", "/orders", "read", "orders:write"),  # async endpoint, Annotated
+        ("GET", "/orders", "read", "orders:read"),  # sync endpoint
+        ("GET", "/reports", "reports", "audit reports"),  # Security(..., scopes=[...])
+        ("GET", "/reports", "audit", "audit reports"),
+        ("GET", "/tenants", "tenant", "tenants:list tenant"),  # SecurityScopes merged in
+        ("GET", "/v1/items", "x", "v1"),  # router dependency
+    ],
+)
+def test_dependency_refuses_with_the_guards_response(
+    client: TestClient, issuer: TestIssuer, method: str, path: str, granted: str, needed: str
+) -> None:
     refused = client.request(method, path, headers=auth(issuer, granted))
     params = assert_refused(refused, 403, "insufficient_scope")
     assert set(params["scope"].split()) == set(needed.split())
@@ -126,21 +138,28 @@ def test_step_up_from_a_dependency(client: TestClient, issuer: TestIssuer) -> No
 def test_websocket_dependency(client: TestClient, issuer: TestIssuer) -> None:
     with client.websocket_connect("/ws", headers=auth(issuer, "chat")) as ws:
         assert ws.receive_text() == "user-1"
-    with pytest.raises(WebSocketDenialResponse) as denied, \
-            client.websocket_connect("/ws", headers=auth(issuer, "read")):
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        client.websocket_connect("/ws", headers=auth(issuer, "read")),
+    ):
         pass
     assert_refused(denied.value, 403, "insufficient_scope")
 
 
-def test_fastapi_and_starlette_give_byte_identical_challenges(client: TestClient,
-                                                              issuer: TestIssuer) -> None:
+def test_fastapi_and_starlette_give_byte_identical_challenges(
+    client: TestClient, issuer: TestIssuer
+) -> None:
     @require("orders:write")
     async def create(request: Request) -> Response:
         return JSONResponse({})
 
     app = Starlette(routes=[Route("/orders", create, methods=["POST"])])
-    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client())
+    app.add_middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+    )
     starlette = TestClient(app, base_url="https://api.test")
     headers = auth(issuer, "read")
     from_fastapi = client.post("/orders", headers=headers)
@@ -150,28 +169,34 @@ def test_fastapi_and_starlette_give_byte_identical_challenges(client: TestClient
     assert from_fastapi.headers.raw == from_starlette.headers.raw
 
 
-def test_openapi_has_the_scheme_from_the_issuers_metadata(client: TestClient,
-                                                          issuer: TestIssuer) -> None:
+def test_openapi_has_the_scheme_from_the_issuers_metadata(
+    client: TestClient, issuer: TestIssuer
+) -> None:
     document = client.get("/openapi.json").json()
     scheme = document["components"]["securitySchemes"][SCHEME_NAME]
     flow = scheme["flows"]["authorizationCode"]
     assert scheme["type"] == "oauth2"
     assert flow["authorizationUrl"] == issuer.metadata()["authorization_endpoint"]
     assert flow["tokenUrl"] == issuer.metadata()["token_endpoint"]
-    assert set(flow["scopes"]) == {"orders:read", "orders:write", "reports", "audit",
-                                   "tenant", "tenants:list", "v1"}
+    assert set(flow["scopes"]) == {
+        "orders:read",
+        "orders:write",
+        "reports",
+        "audit",
+        "tenant",
+        "tenants:list",
+        "v1",
+    }
     paths = document["paths"]
     assert paths["/orders"]["post"]["security"] == [{SCHEME_NAME: ["orders:write"]}]
     assert paths["/orders"]["get"]["security"] == [{SCHEME_NAME: ["orders:read"]}]
     assert paths["/reports"]["get"]["security"] == [{SCHEME_NAME: ["audit", "reports"]}]
-    assert paths["/tenants"]["get"]["security"] == [
-        {SCHEME_NAME: ["tenants:list", "tenant"]}]
+    assert paths["/tenants"]["get"]["security"] == [{SCHEME_NAME: ["tenants:list", "tenant"]}]
     assert paths["/v1/items"]["get"]["security"] == [{SCHEME_NAME: ["v1"]}]
     assert paths["/step"]["get"]["security"] == [{SCHEME_NAME: []}]
 
 
-def test_swagger_ui_and_openapi_are_public_while_operations_are_not(
-        client: TestClient) -> None:
+def test_swagger_ui_and_openapi_are_public_while_operations_are_not(client: TestClient) -> None:
     docs = client.get("/docs")
     assert docs.status_code == 200
     assert '"usePkceWithAuthorizationCodeGrant": true' in docs.text
@@ -182,8 +207,7 @@ def test_swagger_ui_and_openapi_are_public_while_operations_are_not(
     assert_refused(client.get("/orders"), 401, None)
 
 
-def test_openapi_asked_for_before_discovery_is_not_cached_incomplete(
-        issuer: TestIssuer) -> None:
+def test_openapi_asked_for_before_discovery_is_not_cached_incomplete(issuer: TestIssuer) -> None:
     api = make_api(issuer)
     early = api.openapi()
     assert early["components"]["securitySchemes"][SCHEME_NAME]["flows"] == {}
@@ -211,12 +235,15 @@ def test_decorator_on_a_fastapi_endpoint_that_takes_the_request(issuer: TestIssu
     async def x(request: Request) -> dict[str, str]:
         return {"sub": request.auth.subject}
 
-    api.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client())
+    api.add_middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+    )
     client = TestClient(api, base_url="https://api.test")
     assert client.get("/x", headers=auth(issuer, "x")).json() == {"sub": "user-1"}
-    params = assert_refused(client.get("/x", headers=auth(issuer, "y")), 403,
-                            "insufficient_scope")
+    params = assert_refused(client.get("/x", headers=auth(issuer, "y")), 403, "insufficient_scope")
     assert params["scope"] == "x"
 
 
@@ -227,8 +254,13 @@ def test_dependency_on_a_public_path_is_a_401_with_the_scope(issuer: TestIssuer)
     async def x(token: AccessToken = Depends(require("x"))) -> dict[str, str]:
         return {}
 
-    api.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client(), public_paths=["/open/*"])
+    api.add_middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+        public_paths=["/open/*"],
+    )
     params = assert_refused(TestClient(api).get("/open/x"), 401, None)
     assert params["scope"] == "x"
 
@@ -244,22 +276,36 @@ def test_dependency_without_the_guard_fails_closed() -> None:
         TestClient(api).get("/x")
 
 
-@pytest.mark.parametrize(("metadata", "flows"), [
-    ({"authorization_endpoint": "https://as/a", "token_endpoint": "https://as/t"},
-     {"authorizationCode": {"authorizationUrl": "https://as/a", "tokenUrl": "https://as/t",
-                            "scopes": {"s": ""}}}),
-    ({"token_endpoint": "https://as/t"},
-     {"clientCredentials": {"tokenUrl": "https://as/t", "scopes": {"s": ""}}}),
-    ({"authorization_endpoint": "https://as/a"}, {}),
-    ({"authorization_endpoint": 5, "token_endpoint": ["x"]}, {}),
-])
-def test_flows_from_authorization_server_metadata(metadata: dict[str, Any],
-                                                  flows: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("metadata", "flows"),
+    [
+        (
+            {"authorization_endpoint": "https://as/a", "token_endpoint": "https://as/t"},
+            {
+                "authorizationCode": {
+                    "authorizationUrl": "https://as/a",
+                    "tokenUrl": "https://as/t",
+                    "scopes": {"s": ""},
+                }
+            },
+        ),
+        (
+            {"token_endpoint": "https://as/t"},
+            {"clientCredentials": {"tokenUrl": "https://as/t", "scopes": {"s": ""}}},
+        ),
+        ({"authorization_endpoint": "https://as/a"}, {}),
+        ({"authorization_endpoint": 5, "token_endpoint": ["x"]}, {}),
+    ],
+)
+def test_flows_from_authorization_server_metadata(
+    metadata: dict[str, Any], flows: dict[str, Any]
+) -> None:
     assert oauth2_flows(metadata, ["s", "s"]) == flows
 
 
-def test_guard_wrapped_around_the_app_answers_dependency_refusals(issuer: TestIssuer,
-                                                                   client: TestClient) -> None:
+def test_guard_wrapped_around_the_app_answers_dependency_refusals(
+    issuer: TestIssuer, client: TestClient
+) -> None:
     """``OAuthGuard(api, ...)`` puts the app's error handling inside the guard; a refusal
     from a dependency is still the guard's response, never a 500."""
     api = FastAPI()
@@ -272,17 +318,25 @@ def test_guard_wrapped_around_the_app_answers_dependency_refusals(issuer: TestIs
     async def ws(websocket: WebSocket, token: AccessToken = Depends(require("chat"))) -> None:
         await websocket.accept()
 
-    wrapped = OAuthGuard(api, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                         http_client=issuer.http_client())
+    wrapped = OAuthGuard(
+        api,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+    )
     outside = TestClient(wrapped, base_url="https://api.test", raise_server_exceptions=False)
     headers = auth(issuer, "read")
-    refused, expected = outside.post("/orders", headers=headers), client.post("/orders",
-                                                                              headers=headers)
+    refused, expected = (
+        outside.post("/orders", headers=headers),
+        client.post("/orders", headers=headers),
+    )
     assert refused.status_code == 403
     assert refused.headers.raw == expected.headers.raw
     assert refused.content == expected.content
-    with pytest.raises(WebSocketDenialResponse) as denied, \
-            outside.websocket_connect("/ws", headers=headers):
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        outside.websocket_connect("/ws", headers=headers),
+    ):
         pass
     assert assert_refused(denied.value, 403, "insufficient_scope")["scope"] == "chat"
 
@@ -302,7 +356,9 @@ def test_require_works_without_fastapi_installed() -> None:
         "r = require('a')\n"
         "assert str(inspect.signature(r)).startswith('(*args')\n"
         "assert 'fastapi' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
-        "print('ok')\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=30)
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    )
     assert result.stdout.strip() == "ok", result.stderr

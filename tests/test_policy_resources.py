@@ -32,16 +32,33 @@ async def cross(request: Request) -> Response:
 
 
 def make_app(issuer: TestIssuer) -> Starlette:
-    app = Starlette(routes=[Route(path, echo) for path in (
-        "/mcp", "/mcp/tools", "/billing", "/billing/invoices", "/reports/x", "/health",
-        "/stats/daily")]
-        + [Route("/mcp/cross", cross)])
+    app = Starlette(
+        routes=[
+            Route(path, echo)
+            for path in (
+                "/mcp",
+                "/mcp/tools",
+                "/billing",
+                "/billing/invoices",
+                "/reports/x",
+                "/health",
+                "/stats/daily",
+            )
+        ]
+        + [Route("/mcp/cross", cross)]
+    )
     app.add_middleware(
-        OAuthGuard, resource=MCP, authorization_servers=[issuer.issuer],
-        http_client=issuer.http_client(), resources=[BILLING],
-        rules={"/billing/invoices": require("invoices"),
-               "/reports": require(audience=REPORTS),
-               "/stats": require(audience=REPORTS)})
+        OAuthGuard,
+        resource=MCP,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+        resources=[BILLING],
+        rules={
+            "/billing/invoices": require("invoices"),
+            "/reports": require(audience=REPORTS),
+            "/stats": require(audience=REPORTS),
+        },
+    )
     return app
 
 
@@ -56,33 +73,42 @@ def base(issuer: TestIssuer) -> Any:
         yield url
 
 
-def auth(issuer: TestIssuer, audience: str | list[str], scope: str | None = None
-         ) -> dict[str, str]:
+def auth(issuer: TestIssuer, audience: str | list[str], scope: str | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {issuer.token(audience=audience, scope=scope)}"}
 
 
-@pytest.mark.parametrize(("resource", "suffix"), [
-    (MCP, "/mcp"), (BILLING, "/billing"), (REPORTS, "/reports")])
-def test_one_metadata_document_per_resource(base: str, issuer: TestIssuer, resource: str,
-                                            suffix: str) -> None:
+@pytest.mark.parametrize(
+    ("resource", "suffix"), [(MCP, "/mcp"), (BILLING, "/billing"), (REPORTS, "/reports")]
+)
+def test_one_metadata_document_per_resource(
+    base: str, issuer: TestIssuer, resource: str, suffix: str
+) -> None:
     document = httpx.get(base + "/.well-known/oauth-protected-resource" + suffix).json()
     assert document["resource"] == resource
     assert document["authorization_servers"] == [issuer.issuer]
 
 
-@pytest.mark.parametrize(("path", "resource", "suffix"), [
-    ("/mcp/tools", MCP, "/mcp"), ("/health", MCP, "/mcp"),
-    ("/billing/invoices", BILLING, "/billing"), ("/reports/x", REPORTS, "/reports"),
-    ("/stats/daily", REPORTS, "/reports")])  # a rule's audience claims its path
+@pytest.mark.parametrize(
+    ("path", "resource", "suffix"),
+    [
+        ("/mcp/tools", MCP, "/mcp"),
+        ("/health", MCP, "/mcp"),
+        ("/billing/invoices", BILLING, "/billing"),
+        ("/reports/x", REPORTS, "/reports"),
+        ("/stats/daily", REPORTS, "/reports"),
+    ],
+)  # a rule's audience claims its path
 def test_each_path_gets_its_resources_tokens_and_challenge(
-        base: str, issuer: TestIssuer, path: str, resource: str, suffix: str) -> None:
+    base: str, issuer: TestIssuer, path: str, resource: str, suffix: str
+) -> None:
     params = assert_refused(httpx.get(base + path), 401, None)
     assert params["resource_metadata"] == WELL_KNOWN + suffix
     ok = httpx.get(base + path, headers=auth(issuer, resource, "invoices"))
     assert ok.status_code == 200, ok.text
     other = BILLING if resource != BILLING else MCP
-    params = assert_refused(httpx.get(base + path, headers=auth(issuer, other, "invoices")),
-                            401, "invalid_token")
+    params = assert_refused(
+        httpx.get(base + path, headers=auth(issuer, other, "invoices")), 401, "invalid_token"
+    )
     assert params["resource_metadata"] == WELL_KNOWN + suffix
     assert resource in params["error_description"]
 
@@ -100,8 +126,9 @@ def test_tokens_for_unknown_audiences_are_refused(base: str, issuer: TestIssuer)
 
 
 def test_require_audience_narrows(base: str, issuer: TestIssuer) -> None:
-    params = assert_refused(httpx.get(base + "/mcp/cross", headers=auth(issuer, MCP)),
-                            401, "invalid_token")
+    params = assert_refused(
+        httpx.get(base + "/mcp/cross", headers=auth(issuer, MCP)), 401, "invalid_token"
+    )
     assert REPORTS in params["error_description"]
     both = httpx.get(base + "/mcp/cross", headers=auth(issuer, [MCP, REPORTS]))
     assert both.text == "cross"
@@ -111,5 +138,9 @@ def test_a_rule_cannot_claim_another_resources_path(issuer: TestIssuer) -> None:
     from oauthguard import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="is the path of the resource"):
-        OAuthGuard(Starlette(), resource=MCP, authorization_servers=[issuer.issuer],
-                   rules={"/mcp": require(audience=BILLING)})
+        OAuthGuard(
+            Starlette(),
+            resource=MCP,
+            authorization_servers=[issuer.issuer],
+            rules={"/mcp": require(audience=BILLING)},
+        )

@@ -58,15 +58,36 @@ RULES = {
 
 
 def make_client(issuer: TestIssuer, rules: Any = RULES, **guard: Any) -> TestClient:
-    routes = [Route(path, echo, methods=["GET", "POST", "PUT"]) for path in (
-        "/api/r", "/api/rx", "/api/r/x", "/api/r/x/y", "/api/other", "/admin", "/admin/x",
-        "/step", "/recent", "/free", "/orders")]
-    routes += [Route("/orders/{id}", delete_order, methods=["DELETE"]), Mount("/mcp", mcp_app),
-               WebSocketRoute("/admin/ws", admin_socket)]
+    routes = [
+        Route(path, echo, methods=["GET", "POST", "PUT"])
+        for path in (
+            "/api/r",
+            "/api/rx",
+            "/api/r/x",
+            "/api/r/x/y",
+            "/api/other",
+            "/admin",
+            "/admin/x",
+            "/step",
+            "/recent",
+            "/free",
+            "/orders",
+        )
+    ]
+    routes += [
+        Route("/orders/{id}", delete_order, methods=["DELETE"]),
+        Mount("/mcp", mcp_app),
+        WebSocketRoute("/admin/ws", admin_socket),
+    ]
     app = Starlette(routes=routes)
-    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client(), rules=rules,
-                       **{"clock": lambda: NOW, **guard})
+    app.add_middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+        rules=rules,
+        **{"clock": lambda: NOW, **guard},
+    )
     return TestClient(app, base_url="https://api.test")
 
 
@@ -85,21 +106,24 @@ def auth(issuer: TestIssuer, scope: str | None = None, **claims: Any) -> dict[st
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.mark.parametrize(("method", "path", "needed"), [
-    ("GET", "/api/r", "r"),
-    ("GET", "/api/r/x/y", "rx:read"),   # longest prefix, method-specific
-    ("PUT", "/api/r/x", "r"),           # no PUT rule at /api/r/x: falls back to /api/r
-    ("POST", "/api/r", "r:write"),      # method beats method-less at the same prefix
-    ("POST", "/api/r/x", "r:write"),
-    ("HEAD", "/api/r/x", "rx:read"),    # HEAD is guarded like GET
-    ("GET", "/api/rx", "api"),          # whole segments: /api/r does not cover /api/rx
-    ("GET", "/api/other", "api"),
-    ("GET", "/admin", "admin"),         # a rule given with a trailing slash
-    ("GET", "/admin/x", "admin"),
-])
-def test_rules_longest_whole_segment_prefix_and_method(client: TestClient, issuer: TestIssuer,
-                                                       method: str, path: str,
-                                                       needed: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "needed"),
+    [
+        ("GET", "/api/r", "r"),
+        ("GET", "/api/r/x/y", "rx:read"),  # longest prefix, method-specific
+        ("PUT", "/api/r/x", "r"),  # no PUT rule at /api/r/x: falls back to /api/r
+        ("POST", "/api/r", "r:write"),  # method beats method-less at the same prefix
+        ("POST", "/api/r/x", "r:write"),
+        ("HEAD", "/api/r/x", "rx:read"),  # HEAD is guarded like GET
+        ("GET", "/api/rx", "api"),  # whole segments: /api/r does not cover /api/rx
+        ("GET", "/api/other", "api"),
+        ("GET", "/admin", "admin"),  # a rule given with a trailing slash
+        ("GET", "/admin/x", "admin"),
+    ],
+)
+def test_rules_longest_whole_segment_prefix_and_method(
+    client: TestClient, issuer: TestIssuer, method: str, path: str, needed: str
+) -> None:
     others = "api r r:write rx:read admin".replace(needed, "").split()
     refused = client.request(method, path, headers=auth(issuer, " ".join(others)))
     assert refused.status_code == 403
@@ -110,19 +134,22 @@ def test_rules_longest_whole_segment_prefix_and_method(client: TestClient, issue
     assert client.request(method, path, headers=auth(issuer, needed)).status_code == 200
 
 
-def test_paths_without_a_rule_need_only_a_valid_token(client: TestClient,
-                                                      issuer: TestIssuer) -> None:
+def test_paths_without_a_rule_need_only_a_valid_token(
+    client: TestClient, issuer: TestIssuer
+) -> None:
     assert client.get("/free", headers=auth(issuer)).status_code == 200
     assert_refused(client.get("/free"), 401, None)
 
 
-def test_unauthenticated_request_to_a_rule_is_401_with_its_scope(client: TestClient,
-                                                                 issuer: TestIssuer) -> None:
+def test_unauthenticated_request_to_a_rule_is_401_with_its_scope(
+    client: TestClient, issuer: TestIssuer
+) -> None:
     params = assert_refused(client.post("/api/r"), 401, None)
     assert params == {"scope": "r:write", "resource_metadata": METADATA}
     expired = issuer.token(audience=RESOURCE, scope="r:write", now=NOW - 3600)
-    params = assert_refused(client.post("/api/r", headers={"Authorization": f"Bearer {expired}"}),
-                            401, "invalid_token")
+    params = assert_refused(
+        client.post("/api/r", headers={"Authorization": f"Bearer {expired}"}), 401, "invalid_token"
+    )
     assert params["scope"] == "r:write"
 
 
@@ -140,89 +167,103 @@ def test_rules_name_the_paths_the_app_routes_behind_a_root_path(issuer: TestIssu
         assert assert_refused(free, 403, "insufficient_scope")["scope"] == "api"
 
 
-def test_websocket_paths_follow_method_less_rules(client: TestClient,
-                                                  issuer: TestIssuer) -> None:
+def test_websocket_paths_follow_method_less_rules(client: TestClient, issuer: TestIssuer) -> None:
     with client.websocket_connect("/admin/ws", headers=auth(issuer, "admin")) as ws:
         assert ws.receive_text() == "admin"
-    with pytest.raises(WebSocketDenialResponse) as denied, \
-            client.websocket_connect("/admin/ws", headers=auth(issuer, "api")):
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        client.websocket_connect("/admin/ws", headers=auth(issuer, "api")),
+    ):
         pass
     assert assert_refused(denied.value, 403, "insufficient_scope")["scope"] == "admin"
-    with pytest.raises(WebSocketDenialResponse) as denied, \
-            client.websocket_connect("/admin/ws"):
+    with pytest.raises(WebSocketDenialResponse) as denied, client.websocket_connect("/admin/ws"):
         pass
     assert assert_refused(denied.value, 401, None)["scope"] == "admin"
 
 
 def test_mounted_app_that_cannot_be_decorated(client: TestClient, issuer: TestIssuer) -> None:
     assert client.get("/mcp/", headers=auth(issuer, "mcp:admin")).text == "mcp"
-    params = assert_refused(client.get("/mcp/", headers=auth(issuer, "read")),
-                            403, "insufficient_scope")
+    params = assert_refused(
+        client.get("/mcp/", headers=auth(issuer, "read")), 403, "insufficient_scope"
+    )
     assert params["scope"] == "mcp:tools mcp:admin"
 
 
 def test_rule_and_decorator_both_apply_and_the_challenge_names_both(
-        client: TestClient, issuer: TestIssuer) -> None:
-    params = assert_refused(client.delete("/orders/1", headers=auth(issuer, "orders:delete")),
-                            403, "insufficient_scope")
+    client: TestClient, issuer: TestIssuer
+) -> None:
+    params = assert_refused(
+        client.delete("/orders/1", headers=auth(issuer, "orders:delete")), 403, "insufficient_scope"
+    )
     assert params["scope"] == "orders"
-    params = assert_refused(client.delete("/orders/1", headers=auth(issuer, "orders")),
-                            403, "insufficient_scope")
+    params = assert_refused(
+        client.delete("/orders/1", headers=auth(issuer, "orders")), 403, "insufficient_scope"
+    )
     assert params["scope"] == "orders orders:delete"
     ok = client.delete("/orders/1", headers=auth(issuer, "orders orders:delete"))
     assert ok.text == "deleted"
 
 
 def test_behind_a_root_path_a_decorator_names_the_rule_the_guard_applied(
-        issuer: TestIssuer) -> None:
+    issuer: TestIssuer,
+) -> None:
     # /orders is /api/orders in full: the decorator's 403 names the /orders rule's scopes
     # (the rule the guard applied), not the /api rule's.
     with serve(make_client(issuer).app, root_path="/api") as url:
         refused = httpx.delete(url + "/orders/1", headers=auth(issuer, "orders"))
-        assert assert_refused(refused, 403, "insufficient_scope")["scope"] == \
-            "orders orders:delete"
+        assert assert_refused(refused, 403, "insufficient_scope")["scope"] == "orders orders:delete"
 
 
 def test_scope_hierarchy_is_opt_in_and_transitive(issuer: TestIssuer) -> None:
     rules = {"/api/r": require("read write"), "/admin": require("audit")}
     plain = make_client(issuer, rules)
     assert_refused(plain.get("/api/r", headers=auth(issuer, "admin")), 403, "insufficient_scope")
-    implied = make_client(issuer, rules,
-                          scope_implies={"root": ["admin"], "admin": {"read", "write"}})
+    implied = make_client(
+        issuer, rules, scope_implies={"root": ["admin"], "admin": {"read", "write"}}
+    )
     assert implied.get("/api/r", headers=auth(issuer, "admin")).status_code == 200
     assert implied.get("/api/r", headers=auth(issuer, "root")).status_code == 200
-    params = assert_refused(implied.get("/api/r", headers=auth(issuer, "read")),
-                            403, "insufficient_scope")
+    params = assert_refused(
+        implied.get("/api/r", headers=auth(issuer, "read")), 403, "insufficient_scope"
+    )
     assert params["scope"] == "read write"  # the challenge names what the route declares
     assert_refused(implied.get("/admin", headers=auth(issuer, "root")), 403, "insufficient_scope")
 
 
 def test_step_up_old_auth_time(client: TestClient, issuer: TestIssuer) -> None:
     old = auth(issuer, acr="urn:mfa", auth_time=NOW - 301)
-    params = assert_refused(client.get("/step", headers=old), 401,
-                            "insufficient_user_authentication")
+    params = assert_refused(
+        client.get("/step", headers=old), 401, "insufficient_user_authentication"
+    )
     assert params["acr_values"] == "urn:mfa phr"
     assert params["max_age"] == "300"
     assert params["resource_metadata"] == METADATA
-    params = assert_refused(client.get("/recent", headers=auth(issuer, auth_time=NOW - 61)),
-                            401, "insufficient_user_authentication")
+    params = assert_refused(
+        client.get("/recent", headers=auth(issuer, auth_time=NOW - 61)),
+        401,
+        "insufficient_user_authentication",
+    )
     assert params["max_age"] == "60" and "acr_values" not in params
     recent = auth(issuer, acr="phr", auth_time=NOW - 300)
     assert client.get("/step", headers=recent).status_code == 200
 
 
-@pytest.mark.parametrize("claims", [
-    {"acr": "urn:pwd", "auth_time": NOW},        # wrong acr
-    {"auth_time": NOW},                          # no acr
-    {"acr": ["urn:mfa"], "auth_time": NOW},      # not a string
-    {"acr": "urn:mfa"},                          # no auth_time with max_age
-    {"acr": "urn:mfa", "auth_time": "now"},      # auth_time not a number
-    {"acr": "urn:mfa", "auth_time": True},
-    {"acr": "urn:mfa", "auth_time": -(10**400)},  # beyond float range
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"acr": "urn:pwd", "auth_time": NOW},  # wrong acr
+        {"auth_time": NOW},  # no acr
+        {"acr": ["urn:mfa"], "auth_time": NOW},  # not a string
+        {"acr": "urn:mfa"},  # no auth_time with max_age
+        {"acr": "urn:mfa", "auth_time": "now"},  # auth_time not a number
+        {"acr": "urn:mfa", "auth_time": True},
+        {"acr": "urn:mfa", "auth_time": -(10**400)},  # beyond float range
+    ],
+)
 def test_step_up_refusals(client: TestClient, issuer: TestIssuer, claims: Any) -> None:
-    params = assert_refused(client.get("/step", headers=auth(issuer, **claims)), 401,
-                            "insufficient_user_authentication")
+    params = assert_refused(
+        client.get("/step", headers=auth(issuer, **claims)), 401, "insufficient_user_authentication"
+    )
     assert params["acr_values"] == "urn:mfa phr"
 
 
@@ -236,41 +277,48 @@ def test_path_table_matching_cost_does_not_grow_with_segments() -> None:
     assert lower.match("POST", "/orders/9") == 1 and lower.match("GET", "/orders") is None
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"rules": {"admin": require("a")}}, "must be a string starting with '/'"),
-    ({"rules": {"/a*": require("a")}}, "no wildcards"),
-    ({"rules": {"/a": "admin"}}, "must be require"),
-    ({"rules": {("P0ST", "/a"): require("a")}}, "is not an HTTP method"),
-    ({"rules": {"/a": require("a"), "/a/": require("b")}}, "given twice"),
-    ({"rules": ["/a"]}, "rules must be a dict"),
-    ({"scope_implies": {"admin": "re\\ad"}}, "not a valid value"),
-    ({"scope_implies": ["admin"]}, "scope_implies must be a dict"),
-    ({"resources": ["https://other.test/"]}, "have the same path"),
-    ({"resources": ["ftp://api.test/x"]}, "https URL"),
-    ({"resources": [""]}, "non-empty strings"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rules": {"admin": require("a")}}, "must be a string starting with '/'"),
+        ({"rules": {"/a*": require("a")}}, "no wildcards"),
+        ({"rules": {"/a": "admin"}}, "must be require"),
+        ({"rules": {("P0ST", "/a"): require("a")}}, "is not an HTTP method"),
+        ({"rules": {"/a": require("a"), "/a/": require("b")}}, "given twice"),
+        ({"rules": ["/a"]}, "rules must be a dict"),
+        ({"scope_implies": {"admin": "re\\ad"}}, "not a valid value"),
+        ({"scope_implies": ["admin"]}, "scope_implies must be a dict"),
+        ({"resources": ["https://other.test/"]}, "have the same path"),
+        ({"resources": ["ftp://api.test/x"]}, "https URL"),
+        ({"resources": [""]}, "non-empty strings"),
+    ],
+)
 def test_configuration_errors(issuer: TestIssuer, kwargs: Any, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        OAuthGuard(Starlette(), resource=RESOURCE, authorization_servers=[issuer.issuer],
-                   **kwargs)
+        OAuthGuard(Starlette(), resource=RESOURCE, authorization_servers=[issuer.issuer], **kwargs)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"scopes": "a \"b\""}, "not a valid value"),
-    ({"scopes": 5}, "must be a string or an iterable"),
-    ({"any_scopes": [None]}, "not a valid value"),
-    ({"max_age": -1}, "non-negative integer"),
-    ({"max_age": True}, "non-negative integer"),
-    ({"audience": ""}, "resource identifier"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scopes": 'a "b"'}, "not a valid value"),
+        ({"scopes": 5}, "must be a string or an iterable"),
+        ({"any_scopes": [None]}, "not a valid value"),
+        ({"max_age": -1}, "non-negative integer"),
+        ({"max_age": True}, "non-negative integer"),
+        ({"audience": ""}, "resource identifier"),
+    ],
+)
 def test_require_argument_errors(kwargs: Any, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         require(**kwargs)
 
 
 def test_repr_says_what_is_required() -> None:
-    assert repr(require("a b", any_scopes=["c"], max_age=5)) == \
-        "require('a b', any_scopes='c', max_age=5)"
+    assert (
+        repr(require("a b", any_scopes=["c"], max_age=5))
+        == "require('a b', any_scopes='c', max_age=5)"
+    )
 
 
 def test_dpop_token_refusals_go_in_the_dpop_challenge(issuer: TestIssuer) -> None:
@@ -280,12 +328,19 @@ def test_dpop_token_refusals_go_in_the_dpop_challenge(issuer: TestIssuer) -> Non
 
     key = DPoPKey()
     client = make_client(issuer, clock=time.time)
-    for method, path, needed in (("GET", "/admin/x", "admin"),
-                                 ("DELETE", "/orders/1", "orders orders:delete")):
+    for method, path, needed in (
+        ("GET", "/admin/x", "admin"),
+        ("DELETE", "/orders/1", "orders orders:delete"),
+    ):
         token = issuer.token(audience=RESOURCE, scope="orders", jkt=key.thumbprint)
-        refused = client.request(method, path, headers={
-            "Authorization": f"DPoP {token}",
-            "DPoP": key.proof(method, f"https://api.test{path}", token=token)})
+        refused = client.request(
+            method,
+            path,
+            headers={
+                "Authorization": f"DPoP {token}",
+                "DPoP": key.proof(method, f"https://api.test{path}", token=token),
+            },
+        )
         params = assert_refused(refused, 403, "insufficient_scope", scheme="DPoP")
         assert params["scope"] == needed
         assert "error" not in challenge(refused)["Bearer"]

@@ -75,20 +75,28 @@ async def open_page(request: Request) -> Response:
 def build_app(issuer: TestIssuer, **guard: Any) -> Starlette:
     sub_router = Router(routes=[Route("/orders", create_order, methods=["POST"])])
     sub_app = Starlette(routes=[Route("/orders", list_orders)])
-    app = Starlette(routes=[
-        Route("/api/orders", create_order, methods=["POST"]),
-        Route("/api/orders", list_orders, methods=["GET"]),
-        Route("/api/reports", reports),
-        Route("/api/class", Orders),
-        Route("/api/admin", Admin),
-        WebSocketRoute("/api/chat", chat),
-        WebSocketRoute("/api/echo", Echo),
-        Mount("/api/router", app=sub_router),
-        Mount("/api/sub", app=sub_app),
-        Route("/public/page", require("admin")(open_page)),
-    ])
-    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client(), public_paths=["/public/*"], **guard)
+    app = Starlette(
+        routes=[
+            Route("/api/orders", create_order, methods=["POST"]),
+            Route("/api/orders", list_orders, methods=["GET"]),
+            Route("/api/reports", reports),
+            Route("/api/class", Orders),
+            Route("/api/admin", Admin),
+            WebSocketRoute("/api/chat", chat),
+            WebSocketRoute("/api/echo", Echo),
+            Mount("/api/router", app=sub_router),
+            Mount("/api/sub", app=sub_app),
+            Route("/public/page", require("admin")(open_page)),
+        ]
+    )
+    app.add_middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+        public_paths=["/public/*"],
+        **guard,
+    )
     return app
 
 
@@ -107,17 +115,21 @@ def bearer(issuer: TestIssuer, scope: str | None = None, **claims: Any) -> dict[
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.mark.parametrize(("method", "path", "needed"), [
-    ("POST", "/api/orders", "orders:write"),           # async function
-    ("GET", "/api/orders", "orders:read"),             # sync function
-    ("GET", "/api/class", "orders:read"),              # HTTPEndpoint async method
-    ("DELETE", "/api/class", "orders:write"),          # HTTPEndpoint sync method
-    ("GET", "/api/admin", "admin"),                    # decorated HTTPEndpoint class
-    ("POST", "/api/router/orders", "orders:write"),    # Router mounted
-    ("GET", "/api/sub/orders", "orders:read"),         # Starlette sub-app mounted
-])
-def test_missing_scope_is_403_naming_the_scope(client: TestClient, issuer: TestIssuer,
-                                               method: str, path: str, needed: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "needed"),
+    [
+        ("POST", "/api/orders", "orders:write"),  # async function
+        ("GET", "/api/orders", "orders:read"),  # sync function
+        ("GET", "/api/class", "orders:read"),  # HTTPEndpoint async method
+        ("DELETE", "/api/class", "orders:write"),  # HTTPEndpoint sync method
+        ("GET", "/api/admin", "admin"),  # decorated HTTPEndpoint class
+        ("POST", "/api/router/orders", "orders:write"),  # Router mounted
+        ("GET", "/api/sub/orders", "orders:read"),  # Starlette sub-app mounted
+    ],
+)
+def test_missing_scope_is_403_naming_the_scope(
+    client: TestClient, issuer: TestIssuer, method: str, path: str, needed: str
+) -> None:
     refused = client.request(method, path, headers=bearer(issuer, "other"))
     params = assert_refused(refused, 403, "insufficient_scope")
     assert params["scope"] == needed
@@ -126,15 +138,20 @@ def test_missing_scope_is_403_naming_the_scope(client: TestClient, issuer: TestI
     assert allowed.status_code == 200, allowed.text
 
 
-def test_scope_claim_forms_string_scp_array_and_scp_string(client: TestClient,
-                                                           issuer: TestIssuer) -> None:
-    for claims in ({"scope": "orders:write"}, {"scp": ["x", "orders:write"]},
-                   {"scp": "x orders:write"}):
+def test_scope_claim_forms_string_scp_array_and_scp_string(
+    client: TestClient, issuer: TestIssuer
+) -> None:
+    for claims in (
+        {"scope": "orders:write"},
+        {"scp": ["x", "orders:write"]},
+        {"scp": "x orders:write"},
+    ):
         ok = client.post("/api/orders", headers=bearer(issuer, **claims))
         assert ok.status_code == 200, claims
     for claims in ({"scope": "orders:writer"}, {"scp": ["orders"]}, {"scp": "x"}):
-        assert_refused(client.post("/api/orders", headers=bearer(issuer, **claims)),
-                       403, "insufficient_scope")
+        assert_refused(
+            client.post("/api/orders", headers=bearer(issuer, **claims)), 403, "insufficient_scope"
+        )
 
 
 def test_invalid_scope_claim_is_invalid_token(client: TestClient, issuer: TestIssuer) -> None:
@@ -145,8 +162,9 @@ def test_invalid_scope_claim_is_invalid_token(client: TestClient, issuer: TestIs
 def test_any_scopes_needs_one_of_them(client: TestClient, issuer: TestIssuer) -> None:
     assert client.get("/api/reports", headers=bearer(issuer, "admin")).status_code == 200
     assert client.get("/api/reports", headers=bearer(issuer, "reports:read")).status_code == 200
-    params = assert_refused(client.get("/api/reports", headers=bearer(issuer, "reports")),
-                            403, "insufficient_scope")
+    params = assert_refused(
+        client.get("/api/reports", headers=bearer(issuer, "reports")), 403, "insufficient_scope"
+    )
     assert params["scope"] == "reports:read admin"
 
 
@@ -155,18 +173,20 @@ def test_no_token_is_the_plain_401_before_any_endpoint(client: TestClient) -> No
     assert params == {"resource_metadata": METADATA}
 
 
-def test_decorator_on_a_public_path_still_needs_a_token(client: TestClient,
-                                                        issuer: TestIssuer) -> None:
-    params = assert_refused(client.get("/public/page", headers=bearer(issuer, "admin")),
-                            401, None)
+def test_decorator_on_a_public_path_still_needs_a_token(
+    client: TestClient, issuer: TestIssuer
+) -> None:
+    params = assert_refused(client.get("/public/page", headers=bearer(issuer, "admin")), 401, None)
     assert params["scope"] == "admin"
 
 
 def test_websocket_function_endpoint(client: TestClient, issuer: TestIssuer) -> None:
     with client.websocket_connect("/api/chat", headers=bearer(issuer, "chat")) as ws:
         assert ws.receive_text() == "hello user-1"
-    with pytest.raises(WebSocketDenialResponse) as denied, \
-            client.websocket_connect("/api/chat", headers=bearer(issuer, "read")):
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        client.websocket_connect("/api/chat", headers=bearer(issuer, "read")),
+    ):
         pass
     params = assert_refused(denied.value, 403, "insufficient_scope")
     assert params["scope"] == "chat"
@@ -176,8 +196,10 @@ def test_websocket_endpoint_class(client: TestClient, issuer: TestIssuer) -> Non
     with client.websocket_connect("/api/echo", headers=bearer(issuer, "chat")) as ws:
         ws.send_text("ping")
         assert ws.receive_text() == "ping"
-    with pytest.raises(WebSocketDenialResponse) as denied, \
-            client.websocket_connect("/api/echo", headers=bearer(issuer, "read")):
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        client.websocket_connect("/api/echo", headers=bearer(issuer, "read")),
+    ):
         pass
     assert_refused(denied.value, 403, "insufficient_scope")
 
@@ -199,7 +221,8 @@ def test_websocket_over_real_http_gets_the_challenge(issuer: TestIssuer) -> None
     bearer_challenge, dpop_challenge = response.headers["www-authenticate"].split(", DPoP ")
     assert bearer_challenge == (
         'Bearer error="insufficient_scope", error_description="this operation needs the '
-        f'scopes: chat", scope="chat", resource_metadata="{METADATA}"')
+        f'scopes: chat", scope="chat", resource_metadata="{METADATA}"'
+    )
     assert "error=" not in dpop_challenge  # RFC 9449 §7.2: the error goes in the scheme used
     assert 'scope="chat"' in dpop_challenge
 
@@ -244,14 +267,20 @@ def test_guard_error_raised_by_the_app_gets_the_guards_response(issuer: TestIssu
         async def body() -> Any:
             yield b"partial"
             raise InsufficientScope("too late to refuse")
+
         return StreamingResponse(body())
 
     app = Starlette(routes=[Route("/by-hand", by_hand), Route("/too-late", too_late)])
-    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client())
+    app.add_middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+    )
     client = TestClient(app, base_url="https://api.test")
-    params = assert_refused(client.get("/by-hand", headers=bearer(issuer)), 403,
-                            "insufficient_scope")
+    params = assert_refused(
+        client.get("/by-hand", headers=bearer(issuer)), 403, "insufficient_scope"
+    )
     assert params["scope"] == "orders:own"
     # Once the response has started the error cannot become a refusal: it propagates
     # (Starlette's error handling reports it as a handled exception after the start).

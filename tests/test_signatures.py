@@ -56,8 +56,9 @@ def test_ecdsa_signatures_of_the_wrong_length_fail(alg: str) -> None:
 
 def test_pss_needs_a_salt_as_long_as_the_hash() -> None:
     # RFC 7518 §3.5: a PSS signature with another salt length is not PS256.
-    short_salt = RSA_KEY.sign(DATA, padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
-                                                salt_length=0), hashes.SHA256())
+    short_salt = RSA_KEY.sign(
+        DATA, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=0), hashes.SHA256()
+    )
     assert not verify_signature("PS256", RSA_KEY.public_key(), DATA, short_salt)
 
 

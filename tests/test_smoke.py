@@ -18,8 +18,12 @@ def make_client(issuer: TestIssuer) -> TestClient:
         return JSONResponse({"sub": request.auth.subject, "user": request.user.display_name})
 
     app = Starlette(routes=[Route("/mcp", hello)])
-    app.add_middleware(OAuthGuard, resource=RESOURCE, authorization_servers=[issuer.issuer],
-                       http_client=issuer.http_client())
+    app.add_middleware(
+        OAuthGuard,
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+    )
     return TestClient(app, base_url="https://api.test")
 
 

@@ -15,14 +15,20 @@ ISSUER = TestIssuer("https://as.test/tenant", algorithms=("RS256", "ES256", "EdD
 
 def parts(token: str) -> tuple[dict[str, object], dict[str, object], bytes]:
     head, body, signature = token.split(".")
-    return json.loads(b64url_decode(head)), json.loads(b64url_decode(body)), \
-        b64url_decode(signature)
+    return (
+        json.loads(b64url_decode(head)),
+        json.loads(b64url_decode(body)),
+        b64url_decode(signature),
+    )
 
 
 def test_it_generates_a_key_of_each_algorithm_in_its_jwks() -> None:
     keys = {key["alg"]: key for key in ISSUER.jwks()["keys"]}
-    assert (keys["RS256"]["kty"], keys["ES256"]["crv"], keys["EdDSA"]["crv"]) == \
-        ("RSA", "P-256", "Ed25519")
+    assert (keys["RS256"]["kty"], keys["ES256"]["crv"], keys["EdDSA"]["crv"]) == (
+        "RSA",
+        "P-256",
+        "Ed25519",
+    )
     assert all(key["use"] == "sig" and key["kid"] for key in keys.values())
     assert not any("d" in key for key in keys.values())
 
@@ -33,7 +39,8 @@ def test_it_serves_metadata_and_jwks_in_process_and_records_requests() -> None:
     async def fetch() -> tuple[dict[str, object], ...]:
         async with issuer.http_client() as http:
             rfc8414 = await http.get(
-                "https://as.test/.well-known/oauth-authorization-server/tenant")
+                "https://as.test/.well-known/oauth-authorization-server/tenant"
+            )
             oidc = await http.get("https://as.test/tenant/.well-known/openid-configuration")
             jwks = await http.get(rfc8414.json()["jwks_uri"])
             assert jwks.headers["cache-control"] == "public, max-age=300"
@@ -46,19 +53,38 @@ def test_it_serves_metadata_and_jwks_in_process_and_records_requests() -> None:
     assert jwks == issuer.jwks()
     assert [r.url.path for r in issuer.requests] == [
         "/.well-known/oauth-authorization-server/tenant",
-        "/tenant/.well-known/openid-configuration", "/tenant/jwks"]
+        "/tenant/.well-known/openid-configuration",
+        "/tenant/jwks",
+    ]
 
 
 def test_tokens_carry_the_claims_and_headers_asked_for() -> None:
-    token = ISSUER.token(audience=["a", "b"], scope="read", alg="ES256", now=1000,
-                         expires_in=60, claims={"jti": None, "acr": "2"},
-                         headers={"typ": "JWT", "jku": "https://x.test"})
+    token = ISSUER.token(
+        audience=["a", "b"],
+        scope="read",
+        alg="ES256",
+        now=1000,
+        expires_in=60,
+        claims={"jti": None, "acr": "2"},
+        headers={"typ": "JWT", "jku": "https://x.test"},
+    )
     header, claims, signature = parts(token)
-    assert header == {"alg": "ES256", "typ": "JWT", "kid": ISSUER.default_kid["ES256"],
-                      "jku": "https://x.test"}
-    assert claims == {"iss": "https://as.test/tenant", "sub": "user-1",
-                      "client_id": "test-client", "iat": 1000, "exp": 1060,
-                      "aud": ["a", "b"], "scope": "read", "acr": "2"}
+    assert header == {
+        "alg": "ES256",
+        "typ": "JWT",
+        "kid": ISSUER.default_kid["ES256"],
+        "jku": "https://x.test",
+    }
+    assert claims == {
+        "iss": "https://as.test/tenant",
+        "sub": "user-1",
+        "client_id": "test-client",
+        "iat": 1000,
+        "exp": 1060,
+        "aud": ["a", "b"],
+        "scope": "read",
+        "acr": "2",
+    }
     assert len(signature) == 64
 
 

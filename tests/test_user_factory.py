@@ -38,19 +38,30 @@ class Factory:
 async def whoami(scope: Any, receive: Any, send: Any) -> None:
     request = Request(scope, receive)
     user = request.user
-    await JSONResponse({"type": type(user).__name__, "id": id(user),
-                        "auth_is_token": getattr(user, "token", None) is request.auth,
-                        "scheme": request.auth.scheme})(scope, receive, send)
+    await JSONResponse(
+        {
+            "type": type(user).__name__,
+            "id": id(user),
+            "auth_is_token": getattr(user, "token", None) is request.auth,
+            "scheme": request.auth.scheme,
+        }
+    )(scope, receive, send)
 
 
 def guard(issuer: TestIssuer, **options: Any) -> OAuthGuard:
-    return OAuthGuard(whoami, resource=RESOURCE, authorization_servers=issuer.issuer,
-                      http_client=issuer.http_client(), **options)
+    return OAuthGuard(
+        whoami,
+        resource=RESOURCE,
+        authorization_servers=issuer.issuer,
+        http_client=issuer.http_client(),
+        **options,
+    )
 
 
 async def get(app: OAuthGuard, authorization: str, **headers: str) -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
-                                 base_url="https://api.test") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="https://api.test"
+    ) as http:
         return await http.get("/mcp", headers={"authorization": authorization, **headers})
 
 
@@ -84,7 +95,8 @@ async def test_a_dpop_request_gets_a_user_of_the_dpop_bound_token() -> None:
 
 
 async def test_a_failing_factory_is_a_503_never_a_500_or_a_pass(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     issuer = TestIssuer()
 
     def broken(token: AccessToken, raw: str) -> Any:

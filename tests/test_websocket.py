@@ -71,8 +71,10 @@ def test_two_authorization_headers_are_a_400_before_accept(ws_url: str) -> None:
 
 def test_the_test_client_gets_the_denial_response() -> None:
     api = client(guard(ISSUER))
-    with pytest.raises(WebSocketDenialResponse) as refused, \
-            api.websocket_connect("/ws", headers=bearer("not-a-jwt")):
+    with (
+        pytest.raises(WebSocketDenialResponse) as refused,
+        api.websocket_connect("/ws", headers=bearer("not-a-jwt")),
+    ):
         pass  # pragma: no cover - never accepted
     assert_refused(refused.value, 401, "invalid_token")
     with api.websocket_connect("/ws", headers=bearer(ISSUER.token(audience=RESOURCE))) as ws:
@@ -90,9 +92,17 @@ def test_without_the_denial_extension_the_socket_is_closed_with_1008() -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "websocket", "path": "/ws", "raw_path": b"/ws", "query_string": b"",
-             "headers": [(b"host", b"api.test")], "scheme": "wss", "server": ("api.test", 443),
-             "subprotocols": [], "asgi": {"version": "3.0"}}
+    scope = {
+        "type": "websocket",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "query_string": b"",
+        "headers": [(b"host", b"api.test")],
+        "scheme": "wss",
+        "server": ("api.test", 443),
+        "subprotocols": [],
+        "asgi": {"version": "3.0"},
+    }
     anyio.run(app, scope, receive, send)
     assert sent == [{"type": "websocket.close", "code": 1008}]
     assert incoming == []  # the connect message was consumed before closing
