@@ -8,11 +8,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Run as the demo extra installs it: without python-multipart, which the test extra pulls in
+# through the MCP SDK but the demo's own dependencies do not.
+WITHOUT_MULTIPART = """
+import runpy, sys
+sys.modules["multipart"] = sys.modules["python_multipart"] = None
+runpy.run_path(sys.argv[1], run_name="__main__")
+"""
+
+
 def run_example(name: str) -> str:
     # This checkout's oauthguard, whatever else the interpreter has installed.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
+        [sys.executable, "-c", WITHOUT_MULTIPART, str(ROOT / "examples" / name)],
         cwd=ROOT,
         capture_output=True,
         text=True,
