@@ -35,7 +35,6 @@ MAX_ISSUED = 10_000
 _VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
-
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -57,6 +56,7 @@ async def read_form(request: Request) -> FormData:
     except UnicodeDecodeError:
         return FormData()
     return FormData(parse_qsl(text, keep_blank_values=True))
+
 
 class OAuthError(Exception):
     """An RFC 6749 §5.2 error response."""
