@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 
-from oauthguard import AccessToken, OAuthGuard, require
+from oauthguard import AccessToken, Metadata, OAuthGuard, require
 from oauthguard.fastapi import describe_security
 
 # The dependency returns the validated token; a refusal is the guard's 401/403 challenge.
@@ -39,7 +39,7 @@ def build(resource: str, issuer: str) -> FastAPI:
         resource=resource,
         authorization_servers=[issuer],
         public_paths=["/docs*", "/openapi.json"],
-        scopes_supported=["orders:read", "orders:write"],
+        metadata=Metadata(scopes_supported=("orders:read", "orders:write")),
     )
     # Swagger UI's Authorize button: the authorization code flow from the issuer's metadata.
     describe_security(api, client_id=DOCS_CLIENT, resource=resource)

@@ -21,6 +21,7 @@ from _demo import free_port, serve
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import MCPServer
 
+from oauthguard import Metadata
 from oauthguard.mcp import protect
 from oauthguard.testing import TestIssuer
 
@@ -90,7 +91,9 @@ async def main(port: int, issuer_port: int) -> None:
         authorization_servers=issuer.issuer,
         scopes="notes:read",
         tool_scopes={"add_note": "notes:write"},
-        resource_name="Notes (example)",
+        metadata=Metadata(
+            resource_name="Notes (example)", scopes_supported=("notes:read", "notes:write")
+        ),
     )
     await serve([(issuer.app, issuer_port), (app, port)], lambda: instructions(issuer, endpoint))
 

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from oauthguard import OAuthGuard, require
+from oauthguard import Metadata, OAuthGuard, require
 from oauthguard.challenge import parse_challenges
 from oauthguard.testing import DPoPKey, TestIssuer
 
@@ -78,7 +78,7 @@ def main() -> None:
         OAuthGuard,
         resource=resource,
         authorization_servers=[issuer.issuer],
-        resource_name="Quickstart API",
+        metadata=Metadata(resource_name="Quickstart API"),
     )
     servers = [start(issuer.app, issuer_port), start(api, api_port)]
     print(f"Authorization server (TestIssuer): {issuer.issuer}")

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from oauthguard import OAuthGuard, require
+from oauthguard import Metadata, OAuthGuard, require
 
 ORDERS = [{"id": 1, "item": "coffee"}]
 
@@ -49,7 +49,7 @@ def build(resource: str, issuer: str) -> Starlette:
         resource=resource,
         authorization_servers=[issuer],
         public_paths=["/health"],
-        scopes_supported=["orders:read", "orders:write"],
+        metadata=Metadata(scopes_supported=("orders:read", "orders:write")),
     )
     return app
 

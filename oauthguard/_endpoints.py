@@ -3,22 +3,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from oauthguard._asgi import ASGIApp, Receive, Scope, Send
+from oauthguard.context import Refuse, context_of
 from oauthguard.errors import GuardError
 
-if TYPE_CHECKING:
-    from oauthguard.middleware import OAuthGuard
-    from oauthguard.policy import Requirement
+
+class Guarding(Protocol):
+    """What ``ProtectedApp`` needs of a requirement: the response that refuses a request."""
+
+    def refusal(self, scope: Scope) -> Response | None: ...
 
 
 def connection_of(
-    requirement: Requirement, args: tuple[Any, ...], kwargs: dict[str, Any]
+    requirement: object, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> HTTPConnection:
     """The ``Request`` or ``WebSocket`` among a decorated endpoint's arguments."""
     for value in (*args, *kwargs.values()):
@@ -34,13 +37,13 @@ class Refusal(Response):
     """The response of a refused endpoint: the guard answers it (its challenge, its body),
     so it is the same as the guard's own refusals."""
 
-    def __init__(self, guard: OAuthGuard, error: GuardError) -> None:
+    def __init__(self, refuse: Refuse, error: GuardError) -> None:
         super().__init__(status_code=error.status)
-        self.guard = guard
+        self.refuse = refuse
         self.error = error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.guard.refuse(scope, receive, send, self.error, None)
+        await self.refuse(scope, receive, send, self.error)
 
 
 def answer_refusals(app: object) -> None:
@@ -58,7 +61,7 @@ def answer_refusals(app: object) -> None:
 async def _answer_refusal(connection: HTTPConnection, error: Exception) -> Response | None:
     if not isinstance(error, GuardError):  # registered for GuardError only
         raise error
-    refusal = Refusal(connection.scope["oauthguard"], error)
+    refusal = Refusal(context_of(connection.scope, "a refusal").refuse, error)
     if isinstance(connection, WebSocket):
         await refusal(connection.scope, connection.receive, connection.send)
         return None
@@ -69,7 +72,7 @@ class ProtectedApp:
     """An ASGI app (an ``HTTPEndpoint`` or ``WebSocketEndpoint`` class, a sub-application)
     behind a requirement."""
 
-    def __init__(self, requirement: Requirement, app: ASGIApp) -> None:
+    def __init__(self, requirement: Guarding, app: ASGIApp) -> None:
         self.requirement = requirement
         self.app = app
         self.__name__ = getattr(app, "__name__", type(app).__name__)

@@ -81,3 +81,14 @@ def routed_path(path: str, root_path: str) -> str:
     if path.startswith(root_path) and rest[:1] in ("/", ""):
         return rest or "/"
     return path
+
+
+def check_public_paths(value: Iterable[str]) -> tuple[str, ...]:
+    """``public_paths``: exact paths, or prefixes marked by one trailing ``*``."""
+    paths = (value,) if isinstance(value, str) else tuple(value)
+    for path in paths:
+        if not isinstance(path, str) or not path.startswith("/") or "*" in path[:-1]:
+            raise ConfigurationError(
+                f"public_paths: {path!r} must start with '/' and may only end with '*'"
+            )
+    return paths

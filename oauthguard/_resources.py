@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 
 from oauthguard._paths import PathTable
 from oauthguard.challenge import Challenger
-from oauthguard.config import GuardConfig
 from oauthguard.errors import ConfigurationError, InvalidToken
 from oauthguard.metadata import metadata_url
+from oauthguard.policy import Requirement
+from oauthguard.server import ResourceServer
 from oauthguard.tokens import AccessToken
 
 
@@ -28,24 +29,24 @@ class ServedResource:
             raise InvalidToken(f"the token is not meant for {self.identifier} (aud)")
 
 
-def served_resources(
-    config: GuardConfig, challenger: Challenger
+def resource_paths(
+    server: ResourceServer, rules: PathTable[Requirement], challenger: Challenger
 ) -> tuple[ServedResource, PathTable[ServedResource]]:
     """The default resource (for paths no other resource covers), and each resource at its
     identifier's path. The default resource answers with
     ``challenger``; the others with a copy whose ``resource_metadata`` is their own
     document (RFC 9728 §5.1), so every other setting of the challenge stays the same."""
-    default = ServedResource(config.resource, config.resource_audiences, challenger)
-    by_identifier = {config.resource: default}
-    paths = {_path(config.resource): default}
-    for resource in config.resources[1:]:
+    default = ServedResource(server.resource, server.resource_audiences, challenger)
+    by_identifier = {server.resource: default}
+    paths = {_path(server.resource): default}
+    for resource in server.resources[1:]:
         own = copy.copy(challenger)
         own.resource_metadata = metadata_url(resource)
         by_identifier[resource] = paths[_path(resource)] = ServedResource(
             resource, frozenset({resource}), own
         )
     # A rule's audience claims the rule's path for that resource too.
-    for (method, prefix), rule in config.rules.items():
+    for (method, prefix), rule in rules.items():
         if method is not None or rule.audience is None:
             continue
         served = by_identifier[rule.audience]

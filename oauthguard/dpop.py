@@ -9,7 +9,6 @@ header (its key and thumbprint) is checked once.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -18,7 +17,7 @@ from typing import Any, Literal, NamedTuple
 
 from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard._cache import ExpiringCache
-from oauthguard._htu import Network, request_uri, same_uri
+from oauthguard._htu import same_uri
 from oauthguard._signatures import verify_signature
 from oauthguard.credentials import Credentials
 from oauthguard.errors import (
@@ -270,9 +269,7 @@ class DPoPChecker:
         leeway: float,
         nonces: DPoPNonces | None,
         replay_store: ReplayStore,
-        trusted_proxies: tuple[Network, ...],
         clock: Callable[[], float],
-        public_origin: str | None = None,
     ) -> None:
         self.mode = mode
         self.algorithms = frozenset(algorithms)
@@ -280,17 +277,11 @@ class DPoPChecker:
         self.leeway = leeway
         self.nonces = nonces
         self.replay_store = replay_store
-        self.trusted_proxies = trusted_proxies
-        #: The pinned origin of every htu (RFC 9449 §4.3 check 9), or None for the request's.
-        self.public_origin = public_origin
         self.clock = clock
         # Proof header segment -> (header, alg, thumbprint, key), kept once a proof under it
         # verified: a client signs every proof under one header, so its checks, thumbprint
         # and key are computed once per client rather than once per request.
         self._headers: ExpiringCache[KnownHeader] = ExpiringCache(1024)
-        # Access token -> (its ath hash, the verified token, its DPoP form): a cached token
-        # arrives as the same verified object on every request, and is hashed once.
-        self._tokens: ExpiringCache[tuple[str, AccessToken, AccessToken]] = ExpiringCache(1024)
 
     def proof_of(self, credentials: Credentials) -> str | None:
         """The request's proof, after the checks of its shape (RFC 9449 §7.1, §7.2)."""
@@ -314,15 +305,15 @@ class DPoPChecker:
 
     async def check(
         self,
-        scope: Mapping[str, Any],
-        token_value: str,
-        proof_value: str | None,
+        method: str,
+        htu: str,
+        proof_value: str,
         token: AccessToken,
-    ) -> tuple[AccessToken, str | None]:
-        """The token as DPoP-bound and a fresh nonce to send, if any; ``GuardError`` if not."""
-        if proof_value is None:
-            check_bearer(token)
-            return token, None
+        token_hash: str,
+    ) -> str | None:
+        """RFC 9449 §4.3 and §7.1 for a request to ``method`` ``htu`` with ``token`` (whose
+        SHA-256 is ``token_hash``, for ``ath``): a fresh nonce to send, if any, or the
+        ``GuardError`` that refuses the request."""
         now = self.clock()
         head = proof_value.partition(".")[0]
         known = self._headers.get(head, now)
@@ -333,24 +324,17 @@ class DPoPChecker:
             self._headers.put(head, (proof.header, alg, jkt, key), now + 600, now)
         claims = proof.claims
         jti = check_jti(claims)
-        method = scope.get("method", "GET")  # a WebSocket handshake is a GET (RFC 6455 §4.1)
         check_htm(claims, method)
-        htu = check_htu(claims, request_uri(scope, self.trusted_proxies, self.public_origin))
+        checked_htu = check_htu(claims, htu)
         iat = check_iat(claims, now, self.max_age, self.leeway)
-        known_token = self._tokens.get(token_value, now)
-        token_hash = known_token[0] if known_token else access_token_hash(token_value)
         check_ath(claims, token_hash)
         fresh_nonce = self._check_nonce(claims, now)
         check_binding(token, jkt)
         # RFC 9449 §11.1: recorded last, for as long as the proof could still be accepted.
         ttl = max(iat + self.max_age - now, 0) + self.leeway + 1
-        if not await self.replay_store.first_use(replay_key(jkt, method, htu, jti), ttl):
+        if not await self.replay_store.first_use(replay_key(jkt, method, checked_htu, jti), ttl):
             raise InvalidDPoPProof("the DPoP proof was already used (jti replay)")
-        if known_token is not None and known_token[1] is token:
-            return known_token[2], fresh_nonce
-        bound = dataclasses.replace(token, scheme="DPoP", jkt=jkt)
-        self._tokens.put(token_value, (token_hash, token, bound), now + 600, now)
-        return bound, fresh_nonce
+        return fresh_nonce
 
     def _check_header(self, header: dict[str, Any]) -> KnownHeader:
         """RFC 9449 §4.3 checks 4, 5 and 7 on a proof header; its alg, thumbprint and key."""

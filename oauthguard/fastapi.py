@@ -19,11 +19,11 @@ from starlette.requests import HTTPConnection
 from starlette.routing import Route
 
 from oauthguard._asgi import Receive, Scope, Send
+from oauthguard.context import context_of
 from oauthguard.errors import ConfigurationError, GuardError
 from oauthguard.tokens import AccessToken
 
 if TYPE_CHECKING:
-    from oauthguard.middleware import OAuthGuard
     from oauthguard.policy import Requirement
 
 __all__ = ["SCHEME_NAME", "GuardScheme", "describe_security"]
@@ -114,16 +114,16 @@ class OpenAPIWithOAuth2:
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The OpenAPI route: discover the issuer's metadata once, then serve the document."""
-        guard: OAuthGuard | None = scope.get("oauthguard")
-        if guard is None:
-            raise ConfigurationError("describe_security needs the OAuthGuard middleware")
+        context = context_of(scope, "describe_security")
         if self.metadata is None:
+            server = context.server
             try:
-                metadata = await guard.servers.get(guard.config.authorization_servers[0])
+                metadata = await server.servers.get(server.issuers[0].url)
             except GuardError as error:
-                await guard.refuse(scope, receive, send, error, None)
+                await context.refuse(scope, receive, send, error)
                 return
-            self.metadata, self.scopes_supported = metadata, guard.config.scopes_supported
+            self.metadata = metadata
+            self.scopes_supported = context.metadata.scopes_supported
         await self.serve_document(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:

@@ -59,7 +59,8 @@ class Introspection:
     ``OAuthGuard`` accepts them, ``oauthguard.mcp.protect()`` and
     ``oauthguard.mcp.TokenVerifier`` refuse them (MCP servers must check that a token was
     issued for them). ``jwt_response`` asks for RFC 9701 signed responses and verifies them
-    with the issuer's keys.
+    with the issuer's keys. ``token_format="auto"`` verifies JWTs locally and introspects
+    the other tokens; ``"opaque"`` introspects every token.
     """
 
     endpoint: str | None = None
@@ -73,6 +74,7 @@ class Introspection:
     timeout: float = 5
     require_aud: bool | None = None
     jwt_response: bool = False
+    token_format: str = "auto"
     signing_key: SigningKey | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +93,12 @@ class Introspection:
                 f"{', '.join(AUTH_METHODS)}; got {self.auth_method!r}"
             )
         self._check_credentials()
+        if self.token_format not in ("auto", "opaque"):
+            raise ConfigurationError(
+                "Introspection(token_format=...) must be 'auto' (JWTs checked here, other "
+                f"tokens introspected) or 'opaque' (every token introspected); got "
+                f"{self.token_format!r}"
+            )
         _seconds("cache_ttl", self.cache_ttl)
         _seconds("negative_cache_ttl", self.negative_cache_ttl)
         _seconds("timeout", self.timeout, positive=True)

@@ -11,9 +11,10 @@ import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
+
+import httpx
 
 try:
     from mcp.server.auth.middleware.auth_context import auth_context_var
@@ -28,12 +29,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
 from oauthguard._htu import origin_of
 from oauthguard._redaction import redacted_traceback, token_digest
-from oauthguard.credentials import extract
+from oauthguard.context import context_of
 from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError
 from oauthguard.introspection import Introspection
 from oauthguard.middleware import OAuthGuard
 from oauthguard.policy import Requirement, granted_scopes, require
+from oauthguard.server import ResourceServer
+from oauthguard.settings import JWT, DPoP, Issuer, Limits, Metadata
 from oauthguard.tokens import AccessToken
 
 __all__ = ["MCPAuth", "MCPUser", "TokenVerifier", "protect", "sdk_access_token"]
@@ -175,7 +178,7 @@ class MCPAuth:
                 if may_name(body, needles):
                     self.check_tools(scope, tools_called(body))
             except GuardError as error:
-                await scope["oauthguard"].refuse(scope, receive, send, error, None)
+                await context_of(scope, "MCPAuth").refuse(scope, receive, send, error)
                 return
         reset = auth_context_var.set(user)
         try:
@@ -187,17 +190,14 @@ class MCPAuth:
     def user_for(scope: Scope) -> MCPUser | None:
         """The ``MCPUser`` of a request whose guard has another ``user_factory`` (built for
         each request), or None on a public path."""
-        guard: OAuthGuard | None = scope.get("oauthguard")
-        if guard is None:  # fail closed: tool scopes would go unchecked
-            raise ConfigurationError(
-                "MCPAuth needs OAuthGuard in front of it: use oauthguard.mcp.protect(...)"
-            )
+        # Fail closed: without the guard, tool scopes would go unchecked.
+        server = context_of(scope, "MCPAuth (use oauthguard.mcp.protect(...))").server
         token = scope.get("auth")
         if not isinstance(token, AccessToken):
             return None
         # The guard accepted these credentials, so reading them again cannot fail.
-        raw = extract(scope["headers"], b"", guard.config.max_token_bytes, guard.tokens).token
-        user = scope["user"] = MCPUser(token, raw, guard.config.resource)
+        raw = server.credentials(scope["headers"], b"").token
+        user = scope["user"] = MCPUser(token, raw, server.resource)
         return user
 
     def out_of_reach(self, scope: Scope) -> tuple[bytes, ...]:
@@ -208,7 +208,7 @@ class MCPAuth:
         scopes = scope["auth"].scopes
         needles = self._out_of_reach.get(scopes)
         if needles is None:
-            granted = granted_scopes(scopes, scope["oauthguard"].config.scope_implies)
+            granted = granted_scopes(scopes, context_of(scope, "MCPAuth").implies)
             needles = tuple(needle for needle, needs in self._needles if not needs <= granted)
             if len(self._out_of_reach) >= 256:  # one entry per set of scopes seen
                 self._out_of_reach.clear()
@@ -262,74 +262,65 @@ def protect(
     app: ASGIApp,
     *,
     resource: str,
-    authorization_servers: str | Iterable[str],
+    authorization_servers: str | Issuer | Iterable[str | Issuer],
     scopes: str | Iterable[str] = (),
     tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
-    **options: Any,
+    jwt: JWT | None = None,
+    dpop: DPoP | str | None = None,
+    introspection: Introspection | None = None,
+    limits: Limits | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] | None = None,
+    metadata: Metadata | None = None,
 ) -> OAuthGuard:
     """An MCP streamable-HTTP app behind ``OAuthGuard`` and ``MCPAuth``.
 
     ``resource`` is the endpoint URL exactly as clients reach it (``https://host/mcp``);
     every method on it needs a token with ``scopes`` (a path rule, so every 401 names them),
     and a ``tools/call`` of a tool in ``tool_scopes`` needs that tool's scopes too.
-    ``/.well-known/*`` stays public. ``options`` go to ``OAuthGuard``; ``scopes_supported``
-    defaults to every scope named here, and ``public_origin`` to the origin of ``resource``
-    (DPoP proofs must name it, whatever the Host header says; ``None`` opts out).
+    ``/.well-known/*`` stays public. The other settings are ``ResourceServer``'s; the
+    metadata's ``scopes_supported`` defaults to every scope named here. DPoP proofs must
+    name the origin of ``resource`` whatever the Host header says, unless ``dpop`` is a
+    ``DPoP(...)`` that says otherwise (``public_origin=None``: each request's own).
     Introspection responses need ``aud`` unless ``Introspection(require_aud=)`` is given.
     """
     endpoint = require(scopes)
     inner = MCPAuth(app, tool_scopes=tool_scopes)
-    options.setdefault("user_factory", functools.partial(MCPUser, resource=resource))
-    rules = dict(options.pop("rules", None) or {})
-    path = urlsplit(resource).path or "/"
-    if endpoint.scopes:
-        if path in rules:
-            raise ConfigurationError(
-                f"rules already has a rule for {path!r}: give the endpoint's scopes there or "
-                "as scopes=, not both"
-            )
-        rules[path] = endpoint
     named = dict.fromkeys(endpoint.scopes)
     for requirement in inner.tools.values():
         named.update(dict.fromkeys(requirement.scopes))
-    options.setdefault("scopes_supported", tuple(named))
-    options.setdefault("public_paths", ("/.well-known/*",))
-    options["public_origin"] = _pinned_origin(resource, options)
-    return OAuthGuard(
-        inner,
+    if metadata is None:
+        metadata = Metadata(scopes_supported=tuple(named))
+    if not isinstance(dpop, DPoP):
+        dpop = DPoP(mode=DPoP.of(dpop).mode, public_origin=origin_of(resource))
+    server = ResourceServer(
         resource=resource,
         authorization_servers=authorization_servers,
-        rules=rules,
-        **_requiring_aud(options),
+        jwt=jwt,
+        dpop=dpop,
+        introspection=requiring_aud(introspection),
+        limits=limits,
+        http_client=http_client,
+        clock=clock,
+        user_factory=functools.partial(MCPUser, resource=resource),
+    )
+    path = urlsplit(resource).path or "/"
+    return OAuthGuard(
+        inner,
+        server,
+        rules={path: endpoint} if endpoint.scopes else None,
+        public_paths=("/.well-known/*",),
+        metadata=metadata,
     )
 
 
-def _pinned_origin(resource: str, options: Mapping[str, Any]) -> str | None:
-    """``public_origin`` as given, else the origin of ``resource``, which must then be the
-    origin of every other resource served too (DPoP for one elsewhere could never pass)."""
-    if "public_origin" in options:
-        given: str | None = options["public_origin"]
-        return given
-    origin = origin_of(resource)
-    others = options.get("resources") or ()
-    for other in (others,) if isinstance(others, str) else others:
-        if isinstance(other, str) and origin_of(other).lower() != origin.lower():
-            raise ConfigurationError(
-                f"resources: {other!r} is not on {origin}, the origin DPoP proofs are pinned "
-                "to by default; pass public_origin= the one origin clients reach, or "
-                "public_origin=None to take it from each request"
-            )
-    return origin
-
-
-def _requiring_aud(options: dict[str, Any]) -> dict[str, Any]:
+def requiring_aud(settings: Introspection | None) -> Introspection | None:
     """MCP authorization (token audience validation): a server MUST check that a token was
     issued for it (RFC 8707), so introspection responses need ``aud`` unless
     ``Introspection(require_aud=)`` says otherwise."""
-    settings = options.get("introspection")
     if isinstance(settings, Introspection) and settings.require_aud is None:
-        options["introspection"] = dataclasses.replace(settings, require_aud=True)
-    return options
+        return dataclasses.replace(settings, require_aud=True)
+    return settings
 
 
 class TokenVerifier:
@@ -344,19 +335,43 @@ class TokenVerifier:
     """
 
     def __init__(
-        self, *, resource: str, authorization_servers: str | Iterable[str], **options: Any
+        self,
+        server: ResourceServer | None = None,
+        *,
+        resource: str | None = None,
+        authorization_servers: str | Issuer | Iterable[str | Issuer] | None = None,
+        jwt: JWT | None = None,
+        introspection: Introspection | None = None,
+        limits: Limits | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        self.guard = OAuthGuard(
-            _unused_app,
-            resource=resource,
-            authorization_servers=authorization_servers,
-            **_requiring_aud(options),
-        )
+        if server is None:
+            if resource is None or authorization_servers is None:
+                raise ConfigurationError(
+                    "TokenVerifier needs server=ResourceServer(...), or resource= and "
+                    "authorization_servers= to build one"
+                )
+            server = ResourceServer(
+                resource=resource,
+                authorization_servers=authorization_servers,
+                jwt=jwt,
+                introspection=requiring_aud(introspection),
+                limits=limits,
+                http_client=http_client,
+                clock=clock,
+            )
+        elif not isinstance(server, ResourceServer):
+            raise ConfigurationError(
+                f"server must be an oauthguard.ResourceServer, got {type(server).__name__}"
+            )
+        #: The core that verifies tokens.
+        self.server = server
 
     async def verify_token(self, token: str) -> SDKAccessToken | None:
         """The SDK's ``AccessToken`` for a valid token, None for any other."""
         try:
-            verified = await self.guard.verify(token)
+            verified = await self.server.verify(token)
             check_bearer(verified)  # RFC 9449 §7.2: the SDK only speaks Bearer
         except GuardError as error:
             logger.info(
@@ -370,12 +385,8 @@ class TokenVerifier:
                 redacted_traceback(exc, token),
             )
             return None
-        return sdk_access_token(verified, token, self.guard.config.resource)
+        return sdk_access_token(verified, token, self.server.resource)
 
     async def aclose(self) -> None:
-        """Close the HTTP client the verifier fetches keys with."""
-        await self.guard.http.aclose()
-
-
-async def _unused_app(scope: Scope, receive: Receive, send: Send) -> None:
-    raise RuntimeError("the TokenVerifier's guard is never called as an ASGI app")
+        """Close the HTTP client the verifier fetches keys with (if its server made it)."""
+        await self.server.aclose()

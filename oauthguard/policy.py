@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket
 from oauthguard._asgi import Scope
 from oauthguard._endpoints import ProtectedApp, Refusal, connection_of
 from oauthguard._paths import PathTable
+from oauthguard.context import context_of
 from oauthguard.errors import (
     ConfigurationError,
     GuardError,
@@ -30,12 +31,6 @@ from oauthguard.errors import (
     MissingCredentials,
 )
 from oauthguard.tokens import AccessToken
-
-if TYPE_CHECKING:
-    from oauthguard.middleware import OAuthGuard
-
-#: The scope key of the path rule the guard applied to the request (None when none did).
-RULE = "oauthguard.rule"
 
 E = TypeVar("E", bound=Callable[..., Any])
 
@@ -236,14 +231,9 @@ class Requirement:
         Raises the ``GuardError`` the guard answers with, or ``ConfigurationError`` when no
         guard is in front of the app (fail closed: never a pass).
         """
-        guard: OAuthGuard | None = scope.get("oauthguard")
-        if guard is None:
-            raise ConfigurationError(
-                f"{self!r} protects {scope.get('path')!r} but no OAuthGuard middleware runs "
-                "in front of the app; add it with app.add_middleware(OAuthGuard, ...)"
-            )
+        context = context_of(scope, repr(self))
         also = tuple(also)
-        scope_param = self._scope_param(scope.get(RULE), also)
+        scope_param = self._scope_param(context.rule, also)
         token = scope.get("auth")
         if not isinstance(token, AccessToken):
             raise MissingCredentials(
@@ -252,8 +242,8 @@ class Requirement:
             )
         self.check(
             token,
-            now=guard.clock(),
-            implies=guard.config.scope_implies,
+            now=context.clock(),
+            implies=context.implies,
             also=also,
             scope_param=scope_param,
         )
@@ -277,7 +267,7 @@ class Requirement:
         try:
             self.enforce(scope)
         except GuardError as error:
-            return Refusal(scope["oauthguard"], error)
+            return Refusal(context_of(scope, repr(self)).refuse, error)
         return None
 
     # -- the three uses -------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.authentication import requires
 from starlette.requests import Request
@@ -84,7 +85,7 @@ def inner_app() -> Starlette:
 def guard(issuer: TestIssuer, clock: Clock | None = None, **options: Any) -> OAuthGuard:
     """The guard around ``inner_app``, reaching ``issuer`` in-process."""
     options.setdefault("http_client", issuer.http_client())
-    return OAuthGuard(
+    return build_guard(
         inner_app(),
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],

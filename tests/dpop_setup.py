@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from guards import build_guard
 from proofs import ClientKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from oauthguard import OAuthGuard
 from oauthguard.testing import TestIssuer
 
 RESOURCE = "https://api.test/mcp"
@@ -42,7 +42,7 @@ def protected_app(issuer: TestIssuer, clock: Clock, **options: Any) -> Starlette
     )
     options.setdefault("resource", RESOURCE)
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),
         clock=clock,

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from oauthguard import OAuthGuard
 from oauthguard.redis import RedisReplayStore
 
 
@@ -27,7 +27,7 @@ async def health(request: Request) -> Response:
 def create_app() -> Starlette:
     app = Starlette(routes=[Route("/mcp", whoami), Route("/health", health)])
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource="https://api.test/mcp",
         authorization_servers=[os.environ["DPOP_TEST_ISSUER"]],
         public_paths=["/health"],

@@ -21,6 +21,7 @@ from urllib.parse import unquote_plus
 import anyio
 import httpx
 import jwt as pyjwt
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -259,7 +260,7 @@ async def guarded(
     if settings.get("auth_method", "client_secret_basic").startswith("client_secret"):
         settings.setdefault("client_secret", CLIENT_SECRET)
     async with httpx.AsyncClient(follow_redirects=follow_redirects) as http:
-        guard = OAuthGuard(
+        guard = build_guard(
             Starlette(routes=[Route("/mcp", whoami)]),
             resource=RESOURCE,
             authorization_servers=[server.base],

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from guards import build_guard
 from starlette.applications import Starlette
 
-from oauthguard import ConfigurationError, OAuthGuard
+from oauthguard import ConfigurationError
 
 GOOD: dict[str, Any] = {
     "resource": "https://api.test/mcp",
@@ -67,7 +68,7 @@ GOOD: dict[str, Any] = {
 )
 def test_bad_configuration_names_the_argument(changes: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigurationError, match=named):
-        OAuthGuard(Starlette(), **{**GOOD, **changes})
+        build_guard(Starlette(), **{**GOOD, **changes})
 
 
 @pytest.mark.parametrize(
@@ -87,17 +88,17 @@ def test_bad_configuration_names_the_argument(changes: dict[str, Any], named: st
     ],
 )
 def test_good_configuration_is_accepted(changes: dict[str, Any]) -> None:
-    OAuthGuard(Starlette(), **{**GOOD, **changes})
+    build_guard(Starlette(), **{**GOOD, **changes})
 
 
 def test_the_settings_are_normalised() -> None:
-    config = OAuthGuard(
+    config = build_guard(
         Starlette(), **GOOD, audiences="urn:api", algorithms="ES256", scopes_claim="scp"
     ).config
     assert config.audiences == frozenset({"urn:api"})
     assert config.algorithms == ("ES256",)
     assert config.scopes_claim == ("scp",)
-    default = OAuthGuard(Starlette(), **GOOD).config
+    default = build_guard(Starlette(), **GOOD).config
     assert default.audiences == frozenset({GOOD["resource"]})
     assert (
         default.leeway,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from dpop_setup import RESOURCE, Clock, Setup
+from guards import build_guard
 from proofs import ClientKey
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -12,7 +13,7 @@ from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
 from support import assert_refused, challenge
 
-from oauthguard import AccessToken, ConfigurationError, OAuthGuard
+from oauthguard import AccessToken, ConfigurationError
 from oauthguard.challenge import parse_challenges
 from oauthguard.testing import DPoPKey, TestIssuer
 
@@ -215,7 +216,7 @@ def test_bad_dpop_settings_are_configuration_errors(
     async def app(scope: object, receive: object, send: object) -> None: ...
 
     with pytest.raises(ConfigurationError, match=message):
-        OAuthGuard(app, resource=RESOURCE, authorization_servers="https://issuer.test", **options)  # type: ignore[arg-type]
+        build_guard(app, resource=RESOURCE, authorization_servers="https://issuer.test", **options)  # type: ignore[arg-type]
 
 
 async def test_the_testing_dpop_key_makes_proofs_the_guard_accepts() -> None:
@@ -239,7 +240,7 @@ def test_a_websocket_handshake_is_checked_as_a_get() -> None:
     clock, issuer, key = Clock(), TestIssuer(algorithms=("ES256",)), ClientKey()
     app = Starlette(routes=[WebSocketRoute("/ws", echo)])
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=RESOURCE,
         authorization_servers=issuer.issuer,
         http_client=issuer.http_client(),

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from dpop_setup import Clock, Setup
+from guards import build_guard
 from proofs import REMOVE, ClientKey, ath, b64, tamper
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -15,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from support import assert_refused
 
-from oauthguard import AccessToken, OAuthGuard
+from oauthguard import AccessToken
 from oauthguard.dpop import check_alg, check_jwk, check_typ, parse_proof, thumbprint
 
 pytestmark = pytest.mark.anyio
@@ -69,7 +70,7 @@ def rfc_example_app(clock: Clock) -> Starlette:
 
     app = Starlette(routes=[Route("/protectedresource", endpoint)])
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource="https://resource.example.org/protectedresource",
         authorization_servers="https://server.example.com",
         verifier=RFCExampleVerifier(),

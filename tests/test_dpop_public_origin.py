@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from dpop_setup import RESOURCE, Setup
+from guards import build_guard
 from proofs import ClientKey
 from starlette.responses import PlainTextResponse
 from starlette.routing import WebSocketRoute
@@ -159,7 +160,7 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
 )
 def test_a_bad_public_origin_is_a_configuration_error(value: object, message: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        OAuthGuard(
+        build_guard(
             _app,
             resource=RESOURCE,
             authorization_servers="https://issuer.test",
@@ -177,7 +178,7 @@ def test_a_bad_public_origin_is_a_configuration_error(value: object, message: st
 
 def test_the_default_is_unpinned_and_protect_pins_its_resource_origin() -> None:
     def guard(**options: Any) -> OAuthGuard:
-        return OAuthGuard(
+        return build_guard(
             _app, resource=RESOURCE, authorization_servers="https://i.test", **options
         )
 

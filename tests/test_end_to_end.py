@@ -10,12 +10,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from oauthguard import OAuthGuard
 from oauthguard._fetch import MAX_DOCUMENT_BYTES
 from oauthguard.discovery import metadata_urls
 from oauthguard.testing import TestIssuer
@@ -36,7 +36,7 @@ def protected(issuer: str, **options: Any) -> Iterator[tuple[httpx.Client, str]]
     """The demo app behind the guard, on loopback; yields a client and the resource URL."""
     port = free_port()
     resource = f"http://127.0.0.1:{port}/mcp"
-    app = OAuthGuard(inner_app(), resource=resource, authorization_servers=[issuer], **options)
+    app = build_guard(inner_app(), resource=resource, authorization_servers=[issuer], **options)
     with serve(app, port=port) as base, httpx.Client(base_url=base, timeout=10) as http:
         yield http, resource
 

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from support import assert_refused
 
-from oauthguard import InvalidRequest, InvalidToken, MissingCredentials, OAuthGuard
+from oauthguard import InvalidRequest, InvalidToken, MissingCredentials
 from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard._cache import ExpiringCache
 from oauthguard.credentials import Credentials, extract, is_b64token
@@ -175,7 +176,7 @@ def issuer() -> TestIssuer:
 
 @pytest.fixture
 async def verifier(issuer: TestIssuer) -> AsyncIterator[JWTVerifier]:
-    guard = OAuthGuard(
+    guard = build_guard(
         PlainTextResponse("ok"),
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
@@ -246,7 +247,7 @@ async def hello(request: Request) -> Response:
 async def client(issuer: TestIssuer) -> AsyncIterator[httpx.AsyncClient]:
     app = Starlette(routes=[Route("/mcp", hello)])
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),

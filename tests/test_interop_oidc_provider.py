@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -69,7 +70,7 @@ def guarded(
     provider: AuthorizationServer, resource: str = JWT_RESOURCE, **settings: Any
 ) -> Iterator[tuple[OAuthGuard, str]]:
     """Our resource at ``<base>/api``, guarded against oidc-provider, served on loopback."""
-    guard = OAuthGuard(
+    guard = build_guard(
         Starlette(routes=[Route("/api", whoami, methods=["GET", "POST"])]),
         resource=resource,
         authorization_servers=[provider.issuer],

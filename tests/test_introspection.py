@@ -11,6 +11,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from guards import build_guard
 from introspection_server import (
     CLIENT_ID,
     RESOURCE,
@@ -24,7 +25,7 @@ from proofs import ClientKey
 from starlette.applications import Starlette
 from support import assert_refused
 
-from oauthguard import AccessToken, OAuthGuard
+from oauthguard import AccessToken
 from oauthguard.testing import TestIssuer
 
 pytestmark = pytest.mark.anyio
@@ -391,7 +392,7 @@ async def test_opaque_format_introspects_every_token(server: IntrospectionServer
 
 
 async def test_the_protected_resource_metadata_is_unchanged(server: IntrospectionServer) -> None:
-    plain = OAuthGuard(Starlette(), resource=RESOURCE, authorization_servers=[server.base])
+    plain = build_guard(Starlette(), resource=RESOURCE, authorization_servers=[server.base])
     transport = httpx.ASGITransport(app=plain)
     async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as other:
         expected = await other.get("/.well-known/oauth-protected-resource/mcp")

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from guards import build_guard
 from introspection_server import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -351,7 +352,7 @@ async def test_a_plain_json_answer_to_a_signed_request_is_unavailable(
 # -- configuration --------------------------------------------------------------------------
 def _guard(**arguments: Any) -> OAuthGuard:
     arguments.setdefault("authorization_servers", ["https://as.test"])
-    return OAuthGuard(Starlette(), resource=RESOURCE, **arguments)
+    return build_guard(Starlette(), resource=RESOURCE, **arguments)
 
 
 def _introspection(**settings: Any) -> Introspection:

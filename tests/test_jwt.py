@@ -10,8 +10,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from guards import build_guard
 
-from oauthguard import OAuthGuard
 from oauthguard._b64 import b64url_encode
 from oauthguard.testing import TestIssuer, public_jwk, sign_jws
 from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard, inner_app
@@ -373,7 +373,7 @@ def test_with_two_issuers_a_token_is_checked_only_against_its_own_issuers_keys()
     first = TestIssuer("https://a.test", algorithms=("RS256",))
     second = TestIssuer("https://b.test", algorithms=("RS256",))
     http = httpx.AsyncClient(transport=ByHost(first, second))
-    app = OAuthGuard(
+    app = build_guard(
         inner_app(),
         resource=RESOURCE,
         clock=Clock(),

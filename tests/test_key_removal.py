@@ -1,5 +1,6 @@
 """A key that leaves the issuer's JWKS takes the tokens it verified with it (no cached pass)."""
 
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,7 +19,7 @@ async def data(request: Request) -> Response:
 
 
 def guarded(issuer: TestIssuer) -> tuple[OAuthGuard, TestClient]:
-    guard = OAuthGuard(
+    guard = build_guard(
         Starlette(routes=[Route("/data", data)]),
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],

@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 import anyio
 import httpx
 import pytest
+from guards import build_guard
 from starlette.applications import Starlette
 
-from oauthguard import AccessToken, OAuthGuard
+from oauthguard import AccessToken
 from oauthguard.testing import TestIssuer
 from tests.apps import RESOURCE, bearer, client, guard
 
@@ -70,7 +71,7 @@ def test_the_apps_own_lifespan_still_runs() -> None:
         yield
         events.append("shutdown")
 
-    app = OAuthGuard(
+    app = build_guard(
         Starlette(lifespan=lifespan),
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from guards import build_guard
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import OAuthToken
@@ -315,14 +316,13 @@ async def test_hostile_bodies_are_passed_on_never_a_500() -> None:
 async def test_a_guard_built_by_hand_without_user_factory_still_hands_tools_the_token() -> None:
     from mcp.server.auth.middleware.auth_context import get_access_token
 
-    from oauthguard import OAuthGuard
     from oauthguard.mcp import MCPAuth
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         sdk = get_access_token()
         await PlainTextResponse(sdk.token if sdk else "none")(scope, receive, send)
 
-    guarded = OAuthGuard(
+    guarded = build_guard(
         MCPAuth(app),
         resource="https://api.test/mcp",
         authorization_servers=ISSUER.issuer,
@@ -611,12 +611,12 @@ async def test_dpop_bound_tokens_from_the_issuer_reach_tools(servers: Servers) -
 
 
 async def test_mcp_auth_inside_a_guard_built_by_hand_uses_its_rules() -> None:
-    from oauthguard import OAuthGuard, require
+    from oauthguard import require
     from oauthguard.mcp import MCPAuth
 
     issuer = TestIssuer("https://issuer.test")
     resource = "https://api.test/mcp"
-    guarded = OAuthGuard(
+    guarded = build_guard(
         MCPAuth(reached_app, tool_scopes={"admin": "mcp:admin", "audit": "audit"}),
         resource=resource,
         authorization_servers=issuer.issuer,

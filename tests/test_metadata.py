@@ -6,9 +6,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from guards import build_guard
 from starlette.applications import Starlette
 
-from oauthguard import OAuthGuard
 from oauthguard.metadata import metadata_path, metadata_url
 from tests.apps import client
 
@@ -31,7 +31,7 @@ def test_the_well_known_segment_is_inserted_between_host_and_path(resource: str,
 
 
 def protected(resource: str, **options: Any) -> Any:
-    guard = OAuthGuard(
+    guard = build_guard(
         Starlette(),
         resource=resource,
         authorization_servers=["https://as.test", "https://as2.test/t"],

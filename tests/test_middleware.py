@@ -11,6 +11,7 @@ import anyio
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from guards import build_guard
 
 from oauthguard import AccessToken, InvalidToken, OAuthGuard
 from oauthguard.testing import TestIssuer, sign_jws
@@ -413,7 +414,7 @@ def test_other_scope_types_pass_through_untouched() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.append(scope["type"])
 
-    wrapped = OAuthGuard(app, resource=RESOURCE, authorization_servers=[ISSUER.issuer])
+    wrapped = build_guard(app, resource=RESOURCE, authorization_servers=[ISSUER.issuer])
     import anyio
 
     async def call() -> None:

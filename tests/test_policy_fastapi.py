@@ -8,13 +8,14 @@ from typing import Annotated, Any
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Security, WebSocket
 from fastapi.security import SecurityScopes
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
-from oauthguard import AccessToken, ConfigurationError, OAuthGuard, require
+from oauthguard import AccessToken, ConfigurationError, require
 from oauthguard.fastapi import SCHEME_NAME, describe_security, oauth2_flows
 from oauthguard.testing import TestIssuer
 from tests.support import assert_refused
@@ -71,7 +72,7 @@ def make_api(issuer: TestIssuer, **guard: Any) -> FastAPI:
 
     api.include_router(router)
     api.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),
@@ -155,7 +156,7 @@ def test_fastapi_and_starlette_give_byte_identical_challenges(
 
     app = Starlette(routes=[Route("/orders", create, methods=["POST"])])
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),
@@ -236,7 +237,7 @@ def test_decorator_on_a_fastapi_endpoint_that_takes_the_request(issuer: TestIssu
         return {"sub": request.auth.subject}
 
     api.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),
@@ -255,7 +256,7 @@ def test_dependency_on_a_public_path_is_a_401_with_the_scope(issuer: TestIssuer)
         return {}
 
     api.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),
@@ -306,7 +307,7 @@ def test_flows_from_authorization_server_metadata(
 def test_guard_wrapped_around_the_app_answers_dependency_refusals(
     issuer: TestIssuer, client: TestClient
 ) -> None:
-    """``OAuthGuard(api, ...)`` puts the app's error handling inside the guard; a refusal
+    """``build_guard(api, ...)`` puts the app's error handling inside the guard; a refusal
     from a dependency is still the guard's response, never a 500."""
     api = FastAPI()
 
@@ -318,7 +319,7 @@ def test_guard_wrapped_around_the_app_answers_dependency_refusals(
     async def ws(websocket: WebSocket, token: AccessToken = Depends(require("chat"))) -> None:
         await websocket.accept()
 
-    wrapped = OAuthGuard(
+    wrapped = build_guard(
         api,
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],

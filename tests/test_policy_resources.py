@@ -7,12 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from oauthguard import OAuthGuard, require
+from oauthguard import require
 from oauthguard.testing import TestIssuer
 from tests.support import assert_refused, serve
 
@@ -48,7 +49,7 @@ def make_app(issuer: TestIssuer) -> Starlette:
         + [Route("/mcp/cross", cross)]
     )
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=MCP,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),
@@ -138,7 +139,7 @@ def test_a_rule_cannot_claim_another_resources_path(issuer: TestIssuer) -> None:
     from oauthguard import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="is the path of the resource"):
-        OAuthGuard(
+        build_guard(
             Starlette(),
             resource=MCP,
             authorization_servers=[issuer.issuer],

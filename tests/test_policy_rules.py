@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -14,7 +15,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
 
-from oauthguard import ConfigurationError, OAuthGuard, require
+from oauthguard import ConfigurationError, require
 from oauthguard._paths import PathTable
 from oauthguard.testing import TestIssuer
 from tests.support import assert_refused, challenge, serve
@@ -81,7 +82,7 @@ def make_client(issuer: TestIssuer, rules: Any = RULES, **guard: Any) -> TestCli
     ]
     app = Starlette(routes=routes)
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),
@@ -295,7 +296,7 @@ def test_path_table_matching_cost_does_not_grow_with_segments() -> None:
 )
 def test_configuration_errors(issuer: TestIssuer, kwargs: Any, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        OAuthGuard(Starlette(), resource=RESOURCE, authorization_servers=[issuer.issuer], **kwargs)
+        build_guard(Starlette(), resource=RESOURCE, authorization_servers=[issuer.issuer], **kwargs)
 
 
 @pytest.mark.parametrize(

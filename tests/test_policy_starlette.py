@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.endpoints import HTTPEndpoint, WebSocketEndpoint
 from starlette.requests import Request
@@ -14,7 +15,7 @@ from starlette.routing import Mount, Route, Router, WebSocketRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
 
-from oauthguard import ConfigurationError, OAuthGuard, require
+from oauthguard import ConfigurationError, require
 from oauthguard.testing import TestIssuer
 from tests.support import assert_refused, challenge, serve
 
@@ -90,7 +91,7 @@ def build_app(issuer: TestIssuer, **guard: Any) -> Starlette:
         ]
     )
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),
@@ -272,7 +273,7 @@ def test_guard_error_raised_by_the_app_gets_the_guards_response(issuer: TestIssu
 
     app = Starlette(routes=[Route("/by-hand", by_hand), Route("/too-late", too_late)])
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),

@@ -1,3 +1,4 @@
+from guards import build_guard
 from starlette.applications import Starlette
 from starlette.authentication import requires
 from starlette.requests import Request
@@ -5,7 +6,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from oauthguard import OAuthGuard
 from oauthguard.challenge import parse_challenges
 from oauthguard.testing import TestIssuer
 
@@ -19,7 +19,7 @@ def make_client(issuer: TestIssuer) -> TestClient:
 
     app = Starlette(routes=[Route("/mcp", hello)])
     app.add_middleware(
-        OAuthGuard,
+        build_guard,
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from guards import build_guard
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -49,7 +50,7 @@ async def whoami(scope: Any, receive: Any, send: Any) -> None:
 
 
 def guard(issuer: TestIssuer, **options: Any) -> OAuthGuard:
-    return OAuthGuard(
+    return build_guard(
         whoami,
         resource=RESOURCE,
         authorization_servers=issuer.issuer,
