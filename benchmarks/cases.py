@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, request_response
 
-from oauthguard import OAuthGuard
+from oauthguard import OAuthGuard, ResourceServer
 from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard.testing import TestIssuer, sign_jws
 
@@ -168,14 +168,14 @@ def protect_app(issuer: TestIssuer, **settings: Any) -> App:
 def guarded_app(
     issuer: TestIssuer, http_client: httpx.AsyncClient | None = None, **settings: Any
 ) -> App:
-    """The route behind ``OAuthGuard``; ``TypeError`` for a setting this checkout lacks."""
-    guard = Middleware(
-        OAuthGuard,
+    """The route behind ``OAuthGuard``, with a ``ResourceServer`` of ``settings``."""
+    server = ResourceServer(
         resource=RESOURCE,
         authorization_servers=[issuer.issuer],
         http_client=http_client or issuer.http_client(),
         **settings,
     )
+    guard = Middleware(OAuthGuard, server=server)
     app = Starlette(routes=[Route("/mcp", hello)], middleware=[guard])
     app.build_middleware_stack()  # raises here, not on the first request, for bad settings
     return app

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 import cases
 from cases import AppCase, FloorCase, Tokens, Unavailable, bearer, mcp_scope_for, scope_for
 
+from oauthguard import Limits
 from oauthguard.testing import TestIssuer
 
 Case = AppCase | FloorCase
@@ -109,7 +110,8 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
             "fresh_rs256_full",
             "OAuthGuard, fresh RS256 token, full token cache",
             lambda: AppCase(
-                cases.guarded_app(issuer, token_cache_size=per_round * 5), fresh(rs256)
+                cases.guarded_app(issuer, limits=Limits(token_cache_size=per_round * 5)),
+                fresh(rs256),
             ),
         ),
         Row(

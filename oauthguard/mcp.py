@@ -265,6 +265,7 @@ def protect(
     authorization_servers: str | Issuer | Iterable[str | Issuer],
     scopes: str | Iterable[str] = (),
     tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
+    resources: str | Iterable[str] = (),
     jwt: JWT | None = None,
     dpop: DPoP | str | None = None,
     introspection: Introspection | None = None,
@@ -278,7 +279,8 @@ def protect(
     ``resource`` is the endpoint URL exactly as clients reach it (``https://host/mcp``);
     every method on it needs a token with ``scopes`` (a path rule, so every 401 names them),
     and a ``tools/call`` of a tool in ``tool_scopes`` needs that tool's scopes too.
-    ``/.well-known/*`` stays public. The other settings are ``ResourceServer``'s; the
+    ``/.well-known/*`` stays public. ``resources`` are other resources served beside it. The
+    other settings are ``ResourceServer``'s; the
     metadata's ``scopes_supported`` defaults to every scope named here. DPoP proofs must
     name the origin of ``resource`` whatever the Host header says, unless ``dpop`` is a
     ``DPoP(...)`` that says otherwise (``public_origin=None``: each request's own).
@@ -292,10 +294,11 @@ def protect(
     if metadata is None:
         metadata = Metadata(scopes_supported=tuple(named))
     if not isinstance(dpop, DPoP):
-        dpop = DPoP(mode=DPoP.of(dpop).mode, public_origin=origin_of(resource))
+        dpop = DPoP(mode=DPoP.of(dpop).mode, public_origin=_pinned_origin(resource, resources))
     server = ResourceServer(
         resource=resource,
         authorization_servers=authorization_servers,
+        resources=resources,
         jwt=jwt,
         dpop=dpop,
         introspection=requiring_aud(introspection),
@@ -312,6 +315,20 @@ def protect(
         public_paths=("/.well-known/*",),
         metadata=metadata,
     )
+
+
+def _pinned_origin(resource: str, resources: str | Iterable[str]) -> str:
+    """The origin of ``resource``, which must then be the origin of every other resource
+    served too (DPoP for one elsewhere could never pass)."""
+    origin = origin_of(resource)
+    for other in (resources,) if isinstance(resources, str) else resources:
+        if isinstance(other, str) and origin_of(other).lower() != origin.lower():
+            raise ConfigurationError(
+                f"resources: {other!r} is not on {origin}, the origin DPoP proofs are pinned "
+                "to by default; pass dpop=DPoP(public_origin=...) with the one origin clients "
+                "reach, or dpop=DPoP(public_origin=None) to take it from each request"
+            )
+    return origin
 
 
 def requiring_aud(settings: Introspection | None) -> Introspection | None:

@@ -93,8 +93,9 @@ def build_guard(app: Any, **options: Any) -> OAuthGuard:
     """``OAuthGuard(app, ...)`` from flat options (see the module's docstring)."""
     metadata = {key: options.pop(key) for key in _METADATA if key in options}
     guard = {key: options.pop(key) for key in _GUARD if key in options}
-    rules = guard.get("rules") or {}
-    audiences = [rule.audience for rule in rules.values() if rule.audience is not None]
+    rules = guard.get("rules")
+    values = rules.values() if isinstance(rules, dict) else ()
+    audiences = [a for rule in values if (a := getattr(rule, "audience", None)) is not None]
     server = server_options(options)
     if audiences:
         others = server.get("resources", ())

@@ -199,12 +199,12 @@ async def test_metadata_describes_dpop(mode: str, expected: dict[str, object]) -
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"dpop": "yes"}, "dpop must be"),
-        ({"dpop_algorithms": ("HS256",)}, "dpop_algorithms"),
-        ({"dpop_algorithms": ("none",)}, "dpop_algorithms"),
-        ({"dpop_algorithms": ()}, "dpop_algorithms"),
-        ({"dpop_max_age": 0}, "dpop_max_age"),
-        ({"dpop_max_age": True}, "dpop_max_age"),
+        ({"dpop": "yes"}, r"DPoP\(mode=...\) must be"),
+        ({"dpop_algorithms": ("HS256",)}, r"DPoP\(algorithms=...\)"),
+        ({"dpop_algorithms": ("none",)}, r"DPoP\(algorithms=...\)"),
+        ({"dpop_algorithms": ()}, r"DPoP\(algorithms=...\)"),
+        ({"dpop_max_age": 0}, r"DPoP\(max_age=...\)"),
+        ({"dpop_max_age": True}, r"DPoP\(max_age=...\)"),
         ({"dpop_nonce": True}, "DPoPNonces"),
         ({"replay_store": object()}, "first_use"),
         ({"trusted_proxies": ["10.0.0.0/8", "proxy.internal"]}, "trusted_proxies"),

@@ -30,7 +30,7 @@ async def test_a_proof_header_is_remembered_only_after_its_signature_verified() 
     async with setup.client() as client:
         forged = await setup.call(token, tamper(setup.proof(token)), client=client)
         assert_refused(forged, 401, "invalid_dpop_proof", scheme="DPoP")
-        assert len(guard_of(setup).dpop._headers) == 0
+        assert len(guard_of(setup).server.dpop_checker._headers) == 0
         typed_wrong = setup.proof(token, header={"typ": "jwt"})
         assert_refused(
             await setup.call(token, typed_wrong, client=client),
@@ -38,9 +38,9 @@ async def test_a_proof_header_is_remembered_only_after_its_signature_verified() 
             "invalid_dpop_proof",
             scheme="DPoP",
         )
-        assert len(guard_of(setup).dpop._headers) == 0
+        assert len(guard_of(setup).server.dpop_checker._headers) == 0
         assert (await setup.call(token, setup.proof(token), client=client)).status_code == 200
-        assert len(guard_of(setup).dpop._headers) == 1
+        assert len(guard_of(setup).server.dpop_checker._headers) == 1
 
 
 async def test_a_remembered_proof_header_skips_no_other_check() -> None:
@@ -71,7 +71,9 @@ async def test_a_remembered_proof_header_skips_no_other_check() -> None:
             await setup.call(token, foreign, client=client), 401, "invalid_token", scheme="DPoP"
         )
         assert (await setup.call(token, setup.proof(token), client=client)).status_code == 200
-        assert len(guard_of(setup).dpop._headers) == 2  # our key's header and the stranger's
+        assert (
+            len(guard_of(setup).server.dpop_checker._headers) == 2
+        )  # our key's header and the stranger's
 
 
 async def test_every_request_gets_the_dpop_form_of_its_verified_token() -> None:
@@ -82,15 +84,17 @@ async def test_every_request_gets_the_dpop_form_of_its_verified_token() -> None:
         for _ in range(3):
             response = await setup.call(token, setup.proof(token), client=client)
             assert response.json() == expected
-        guard = guard_of(setup)
-        remembered = guard.dpop._tokens.get(token, setup.clock.now)
-        assert remembered is not None and remembered[1] is guard.tokens.get(token, 0)[0]
-        guard.tokens.clear()  # verified again: a new token object, so a new DPoP form
+        # One cache entry per token: the token in its DPoP form, its user and its ath hash.
+        tokens = guard_of(setup).server.tokens
+        remembered = tokens.get(token, setup.clock.now)
+        assert remembered is not None and remembered.token.scheme == "DPoP"
+        assert remembered.user.token is remembered.token and remembered.ath is not None
+        tokens.clear()  # verified again: a new entry, with a new DPoP form and user
         response = await setup.call(token, setup.proof(token), client=client)
         assert response.json() == expected
-        renewed = guard.dpop._tokens.get(token, setup.clock.now)
-        assert renewed is not None and renewed[1] is not remembered[1]
-        assert renewed[1] is guard.tokens.get(token, 0)[0]
+        renewed = tokens.get(token, setup.clock.now)
+        assert renewed is not None and renewed is not remembered
+        assert renewed.token is not remembered.token and renewed.token.scheme == "DPoP"
 
 
 def with_signature(proof: str, signature: bytes) -> str:

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
 from support import assert_refused, free_port, serve
 
-from oauthguard import ConfigurationError, OAuthGuard
+from oauthguard import ConfigurationError, DPoP, OAuthGuard
 from oauthguard.mcp import protect
 from oauthguard.testing import TestIssuer
 
@@ -142,7 +142,8 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     [
         (
             "https://api.example.com/mcp",
-            "public_origin 'https://api.example.com/mcp' has a path ('/mcp'); the path comes from "
+            "DPoP(public_origin='https://api.example.com/mcp') has a path ('/mcp'); the path "
+            "comes from "
             "each request: give only the scheme, host and port clients reach the server at, like "
             "'https://api.example.com' or 'https://api.example.com:8443'",
         ),
@@ -168,12 +169,7 @@ def test_a_bad_public_origin_is_a_configuration_error(value: object, message: st
         )  # type: ignore[arg-type]
     assert message in str(raised.value)
     with pytest.raises(ConfigurationError, match="public_origin"):
-        protect(
-            _app,
-            resource=RESOURCE,
-            authorization_servers="https://issuer.test",
-            public_origin=value,
-        )
+        DPoP(public_origin=value)  # type: ignore[arg-type]
 
 
 def test_the_default_is_unpinned_and_protect_pins_its_resource_origin() -> None:
@@ -182,30 +178,32 @@ def test_the_default_is_unpinned_and_protect_pins_its_resource_origin() -> None:
             _app, resource=RESOURCE, authorization_servers="https://i.test", **options
         )
 
-    assert guard().config.public_origin is None
-    assert guard(public_origin="https://API.test:443").config.public_origin == "https://api.test"
+    assert guard().server.dpop.public_origin is None
+    assert (
+        guard(public_origin="https://API.test:443").server.dpop.public_origin == "https://api.test"
+    )
     mcp = protect(
         _app, resource="https://MCP.example.com:443/v1/mcp", authorization_servers="https://i.test"
     )
-    assert mcp.config.public_origin == "https://mcp.example.com"
+    assert mcp.server.dpop.public_origin == "https://mcp.example.com"
     explicit = protect(
         _app,
         resource=RESOURCE,
         authorization_servers="https://i.test",
-        public_origin="https://edge.example.com:8443",
+        dpop=DPoP(public_origin="https://edge.example.com:8443"),
     )
-    assert explicit.config.public_origin == "https://edge.example.com:8443"
+    assert explicit.server.dpop.public_origin == "https://edge.example.com:8443"
     opted_out = protect(
-        _app, resource=RESOURCE, authorization_servers="https://i.test", public_origin=None
+        _app, resource=RESOURCE, authorization_servers="https://i.test", dpop=DPoP()
     )
-    assert opted_out.config.public_origin is None
+    assert opted_out.server.dpop.public_origin is None
     same_origin = protect(
         _app,
         resource="https://api.test/mcp",
         resources="https://API.test/v2",
         authorization_servers="https://i.test",
     )
-    assert same_origin.config.public_origin == "https://api.test"
+    assert same_origin.server.dpop.public_origin == "https://api.test"
 
 
 def test_protect_pins_no_default_origin_for_resources_on_several_origins() -> None:
@@ -226,9 +224,9 @@ def test_protect_pins_no_default_origin_for_resources_on_several_origins() -> No
         resource="https://api.test/mcp",
         resources=["https://other.test/v2"],
         authorization_servers="https://i.test",
-        public_origin=None,
+        dpop=DPoP(public_origin=None),
     )
-    assert chosen.config.public_origin is None
+    assert chosen.server.dpop.public_origin is None
 
 
 async def test_protect_refuses_a_proof_for_another_name_of_the_server_over_http() -> None:
@@ -266,4 +264,4 @@ async def test_protect_refuses_a_proof_for_another_name_of_the_server_over_http(
     reached = await post(guarded(), resource)
     assert reached.status_code == 200 and reached.text == "reached"
     # public_origin=None opts out: the Host header names the origin again.
-    assert (await post(guarded(public_origin=None), other_name)).status_code == 200
+    assert (await post(guarded(dpop=DPoP()), other_name)).status_code == 200

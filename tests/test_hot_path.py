@@ -182,9 +182,9 @@ async def verifier(issuer: TestIssuer) -> AsyncIterator[JWTVerifier]:
         authorization_servers=[issuer.issuer],
         http_client=issuer.http_client(),
     )
-    assert isinstance(guard.verifier, JWTVerifier)
-    yield guard.verifier
-    await guard.http.aclose()
+    assert isinstance(guard.server.verifier, JWTVerifier)
+    yield guard.server.verifier
+    await guard.server.http.aclose()
 
 
 def tamper(token: str, **claims: object) -> str:

@@ -158,7 +158,7 @@ def test_rotation_refuses_tokens_of_removed_keys_and_accepts_new_ones(
             assert jose_header(token)["kid"] in kids
             response = httpx.get(url, headers=bearer(token))
             assert response.status_code == 200, f"{alg}: {response.text}"
-        assert guard.key_sets[provider.issuer].fetches == 2
+        assert guard.server.key_sets[provider.issuer].fetches == 2
 
         for token in [*seen.values(), unseen]:
             params = assert_refused(httpx.get(url, headers=bearer(token)), 401, "invalid_token")

@@ -117,7 +117,7 @@ async def test_an_active_token_becomes_the_same_access_token_type(
     active(server, "opaque-1", now, username="ann")
     async with guarded(server) as (client, guard):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
-        token = await guard.verify("opaque-1")
+        token = await guard.server.verify("opaque-1")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["sub"] == "user-7" and body["client_id"] == "app-3"
@@ -196,7 +196,7 @@ async def test_a_dpop_bound_opaque_token_sent_as_bearer_is_refused(
     async with guarded(server) as (client, guard):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
         cached = await client.get("/mcp", headers=bearer("opaque-1"))
-        token = await guard.verify("opaque-1")
+        token = await guard.server.verify("opaque-1")
     for refused in (response, cached):
         assert "DPoP" in assert_refused(refused, 401, "invalid_token")["error_description"]
     assert token.jkt == binding.get("cnf", {}).get("jkt")
@@ -304,7 +304,7 @@ async def test_revocation_is_seen_after_cache_ttl_even_with_a_distant_exp(
         clock.advance(2)
         assert_refused(await client.get("/mcp", headers=bearer("opaque-1")), 401, "invalid_token")
         assert server.calls == 2
-        assert len(guard.tokens) == 0  # the guard's own cache let it go too
+        assert len(guard.server.tokens) == 0  # the guard's own cache let it go too
 
 
 async def test_a_positive_entry_never_outlives_exp(server: IntrospectionServer) -> None:
@@ -334,7 +334,7 @@ async def test_the_cache_is_bounded(server: IntrospectionServer) -> None:
     for index in range(5):
         active(server, f"opaque-{index}", now)
     async with guarded(server, cache_size=2) as (_, guard):
-        verifier = guard.verifier.introspection  # type: ignore[attr-defined]
+        verifier = guard.server.verifier.introspection  # type: ignore[attr-defined]
         for index in range(5):
             await verifier.verify(f"opaque-{index}")
         await verifier.verify("opaque-4")

@@ -369,10 +369,6 @@ def _introspection(**settings: Any) -> Introspection:
             },
             "several authorization servers",
         ),
-        ({"token_format": "opaque"}, "needs introspection="),
-        ({"token_format": "auto"}, "needs introspection="),
-        ({"token_format": "jwt", "introspection": "settings"}, "never introspects"),
-        ({"token_format": "paseto", "introspection": "settings"}, "token_format must be one of"),
         ({"introspection": {"client_id": "x"}}, "must be an oauthguard.Introspection"),
         ({"introspection": "settings", "verifier": "custom"}, "not both"),
     ],
@@ -381,9 +377,15 @@ def test_guard_configuration_errors(arguments: dict[str, Any], message: str) -> 
     if arguments.get("introspection") == "settings":
         arguments["introspection"] = _introspection()
     if arguments.get("verifier") == "custom":
-        arguments["verifier"] = _guard().verifier
+        arguments["verifier"] = _guard().server.verifier
     with pytest.raises(ConfigurationError, match=message):
         _guard(**arguments)
+
+
+def test_a_token_format_is_auto_or_opaque() -> None:
+    assert _introspection(token_format="opaque").token_format == "opaque"
+    with pytest.raises(ConfigurationError, match=r"Introspection\(token_format=...\) must be"):
+        _introspection(token_format="paseto")
 
 
 def test_several_authorization_servers_work_with_an_explicit_endpoint() -> None:
@@ -391,7 +393,9 @@ def test_several_authorization_servers_work_with_an_explicit_endpoint() -> None:
         authorization_servers=["https://a.test", "https://b.test"],
         introspection=_introspection(endpoint="https://a.test/introspect"),
     )
-    assert guard.config.token_format == "auto"
+    assert (
+        guard.server.introspection is not None and guard.server.introspection.token_format == "auto"
+    )
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ def test_a_cached_token_is_refused_once_rotation_removed_its_key() -> None:
     guard, client = guarded(issuer)
     old = issuer.token(audience=RESOURCE)
     assert client.get("/data", headers=bearer(old)).status_code == 200
-    assert len(guard.tokens) == 1
+    assert len(guard.server.tokens) == 1
 
     issuer.rotate("RS256")
     new = issuer.token(audience=RESOURCE)
@@ -57,7 +57,7 @@ def test_a_key_added_to_the_jwks_keeps_verified_tokens_cached() -> None:
     issuer.add_key("ES256")
     new = issuer.token(audience=RESOURCE, alg="ES256")
     assert client.get("/data", headers=bearer(new)).status_code == 200  # kid miss: refetch
-    assert len(guard.tokens) == 2
+    assert len(guard.server.tokens) == 2
     jwks_fetches = [r for r in issuer.requests if r.url.path == "/jwks"]
     assert len(jwks_fetches) == 2
     assert client.get("/data", headers=bearer(old)).status_code == 200

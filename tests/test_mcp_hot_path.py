@@ -88,7 +88,7 @@ async def test_a_token_verified_anew_gets_a_new_user_bound_to_it() -> None:
     app = guarded(issuer, seen)
     token = issuer.token(audience=RESOURCE, scope="mcp:tools")
     assert await post(app, token) == 200
-    app.tokens.clear()  # what a key leaving the issuer's JWKS does
+    app.server.tokens.clear()  # what a key leaving the issuer's JWKS does
     assert await post(app, token) == 200
     assert seen.auths[0] is not seen.auths[1]
     assert seen.users[1] is not seen.users[0] and seen.users[1].token is seen.auths[1]

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from guards import build_guard
 from introspection_server import CLIENT_ID, CLIENT_SECRET, RESOURCE, IntrospectionServer, active
 from starlette.responses import PlainTextResponse
 from support import assert_refused, challenge
@@ -63,7 +64,7 @@ async def post(client: httpx.AsyncClient, token: str) -> httpx.Response:
     "options",
     [
         {},
-        {"token_format": "auto"},
+        {"introspection": settings(token_format="opaque")},
         {"introspection": settings(jwt_response=True)},
         {"introspection": settings(require_aud=True)},
     ],
@@ -74,8 +75,8 @@ async def test_under_protect_a_response_without_aud_is_refused(
     active(server, "no-aud", time.time(), aud=None)
     active(server, "ours", time.time())
     async with client_of(protect, server, scopes="read", **options) as (client, guard):
-        assert guard.config.introspection is not None
-        assert guard.config.introspection.require_aud is True
+        assert guard.server.introspection is not None
+        assert guard.server.introspection.require_aud is True
         refused = await post(client, "no-aud")
         params = assert_refused(refused, 401, "invalid_token")
         assert params["error_description"] == "the token has no valid aud claim"
@@ -96,7 +97,7 @@ async def test_under_protect_an_explicit_false_still_accepts_a_response_without_
     active(server, "theirs", time.time(), aud="https://other.test/mcp")
     explicit = settings(require_aud=False)
     async with client_of(protect, server, introspection=explicit) as (client, guard):
-        assert guard.config.introspection is explicit
+        assert guard.server.introspection is explicit
         reached = await post(client, "no-aud")
         assert reached.status_code == 200 and reached.text == "reached"
         # An aud that is there still has to name us (RFC 7662 §2.2, RFC 8707).
@@ -112,11 +113,11 @@ async def test_plain_oauthguard_still_accepts_a_response_without_aud(
     async with client_of(protect, server, introspection=given):
         pass
     assert given.require_aud is None  # protect() did not change the caller's settings
-    async with client_of(OAuthGuard, server, introspection=given) as (client, guard):
-        assert guard.config.introspection is given
+    async with client_of(build_guard, server, introspection=given) as (client, guard):
+        assert guard.server.introspection is given
         reached = await post(client, "no-aud")
         assert reached.status_code == 200 and reached.text == "reached"
-    async with client_of(OAuthGuard, server, introspection=settings(require_aud=True)) as (
+    async with client_of(build_guard, server, introspection=settings(require_aud=True)) as (
         client,
         _,
     ):

@@ -103,7 +103,7 @@ class Counting:
 
 
 def counting_guard(clock: Clock, **options: Any) -> tuple[OAuthGuard, Counting]:
-    counter = Counting(guard(ISSUER, clock).verifier)
+    counter = Counting(guard(ISSUER, clock).server.verifier)
     return guard(ISSUER, clock, verifier=counter, **options), counter
 
 
@@ -374,7 +374,7 @@ def test_the_cache_is_bounded() -> None:
     tokens = [good(subject=f"user-{n}") for n in range(5)]
     for token in tokens:
         assert api.get("/mcp", headers=bearer(token)).status_code == 200
-    assert len(app.tokens) == 3
+    assert len(app.server.tokens) == 3
     api.get("/mcp", headers=bearer(tokens[0]))  # evicted first, so verified again
     assert counter.calls == 6
 
@@ -385,7 +385,7 @@ def test_refused_tokens_are_not_cached() -> None:
     for _ in range(2):
         assert_refused(api.get("/mcp", headers=bearer(token)), 401, "invalid_token")
     assert counter.calls == 2
-    assert len(app.tokens) == 0
+    assert len(app.server.tokens) == 0
 
 
 def test_a_cache_size_of_zero_disables_the_cache() -> None:

@@ -273,7 +273,7 @@ def test_dependency_without_the_guard_fails_closed() -> None:
     async def x(token: AccessToken = Depends(require("x"))) -> dict[str, str]:
         return {}
 
-    with pytest.raises(ConfigurationError, match="no OAuthGuard middleware"):
+    with pytest.raises(ConfigurationError, match="needs the OAuthGuard middleware"):
         TestClient(api).get("/x")
 
 

@@ -231,7 +231,7 @@ def test_websocket_over_real_http_gets_the_challenge(issuer: TestIssuer) -> None
 def test_require_without_the_guard_fails_closed() -> None:
     app = Starlette(routes=[Route("/x", create_order, methods=["POST"])])
     client = TestClient(app)
-    with pytest.raises(ConfigurationError, match="no OAuthGuard middleware"):
+    with pytest.raises(ConfigurationError, match="needs the OAuthGuard middleware"):
         client.post("/x")
 
 
