@@ -1,0 +1,211 @@
+"""``ResourceServer`` on its own: no ASGI app, no middleware, real HTTP to the issuer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from support import assert_refused, free_port, serve
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.sync.client import connect
+
+from oauthguard import (
+    AccessToken,
+    DPoP,
+    GuardError,
+    InvalidDPoPProof,
+    MissingCredentials,
+    OAuthGuard,
+    ResourceServer,
+)
+from oauthguard.testing import DPoPKey, TestIssuer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[TestIssuer]:
+    """A TestIssuer served by uvicorn on loopback: discovery and keys over real HTTP."""
+    port = free_port()
+    test_issuer = TestIssuer(f"http://127.0.0.1:{port}", algorithms=("RS256", "ES256"))
+    with serve(test_issuer.app, port=port):
+        yield test_issuer
+
+
+API = "https://api.test/orders"
+
+
+async def token_from(issuer: TestIssuer, key: DPoPKey) -> str:
+    """A DPoP-bound token from the issuer's token endpoint (client credentials, RFC 9449 §5)."""
+    client_id, secret = issuer.register_client(grant_types=["client_credentials"])
+    token_url = f"{issuer.issuer}/token"
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            token_url,
+            data={"grant_type": "client_credentials", "resource": API, "scope": "orders:read"},
+            auth=(client_id, secret or ""),
+            headers={"dpop": key.proof("POST", token_url)},
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["token_type"] == "DPoP"
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def test_a_plain_asyncio_program_authenticates_a_dpop_request(issuer: TestIssuer) -> None:
+    key = DPoPKey()
+    token = await token_from(issuer, key)
+    url = f"{API}?page=2"
+    async with ResourceServer(
+        resource=API, authorization_servers=issuer.issuer, dpop="required"
+    ) as server:
+        headers = {"Authorization": f"DPoP {token}", "DPoP": key.proof("GET", API, token=token)}
+        verified = await server.authenticate("GET", url, headers)
+        assert verified.scheme == "DPoP" and verified.jkt == key.thumbprint
+        assert verified.scopes == frozenset({"orders:read"})
+        # The same proof again is a replay (RFC 9449 §11.1); a proof for another URL is refused.
+        with pytest.raises(InvalidDPoPProof, match="already used"):
+            await server.authenticate("GET", url, headers)
+        other = {**headers, "DPoP": key.proof("GET", "https://api.test/admin", token=token)}
+        with pytest.raises(InvalidDPoPProof, match="htu"):
+            await server.authenticate("GET", url, other)
+        with pytest.raises(MissingCredentials):
+            await server.authenticate("GET", url, {})
+        # Headers as pairs keep repeats: two Authorization headers are a malformed request.
+        twice = [("authorization", f"DPoP {token}"), ("Authorization", f"DPoP {token}")]
+        with pytest.raises(GuardError, match="more than one Authorization"):
+            await server.authenticate("GET", url, twice)
+    assert server.http.is_closed  # the client it made is closed on exit
+
+
+async def test_a_refusal_carries_what_an_adapter_renders(issuer: TestIssuer) -> None:
+    async with ResourceServer(resource=API, authorization_servers=issuer.issuer) as server:
+        with pytest.raises(GuardError) as raised:
+            await server.authenticate("GET", API, {"authorization": "Bearer not.a.jwt"})
+    assert (raised.value.status, raised.value.error) == (401, "invalid_token")
+
+
+def test_a_websocket_message_handler_verifies_the_tokens_in_its_messages(
+    issuer: TestIssuer,
+) -> None:
+    """A WebSocket server (no ASGI) whose clients send their token in a message."""
+    good = issuer.token(audience=API, scope="orders:read")
+    foreign = issuer.token(audience="https://other.test/api")
+    answers: list[str] = []
+    ready, done = threading.Event(), threading.Event()
+    port = free_port()
+
+    async def handler(connection: ServerConnection, server: ResourceServer) -> None:
+        async for message in connection:
+            token = json.loads(message)["access_token"]
+            try:
+                verified = await server.verify(token)
+                await connection.send(f"hello {verified.subject}")
+            except GuardError as error:
+                await connection.send(f"refused: {error.error}")
+
+    async def run() -> None:
+        server = ResourceServer(resource=API, authorization_servers=issuer.issuer)
+        async with server, ws_serve(lambda c: handler(c, server), "127.0.0.1", port):
+            ready.set()
+            await asyncio.get_running_loop().run_in_executor(None, done.wait)
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        with connect(f"ws://127.0.0.1:{port}") as socket:
+            for token in (good, foreign, "garbage"):
+                socket.send(json.dumps({"access_token": token}))
+                answers.append(str(socket.recv(timeout=10)))
+    finally:
+        done.set()
+        thread.join(10)
+    assert answers == ["hello user-1", "refused: invalid_token", "refused: invalid_token"]
+
+
+async def test_one_user_per_verified_token_for_bearer_and_dpop() -> None:
+    """One cache entry per token: the user is built once, whatever the scheme."""
+    issuer = TestIssuer("https://issuer.test", algorithms=("ES256",))
+    built: list[tuple[AccessToken, str]] = []
+
+    def user_factory(token: AccessToken, raw: str) -> object:
+        built.append((token, raw))
+        return object()
+
+    async def endpoint(request: Any) -> PlainTextResponse:
+        return PlainTextResponse(str(id(request.user)))
+
+    key = DPoPKey()
+    bearer = issuer.token(audience=API, alg="ES256")
+    bound = issuer.token(audience=API, alg="ES256", jkt=key.thumbprint)
+    server = ResourceServer(
+        resource=API,
+        authorization_servers=issuer.issuer,
+        dpop=DPoP(),
+        http_client=issuer.http_client(),
+        user_factory=user_factory,
+    )
+    app = OAuthGuard(Starlette(routes=[Route("/orders", endpoint)]), server)
+    users: dict[str, set[str]] = {"bearer": set(), "dpop": set()}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="https://api.test"
+    ) as http:
+        for _ in range(5):
+            plain = await http.get("/orders", headers={"authorization": f"Bearer {bearer}"})
+            proof = key.proof("GET", API, token=bound)
+            dpop = await http.get(
+                "/orders", headers={"authorization": f"DPoP {bound}", "dpop": proof}
+            )
+            assert plain.status_code == dpop.status_code == 200, dpop.text
+            users["bearer"].add(plain.text)
+            users["dpop"].add(dpop.text)
+        # A DPoP-bound token sent as Bearer is refused (RFC 9449 §7.2), and builds no user.
+        refused = await http.get("/orders", headers={"authorization": f"Bearer {bound}"})
+        assert_refused(refused, 401, "invalid_token")
+    assert [raw for _, raw in built] == [bearer, bound]
+    assert [token.scheme for token, _ in built] == ["Bearer", "DPoP"]
+    assert len(users["bearer"]) == len(users["dpop"]) == 1
+
+
+async def test_lifespan_shutdown_closes_the_client_the_server_made() -> None:
+    server = ResourceServer(resource=API, authorization_servers="https://issuer.test")
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[str] = []
+
+    async def receive() -> dict[str, str]:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        sent.append(message["type"])
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    server.warm = _no_warm  # type: ignore[method-assign]  # no issuer to reach here
+    await OAuthGuard(app, server)({"type": "lifespan"}, receive, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert server.http.is_closed
+    given = httpx.AsyncClient()
+    borrowed = ResourceServer(
+        resource=API, authorization_servers="https://i.test", http_client=given
+    )
+    await borrowed.aclose()
+    assert not given.is_closed  # a client the caller gave stays the caller's
+    await given.aclose()
+
+
+async def _no_warm() -> None:
+    return None
