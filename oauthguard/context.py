@@ -21,6 +21,9 @@ CONTEXT = "oauthguard"
 #: Answers a refusal: the challenge of the request's resource, as an HTTP response or a
 #: WebSocket denial.
 Refuse = Callable[[Scope, Receive, Send, GuardError], Awaitable[None]]
+#: The answer to a refusal as status, headers and body, for frameworks that build their own
+#: response objects (Django, Litestar): the same challenge ``Refuse`` sends.
+Render = Callable[[Scope, GuardError], tuple[int, list[tuple[bytes, bytes]], bytes]]
 
 
 class RequestContext:
@@ -28,7 +31,7 @@ class RequestContext:
     ``Requirement``) or None; ``implies`` maps each scope to the scopes it implies;
     ``metadata`` is what the guard publishes of the resource."""
 
-    __slots__ = ("clock", "implies", "metadata", "refuse", "rule", "server")
+    __slots__ = ("clock", "implies", "metadata", "refuse", "render", "rule", "server")
 
     def __init__(
         self,
@@ -36,6 +39,7 @@ class RequestContext:
         rule: Any,
         implies: Mapping[str, frozenset[str]],
         refuse: Refuse,
+        render: Render,
         metadata: Metadata,
     ) -> None:
         self.server = server
@@ -44,6 +48,7 @@ class RequestContext:
         self.implies = implies
         self.clock: Callable[[], float] = server.clock
         self.refuse = refuse
+        self.render = render
 
 
 def context_of(scope: Scope, what: str) -> RequestContext:

@@ -83,7 +83,9 @@ class OAuthGuard:
         self._several_resources = len(server.resources) > 1
         # One context per rule, built once: what require(...) and integrations read.
         self._contexts: dict[Requirement | None, RequestContext] = {
-            rule: RequestContext(server, rule, self.implies, self.refuse, self.metadata)
+            rule: RequestContext(
+                server, rule, self.implies, self.refuse, self.render_for_app, self.metadata
+            )
             for rule in (None, *(rule for _, rule in self.rules.items()))
         }
 
@@ -227,6 +229,21 @@ class OAuthGuard:
     async def refuse(self, scope: Scope, receive: Receive, send: Send, error: GuardError) -> None:
         """Every refusal from inside the app (``require(...)``, an integration, a
         ``GuardError`` raised by hand): the challenge of the scheme the token came with."""
+        status, headers, body = self.render_for_app(scope, error)
+        await _send_refusal(scope, receive, send, status, headers, body)
+
+    def render(
+        self, scope: Scope, error: GuardError, scheme: str | None, challenge_scope: str | None
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Status, headers (``WWW-Authenticate`` for the path's resource) and JSON body of
+        a refusal: the one place a refusal's answer is made."""
+        served: ServedResource = self.served.match(None, scope["path"]) or self._default
+        return served.challenger.response(error, scheme, challenge_scope)
+
+    def render_for_app(
+        self, scope: Scope, error: GuardError
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """``render`` for a refusal from inside the app: the scheme the token came with."""
         token = scope.get("auth")
         scheme = error.scheme or (token.scheme if isinstance(token, AccessToken) else None)
         logger.info(
@@ -235,7 +252,7 @@ class OAuthGuard:
             scope["path"],
             error.description or "no credentials",
         )
-        await self._answer(scope, receive, send, error, scheme, None)
+        return self.render(scope, error, scheme, None)
 
     async def _answer(
         self,
@@ -246,12 +263,8 @@ class OAuthGuard:
         scheme: str | None,
         challenge_scope: str | None,
     ) -> None:
-        served: ServedResource = self.served.match(None, scope["path"]) or self._default
-        status, headers, body = served.challenger.response(error, scheme, challenge_scope)
-        if scope["type"] == "websocket":
-            await deny_websocket(scope, receive, send, status, headers, body)
-        else:
-            await send_response(send, status, headers, body)
+        status, headers, body = self.render(scope, error, scheme, challenge_scope)
+        await _send_refusal(scope, receive, send, status, headers, body)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Keys fetched at startup (bounded, never failing); the server's HTTP client closed
@@ -269,6 +282,20 @@ class OAuthGuard:
             await send(message)
 
         await self.app(scope, receive_and_warm, send_and_close)
+
+
+async def _send_refusal(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+) -> None:
+    if scope["type"] == "websocket":
+        await deny_websocket(scope, receive, send, status, headers, body)
+    else:
+        await send_response(send, status, headers, body)
 
 
 def _server(
