@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +37,36 @@ _KEY_FACTORIES: dict[str, Callable[[], Any]] = {
     "ES384": lambda: ec.generate_private_key(ec.SECP384R1()),
     "EdDSA": lambda: ed25519.Ed25519PrivateKey.generate(),
 }
+
+
+class KeyPool:
+    """Private keys made once and handed out in turn, ``size`` per algorithm.
+
+    Making an RSA key takes tens of milliseconds; a test suite that builds hundreds of
+    issuers can give them one pool (``TestIssuer(key_pool=pool)``, or
+    ``TestIssuer.default_key_pool = pool`` once for the whole run). Issuers that share a pool
+    may share keys (each has its own ``kid``s), so a test that needs a key nobody else has
+    uses an issuer without one. ``rotate`` still gets a key other than the current one.
+    """
+
+    __test__ = False
+
+    def __init__(self, size: int = 4) -> None:
+        if size < 2:
+            raise ValueError("a KeyPool needs at least two keys per algorithm, for rotation")
+        self.size = size
+        self._keys: dict[str, list[Any]] = {}
+        self._turn: dict[str, int] = {}
+
+    def key(self, alg: str) -> Any:
+        """The next key for ``alg``, made on first use."""
+        keys = self._keys.setdefault(alg, [])
+        turn = self._turn.get(alg, 0)
+        self._turn[alg] = turn + 1
+        if len(keys) < self.size:
+            keys.append(_KEY_FACTORIES[alg]())
+            return keys[-1]
+        return keys[turn % self.size]
 
 
 def public_jwk(private_key: Any, kid: str | None = None, alg: str | None = None) -> dict[str, Any]:
@@ -96,6 +126,8 @@ class TestIssuer:
     """
 
     __test__ = False  # not a pytest test class
+    #: Where issuers built without ``key_pool`` take their keys (None: each makes its own).
+    default_key_pool: ClassVar[KeyPool | None] = None
 
     def __init__(
         self,
@@ -109,8 +141,10 @@ class TestIssuer:
         subject: str = "user-1",
         token_alg: str = "RS256",
         clock: Callable[[], float] = time.time,
+        key_pool: KeyPool | None = None,
     ) -> None:
         self.issuer = issuer
+        self.key_pool = key_pool or TestIssuer.default_key_pool
         self.jwks_max_age = jwks_max_age
         self.allowed_scopes = None if allowed_scopes is None else tuple(allowed_scopes)
         self.opaque = opaque
@@ -141,7 +175,8 @@ class TestIssuer:
     def add_key(self, alg: str, kid: str | None = None) -> str:
         """Generate a key for ``alg``, make it the default for that algorithm; its kid."""
         kid = kid or f"{alg.lower()}-{uuid.uuid4().hex[:8]}"
-        self.keys[kid] = (alg, _KEY_FACTORIES[alg]())
+        key = self.key_pool.key(alg) if self.key_pool is not None else _KEY_FACTORIES[alg]()
+        self.keys[kid] = (alg, key)
         self.default_kid[alg] = kid
         return kid
 

@@ -3,6 +3,13 @@ from collections.abc import Iterator
 import pytest
 from introspection_server import IntrospectionServer, running_server
 
+from oauthguard.testing import KeyPool, TestIssuer
+
+# Issuer keys are made once for the run: an RSA key costs tens of milliseconds, and the
+# suite builds hundreds of issuers. Tests that need keys of their own pass key_pool= or
+# make keys themselves.
+TestIssuer.default_key_pool = KeyPool()
+
 
 @pytest.fixture
 def anyio_backend() -> str:

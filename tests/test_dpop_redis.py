@@ -21,7 +21,7 @@ from support import assert_refused, free_port, require_service, serve
 from oauthguard.redis import RedisReplayStore
 from oauthguard.testing import TestIssuer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 ROOT = Path(__file__).resolve().parent.parent
 
 

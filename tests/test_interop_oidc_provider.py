@@ -42,6 +42,8 @@ from tests.oidc_provider import (
 )
 from tests.support import assert_refused, serve
 
+pytestmark = pytest.mark.node
+
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[AuthorizationServer]:

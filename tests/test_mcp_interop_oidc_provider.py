@@ -34,7 +34,7 @@ from tests.mcp_oidc_provider import (
 )
 from tests.oidc_provider import jose_part
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.node]
 
 
 @pytest.fixture(scope="module")

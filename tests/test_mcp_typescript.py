@@ -16,6 +16,8 @@ import pytest
 from mcp_support import Servers, mcp_servers
 from support import npm_installed
 
+pytestmark = pytest.mark.node
+
 CLIENT = Path(__file__).resolve().parent / "mcp_ts"
 
 

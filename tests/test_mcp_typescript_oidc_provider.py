@@ -27,7 +27,7 @@ from support import npm_installed
 
 from tests.mcp_oidc_provider import ProviderBrowser, Setup, assert_issued_by, guarded_by_provider
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.node]
 
 MCP_TS = Path(__file__).resolve().parent / "mcp_ts"  # the TypeScript SDK's client scripts
 

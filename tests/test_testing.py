@@ -106,3 +106,19 @@ def test_rotation_replaces_the_default_key() -> None:
 def test_a_token_for_an_algorithm_without_a_key_says_how_to_get_one() -> None:
     with pytest.raises(ValueError, match="no PS256 key"):
         TestIssuer(algorithms=("RS256",)).token(alg="PS256")
+
+
+def test_a_key_pool_hands_out_its_keys_in_turn_and_rotation_changes_the_key() -> None:
+    from oauthguard.testing import KeyPool
+
+    pool = KeyPool(size=2)
+    first, second = TestIssuer(key_pool=pool), TestIssuer(key_pool=pool)
+    key_of = lambda issuer: issuer.keys[issuer.default_kid["RS256"]][1]  # noqa: E731
+    assert key_of(first) is not key_of(second)
+    third = TestIssuer(key_pool=pool)
+    assert key_of(third) is key_of(first)  # the pool's size, then in turn
+    before = key_of(third)
+    third.rotate("RS256")
+    assert key_of(third) is not before
+    with pytest.raises(ValueError, match="at least two"):
+        KeyPool(size=1)
