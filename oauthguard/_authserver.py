@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from starlette.datastructures import FormData, UploadFile
@@ -20,12 +20,34 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from oauthguard import dpop
+import oauthguard.dpop as dpop
 from oauthguard._b64 import b64url_encode
 from oauthguard.errors import InvalidDPoPProof
 
-if TYPE_CHECKING:
-    from oauthguard.testing import TestIssuer
+
+class Issuing(Protocol):
+    """What the endpoints need of the issuer they serve (``TestIssuer``)."""
+
+    issuer: str
+    subject: str
+    token_lifetime: float
+
+    @property
+    def base(self) -> str: ...
+
+    def clock(self) -> float: ...
+
+    def check_scopes(self, scope: str | None) -> tuple[str, ...]: ...
+
+    def issue(
+        self,
+        subject: str,
+        client_id: str,
+        scopes: Sequence[str],
+        resources: Sequence[str],
+        jkt: str | None = None,
+    ) -> str: ...
+
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -150,7 +172,7 @@ def narrow(requested: Sequence[str], granted: tuple[str, ...], error: str) -> tu
 class AuthorizationServer:
     """Registration, authorization, token and introspection endpoints of one ``TestIssuer``."""
 
-    def __init__(self, issuer: TestIssuer) -> None:
+    def __init__(self, issuer: Issuing) -> None:
         self.issuer = issuer
         self.clients: dict[str, Client] = {}
         self.codes: dict[str, Grant] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Security
 from fastapi.openapi.models import OAuthFlows
@@ -22,9 +22,6 @@ from oauthguard._asgi import Receive, Scope, Send
 from oauthguard.context import context_of
 from oauthguard.errors import ConfigurationError, GuardError
 from oauthguard.tokens import AccessToken
-
-if TYPE_CHECKING:
-    from oauthguard.policy import Requirement
 
 __all__ = ["SCHEME_NAME", "GuardScheme", "describe_security"]
 
@@ -50,10 +47,9 @@ class GuardScheme(OAuth2):
 scheme = GuardScheme()
 
 
-def dependency_signature(requirement: Requirement) -> inspect.Signature:
+def dependency_signature(documented: Iterable[str]) -> inspect.Signature:
     """What FastAPI injects into ``require(...)``: the connection, the security scopes of
-    the operation, and the scheme (with the requirement's scopes, for OpenAPI)."""
-    documented = list(requirement.scopes + requirement.any_scopes)
+    the operation, and the scheme (with the ``documented`` scopes, for OpenAPI)."""
     positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
     return inspect.Signature(
         [
@@ -63,7 +59,7 @@ def dependency_signature(requirement: Requirement) -> inspect.Signature:
                 "oauth2_scheme",
                 inspect.Parameter.KEYWORD_ONLY,
                 annotation=None,
-                default=Security(scheme, scopes=documented),
+                default=Security(scheme, scopes=list(documented)),
             ),
         ],
         return_annotation=AccessToken,

@@ -133,7 +133,8 @@ class _DependencySignature:
                 from oauthguard.fastapi import dependency_signature
             except ImportError:
                 return None
-            signature = vars(requirement)["_signature"] = dependency_signature(requirement)
+            documented = requirement.scopes + requirement.any_scopes
+            signature = vars(requirement)["_signature"] = dependency_signature(documented)
         return signature
 
 

@@ -1,0 +1,87 @@
+"""The package's shape: imports point one way, and only public modules have public names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "oauthguard"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every oauthguard module ``path`` imports, anywhere in it: at the top, inside
+    functions and under ``TYPE_CHECKING`` alike."""
+    found: set[str] = set()
+    package = module_name(path)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.startswith("oauthguard")}
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = {target for target in imports_of(path) if target in modules}
+        # Importing a module means importing its package's __init__ too, but a subpackage
+        # importing its own parts is no cycle through the root.
+        edges[name] = {target for target in targets if target != name}
+    return edges
+
+
+def cycle_in(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle, as the list of modules around it, or None."""
+    done: set[str] = set()
+    stack: list[str] = []
+    on_stack: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(edges.get(node, ())):
+            if target in on_stack:
+                return [*stack[stack.index(target) :], target]
+            if target not in done:
+                found = visit(target)
+                if found:
+                    return found
+        stack.pop()
+        on_stack.discard(node)
+        done.add(node)
+        return None
+
+    for start in sorted(edges):
+        if start not in done:
+            found = visit(start)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycles_not_even_under_type_checking() -> None:
+    edges = graph()
+    # The package root re-exports the public names; nothing inside imports it back.
+    inward = sorted(name for name, targets in edges.items() if "oauthguard" in targets)
+    assert inward == [], f"modules importing the package root: {inward}"
+    edges.pop("oauthguard")
+    assert cycle_in(edges) is None, " -> ".join(cycle_in(edges) or [])
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle_in({"a": {"b"}, "b": set()}) is None
