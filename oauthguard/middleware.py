@@ -135,7 +135,11 @@ class OAuthGuard:
                 if credentials.dpop_proofs
                 else ""
             )
-            token, user, nonce = await server.check(credentials, scope.get("method", "GET"), htu)
+            entry = server.cached_bearer(credentials)
+            nonce = None
+            if entry is None:
+                entry, nonce = await server.check(credentials, scope.get("method", "GET"), htu)
+            token, user = entry.token, entry.user
             self.check_route(token, path, rule)
         except GuardError as error:
             await self.refuse_request(scope, receive, send, error, credentials, rule)

@@ -9,6 +9,7 @@ any other code (a WebSocket message handler, a queue consumer, another framework
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -162,6 +163,14 @@ class ResourceServer:
         self.verifier: TokenVerifier = verifier or self._build_verifier()
         self._reuse_limit = self.verifier if isinstance(self.verifier, ReuseLimit) else None
         self.dpop_checker = self._build_dpop_checker()
+        self._bearer_allowed = self.dpop.mode != "required"
+        #: ``credentials(headers, query_string)``: the request's credentials (RFC 6750 §2,
+        #: RFC 9449 §7) or a ``GuardError``; tokens in the cache are known to be well formed.
+        self.credentials: Callable[[list[tuple[bytes, bytes]], bytes], Credentials] = (
+            functools.partial(
+                extract, max_token_bytes=self.limits.max_token_bytes, well_formed=self.tokens
+            )
+        )
 
     def _key_set(self, issuer: Issuer) -> KeySet:
         """An issuer's keys; a key leaving its JWKS empties the cache of verified tokens."""
@@ -238,7 +247,7 @@ class ResourceServer:
         if public_origin is not None:
             htu = public_origin + (parts.path or "/")
         try:
-            result = await self.check(credentials, method, htu)
+            entry, nonce = await self.check(credentials, method, htu)
         except GuardError:
             raise
         except Exception as exc:  # fail closed: a bug never lets a request through
@@ -246,15 +255,23 @@ class ResourceServer:
         if len(self.resources) > 1:
             other = self._by_path.match(None, parts.path or "/")
             audiences = self.resource_audiences if other is None else frozenset({other})
-            check_audience_of(result.token, audiences, other or self.resource)
-        return result
+            check_audience_of(entry.token, audiences, other or self.resource)
+        return Authenticated(entry.token, entry.user, nonce)
 
-    def credentials(self, headers: list[tuple[bytes, bytes]], query_string: bytes) -> Credentials:
-        """The request's credentials (RFC 6750 §2, RFC 9449 §7), or a ``GuardError``."""
-        return extract(headers, query_string, self.limits.max_token_bytes, self.tokens)
+    def cached_bearer(self, credentials: Credentials) -> Verified | None:
+        """The cache's entry for a Bearer request whose token it holds, checked without a
+        coroutine (the hot path); None when ``check`` must run."""
+        if credentials.dpop_proofs or not self._bearer_allowed or credentials.scheme != "Bearer":
+            return None
+        entry = self.tokens.get(credentials.token, self.clock())
+        if entry is not None:
+            check_bearer(entry.token)  # RFC 9449 §7.2
+        return entry
 
-    async def check(self, credentials: Credentials, method: str, htu: str) -> Authenticated:
-        """The token of ``credentials``, its user and a DPoP nonce to send; every request,
+    async def check(
+        self, credentials: Credentials, method: str, htu: str
+    ) -> tuple[Verified, str | None]:
+        """The cache entry of ``credentials``' token and a DPoP nonce to send; every request,
         cached token or not, goes through the proof and binding checks (RFC 9449 §7)."""
         proof = self.dpop_checker.proof_of(credentials)
         now = self.clock()
@@ -263,10 +280,9 @@ class ResourceServer:
         )
         if proof is None:
             check_bearer(entry.token)
-            return Authenticated(entry.token, entry.user, None)
+            return entry, None
         ath = entry.ath or access_token_hash(credentials.token)
-        nonce = await self.dpop_checker.check(method, htu, proof, entry.token, ath)
-        return Authenticated(entry.token, entry.user, nonce)
+        return entry, await self.dpop_checker.check(method, htu, proof, entry.token, ath)
 
     async def verify(self, token: str) -> AccessToken:
         """The validated token (no proof checks), from the cache when it is there."""
