@@ -19,6 +19,7 @@ from typing import Any, Literal, NamedTuple
 from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard._cache import ExpiringCache
 from oauthguard._htu import Network, request_uri, same_uri
+from oauthguard._jwk import PRIVATE_MEMBERS, WeakKey, public_key
 from oauthguard._signatures import verify_signature
 from oauthguard.credentials import Credentials
 from oauthguard.errors import (
@@ -29,7 +30,7 @@ from oauthguard.errors import (
     UseDPoPNonce,
 )
 from oauthguard.jwt import bound_key
-from oauthguard.keys import KEY_TYPES, MIN_RSA_BITS, WeakKey, public_key
+from oauthguard.keys import KEY_TYPES
 from oauthguard.nonces import DPoPNonces
 from oauthguard.replay import ReplayStore
 from oauthguard.tokens import AccessToken
@@ -40,8 +41,9 @@ MAX_PROOF_BYTES = 8192
 MAX_JTI_LENGTH = 256
 # RFC 9449 §4.2: the proof's media type; compared case-insensitively (RFC 7515 §4.1.9).
 PROOF_TYPES = frozenset({"dpop+jwt", "application/dpop+jwt"})
-# RFC 7517 §9.3 / RFC 7518 §6: members only a private (or symmetric) key has.
-PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+#: The largest RSA modulus of a proof's key, in bits: the client picks the key, and with it
+#: what checking its signature costs (a 4096-bit check costs about three 2048-bit ones).
+MAX_PROOF_RSA_BITS = 4096
 # RFC 7638 §3.2: the required members of each key type, in lexicographic order.
 THUMBPRINT_MEMBERS = {
     "EC": ("crv", "kty", "x", "y"),
@@ -148,14 +150,14 @@ def thumbprint(jwk: Mapping[str, Any]) -> str:
 
 def load_key(jwk: Mapping[str, Any]) -> Any:
     """The public key built from exactly the thumbprint's members (RFC 8725 §3.4: cryptography
-    checks that an EC point is on its curve)."""
+    checks that an EC point is on its curve); an RSA key only of ``MIN_RSA_BITS`` to
+    ``MAX_PROOF_RSA_BITS`` bits with an exponent up to ``MAX_RSA_EXPONENT``, as its sender
+    chose what checking its signature costs."""
     members = {name: jwk[name] for name in THUMBPRINT_MEMBERS[jwk["kty"]]}
     try:
-        return public_key(members)
-    except WeakKey:
-        raise InvalidDPoPProof(
-            f"the DPoP proof's RSA key is shorter than {MIN_RSA_BITS} bits"
-        ) from None
+        return public_key(members, max_rsa_bits=MAX_PROOF_RSA_BITS)
+    except WeakKey as weak:
+        raise InvalidDPoPProof(f"the DPoP proof's RSA key is refused: {weak}") from None
     except ValueError:  # any malformed key material is a bad proof
         raise InvalidDPoPProof("the DPoP proof's jwk is not a valid public key") from None
 

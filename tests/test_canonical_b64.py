@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dpop_setup import RESOURCE, Setup
+from proofs import ClientKey
 
 from oauthguard._b64 import b64url_decode, b64url_encode
-from oauthguard.testing import TestIssuer
+from oauthguard.dpop import thumbprint
+from oauthguard.testing import TestIssuer, public_jwk, sign_jws
 from tests.apps import NOW, Clock, bearer, client, guard
 from tests.support import assert_refused
 
@@ -99,3 +102,71 @@ async def test_a_dpop_proof_with_a_second_spelling_of_a_segment_is_refused(index
     )
     assert params["error_description"] == "the DPoP proof is not a well-formed JWT"
     assert (await setup.call(token, proof)).status_code == 200
+
+
+def rsa_key_with_exponent_3() -> ClientKey:
+    """An RS256 client key whose ``e`` (``Aw``) has a last character with unused bits."""
+    key = ClientKey("RS256")
+    key.private = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    numbers = key.private.public_key().public_numbers()
+    key.jwk = {"kty": "RSA", "e": "Aw", "n": b64url_encode(numbers.n.to_bytes(256, "big"))}
+    return key
+
+
+CLIENT_KEYS = {
+    "EC x": (lambda: ClientKey("ES256"), "x"),
+    "EC y": (lambda: ClientKey("ES256"), "y"),
+    "RSA n": (lambda: ClientKey("RS256"), "n"),
+    "RSA e": (rsa_key_with_exponent_3, "e"),
+    "OKP x": (lambda: ClientKey("EdDSA"), "x"),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", CLIENT_KEYS)
+async def test_a_proof_key_with_a_second_spelling_of_a_member_is_refused(case: str) -> None:
+    make, name = CLIENT_KEYS[case]
+    setup = Setup()
+    setup.key = make()
+    token = setup.token()
+    assert (await setup.call(token, setup.proof(token))).status_code == 200
+    jwk = {**setup.key.jwk, name: noncanonical(setup.key.jwk[name])}
+    # A token bound to exactly this spelling: only the key's own check can refuse it.
+    bound = setup.issuer.token(
+        audience=RESOURCE, alg="ES256", now=setup.clock.now, jkt=thumbprint(jwk)
+    )
+    params = assert_refused(
+        await setup.call(bound, setup.proof(bound, header={"jwk": jwk})),
+        401,
+        "invalid_dpop_proof",
+        scheme="DPoP",
+    )
+    assert params["error_description"] == "the DPoP proof's jwk is not a valid public key"
+
+
+# -- JWKS keys -----------------------------------------------------------------------------
+ISSUER_KEYS: dict[str, tuple[Any, str, str]] = {
+    "RSA n": (rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", "n"),
+    "RSA e": (rsa.generate_private_key(public_exponent=3, key_size=2048), "RS256", "e"),
+    "EC x": (ec.generate_private_key(ec.SECP256R1()), "ES256", "x"),
+    "EC y": (ec.generate_private_key(ec.SECP256R1()), "ES256", "y"),
+    "OKP x": (ed25519.Ed25519PrivateKey.generate(), "EdDSA", "x"),
+}
+
+
+@pytest.mark.parametrize("case", ISSUER_KEYS)
+def test_a_jwks_key_with_a_second_spelling_of_a_member_is_skipped(
+    case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    private, alg, name = ISSUER_KEYS[case]
+    issuer = TestIssuer(algorithms=("RS256",))
+    jwk = public_jwk(private, "respelled", alg)
+    jwk[name] = noncanonical(jwk[name])
+    issuer.extra_jwks.append(jwk)
+    api = client(guard(issuer, Clock(), algorithms=[alg]))
+    claims = {"iss": issuer.issuer, "aud": RESOURCE, "sub": "s", "exp": int(NOW) + 60}
+    signed = sign_jws({"alg": alg, "typ": "at+jwt", "kid": "respelled"}, claims, private)
+    with caplog.at_level("WARNING", logger="oauthguard"):
+        params = assert_refused(api.get("/mcp", headers=bearer(signed)), 401, "invalid_token")
+    assert "no signing key" in params["error_description"]
+    assert f"{name} is not canonical base64url" in caplog.text

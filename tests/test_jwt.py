@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from oauthguard import OAuthGuard
 from oauthguard._b64 import b64url_encode
@@ -322,6 +323,30 @@ def test_a_small_rsa_key_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
     assert (
         api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))).status_code == 200
     )
+
+
+@pytest.mark.parametrize("kind", ["RSA", "EC", "OKP"])
+def test_a_published_private_key_is_skipped(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    # OpenID Connect Discovery 1.0 §3: a JWKS holds no private keys; one that does is no
+    # secret, so tokens it signs prove nothing, and its public half is not used either.
+    issuer = TestIssuer(algorithms=("RS256",))
+    private, alg = {
+        "RSA": (ATTACKER, "RS256"),
+        "EC": (ec.generate_private_key(ec.SECP256R1()), "ES256"),
+        "OKP": (ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+    }[kind]
+    loader = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}[kind]
+    leaked = json.loads(loader.to_jwk(private))
+    leaked.pop("key_ops", None)  # what PyJWT adds for a private key
+    issuer.extra_jwks.append({**leaked, "kid": "leaked"})
+    api = client(guard(issuer, Clock(), algorithms=[alg]))
+    forged = sign_jws(
+        {"alg": alg, "typ": "at+jwt", "kid": "leaked"}, claims(iss=issuer.issuer), private
+    )
+    with caplog.at_level("WARNING", logger="oauthguard"):
+        params = assert_refused(api.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
+    assert "no signing key" in params["error_description"]
+    assert "private key members" in caplog.text
 
 
 def test_an_ec_key_on_another_curve_does_not_verify_es256() -> None:
