@@ -1,10 +1,11 @@
 """DPoP at a resource server (RFC 9449): proof checks (§4.3), key binding (§6, §7.1), the
 Bearer downgrade (§7.2), server nonces (§9) and replay protection (§11.1).
 
-Each check is a short function; ``DPoPChecker`` runs them in order for each request. The
-proof is parsed with the strict base64url of ``_b64`` and its signature checked directly with
-``cryptography`` (``_signatures``), so a request costs one signature verification; a client's
-header (its key and thumbprint) is checked once.
+Each check is a short function; ``DPoPChecker`` runs them for each request, the cheap ones
+(header, claims, binding) before the signature and the replay check last. The proof is parsed
+with the strict base64url of ``_b64`` and its signature checked directly with ``cryptography``
+(``_signatures``), so a request costs one signature verification; a client's header (its key
+and thumbprint) is checked once.
 """
 
 from __future__ import annotations
@@ -329,10 +330,9 @@ class DPoPChecker:
         head = proof_value.partition(".")[0]
         known = self._headers.get(head, now)
         proof = parse_proof(proof_value, known[0] if known is not None else None)
-        _, alg, jkt, key = known or self._check_header(proof.header)
-        check_signature(alg, key, proof)
-        if known is None:
-            self._headers.put(head, (proof.header, alg, jkt, key), now + 600, now)
+        alg, jkt = (known[1], known[2]) if known is not None else self._check_header(proof.header)
+        # RFC 9449 §4.3: a proof passes only if every check does, so their order weakens none;
+        # the cheap ones come first, and no signature work is done for a proof they refuse.
         claims = proof.claims
         jti = check_jti(claims)
         method = scope.get("method", "GET")  # a WebSocket handshake is a GET (RFC 6455 §4.1)
@@ -344,7 +344,12 @@ class DPoPChecker:
         check_ath(claims, token_hash)
         fresh_nonce = self._check_nonce(claims, now)
         check_binding(token, jkt)
-        # RFC 9449 §11.1: recorded last, for as long as the proof could still be accepted.
+        key = known[3] if known is not None else load_key(proof.header["jwk"])
+        check_signature(alg, key, proof)
+        if known is None:
+            self._headers.put(head, (proof.header, alg, jkt, key), now + 600, now)
+        # RFC 9449 §11.1: recorded last, once the proof is known to be the key holder's (a
+        # forged one must not use up the jti of another), for as long as it could pass.
         ttl = max(iat + self.max_age - now, 0) + self.leeway + 1
         if not await self.replay_store.first_use(replay_key(jkt, method, htu, jti), ttl):
             raise InvalidDPoPProof("the DPoP proof was already used (jti replay)")
@@ -354,12 +359,11 @@ class DPoPChecker:
         self._tokens.put(token_value, (token_hash, token, bound), now + 600, now)
         return bound, fresh_nonce
 
-    def _check_header(self, header: dict[str, Any]) -> KnownHeader:
-        """RFC 9449 §4.3 checks 4, 5 and 7 on a proof header; its alg, thumbprint and key."""
+    def _check_header(self, header: Mapping[str, Any]) -> tuple[str, str]:
+        """RFC 9449 §4.3 checks 4, 5 and 7 on a proof header; its alg and key thumbprint."""
         check_typ(header)
         alg = check_alg(header, self.algorithms)
-        jwk = check_jwk(header, alg)
-        return header, alg, thumbprint(jwk), load_key(jwk)
+        return alg, thumbprint(check_jwk(header, alg))
 
     def _check_nonce(self, claims: Mapping[str, Any], now: float) -> str | None:
         """RFC 9449 §4.3 check 10 and §9: our nonce, when nonces are on; a fresh nonce to send
