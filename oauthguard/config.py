@@ -14,7 +14,7 @@ from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, Mode
 from oauthguard.errors import ConfigurationError
 from oauthguard.introspection import Introspection
 from oauthguard.jwt import ASYMMETRIC_ALGORITHMS
-from oauthguard.policy import Requirement, build_implications, build_rules
+from oauthguard.policy import Requirement, build_implications, build_rules, scope_list
 
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 TOKEN_FORMATS = ("auto", "jwt", "opaque")
@@ -297,7 +297,8 @@ def build_config(
         strict_typ=bool(strict_typ),
         scopes_claim=_strings("scopes_claim", scopes_claim) or ("scope",),
         public_paths=paths,
-        scopes_supported=_strings("scopes_supported", scopes_supported),
+        # RFC 9728 §2: scope values; checked (RFC 6749 §3.3) as require(...) checks them.
+        scopes_supported=scope_list("scopes_supported", scopes_supported),
         resource_name=_optional_text("resource_name", resource_name),
         resource_documentation=_optional_text(
             "resource_documentation", resource_documentation, url=True

@@ -1,10 +1,51 @@
-"""The validated access token handed to the application as ``request.auth``."""
+"""The validated access token handed to the application as ``request.auth``, and the
+RFC 6749 §3.3 syntax its scopes are read with."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+# RFC 6749 §3.3: scope = scope-token *( SP scope-token ),
+# scope-token = 1*( %x21 / %x23-5B / %x5D-7E ): printable ASCII but SP, '"' and '\'.
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_SCOPE_STRING = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+
+
+class MalformedScope(ValueError):
+    """A scope that is not made of RFC 6749 §3.3 scope-tokens; ``item`` is the first bad one."""
+
+    def __init__(self, item: object) -> None:
+        super().__init__(f"{str(item)[:60]!r} is not an RFC 6749 §3.3 scope-token")
+        self.item = item
+
+
+def split_scope(value: str) -> list[str]:
+    """The items of a scope string, split on SP (0x20) only, as RFC 6749 §3.3 delimits them;
+    the empty items repeated, leading or trailing SP make are dropped. No other character
+    (TAB, NBSP, U+2028, ...) separates: ``str.split()`` would find scopes the issuer never
+    granted in one scope-token."""
+    return [item for item in value.split(" ") if item]
+
+
+def is_scope_token(value: object) -> bool:
+    """Whether ``value`` is one RFC 6749 §3.3 scope-token."""
+    return isinstance(value, str) and SCOPE_TOKEN.fullmatch(value) is not None
+
+
+def parse_scope(value: str | list[Any]) -> frozenset[str]:
+    """The scopes of a scope string (RFC 6749 §3.3) or of an array of scope-tokens (as some
+    issuers write ``scp``); ``MalformedScope`` when any item is not a scope-token."""
+    if isinstance(value, str):
+        if _SCOPE_STRING.fullmatch(value) is None:
+            raise MalformedScope(next(i for i in split_scope(value) if not is_scope_token(i)))
+        return frozenset(split_scope(value))
+    for item in value:
+        if not is_scope_token(item):
+            raise MalformedScope(item)
+    return frozenset(value)
 
 
 @dataclass(frozen=True, slots=True)
