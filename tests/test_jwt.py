@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from oauthguard import OAuthGuard
-from oauthguard._b64 import b64url_encode
+from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard.testing import TestIssuer, public_jwk, sign_jws
 from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard, inner_app
 from tests.support import assert_refused
@@ -306,6 +306,24 @@ def test_an_oct_key_in_the_jwks_never_verifies() -> None:
     )
     params = assert_refused(api.get("/mcp", headers=bearer(rs)), 401, "invalid_token")
     assert "no signing key" in params["error_description"]
+
+
+def test_a_pss_signature_without_its_leading_zero_octet_is_refused() -> None:
+    # RFC 8017 §8.1.2: a signature is as long as the modulus; a shorter one is another
+    # spelling of the same token (OpenSSL would verify it).
+    api = client(guard(ISSUER, Clock()))
+    for _ in range(20_000):
+        value = token("PS256")
+        head, body, signature = value.split(".")
+        raw = b64url_decode(signature)
+        if raw[0] == 0:
+            break
+    else:
+        raise AssertionError("no signature with a leading zero octet")
+    assert api.get("/mcp", headers=bearer(value)).status_code == 200
+    shorter = f"{head}.{body}.{b64url_encode(raw[1:])}"
+    params = assert_refused(api.get("/mcp", headers=bearer(shorter)), 401, "invalid_token")
+    assert params["error_description"] == "the token's signature does not verify"
 
 
 def test_a_small_rsa_key_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
