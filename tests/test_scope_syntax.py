@@ -20,7 +20,13 @@ from starlette.applications import Starlette
 from oauthguard import ConfigurationError, OAuthGuard, require
 from oauthguard.mcp import MCPAuth
 from oauthguard.testing import TestIssuer
-from oauthguard.tokens import MalformedScope, parse_scope, split_scope
+from oauthguard.tokens import (
+    MalformedScope,
+    is_scope_string,
+    is_scope_token,
+    parse_scope,
+    split_scope,
+)
 from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard
 from tests.support import assert_refused
 
@@ -73,6 +79,12 @@ def admin_api() -> Any:
 )
 def test_scopes_are_scope_tokens_split_on_sp(value: Any, scopes: set[str]) -> None:
     assert parse_scope(value) == scopes
+
+
+def test_scope_tokens_are_exactly_the_characters_of_the_grammar() -> None:
+    grammar = {0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)}  # %x21 / %x23-5B / %x5D-7E
+    assert {c for c in range(0x110000) if is_scope_token(chr(c))} == grammar
+    assert {c for c in range(0x110000) if is_scope_string(chr(c))} == grammar | {0x20}
 
 
 @pytest.mark.parametrize("char", NOT_SEPARATORS.values(), ids=NOT_SEPARATORS.keys())
