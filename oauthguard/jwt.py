@@ -163,7 +163,7 @@ def read_scopes(claims: Mapping[str, Any], names: Sequence[str]) -> frozenset[st
         value = claims.get(name)
         if value is None:
             continue
-        if not isinstance(value, str | list):
+        if not isinstance(value, (str, list)):
             raise InvalidToken(f"the {name} claim is neither a string nor an array of strings")
         try:
             return parse_scope(value)
