@@ -23,6 +23,7 @@ from starlette.routing import Route
 import oauthguard.dpop as dpop
 from oauthguard._b64 import b64url_encode
 from oauthguard.errors import InvalidDPoPProof
+from oauthguard.tokens import split_scope
 
 
 class Issuing(Protocol):
@@ -366,7 +367,7 @@ class AuthorizationServer:
     def _grant(self, client: Client, grant_type: str, form: FormData) -> Grant:
         resources = check_resources([str(v) for v in form.getlist("resource")])
         scope = form.get("scope")
-        requested = str(scope).split() if scope is not None else []
+        requested = split_scope(str(scope)) if scope is not None else []  # RFC 6749 §3.3
         if grant_type == "client_credentials":
             if client.secret is None:  # RFC 6749 §4.4: confidential clients only
                 raise OAuthError("unauthorized_client", "public clients cannot use this grant")

@@ -21,6 +21,10 @@ def _rsa(pad: padding.AsymmetricPadding, digest: hashes.HashAlgorithm) -> Verify
     """RFC 7518 §3.3 (RSASSA-PKCS1-v1_5) and §3.5 (RSASSA-PSS)."""
 
     def verify(key: Any, data: bytes, signature: bytes) -> None:
+        # RFC 8017 §8.1.2 and §8.2.2 step 1: exactly as long as the modulus. OpenSSL takes a
+        # PSS signature without its leading zero octets, a second spelling of the same JWS.
+        if len(signature) != (key.key_size + 7) // 8:
+            raise InvalidSignature
         key.verify(signature, data, pad, digest)
 
     return verify

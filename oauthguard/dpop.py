@@ -1,10 +1,11 @@
 """DPoP at a resource server (RFC 9449): proof checks (§4.3), key binding (§6, §7.1), the
 Bearer downgrade (§7.2), server nonces (§9) and replay protection (§11.1).
 
-Each check is a short function; ``DPoPChecker`` runs them in order for each request. The
-proof is parsed with the strict base64url of ``_b64`` and its signature checked directly with
-``cryptography`` (``_signatures``), so a request costs one signature verification; a client's
-header (its key and thumbprint) is checked once.
+Each check is a short function; ``DPoPChecker`` runs them for each request, the cheap ones
+(header, claims, binding) before the signature and the replay check last. The proof is parsed
+with the strict base64url of ``_b64`` and its signature checked directly with ``cryptography``
+(``_signatures``), so a request costs one signature verification; a client's header (its key
+and thumbprint) is checked once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal, NamedTuple
 from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard._cache import ExpiringCache
 from oauthguard._htu import same_uri
+from oauthguard._jwk import PRIVATE_MEMBERS, WeakKey, public_key
 from oauthguard._signatures import verify_signature
 from oauthguard.credentials import Credentials
 from oauthguard.errors import (
@@ -28,7 +30,7 @@ from oauthguard.errors import (
     UseDPoPNonce,
 )
 from oauthguard.jwt import bound_key
-from oauthguard.keys import KEY_TYPES, MIN_RSA_BITS, WeakKey, public_key
+from oauthguard.keys import KEY_TYPES
 from oauthguard.nonces import DPoPNonces
 from oauthguard.replay import ReplayStore
 from oauthguard.tokens import AccessToken
@@ -39,8 +41,9 @@ MAX_PROOF_BYTES = 8192
 MAX_JTI_LENGTH = 256
 # RFC 9449 §4.2: the proof's media type; compared case-insensitively (RFC 7515 §4.1.9).
 PROOF_TYPES = frozenset({"dpop+jwt", "application/dpop+jwt"})
-# RFC 7517 §9.3 / RFC 7518 §6: members only a private (or symmetric) key has.
-PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+#: The largest RSA modulus of a proof's key, in bits: the client picks the key, and with it
+#: what checking its signature costs (a 4096-bit check costs about three 2048-bit ones).
+MAX_PROOF_RSA_BITS = 4096
 # RFC 7638 §3.2: the required members of each key type, in lexicographic order.
 THUMBPRINT_MEMBERS = {
     "EC": ("crv", "kty", "x", "y"),
@@ -147,14 +150,14 @@ def thumbprint(jwk: Mapping[str, Any]) -> str:
 
 def load_key(jwk: Mapping[str, Any]) -> Any:
     """The public key built from exactly the thumbprint's members (RFC 8725 §3.4: cryptography
-    checks that an EC point is on its curve)."""
+    checks that an EC point is on its curve); an RSA key only of ``MIN_RSA_BITS`` to
+    ``MAX_PROOF_RSA_BITS`` bits with an exponent up to ``MAX_RSA_EXPONENT``, as its sender
+    chose what checking its signature costs."""
     members = {name: jwk[name] for name in THUMBPRINT_MEMBERS[jwk["kty"]]}
     try:
-        return public_key(members)
-    except WeakKey:
-        raise InvalidDPoPProof(
-            f"the DPoP proof's RSA key is shorter than {MIN_RSA_BITS} bits"
-        ) from None
+        return public_key(members, max_rsa_bits=MAX_PROOF_RSA_BITS)
+    except WeakKey as weak:
+        raise InvalidDPoPProof(f"the DPoP proof's RSA key is refused: {weak}") from None
     except ValueError:  # any malformed key material is a bad proof
         raise InvalidDPoPProof("the DPoP proof's jwk is not a valid public key") from None
 
@@ -318,10 +321,9 @@ class DPoPChecker:
         head = proof_value.partition(".")[0]
         known = self._headers.get(head, now)
         proof = parse_proof(proof_value, known[0] if known is not None else None)
-        _, alg, jkt, key = known or self._check_header(proof.header)
-        check_signature(alg, key, proof)
-        if known is None:
-            self._headers.put(head, (proof.header, alg, jkt, key), now + 600, now)
+        alg, jkt = (known[1], known[2]) if known is not None else self._check_header(proof.header)
+        # RFC 9449 §4.3: a proof passes only if every check does, so their order weakens none;
+        # the cheap ones come first, and no signature work is done for a proof they refuse.
         claims = proof.claims
         jti = check_jti(claims)
         check_htm(claims, method)
@@ -330,18 +332,22 @@ class DPoPChecker:
         check_ath(claims, token_hash)
         fresh_nonce = self._check_nonce(claims, now)
         check_binding(token, jkt)
-        # RFC 9449 §11.1: recorded last, for as long as the proof could still be accepted.
+        key = known[3] if known is not None else load_key(proof.header["jwk"])
+        check_signature(alg, key, proof)
+        if known is None:
+            self._headers.put(head, (proof.header, alg, jkt, key), now + 600, now)
+        # RFC 9449 §11.1: recorded last, once the proof is known to be the key holder's (a
+        # forged one must not use up the jti of another), for as long as it could pass.
         ttl = max(iat + self.max_age - now, 0) + self.leeway + 1
         if not await self.replay_store.first_use(replay_key(jkt, method, checked_htu, jti), ttl):
             raise InvalidDPoPProof("the DPoP proof was already used (jti replay)")
         return fresh_nonce
 
-    def _check_header(self, header: dict[str, Any]) -> KnownHeader:
-        """RFC 9449 §4.3 checks 4, 5 and 7 on a proof header; its alg, thumbprint and key."""
+    def _check_header(self, header: Mapping[str, Any]) -> tuple[str, str]:
+        """RFC 9449 §4.3 checks 4, 5 and 7 on a proof header; its alg and key thumbprint."""
         check_typ(header)
         alg = check_alg(header, self.algorithms)
-        jwk = check_jwk(header, alg)
-        return header, alg, thumbprint(jwk), load_key(jwk)
+        return alg, thumbprint(check_jwk(header, alg))
 
     def _check_nonce(self, claims: Mapping[str, Any], now: float) -> str | None:
         """RFC 9449 §4.3 check 10 and §9: our nonce, when nonces are on; a fresh nonce to send

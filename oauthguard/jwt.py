@@ -12,7 +12,7 @@ from oauthguard._b64 import b64url_decode
 from oauthguard._signatures import verify_signature
 from oauthguard.errors import InvalidToken
 from oauthguard.keys import KEY_TYPES, Key, KeySet
-from oauthguard.tokens import AccessToken
+from oauthguard.tokens import AccessToken, MalformedScope, parse_scope
 
 logger = logging.getLogger("oauthguard")
 
@@ -154,16 +154,21 @@ def check_audience(
 
 
 def read_scopes(claims: Mapping[str, Any], names: Sequence[str]) -> frozenset[str]:
-    """Scopes from the first claim present: a space-separated string or an array."""
+    """Scopes from the first claim present: a space-separated string or an array.
+
+    RFC 6749 §3.3: split on SP only, and every item a scope-token; a token whose scopes
+    cannot be read with certainty is refused, never read as fewer or other scopes.
+    """
     for name in names:
         value = claims.get(name)
         if value is None:
             continue
-        if isinstance(value, str):
-            return frozenset(value.split())
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return frozenset(value)
-        raise InvalidToken(f"the {name} claim is neither a string nor an array of strings")
+        if not isinstance(value, (str, list)):
+            raise InvalidToken(f"the {name} claim is neither a string nor an array of strings")
+        try:
+            return parse_scope(value)
+        except MalformedScope:
+            raise InvalidToken(f"the token's {name} claim is malformed") from None
     return frozenset()
 
 

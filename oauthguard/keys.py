@@ -7,7 +7,6 @@ fetch shared by concurrent requests.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -16,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from oauthguard._fetch import FetchFailed, fetch_json
+from oauthguard._jwk import public_key
 from oauthguard._singleflight import SingleFlight
 from oauthguard._urls import https_or_loopback
 from oauthguard.discovery import AuthorizationServers
@@ -28,7 +26,6 @@ from oauthguard.errors import TemporarilyUnavailable
 logger = logging.getLogger("oauthguard")
 
 MIN_TTL, MAX_TTL = 60.0, 86400.0
-MIN_RSA_BITS = 2048
 _MAX_AGE = re.compile(r"max-age\s*=\s*\"?(\d+)")
 
 # RFC 7518 §3.1 / RFC 8037 §3.1: the key type (and curve) each algorithm needs.
@@ -40,23 +37,6 @@ KEY_TYPES: Mapping[str, tuple[str, frozenset[str | None]]] = {
     "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})),
     "Ed25519": ("OKP", frozenset({"Ed25519"})),
 }
-
-
-_LOADERS: Mapping[str, type[Algorithm]] = {
-    "RSA": RSAAlgorithm,
-    "EC": ECAlgorithm,
-    "OKP": OKPAlgorithm,
-}
-_PRIVATE = (
-    rsa.RSAPrivateKey,
-    ec.EllipticCurvePrivateKey,
-    ed25519.Ed25519PrivateKey,
-    ed448.Ed448PrivateKey,
-)
-
-
-class WeakKey(ValueError):
-    """An RSA key shorter than ``MIN_RSA_BITS``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +58,8 @@ class Key:
 
 
 def parse_jwk(jwk: Mapping[str, Any]) -> Key:
-    """A public ``Key`` from one JWK; ``ValueError`` for symmetric, unusable or bad keys."""
+    """A public ``Key`` from one JWK; ``ValueError`` for symmetric, private, unusable or bad
+    keys, and for RSA keys outside the bounds of ``_jwk`` (``WeakKey``)."""
     kty = jwk.get("kty")
     use, ops = jwk.get("use"), jwk.get("key_ops")
     if use not in (None, "sig"):
@@ -90,28 +71,6 @@ def parse_jwk(jwk: Mapping[str, Any]) -> Key:
         raise ValueError("kid, alg and crv must be strings")
     key = public_key(jwk)
     return Key(kid, str(kty), None if kty == "RSA" else crv, alg, key)
-
-
-def public_key(jwk: Mapping[str, Any]) -> Any:
-    """The ``cryptography`` public key of an RSA, EC or OKP JWK (the public half, should it
-    hold a private key); ``ValueError`` for any other type or malformed key material.
-
-    RFC 8725 §3.4: cryptography checks that an EC point is on its curve; RSA keys shorter
-    than ``MIN_RSA_BITS`` are refused.
-    """
-    kty = jwk.get("kty")
-    loader = _LOADERS.get(kty) if isinstance(kty, str) else None
-    if loader is None:
-        raise ValueError(f"kty {kty!r} cannot verify asymmetric signatures")
-    try:
-        key = loader.from_jwk(json.dumps(dict(jwk)))
-    except Exception as exc:  # PyJWT's InvalidKeyError, cryptography's own errors
-        raise ValueError(f"not a valid {kty} key: {exc}") from None
-    if isinstance(key, _PRIVATE):
-        key = key.public_key()
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        raise WeakKey(f"RSA key of {key.key_size} bits is below {MIN_RSA_BITS}")
-    return key
 
 
 def parse_jwks(document: Any) -> list[Key]:

@@ -30,12 +30,10 @@ from oauthguard.errors import (
     InvalidToken,
     MissingCredentials,
 )
-from oauthguard.tokens import AccessToken
+from oauthguard.tokens import AccessToken, is_scope_token, split_scope
 
 E = TypeVar("E", bound=Callable[..., Any])
 
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _METHOD = re.compile(r"[A-Z]+")
 NO_IMPLICATIONS: Mapping[str, frozenset[str]] = MappingProxyType({})
 
@@ -45,7 +43,7 @@ def scope_list(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        items: list[Any] = value.split()
+        items: list[Any] = split_scope(value)  # RFC 6749 §3.3: on SP only
     else:
         try:
             items = list(value)
@@ -54,7 +52,7 @@ def scope_list(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
                 f"{name} must be a string or an iterable of strings, got {type(value).__name__}"
             ) from None
     for item in items:
-        if not isinstance(item, str) or not _SCOPE_TOKEN.fullmatch(item):
+        if not is_scope_token(item):
             raise ConfigurationError(
                 f"{name}: {item!r} is not a valid value (RFC 6749 §3.3: printable ASCII "
                 "without space, '\"' or '\\')"

@@ -19,6 +19,7 @@ from oauthguard.errors import ConfigurationError
 from oauthguard.jwt import ASYMMETRIC_ALGORITHMS
 from oauthguard.nonces import DPoPNonces, check_nonces
 from oauthguard.replay import ReplayStore
+from oauthguard.tokens import is_scope_token, split_scope
 
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 DPoPMode = Literal["allowed", "required", "disabled"]
@@ -283,7 +284,16 @@ class Metadata:
     realm: str | None = None
 
     def __post_init__(self) -> None:
-        supported = strings("Metadata(scopes_supported=...)", self.scopes_supported)
+        supported = self.scopes_supported
+        if isinstance(supported, str):  # a scope string (RFC 6749 §3.3)
+            supported = tuple(split_scope(supported))
+        supported = strings("Metadata(scopes_supported=...)", supported)
+        for scope in supported:  # RFC 9728 §2: scope values, as RFC 6749 §3.3 defines them
+            if not is_scope_token(scope):
+                raise ConfigurationError(
+                    f"Metadata(scopes_supported=...): {scope!r} is not one RFC 6749 scope-token "
+                    "(printable ASCII except space, '\"' and '\\')"
+                )
         _set(self, "scopes_supported", supported)
         _set(
             self, "resource_name", optional_text("Metadata(resource_name=...)", self.resource_name)

@@ -29,6 +29,7 @@ from oauthguard._authserver import AUTH_METHODS, GRANT_TYPES, AuthorizationServe
 from oauthguard._b64 import b64url_encode
 from oauthguard.dpop import thumbprint
 from oauthguard.jwt import split_jws
+from oauthguard.tokens import is_scope_token, split_scope
 
 _KEY_FACTORIES: dict[str, Callable[[], Any]] = {
     "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -374,8 +375,13 @@ class TestIssuer:
         return client.client_id, client.secret
 
     def check_scopes(self, scope: str | None) -> tuple[str, ...]:
-        """The scopes of a request, or ``invalid_scope`` outside ``allowed_scopes``."""
-        scopes = tuple(dict.fromkeys(scope.split())) if scope else ()
+        """The scopes of a request, or ``invalid_scope`` when malformed (RFC 6749 §3.3:
+        scope-tokens separated by SP) or outside ``allowed_scopes``."""
+        items = split_scope(scope) if scope else []
+        malformed = [item for item in items if not is_scope_token(item)]
+        if malformed:
+            raise OAuthError("invalid_scope", f"scope {malformed[0]!r} is malformed")
+        scopes = tuple(dict.fromkeys(items))
         if self.allowed_scopes is not None:
             unknown = [s for s in scopes if s not in self.allowed_scopes]
             if unknown:

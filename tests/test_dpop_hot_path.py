@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from dpop_setup import URL, Setup
+from dpop_setup import RESOURCE, URL, Setup
 from proofs import REMOVE, ClientKey, b64, tamper
 from support import assert_refused
 
@@ -64,16 +64,22 @@ async def test_a_remembered_proof_header_skips_no_other_check() -> None:
             response = await setup.call(token, proof, client=client)
             assert response.status_code == 401, reason
             assert_refused(response, 401, "invalid_dpop_proof", scheme="DPoP")
-        # The same header with a key bound to another token is still a binding failure.
+        # A header remembered for the token bound to its key is still a binding failure with
+        # a token bound to another key.
         stranger = ClientKey()
+        own_token = setup.issuer.token(
+            audience=RESOURCE, alg="ES256", now=setup.clock.now, jkt=stranger.thumbprint
+        )
+        own = stranger.proof("GET", URL, now=setup.clock.now, token=own_token)
+        assert (await setup.call(own_token, own, client=client)).status_code == 200
+        assert (
+            len(guard_of(setup).server.dpop_checker._headers) == 2
+        )  # our key's header and the stranger's
         foreign = stranger.proof("GET", URL, now=setup.clock.now, token=token)
         assert_refused(
             await setup.call(token, foreign, client=client), 401, "invalid_token", scheme="DPoP"
         )
         assert (await setup.call(token, setup.proof(token), client=client)).status_code == 200
-        assert (
-            len(guard_of(setup).server.dpop_checker._headers) == 2
-        )  # our key's header and the stranger's
 
 
 async def test_every_request_gets_the_dpop_form_of_its_verified_token() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from dpop_setup import Clock, Setup
+from dpop_setup import RESOURCE, Clock, Setup
 from guards import build_guard
 from proofs import REMOVE, ClientKey, ath, b64, tamper
 from starlette.applications import Starlette
@@ -249,9 +249,18 @@ async def test_a_bad_signature_is_refused() -> None:
 async def test_a_proof_signed_by_another_key_than_its_jwk_is_refused() -> None:
     setup = Setup()
     token = setup.token()
-    other = ClientKey()
-    proof = setup.proof(token, header={"jwk": other.jwk})
-    assert_refused(await setup.call(token, proof), 401, "invalid_dpop_proof", scheme="DPoP")
+    # The token's key in the header (so the binding holds), signed by another key.
+    forged = ClientKey().proof(
+        "GET",
+        "https://api.test/mcp",
+        now=setup.clock.now,
+        token=token,
+        header={"jwk": setup.key.jwk},
+    )
+    params = assert_refused(
+        await setup.call(token, forged), 401, "invalid_dpop_proof", scheme="DPoP"
+    )
+    assert "signature" in params["error_description"]
 
 
 @pytest.mark.parametrize(
@@ -271,11 +280,18 @@ async def test_a_malformed_proof_is_refused(value: str) -> None:
     assert_refused(await setup.call(token, value), 401, "invalid_dpop_proof", scheme="DPoP")
 
 
+def bound_to(setup: Setup, jwk: dict[str, Any]) -> str:
+    """A token bound to ``jwk``, whatever its key material (so the binding check passes)."""
+    return setup.issuer.token(
+        audience=RESOURCE, alg="ES256", now=setup.clock.now, jkt=thumbprint(jwk)
+    )
+
+
 async def test_an_off_curve_point_is_refused() -> None:
     setup = Setup()
-    token = setup.token()
     jwk = dict(setup.key.jwk)
     jwk["y"] = jwk["x"]
+    token = bound_to(setup, jwk)
     proof = setup.proof(token, header={"jwk": jwk})
     params = assert_refused(
         await setup.call(token, proof), 401, "invalid_dpop_proof", scheme="DPoP"

@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from guards import build_guard
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from oauthguard._b64 import b64url_encode
+from oauthguard._b64 import b64url_decode, b64url_encode
 from oauthguard.testing import TestIssuer, public_jwk, sign_jws
 from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard, inner_app
 from tests.support import assert_refused
@@ -307,6 +308,24 @@ def test_an_oct_key_in_the_jwks_never_verifies() -> None:
     assert "no signing key" in params["error_description"]
 
 
+def test_a_pss_signature_without_its_leading_zero_octet_is_refused() -> None:
+    # RFC 8017 §8.1.2: a signature is as long as the modulus; a shorter one is another
+    # spelling of the same token (OpenSSL would verify it).
+    api = client(guard(ISSUER, Clock()))
+    for _ in range(20_000):
+        value = token("PS256")
+        head, body, signature = value.split(".")
+        raw = b64url_decode(signature)
+        if raw[0] == 0:
+            break
+    else:
+        raise AssertionError("no signature with a leading zero octet")
+    assert api.get("/mcp", headers=bearer(value)).status_code == 200
+    shorter = f"{head}.{body}.{b64url_encode(raw[1:])}"
+    params = assert_refused(api.get("/mcp", headers=bearer(shorter)), 401, "invalid_token")
+    assert params["error_description"] == "the token's signature does not verify"
+
+
 def test_a_small_rsa_key_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
     issuer = TestIssuer(algorithms=("RS256",))
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
@@ -322,6 +341,30 @@ def test_a_small_rsa_key_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
     assert (
         api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))).status_code == 200
     )
+
+
+@pytest.mark.parametrize("kind", ["RSA", "EC", "OKP"])
+def test_a_published_private_key_is_skipped(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    # OpenID Connect Discovery 1.0 §3: a JWKS holds no private keys; one that does is no
+    # secret, so tokens it signs prove nothing, and its public half is not used either.
+    issuer = TestIssuer(algorithms=("RS256",))
+    private, alg = {
+        "RSA": (ATTACKER, "RS256"),
+        "EC": (ec.generate_private_key(ec.SECP256R1()), "ES256"),
+        "OKP": (ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+    }[kind]
+    loader = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}[kind]
+    leaked = json.loads(loader.to_jwk(private))
+    leaked.pop("key_ops", None)  # what PyJWT adds for a private key
+    issuer.extra_jwks.append({**leaked, "kid": "leaked"})
+    api = client(guard(issuer, Clock(), algorithms=[alg]))
+    forged = sign_jws(
+        {"alg": alg, "typ": "at+jwt", "kid": "leaked"}, claims(iss=issuer.issuer), private
+    )
+    with caplog.at_level("WARNING", logger="oauthguard"):
+        params = assert_refused(api.get("/mcp", headers=bearer(forged)), 401, "invalid_token")
+    assert "no signing key" in params["error_description"]
+    assert "private key members" in caplog.text
 
 
 def test_an_ec_key_on_another_curve_does_not_verify_es256() -> None:

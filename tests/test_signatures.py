@@ -54,6 +54,26 @@ def test_ecdsa_signatures_of_the_wrong_length_fail(alg: str) -> None:
     assert not verify_signature(alg, public, DATA, b"\x00" + signature)
 
 
+def signature_with_a_leading_zero(alg: str) -> tuple[bytes, bytes]:
+    """Data and its signature whose first octet is zero (about one in 256 is)."""
+    for attempt in range(20_000):
+        data = DATA + str(attempt).encode()
+        signature = sign(alg, data)
+        if signature[0] == 0:
+            return data, signature
+    raise AssertionError("no signature with a leading zero octet")
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "PS512"])
+def test_rsa_signatures_of_another_length_than_the_modulus_fail(alg: str) -> None:
+    # RFC 8017 §8.1.2 / §8.2.2 step 1: k octets exactly, leading zeros included.
+    public = RSA_KEY.public_key()
+    data, signature = signature_with_a_leading_zero(alg)
+    assert verify_signature(alg, public, data, signature)
+    assert not verify_signature(alg, public, data, signature[1:])
+    assert not verify_signature(alg, public, data, b"\x00" + signature)
+
+
 def test_pss_needs_a_salt_as_long_as_the_hash() -> None:
     # RFC 7518 §3.5: a PSS signature with another salt length is not PS256.
     short_salt = RSA_KEY.sign(
