@@ -129,11 +129,11 @@ def check_dpop_proof(value: str, method: str, url: str, now: float) -> str:
     thumbprint of the proof's key, for ``cnf.jkt``."""
     try:
         proof = dpop.parse_proof(value)
-        dpop.check_typ(proof.header)
+        dpop.check_proof_typ(proof.header)
         alg = dpop.check_alg(proof.header, frozenset(dpop.DEFAULT_DPOP_ALGORITHMS))
         jwk = dpop.check_jwk(proof.header, alg)
         jkt = dpop.thumbprint(jwk)
-        dpop.check_signature(alg, dpop.load_key(jwk), proof)
+        dpop.check_proof_signature(alg, dpop.load_key(jwk), proof)
         dpop.check_jti(proof.claims)
         dpop.check_htm(proof.claims, method)
         dpop.check_htu(proof.claims, url)

@@ -100,7 +100,7 @@ def parse_proof(value: str, header: dict[str, Any] | None = None) -> Proof:
     return Proof(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
 
 
-def check_typ(header: Mapping[str, Any]) -> None:
+def check_proof_typ(header: Mapping[str, Any]) -> None:
     """RFC 9449 §4.3 check 4: ``typ`` is ``dpop+jwt`` (RFC 8725 §3.11 explicit typing)."""
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in PROOF_TYPES:
@@ -162,7 +162,7 @@ def load_key(jwk: Mapping[str, Any]) -> Any:
         raise InvalidDPoPProof("the DPoP proof's jwk is not a valid public key") from None
 
 
-def check_signature(alg: str, key: Any, proof: Proof) -> None:
+def check_proof_signature(alg: str, key: Any, proof: Proof) -> None:
     """RFC 9449 §4.3 check 6: the signature verifies with the header's ``jwk``."""
     if not verify_signature(alg, key, proof.signing_input, proof.signature):
         raise InvalidDPoPProof("the DPoP proof's signature does not verify")
@@ -333,7 +333,7 @@ class DPoPChecker:
         fresh_nonce = self._check_nonce(claims, now)
         check_binding(token, jkt)
         key = known[3] if known is not None else load_key(proof.header["jwk"])
-        check_signature(alg, key, proof)
+        check_proof_signature(alg, key, proof)
         if known is None:
             self._headers.put(head, (proof.header, alg, jkt, key), now + 600, now)
         # RFC 9449 §11.1: recorded last, once the proof is known to be the key holder's (a
@@ -345,7 +345,7 @@ class DPoPChecker:
 
     def _check_header(self, header: Mapping[str, Any]) -> tuple[str, str]:
         """RFC 9449 §4.3 checks 4, 5 and 7 on a proof header; its alg and key thumbprint."""
-        check_typ(header)
+        check_proof_typ(header)
         alg = check_alg(header, self.algorithms)
         return alg, thumbprint(check_jwk(header, alg))
 

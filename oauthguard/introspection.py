@@ -20,7 +20,7 @@ from oauthguard._urls import https_or_loopback
 from oauthguard.discovery import AuthorizationServers
 from oauthguard.errors import ConfigurationError, InvalidToken, TemporarilyUnavailable
 from oauthguard.introspection_jwt import MEDIA_TYPE, BadSignedResponse, read_signed_response
-from oauthguard.jwt import JWTVerifier, build_token, check_audience, check_window
+from oauthguard.jwt import JWTVerifier, build_token, check_aud_claim, check_window
 from oauthguard.keys import KeySet
 from oauthguard.tokens import AccessToken
 
@@ -237,7 +237,7 @@ class IntrospectionVerifier:
         if iss is not None and not (isinstance(iss, str) and iss in self._key_sets):
             raise InvalidToken("the token's issuer is not trusted")
         # RFC 7662 §2.2 / RFC 8707: aud, when present (or required), names this resource.
-        audience = check_audience(members, self._audiences, self._require_aud)
+        audience = check_aud_claim(members, self._audiences, self._require_aud)
         # RFC 7662 §2.2: exp, nbf and iat judged with our leeway.
         exp = check_window(members, now, self._leeway)
         # RFC 7662 §2.2: scope is a space-separated string; RFC 9449 §6.2: cnf.jkt binds.

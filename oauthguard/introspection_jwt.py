@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from oauthguard.errors import InvalidToken
-from oauthguard.jwt import check_audience, check_signature, numeric_date, split_jws
+from oauthguard.jwt import check_aud_claim, check_token_signature, numeric_date, split_jws
 from oauthguard.keys import KeySet
 
 MEDIA_TYPE = "application/token-introspection+jwt"
@@ -48,14 +48,14 @@ async def read_signed_response(
     kid = header.get("kid")
     keys = key_set.cached(kid) or await key_set.get(kid)
     try:
-        check_signature(alg, keys, signing_input, signature)
+        check_token_signature(alg, keys, signing_input, signature)
     except InvalidToken:
         raise BadSignedResponse(
             f"the response's signature does not verify with the keys of {iss}"
         ) from None
     try:
         # RFC 9701 §5: aud identifies this resource server (its client_id or resource).
-        check_audience(claims, audiences)
+        check_aud_claim(claims, audiences)
     except InvalidToken:
         raise BadSignedResponse(
             "the response's aud does not name this resource server (its client_id or resource)"

@@ -76,7 +76,7 @@ def check_header(header: Mapping[str, Any], algorithms: frozenset[str], strict_t
     # RFC 7515 §4.1.11: we understand no extension, so any 'crit' is fatal.
     if "crit" in header:
         raise InvalidToken("the token has critical header parameters we do not understand")
-    check_typ(header.get("typ"), strict_typ)
+    check_token_typ(header.get("typ"), strict_typ)
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise InvalidToken("the token's kid is not a string")
@@ -84,7 +84,7 @@ def check_header(header: Mapping[str, Any], algorithms: frozenset[str], strict_t
     return alg
 
 
-def check_typ(typ: Any, strict: bool) -> None:
+def check_token_typ(typ: Any, strict: bool) -> None:
     """RFC 9068 §4 and RFC 8725 §3.11: DPoP proofs, ID and logout tokens never pass."""
     if typ is None:
         if strict:
@@ -134,7 +134,7 @@ def check_window(claims: Mapping[str, Any], now: float, leeway: float) -> float 
     return exp
 
 
-def check_audience(
+def check_aud_claim(
     claims: Mapping[str, Any], audiences: frozenset[str], required: bool = True
 ) -> tuple[str, ...]:
     """RFC 9068 §4 / RFC 8707: ``aud`` (string or array) names one of our resources.
@@ -291,11 +291,11 @@ class JWTVerifier:
             raise InvalidToken("the token's issuer is not trusted")
         kid = header.get("kid")
         keys = key_set.cached(kid) or await key_set.get(kid)
-        check_signature(alg, keys, f"{head}.{body}".encode("ascii"), signature_bytes)
+        check_token_signature(alg, keys, f"{head}.{body}".encode("ascii"), signature_bytes)
         if known is None:
             self._remember_header(head, header, alg)
         exp = check_times(claims, self.clock(), self.leeway)
-        audience = check_audience(claims, self.audiences)
+        audience = check_aud_claim(claims, self.audiences)
         return build_token(claims, audience, exp, self.scopes_claim)
 
     def _remember_header(self, head: str, header: dict[str, Any], alg: str) -> None:
@@ -304,7 +304,9 @@ class JWTVerifier:
         self._headers[head] = (header, alg)
 
 
-def check_signature(alg: str, keys: list[Key], signing_input: bytes, signature: bytes) -> None:
+def check_token_signature(
+    alg: str, keys: list[Key], signing_input: bytes, signature: bytes
+) -> None:
     """RFC 7515 §5.2: one of the issuer's keys that fits ``alg`` verifies the signature."""
     if not keys:
         raise InvalidToken("no signing key of the issuer matches the token's kid")

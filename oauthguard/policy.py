@@ -70,7 +70,7 @@ def granted_scopes(scopes: frozenset[str], implies: Mapping[str, frozenset[str]]
     return frozenset(granted)
 
 
-def check_audience(token: AccessToken, audience: str | None) -> None:
+def check_required_audience(token: AccessToken, audience: str | None) -> None:
     """RFC 8707 §2 / RFC 9068 §4: this route serves ``audience``; the token must name it."""
     if audience is not None and audience not in token.audience:
         raise InvalidToken(f"the token is not meant for {audience} (aud)")
@@ -211,7 +211,7 @@ class Requirement:
         scopes (403). ``also`` adds scopes that must be present (FastAPI security scopes);
         ``scope_param`` is the challenge's list of every scope the operation needs."""
         if self.audience is not None:
-            check_audience(token, self.audience)
+            check_required_audience(token, self.audience)
         if self._step_up:  # acr_values or max_age
             check_acr(token, self.acr_values, self._step_up)
             check_max_age(token, self.max_age, now, self._step_up)

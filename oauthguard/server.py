@@ -255,7 +255,7 @@ class ResourceServer:
         if len(self.resources) > 1:
             other = self._by_path.match(None, parts.path or "/")
             audiences = self.resource_audiences if other is None else frozenset({other})
-            check_audience_of(entry.token, audiences, other or self.resource)
+            check_resource_audience(entry.token, audiences, other or self.resource)
         return Authenticated(entry.token, entry.user, nonce)
 
     def cached_bearer(self, credentials: Credentials) -> Verified | None:
@@ -342,7 +342,7 @@ class ResourceServer:
         await self.aclose()
 
 
-def check_audience_of(token: AccessToken, audiences: frozenset[str], resource: str) -> None:
+def check_resource_audience(token: AccessToken, audiences: frozenset[str], resource: str) -> None:
     """RFC 8707 §2 / RFC 9068 §4: the token is meant for the resource of this path."""
     if audiences.isdisjoint(token.audience):
         raise InvalidToken(f"the token is not meant for {resource} (aud)")

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from support import assert_refused
 
 from oauthguard import AccessToken
-from oauthguard.dpop import check_alg, check_jwk, check_typ, parse_proof, thumbprint
+from oauthguard.dpop import check_alg, check_jwk, check_proof_typ, parse_proof, thumbprint
 
 pytestmark = pytest.mark.anyio
 
@@ -111,7 +111,7 @@ async def test_the_rfc_9449_example_is_too_old_without_the_injected_clock() -> N
 
 def test_the_rfc_9449_token_request_proof_parses_and_thumbprints() -> None:
     proof = parse_proof(RFC_TOKEN_PROOF)
-    check_typ(proof.header)
+    check_proof_typ(proof.header)
     alg = check_alg(proof.header, frozenset({"ES256"}))
     assert thumbprint(check_jwk(proof.header, alg)) == RFC_JKT
     assert proof.claims == {
