@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from typing import NamedTuple, NoReturn
 from urllib.parse import parse_qsl
 
-from oauthguard.errors import InvalidRequest, InvalidToken, MissingCredentials
+from oauthguard.errors import InvalidDPoPProof, InvalidRequest, InvalidToken, MissingCredentials
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN_CHARS = (string.ascii_letters + string.digits + "-._~+/").encode("ascii")
@@ -30,30 +30,23 @@ class Credentials(NamedTuple):
 
 
 def extract(
-    headers: list[tuple[bytes, bytes]],
+    headers: Iterable[tuple[bytes, bytes]],
     query_string: bytes,
     max_token_bytes: int,
     well_formed: Container[str] = (),
+    *,
+    dpop: bool = False,
 ) -> Credentials:
     """The credentials of one request, or a ``GuardError`` saying what is wrong with them.
 
     Raises ``MissingCredentials`` when there are none (or another scheme is used).
     ``well_formed`` holds tokens known to pass the b64token check (the guard passes its
-    cache of verified tokens), so a repeated token is not scanned again.
+    cache of verified tokens), so a repeated token is not scanned again. ``dpop=True``
+    (a resource that accepts DPoP) also reads the ``DPoP`` header; a second one is
+    ``InvalidDPoPProof``.
     """
-    authorization: bytes | None = None
-    proofs: tuple[bytes, ...] = ()
-    for name, value in headers:
-        if name == b"authorization":
-            if authorization is not None:
-                # RFC 6750 §3.1: more than one method (here, header) is a malformed request.
-                # RFC 9449 §7.2: which scheme was meant is unknown, so both challenges say so.
-                raise InvalidRequest(
-                    "the request has more than one Authorization header", scheme="both"
-                )
-            authorization = value
-        elif name == b"dpop":
-            proofs += (value,)
+    authorization, proof = read_headers(headers, dpop)
+    proofs = () if proof is None else (proof,)
     query_token = _query_token(query_string) if query_string else False
     if authorization is None:
         raise MissingCredentials()
@@ -76,6 +69,33 @@ def extract(
             f"the Authorization header is not '{scheme} <token>' (RFC 6750 2.1)", scheme=scheme
         )
     return Credentials(scheme, text, proofs)
+
+
+def read_headers(
+    headers: Iterable[tuple[bytes, bytes]], dpop: bool
+) -> tuple[bytes | None, bytes | None]:
+    """The ``Authorization`` value and (with ``dpop``) the ``DPoP`` proof of a request.
+
+    One pass with constant work per header, ended by the second of either: that is already
+    the answer, however many more follow, so a request's header count costs it no more.
+    """
+    authorization: bytes | None = None
+    proof: bytes | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            if authorization is not None:
+                # RFC 6750 §3.1: more than one method (here, header) is a malformed request.
+                # RFC 9449 §7.2: which scheme was meant is unknown, so both challenges say so.
+                raise InvalidRequest(
+                    "the request has more than one Authorization header", scheme="both"
+                )
+            authorization = value
+        elif name == b"dpop" and dpop:
+            if proof is not None:
+                # RFC 9449 §4.3 check 1: not more than one DPoP header field.
+                raise InvalidDPoPProof("the request has more than one DPoP header")
+            proof = value
+    return authorization, proof
 
 
 def _refuse_scheme(value: bytes) -> NoReturn:

@@ -297,6 +297,7 @@ class OAuthGuard:
                 scope.get("query_string", b""),
                 self.config.max_token_bytes,
                 self.tokens,
+                dpop=self.dpop.mode != "disabled",
             )
             proof = self.dpop.proof_of(credentials)
             # A cache hit is answered here, without a coroutine for the verifier.
