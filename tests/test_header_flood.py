@@ -19,6 +19,7 @@ from support import assert_refused, serve
 from oauthguard._htu import parse_networks, request_uri
 from oauthguard.credentials import extract
 from oauthguard.errors import InvalidDPoPProof, InvalidRequest, MissingCredentials
+from oauthguard.nonces import _nonce_headers
 
 pytestmark = pytest.mark.anyio
 
@@ -177,3 +178,13 @@ def test_sixty_thousand_dpop_headers_over_uvicorn_are_one_refusal(
         assert_refused(response, 401, "invalid_dpop_proof", scheme="DPoP")
         assert "more than one DPoP header" in response.json()["error_description"]
         assert client.get("/mcp").status_code == 401  # the server goes on serving
+
+
+def test_the_apps_exposed_headers_are_joined_once_with_ours() -> None:
+    app_headers = [(b"Access-Control-Expose-Headers", f"X-{n}".encode()) for n in range(1000)]
+    headers = _nonce_headers([*app_headers, (b"cache-control", b"max-age=60")], "n0nce")
+    assert headers[:2] == [(b"dpop-nonce", b"n0nce"), (b"cache-control", b"no-store")]
+    [(name, exposed)] = headers[2:]
+    assert name == b"access-control-expose-headers"
+    names = [f"X-{n}" for n in range(1000)]
+    assert exposed.decode().split(", ") == [*names, "DPoP-Nonce", "WWW-Authenticate"]
