@@ -34,23 +34,35 @@ def extract(
     query_string: bytes,
     max_token_bytes: int,
     well_formed: Container[str] = (),
-    *,
     dpop: bool = False,
 ) -> Credentials:
     """The credentials of one request, or a ``GuardError`` saying what is wrong with them.
 
     Raises ``MissingCredentials`` when there are none (or another scheme is used).
     ``well_formed`` holds tokens known to pass the b64token check (the guard passes its
-    cache of verified tokens), so a repeated token is not scanned again. ``dpop=True``
-    (a resource that accepts DPoP) also reads the ``DPoP`` header; a second one is
-    ``InvalidDPoPProof``.
+    cache of verified tokens), so a repeated token is not scanned again. ``dpop=True`` (a
+    resource that accepts DPoP) reads the ``DPoP`` header too. The headers are read in one
+    pass, with constant work for each, that ends at the second ``Authorization`` or
+    ``DPoP`` header: that is the answer already, however many follow.
     """
-    authorization, proof = read_headers(headers, dpop)
-    proofs = () if proof is None else (proof,)
-    query_token = _query_token(query_string) if query_string else False
+    authorization: bytes | None = None
+    proofs: tuple[bytes, ...] = ()
+    for name, value in headers:
+        if name == b"authorization":
+            if authorization is not None:
+                # RFC 6750 §3.1: more than one method (here, header) is a malformed request.
+                # RFC 9449 §7.2: which scheme was meant is unknown, so both challenges say so.
+                raise InvalidRequest(
+                    "the request has more than one Authorization header", scheme="both"
+                )
+            authorization = value
+        elif name == b"dpop" and dpop:
+            if proofs:  # RFC 9449 §4.3 check 1: not more than one DPoP header field
+                raise InvalidDPoPProof("the request has more than one DPoP header")
+            proofs = (value,)
     if authorization is None:
         raise MissingCredentials()
-    if query_token:
+    if query_string and _query_token(query_string):
         # RFC 6750 §2.3 and §3.1: we never take query tokens, and two methods is an error.
         raise InvalidRequest("the token was sent in the query string as well as in a header")
     value = authorization.strip(b" \t")
@@ -69,33 +81,6 @@ def extract(
             f"the Authorization header is not '{scheme} <token>' (RFC 6750 2.1)", scheme=scheme
         )
     return Credentials(scheme, text, proofs)
-
-
-def read_headers(
-    headers: Iterable[tuple[bytes, bytes]], dpop: bool
-) -> tuple[bytes | None, bytes | None]:
-    """The ``Authorization`` value and (with ``dpop``) the ``DPoP`` proof of a request.
-
-    One pass with constant work per header, ended by the second of either: that is already
-    the answer, however many more follow, so a request's header count costs it no more.
-    """
-    authorization: bytes | None = None
-    proof: bytes | None = None
-    for name, value in headers:
-        if name == b"authorization":
-            if authorization is not None:
-                # RFC 6750 §3.1: more than one method (here, header) is a malformed request.
-                # RFC 9449 §7.2: which scheme was meant is unknown, so both challenges say so.
-                raise InvalidRequest(
-                    "the request has more than one Authorization header", scheme="both"
-                )
-            authorization = value
-        elif name == b"dpop" and dpop:
-            if proof is not None:
-                # RFC 9449 §4.3 check 1: not more than one DPoP header field.
-                raise InvalidDPoPProof("the request has more than one DPoP header")
-            proof = value
-    return authorization, proof
 
 
 def _refuse_scheme(value: bytes) -> NoReturn:

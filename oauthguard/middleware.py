@@ -170,6 +170,7 @@ class OAuthGuard:
         self.verifier: TokenVerifier = verifier or self._build_verifier()
         self._reuse_limit = self.verifier if isinstance(self.verifier, ReuseLimit) else None
         self.dpop = self._build_dpop(dpop_nonce, replay_store)
+        self._reads_dpop = self.dpop.mode != "disabled"  # whether DPoP headers mean anything
         dpop_on = config.dpop != "disabled"
         self.challenger = Challenger(
             metadata_url(config.resource),
@@ -297,7 +298,7 @@ class OAuthGuard:
                 scope.get("query_string", b""),
                 self.config.max_token_bytes,
                 self.tokens,
-                dpop=self.dpop.mode != "disabled",
+                self._reads_dpop,
             )
             proof = self.dpop.proof_of(credentials)
             # A cache hit is answered here, without a coroutine for the verifier.
