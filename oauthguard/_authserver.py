@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -55,7 +55,8 @@ async def read_form(request: Request) -> FormData:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return FormData()
-    return FormData(parse_qsl(text, keep_blank_values=True))
+    fields: list[tuple[str, str | UploadFile]] = list(parse_qsl(text, keep_blank_values=True))
+    return FormData(fields)
 
 
 class OAuthError(Exception):
