@@ -48,6 +48,7 @@ class AppCase:
     requests: Callable[[int], list[Scope]]
     body: bytes = b""  # what ``receive`` hands the app, for every request
     lifespan: bool = False  # the app needs its ASGI lifespan started (the MCP SDK's does)
+    status: int = 200  # what every response must be (a refusal case expects its refusal)
 
 
 @dataclass
@@ -111,6 +112,17 @@ def scope_for(
         "server": ("api.test", 443),
         "client": ("127.0.0.1", 50000),
     }
+
+
+#: Header count of the flooded requests: what fits in about half a MiB of ``DPoP: x`` lines.
+FLOOD = 60_000
+
+
+def flooded_scope(name: bytes) -> Scope:
+    """A request with no token and ``FLOOD`` headers ``name: x`` (refused by the guard)."""
+    scope = scope_for(None)
+    scope["headers"] = scope["headers"] + [(name, b"x")] * FLOOD
+    return scope
 
 
 def mcp_scope_for(authorization: bytes | None) -> Scope:

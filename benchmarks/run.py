@@ -5,8 +5,9 @@ runs one batch of every case, in a rotating order, so machine noise hits all cas
 the figures are medians over rounds of the mean µs per request in a batch, and every ratio
 is computed from figures of this one run. Time is this thread's CPU time by default, so
 moments the scheduler gives to other processes on a busy machine are not counted (``--wall``
-counts them). Each response is checked to be a 200 (a refused request would be misleadingly
-fast). Results are printed and written as JSON.
+counts them). Each response is checked to have its case's status: a 200 (a refused request
+would be misleadingly fast), or the refusal a refusal case measures. Results are printed and
+written as JSON.
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
         case = mcp_post(cases.mcp_sdk_endpoint(issuer, guard), repeat)
         case.lifespan = True
         return case
+
+    def refused(requests: Callable[[], cases.Scope]) -> AppCase:
+        app = cases.guarded_app(issuer)
+        return AppCase(app, lambda _: [requests() for _ in range(per_round)], status=401)
 
     def introspected() -> AppCase:
         opaque = b"Bearer " + b"opaque-token-" + b"x" * 32
@@ -217,6 +222,17 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
             lambda: sdk_endpoint("protect", repeat=False),
         ),
         Row("dpop", "OAuthGuard, DPoP: cached token, fresh ES256 proof", dpop),
+        Row("refused", "OAuthGuard, refused: no token", lambda: refused(lambda: scope_for(None))),
+        Row(
+            "refused_dpop_flood",
+            "OAuthGuard, refused: no token, 60,000 DPoP headers",
+            lambda: refused(lambda: cases.flooded_scope(b"dpop")),
+        ),
+        Row(
+            "refused_header_flood",
+            "OAuthGuard, refused: no token, 60,000 other headers",
+            lambda: refused(lambda: cases.flooded_scope(b"x-padding")),
+        ),
         Row("introspected", "OAuthGuard, cached introspected opaque token", introspected),
         Row(
             "floor_rs256",
@@ -341,6 +357,22 @@ TARGETS = [
         lambda m: m["dpop"] / (m["floor_dpop"] + m["bare"]),
         lambda v: v <= 1.3,
     ),
+    # Work before authentication follows the request's size: the guard stops at the second
+    # DPoP header, and reads any other header once.
+    Target(
+        "refusal, 60,000 DPoP headers / plain refusal",
+        "(shown)",
+        ("refused_dpop_flood", "refused"),
+        lambda m: m["refused_dpop_flood"] / m["refused"],
+        lambda v: True,
+    ),
+    Target(
+        "refusal, 60,000 other headers / plain refusal",
+        "(shown)",
+        ("refused_header_flood", "refused"),
+        lambda m: m["refused_header_flood"] / m["refused"],
+        lambda v: True,
+    ),
     Target(
         "cached introspected token − bare route",
         "< 10 µs",
@@ -357,9 +389,10 @@ class Checked:
 
     def __init__(self) -> None:
         self.bad: list[int] = []
+        self.expected = 200
 
     async def send(self, message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start" and message["status"] != 200:
+        if message["type"] == "http.response.start" and message["status"] != self.expected:
             self.bad.append(message["status"])
 
 
@@ -384,13 +417,15 @@ async def time_batch(
         return (clock() - start) / len(inputs) / 1000
     scopes, app, send = case.requests(round_index), case.app, checked.send
     receive = receiver(case.body)
+    checked.expected = case.status
     start = clock()
     for scope in scopes:
         await app(scope, receive, send)
     elapsed = (clock() - start) / len(scopes) / 1000
     if checked.bad:
         raise SystemExit(
-            f"{key}: the app answered {sorted(set(checked.bad))}, not 200; the benchmark is invalid"
+            f"{key}: the app answered {sorted(set(checked.bad))}, not {case.status}; "
+            "the benchmark is invalid"
         )
     return elapsed
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -176,20 +176,34 @@ def _from_forwarded(
 ) -> tuple[str | None, str | None]:
     """RFC 7239 §5: the element our trusted peer added is the last one; walk left while the
     proxy that added an element was itself trusted (its address is the next one's ``for``)."""
-    elements = [_forwarded_pairs(e) for v in values for e in v.decode("latin-1").split(",")]
-    chosen = elements[-1]
-    for element in reversed(elements[:-1]):
-        if not _trusted(chosen.get("for"), networks):
+    elements = _elements_from_the_right(values)
+    chosen = _forwarded_pairs(next(elements))
+    while _trusted(chosen.get("for"), networks):
+        element = next(elements, None)
+        if element is None:
             break
-        chosen = element
+        chosen = _forwarded_pairs(element)
     return chosen.get("proto"), chosen.get("host")
+
+
+def _elements_from_the_right(values: list[bytes]) -> Iterator[str]:
+    """RFC 7239 §4: the comma-separated elements of the Forwarded values, last first, each
+    cut out when the walk reaches it: the elements a client put before our proxies' are
+    never read unless trusted proxies vouch for them."""
+    for value in reversed(values):
+        text = value.decode("latin-1")
+        end = len(text)
+        while end >= 0:
+            start = text.rfind(",", 0, end)
+            yield text[start + 1 : end]
+            end = start
 
 
 def _last(values: list[bytes] | None) -> str | None:
     """The value our trusted peer set: the last of a comma-separated list."""
     if not values:
         return None
-    return values[-1].decode("latin-1").rsplit(",", 1)[-1].strip() or None
+    return values[-1].rpartition(b",")[2].decode("latin-1").strip() or None
 
 
 def request_uri(

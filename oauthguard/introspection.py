@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -12,9 +11,20 @@ from typing import Any
 
 import httpx
 
+from oauthguard._breaker import CircuitBreaker, Ticket, retry_after
 from oauthguard._cache import ExpiringCache
 from oauthguard._client_auth import AUTH_METHODS, ClientAuthentication, SigningKey, load_signing_key
 from oauthguard._fetch import Fetched, UnreadableBody, fetch_document
+from oauthguard._introspection_answers import (
+    AboutThisToken,
+    IntrospectionFailure,
+    ServiceFailure,
+    check_active,
+    error_code,
+    json_members,
+    status_failure,
+    transport_failure,
+)
 from oauthguard._singleflight import SingleFlight
 from oauthguard._urls import https_or_loopback
 from oauthguard.discovery import AuthorizationServers
@@ -25,11 +35,6 @@ from oauthguard.keys import KeySet
 from oauthguard.tokens import AccessToken
 
 logger = logging.getLogger("oauthguard")
-
-# After a failed introspection, tokens not in the cache are answered 503 at once for this
-# long (at most the timeout): an outage must not make every new token wait the timeout.
-_OUTAGE_PAUSE = 5.0
-_CREDENTIAL_SETTINGS = "Introspection(client_id=, client_secret=/private_key=, auth_method=)"
 
 
 def _seconds(name: str, value: object, *, positive: bool = False) -> None:
@@ -141,9 +146,11 @@ class IntrospectionVerifier:
     Results are cached under the SHA-256 of the token (RFC 7662 §4: active ones never past
     ``exp`` and at most ``cache_ttl``, inactive ones ``negative_cache_ttl``), and
     concurrent requests with the same token share one call. Any failure to get an answer
-    is ``TemporarilyUnavailable`` (503), never a pass; for a few seconds after one (at most
-    ``timeout``), tokens not in the cache are answered 503 at once rather than each
-    waiting for the failing endpoint. Answers are read up to 1 MiB.
+    is ``TemporarilyUnavailable`` (503), never a pass. An answer about one token (a 4xx
+    other than 401 and 429, a body we cannot read) is a 503 for that token only; failures
+    of the service open a circuit breaker (``oauthguard._breaker``): tokens not in the
+    cache are then answered 503 at once while one request at a time probes the endpoint.
+    Answers are read up to 1 MiB.
     """
 
     def __init__(
@@ -179,7 +186,8 @@ class IntrospectionVerifier:
         self._active: ExpiringCache[AccessToken] = ExpiringCache(settings.cache_size)
         self._inactive: ExpiringCache[str] = ExpiringCache(settings.cache_size)
         self._flight: SingleFlight[AccessToken] = SingleFlight()
-        self._outage: tuple[float, str] | None = None  # paused until, and why
+        self._breaker = CircuitBreaker()
+        self._paused_because = ""  # the failure that last opened the breaker
         #: How many introspection requests were sent.
         self.calls = 0
 
@@ -193,9 +201,6 @@ class IntrospectionVerifier:
         refusal = self._inactive.get(digest, now)
         if refusal is not None:
             raise InvalidToken(refusal)
-        if self._outage is not None and now < self._outage[0]:
-            until, description = self._outage
-            raise TemporarilyUnavailable(description, retry_after=max(1, math.ceil(until - now)))
         return await self._flight.run(digest, lambda: self._introspect(token, digest))
 
     def reuse_until(self, token: str, verified: AccessToken, now: float) -> float:
@@ -204,13 +209,21 @@ class IntrospectionVerifier:
         return now if expiry is None else expiry
 
     async def _introspect(self, token: str, digest: str) -> AccessToken:
+        ticket = self._admit()
         try:
             members = await self._fetch(token)
-        except _AnswerAboutThisToken:
-            raise  # no pause: one odd token must not turn every new token away
-        except TemporarilyUnavailable as failure:
-            raise self._pause(failure) from None
-        self._outage = None
+        except AboutThisToken as failure:
+            # The service answered: one odd token must not turn every new token away.
+            self._breaker.succeeded(ticket)
+            self._log(logging.WARNING, failure, " for one token")
+            raise
+        except ServiceFailure as failure:
+            self._log(logging.ERROR, failure)
+            raise self._failed(ticket, failure, digest) from None
+        else:
+            self._breaker.succeeded(ticket)
+        finally:
+            self._breaker.released(ticket)  # cancelled, or no endpoint: no word on the service
         now = self._clock()
         try:
             verified = self.check(members, now)
@@ -260,67 +273,27 @@ class IntrospectionVerifier:
                 headers=headers,
                 read_statuses=(200, 400),
             )
-        except httpx.TimeoutException:
-            raise self._failure(
-                f"no answer within {self.settings.timeout:g}s",
-                "Introspection(timeout=) or the endpoint's health",
-                "timed out",
-            ) from None
         except httpx.HTTPError as exc:
-            raise self._failure(
-                f"{type(exc).__name__}: {exc}", "Introspection(endpoint=)", "is unreachable"
-            ) from None
+            raise transport_failure(exc, self.settings.timeout) from None
         except UnreadableBody as exc:
-            raise self._failure(
-                str(exc), "Introspection(endpoint=)", "sent a response we cannot read"
-            ) from None
+            raise AboutThisToken("sent a response we cannot read", str(exc)) from None
         return await self._read(response)
 
     async def _read(self, response: Fetched) -> dict[str, Any]:
+        """The members of a 200 answer; any other status classified (RFC 7662 §2.2-2.3)."""
         status = response.status_code
-        if status in (401, 403):
-            raise self._failure(
-                f"HTTP {status}: our client credentials were refused",
-                _CREDENTIAL_SETTINGS,
-                "refused the resource server's credentials",
-            )
-        if status == 400 and _error_code(response.body) == "unsupported_token_type":
+        if status == 400 and error_code(response.body) == "unsupported_token_type":
             # The server does not introspect tokens of this kind (oidc-provider says so of
             # JWTs, with the RFC 7009 §2.2.1 code): RFC 7662 §2.2 makes that inactive.
             logger.info("%s does not introspect tokens of this kind: inactive", self._endpoint)
             return {"active": False}
-        if status == 400:
-            raise _AnswerAboutThisToken(
-                self._failure(
-                    "HTTP 400", "Introspection(endpoint=)", "answered HTTP 400"
-                ).description
-            )
         if status != 200:
-            raise self._failure(
-                f"HTTP {status}", "Introspection(endpoint=)", f"answered HTTP {status}"
-            )
+            raise status_failure(response, self._clock())
         if self.settings.jwt_response:
             members = await self._signed_members(response.body.decode("utf-8", "replace"))
         else:
-            members = self._json_members(response.body)
-        # RFC 7662 §2.2: active is REQUIRED and a boolean.
-        if not isinstance(members.get("active"), bool):
-            raise self._failure(
-                "the response has no boolean 'active' member",
-                "Introspection(endpoint=)",
-                "answered without 'active'",
-            )
-        return members
-
-    def _json_members(self, body: bytes) -> dict[str, Any]:
-        members = _json_or_none(body)
-        if not isinstance(members, dict):
-            raise self._failure(
-                "the response is not a JSON object",
-                "Introspection(endpoint=)",
-                "did not answer JSON",
-            )
-        return members
+            members = json_members(response.body)
+        return check_active(members)
 
     async def _signed_members(self, text: str) -> dict[str, Any]:
         try:
@@ -333,10 +306,10 @@ class IntrospectionVerifier:
                 now=self._clock(),
             )
         except BadSignedResponse as exc:
-            raise self._failure(
+            raise AboutThisToken(
+                "sent a response that does not verify",
                 f"RFC 9701 response refused: {exc}",
                 "Introspection(jwt_response=, client_id=) and the issuer's keys",
-                "sent a response that does not verify",
             ) from None
 
     async def _discover_endpoint(self) -> str:
@@ -359,39 +332,37 @@ class IntrospectionVerifier:
         self._endpoint = endpoint
         return endpoint
 
-    def _pause(self, failure: TemporarilyUnavailable) -> TemporarilyUnavailable:
-        """Answer new tokens 503 without asking for a short while after a failure."""
-        pause = min(_OUTAGE_PAUSE, self.settings.timeout)
-        self._outage = (self._clock() + pause, failure.description)
-        failure.retry_after = max(1, math.ceil(pause))
+    def _admit(self) -> Ticket:
+        """Leave to call the endpoint, or 503 at once while the breaker is open."""
+        admitted = self._breaker.admit(self._clock())
+        if isinstance(admitted, Ticket):
+            return admitted
+        raise TemporarilyUnavailable(self._paused_because, retry_after=retry_after(admitted))
+
+    def _failed(self, ticket: Ticket, failure: ServiceFailure, digest: str) -> ServiceFailure:
+        """Count a failure of the service; the 503 for this request."""
+        now = self._clock()
+        key = digest if failure.per_token else None
+        if self._breaker.failed(ticket, now, key=key, wait=failure.wait):
+            self._paused_because = failure.description
+            logger.warning(
+                "token introspection at %s paused for %.1fs: new tokens get 503 until the "
+                "endpoint answers a probe",
+                self._endpoint,
+                self._breaker.wait(now),
+            )
+        failure.retry_after = retry_after(self._breaker.wait(now))
         return failure
 
-    def _failure(self, reason: str, setting: str, summary: str) -> TemporarilyUnavailable:
-        logger.error(
-            "token introspection at %s failed: %s; check %s", self._endpoint, reason, setting
+    def _log(self, level: int, failure: IntrospectionFailure, which: str = "") -> None:
+        logger.log(
+            level,
+            "token introspection at %s failed%s: %s; check %s",
+            self._endpoint,
+            which,
+            failure.reason,
+            failure.setting,
         )
-        return TemporarilyUnavailable(
-            f"the token could not be introspected: the introspection endpoint {summary}"
-        )
-
-
-class _AnswerAboutThisToken(TemporarilyUnavailable):
-    """A 400 about one token (RFC 7662 §2.3 leaves it to the server): 503 for that token,
-    without the pause an outage starts."""
-
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _error_code(body: bytes) -> str | None:
-    """The RFC 6749 §5.2 ``error`` of an error response, if it is JSON with one."""
-    document = _json_or_none(body)
-    error = document.get("error") if isinstance(document, dict) else None
-    return error if isinstance(error, str) else None
 
 
 class AutoVerifier:

@@ -95,15 +95,16 @@ def sending_nonce(send: Send, nonce: str) -> Send:
 
 def _nonce_headers(headers: Headers, nonce: str) -> Headers:
     kept: Headers = []
-    exposed = b"DPoP-Nonce, WWW-Authenticate"
+    exposed: list[bytes] = []
     for name, value in headers:
         lowered = name.lower()
         if lowered == b"access-control-expose-headers":
-            exposed = bytes(value) + b", " + exposed
+            exposed.append(bytes(value))
         elif lowered not in (b"cache-control", b"dpop-nonce"):
             kept.append((name, value))
+    exposed.append(b"DPoP-Nonce, WWW-Authenticate")
     return kept + [
         (b"dpop-nonce", nonce.encode("ascii")),
         (b"cache-control", b"no-store"),
-        (b"access-control-expose-headers", exposed),
+        (b"access-control-expose-headers", b", ".join(exposed)),
     ]

@@ -168,7 +168,10 @@ class ResourceServer:
         #: RFC 9449 §7) or a ``GuardError``; tokens in the cache are known to be well formed.
         self.credentials: Callable[[list[tuple[bytes, bytes]], bytes], Credentials] = (
             functools.partial(
-                extract, max_token_bytes=self.limits.max_token_bytes, well_formed=self.tokens
+                extract,
+                max_token_bytes=self.limits.max_token_bytes,
+                well_formed=self.tokens,
+                dpop=self.dpop.mode != "disabled",  # DPoP headers mean nothing otherwise
             )
         )
 

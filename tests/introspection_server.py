@@ -64,12 +64,16 @@ class IntrospectionServer:
         self.auth_method = "client_secret_basic"
         self.client_public_key: Any = None
         self.responses: dict[str, dict[str, Any]] = {}
-        #: "normal", an HTTP status ("500", "503", "400", "403"), "redirect", "html",
+        #: "normal", an HTTP status ("500", "503", "400", "403", "404", "429"), "redirect", "html",
         #: "empty" (``{}``), "json-only" (ignores an RFC 9701 Accept) or
         #: "unsupported_token_type" (a 400 with that error), "huge" (an answer past the
         #: 1 MiB cap), "gzip" (the answer gzip-encoded, though not asked for) or
         #: "gzip-bomb" (a small gzip body that expands past the cap).
         self.mode = "normal"
+        #: Per token: the HTTP status answered for it whatever the mode (a server that
+        #: fails on one odd token); ``error_headers`` go with every error status.
+        self.statuses: dict[str, int] = {}
+        self.error_headers: dict[str, str] = {}
         self.delay = 0.0
         self.calls = 0
         self.forms: list[dict[str, str]] = []
@@ -143,8 +147,13 @@ class IntrospectionServer:
             )
         if self.mode == "unsupported_token_type":  # what oidc-provider says of a JWT
             return JSONResponse({"error": "unsupported_token_type"}, status_code=400)
-        if self.mode in ("500", "503", "400", "403"):
-            return JSONResponse({"error": "refused"}, status_code=int(self.mode))
+        status = self.statuses.get(form.get("token", ""))
+        if status is None and self.mode in ("500", "503", "400", "403", "404", "429"):
+            status = int(self.mode)
+        if status is not None:
+            return JSONResponse(
+                {"error": "refused"}, status_code=status, headers=self.error_headers
+            )
         if self.mode == "redirect":
             return Response(status_code=307, headers={"location": self.endpoint + "/v2"})
         if self.mode == "html":
@@ -276,3 +285,15 @@ async def guarded(
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+def assert_unavailable(response: httpx.Response, says: str) -> None:
+    """503 with Retry-After and a JSON error; never a pass, a 401 or a 500."""
+    assert response.status_code == 503, response.text
+    assert int(response.headers["retry-after"]) > 0
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["error"] == "temporarily_unavailable"
+    assert body["error_description"].startswith("the token could not be introspected")
+    assert says in body["error_description"]
+    assert "Traceback" not in response.text
