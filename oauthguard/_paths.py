@@ -1,13 +1,84 @@
-"""Path-prefix tables: path rules and the resource each path belongs to."""
+"""Request paths in normal form, and path-prefix tables: path rules and the resource each
+path belongs to."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Generic, TypeVar
+from urllib.parse import unquote_to_bytes
 
 from oauthguard.errors import ConfigurationError
 
 V = TypeVar("V")
+
+
+NOT_NORMAL = "the path is not in normal form: it has "
+
+
+def path_problem(path: str, raw_path: object = None, root_path: str | None = "") -> str | None:
+    """What keeps ``path`` (and the ``raw_path`` it was decoded from) out of normal form, or
+    None when it is in it.
+
+    In normal form every reader of the request sees the same path: a router that matches it
+    as it is, ``StaticFiles`` and proxies that resolve dot segments, file systems that read
+    ``\\`` or drop a trailing ``.``; so what the guard matches is what the app serves.
+    RFC 3986 §6.2.2: percent-encoding decoded once (§6.2.2.2; never ``%2F``, which would make
+    a new segment), no dot segments (§6.2.2.3), no empty segments; nothing a server or file
+    system may read as a separator, terminator or parameter. Linear in the path's length.
+    """
+    if (
+        not path.isprintable()
+        or path[:1] != "/"
+        or "//" in path
+        or "./" in path
+        or " /" in path
+        or "\\" in path
+        or "%" in path
+        or ";" in path
+        or path[-1] in ". "
+    ):
+        return NOT_NORMAL + _describe(path)
+    if raw_path is not None and raw_path != path.encode():
+        problem = _raw_path_problem(path, raw_path, root_path)
+        return None if problem is None else NOT_NORMAL + problem
+    return None
+
+
+def _describe(path: str) -> str:
+    """Which rule of :func:`path_problem` ``path`` breaks, in words."""
+    if not path.isprintable():
+        return "a control or other non-printable character"
+    if path[:1] != "/":
+        return "no leading '/'"
+    if "\\" in path:
+        return "a '\\' (a separator on some servers and file systems)"
+    if "%" in path:
+        return "a '%' left after percent-decoding (encoded twice, or not a valid escape)"
+    if ";" in path:
+        return "a ';' (path parameters, which some servers strip)"
+    segments = path.split("/")[1:]
+    if "." in segments or ".." in segments:
+        return "a dot segment ('.' or '..', RFC 3986 §3.3), which the app may resolve"
+    if "" in segments[:-1]:
+        return "an empty segment ('//')"
+    return "a segment ending in '.' or ' ' (which some file systems drop)"
+
+
+def _raw_path_problem(path: str, raw_path: object, root_path: str | None) -> str | None:
+    """The checks of the path as sent (``raw_path``), where it is not ``path`` byte for byte."""
+    if not isinstance(raw_path, bytes):
+        return "a raw_path that is not bytes"
+    sent = raw_path.partition(b"?")[0]  # servers that leave the query in raw_path
+    if b"%2f" in sent.lower():
+        return "an encoded '/' (%2F), which the app may decode"
+    try:
+        decoded = unquote_to_bytes(sent).decode()
+    except UnicodeDecodeError:
+        return "percent-encoding that is not UTF-8"
+    # Servers that leave the root_path out of raw_path (but not out of path) send the rest.
+    if decoded == path or (root_path and root_path + decoded == path):
+        return None
+    return "a raw_path that does not decode to its path"
 
 
 def normalize_prefix(prefix: object, what: str = "rules") -> str:

@@ -22,7 +22,7 @@ from oauthguard._asgi import (
 )
 from oauthguard._cache import ExpiringCache
 from oauthguard._endpoints import answer_refusals
-from oauthguard._paths import routed_path
+from oauthguard._paths import path_problem, routed_path
 from oauthguard._redaction import token_digest, unexpected
 from oauthguard._resources import served_resources
 from oauthguard.challenge import Challenger
@@ -30,7 +30,7 @@ from oauthguard.config import DEFAULT_ALGORITHMS, GuardConfig, build_config
 from oauthguard.credentials import Credentials, extract
 from oauthguard.discovery import AuthorizationServers
 from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, DPoPChecker, check_bearer
-from oauthguard.errors import ConfigurationError, GuardError
+from oauthguard.errors import ConfigurationError, GuardError, InvalidRequest
 from oauthguard.introspection import AutoVerifier, Introspection, IntrospectionVerifier
 from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
@@ -65,7 +65,9 @@ class OAuthGuard:
     Every HTTP request and WebSocket connection outside ``public_paths`` needs a valid
     access token; refused ones get the RFC 6750 / RFC 9449 challenge. The RFC 9728
     protected-resource metadata is served at its well-known URL. ``request.auth`` is the
-    validated ``AccessToken`` and ``request.user`` a Starlette-compatible user.
+    validated ``AccessToken`` and ``request.user`` a Starlette-compatible user. A request
+    whose path is not in normal form (dot or empty segments, an encoded ``/``, ...) is
+    refused with 400 before anything is matched: the app could read it as another path.
 
     Per-route policy: ``rules`` maps path prefixes (or ``(method, path)``) to
     ``require(...)``; ``resources`` names the other resources the app serves (each gets its
@@ -277,11 +279,17 @@ class OAuthGuard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        root_path = scope.get("root_path")
+        # Before anything is matched: a path that the app may read otherwise than the guard
+        # would match it is refused (RFC 6750 §3.1).
+        problem = path_problem(path, scope.get("raw_path"), root_path)
+        if problem is not None:
+            await self.refuse(scope, receive, send, InvalidRequest(problem), None)
+            return
         endpoint = self.metadata.get(path)
         if endpoint is not None and kind == "http":
             await endpoint(scope, receive, send)
             return
-        root_path = scope.get("root_path")
         routed = routed_path(path, root_path) if root_path else path
         rule = self.rule_for(scope.get("method"), path, routed) if self.rules else None
         # What require(...) inside the app reads: this guard, and the path rule it applied.
@@ -342,15 +350,9 @@ class OAuthGuard:
         return self.rules.match(method, path)
 
     def is_public(self, path: str) -> bool:
-        """``path`` (the routed path, without the ``root_path``) is in ``public_paths``.
-
-        A prefix never covers a path with dot segments (RFC 3986 §3.3): ``/docs/../admin``
-        is not under ``/docs/`` for an app or proxy that resolves them."""
-        if path in self._public_exact:
-            return True
-        if not self._public_prefixes or not path.startswith(self._public_prefixes):
-            return False
-        return not any(segment in (".", "..") for segment in path.split("/"))
+        """``path`` (the routed path, without the ``root_path``, in normal form) is in
+        ``public_paths``."""
+        return path in self._public_exact or path.startswith(self._public_prefixes)
 
     def check_route(self, token: AccessToken, path: str, rule: Requirement | None) -> None:
         """The audience of the path's resource (with several), then the path rule."""
