@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Generic, TypeVar
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote, unquote_to_bytes
 
 from oauthguard.errors import ConfigurationError
 
@@ -81,6 +81,24 @@ def _raw_path_problem(path: str, raw_path: object, root_path: str | None) -> str
     return "a raw_path that does not decode to its path"
 
 
+def configured_path(path: str, what: str, prefix: bool = False) -> str:
+    """A configured path in the form requests are matched on: percent-decoded (but never
+    ``%2F``), in normal form; anything else could never match a request. A ``prefix`` (of
+    ``public_paths``) may end in the middle of a segment."""
+    problem = None
+    if "%2f" in path.lower():
+        problem = NOT_NORMAL + "an encoded '/' (%2F)"
+    elif "%" in path:
+        try:
+            path = unquote(path, errors="strict")
+        except UnicodeDecodeError:
+            problem = NOT_NORMAL + "percent-encoding that is not UTF-8"
+    problem = problem or path_problem(path + "x" if prefix else path)
+    if problem is not None:
+        raise ConfigurationError(f"{what}: {problem}, so {path!r} would never match a request")
+    return path
+
+
 def normalize_prefix(prefix: object, what: str = "rules") -> str:
     """``/api/r/`` -> ``/api/r``; the root ``/`` -> ``""`` (a prefix of every path)."""
     if not isinstance(prefix, str) or not prefix.startswith("/"):
@@ -90,7 +108,7 @@ def normalize_prefix(prefix: object, what: str = "rules") -> str:
             f"{what}: the path {prefix!r} is a plain prefix, matched by whole segments; "
             "it takes no wildcards, query or fragment"
         )
-    return prefix.rstrip("/")
+    return configured_path(prefix, what).rstrip("/")
 
 
 class PathTable(Generic[V]):

@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from oauthguard._paths import PathTable
+from oauthguard._paths import PathTable, normalize_prefix
 from oauthguard.challenge import Challenger
 from oauthguard.config import GuardConfig
 from oauthguard.errors import ConfigurationError, InvalidToken
@@ -59,4 +59,5 @@ def served_resources(
 
 
 def _path(resource: str) -> str:
-    return urlsplit(resource).path or "/"
+    """The path of ``resource`` as requests are matched on it: decoded, in normal form."""
+    return normalize_prefix(urlsplit(resource).path or "/", "resources") or "/"

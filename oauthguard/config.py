@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oauthguard._htu import Network, parse_networks, parse_origin
-from oauthguard._paths import PathTable
+from oauthguard._paths import PathTable, configured_path
 from oauthguard._urls import https_or_loopback
 from oauthguard.dpop import DEFAULT_DPOP_ALGORITHMS, Mode
 from oauthguard.errors import ConfigurationError
@@ -224,14 +224,19 @@ def check_jwks_uri(jwks_uri: object, issuers: tuple[str, ...]) -> None:
 
 
 def check_public_paths(value: Iterable[str]) -> tuple[str, ...]:
-    """Exact paths, or prefixes marked by one trailing ``*``."""
+    """Exact paths, or prefixes marked by one trailing ``*``; decoded, in normal form."""
     paths = _strings("public_paths", value)
     for path in paths:
         if not path.startswith("/") or "*" in path[:-1]:
             raise ConfigurationError(
                 f"public_paths: {path!r} must start with '/' and may only end with '*'"
             )
-    return paths
+    return tuple(
+        configured_path(path[:-1], "public_paths", prefix=True) + "*"
+        if path.endswith("*")
+        else configured_path(path, "public_paths")
+        for path in paths
+    )
 
 
 def _integer(name: str, value: object, minimum: int) -> None:

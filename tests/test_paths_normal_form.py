@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from oauthguard import ConfigurationError, require
 from oauthguard._paths import path_problem
 from oauthguard.testing import TestIssuer
 from tests.apps import NOW, RESOURCE, Clock, bearer, guard
@@ -193,3 +194,52 @@ async def test_a_raw_path_the_guard_cannot_read_is_refused_never_a_500_never_a_p
     response = await call(app, "/mcp", "/mcp/../admin", headers=token_header())
     params = assert_refused(response, 400, "invalid_request")
     assert "a raw_path that is not bytes" in params["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"rules": {"/a/../admin": require("admin")}}, "dot segment"),
+        ({"rules": {"/a//admin": require("admin")}}, "empty segment"),
+        ({"rules": {("POST", "/a;x"): require("admin")}}, "';'"),
+        ({"rules": {"/a%2Fb": require("admin")}}, "encoded '/'"),
+        ({"rules": {"/a%25b": require("admin")}}, "'%'"),
+        ({"rules": {"/a%FF": require("admin")}}, "not UTF-8"),
+        ({"rules": {"/admin.": require("admin")}}, "ending in '.'"),
+        ({"public_paths": ["/docs/../*"]}, "dot segment"),
+        ({"public_paths": ["/health//*"]}, "empty segment"),
+        ({"public_paths": ["/a\\b"]}, "'\\'"),
+        ({"resources": ["https://api.test/a%2Fb"]}, "encoded '/'"),
+        ({"resources": ["https://api.test/a/./b"]}, "dot segment"),
+    ],
+)
+def test_a_configured_path_that_could_never_match_is_a_configuration_error(
+    options: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="would never match") as error:
+        guard(ISSUER, Clock(), **options)
+    assert problem in str(error.value)
+
+
+@pytest.mark.anyio
+async def test_configured_paths_are_matched_percent_decoded() -> None:
+    cafe = "https://api.test/caf%C3%A9"
+    app = guard(
+        ISSUER,
+        Clock(),
+        rules={"/%6Dcp": require("write")},
+        resources=[cafe],
+        public_paths=["/do%63s/*", "/files/a.*"],
+    )
+    # RFC 3986 §6.2.2.2: the rule for /%6Dcp is the rule for /mcp.
+    assert_refused(await call(app, "/mcp", headers=token_header()), 403, "insufficient_scope")
+    assert (await call(app, "/docs/x")).status_code == 200
+    assert (await call(app, "/files/a.b")).status_code == 404  # public, and not a route
+    # The resource's path is /café, as requests name it, and its document is served there.
+    response = await call(app, "/café", b"/caf%C3%A9", headers=token_header())
+    assert_refused(response, 401, "invalid_token")
+    document = await call(app, "/.well-known/oauth-protected-resource/café", b"/x")
+    assert document.status_code == 400  # raw_path and path disagree
+    raw = b"/.well-known/oauth-protected-resource/caf%C3%A9"
+    document = await call(app, "/.well-known/oauth-protected-resource/café", raw)
+    assert document.json()["resource"] == cafe
