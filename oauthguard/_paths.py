@@ -44,6 +44,14 @@ def path_problem(path: str, raw_path: object = None, root_path: str | None = "")
     return None
 
 
+def method_problem(method: object) -> str | None:
+    """RFC 9110 §9.1: methods are case-sensitive, yet some apps upper-case them; where rules
+    name methods, one not in upper case cannot be matched with certainty."""
+    if isinstance(method, str) and method != method.upper():
+        return "the method is not in upper case, as rules name methods"
+    return None
+
+
 def _describe(path: str) -> str:
     """Which rule of :func:`path_problem` ``path`` breaks, in words."""
     if not path.isprintable():
@@ -133,6 +141,8 @@ class PathTable(Generic[V]):
                 )
             methods[key] = value
         self._lengths = sorted({len(prefix) for prefix in self._by_prefix}, reverse=True)
+        #: Some entry is for one method (matched on the method as the request names it).
+        self.by_method = any(key is not None for m in self._by_prefix.values() for key in m)
 
     def __bool__(self) -> bool:
         return bool(self._by_prefix)

@@ -22,7 +22,7 @@ from oauthguard._asgi import (
 )
 from oauthguard._cache import ExpiringCache
 from oauthguard._endpoints import answer_refusals
-from oauthguard._paths import path_problem, routed_path
+from oauthguard._paths import method_problem, path_problem, routed_path
 from oauthguard._redaction import token_digest, unexpected
 from oauthguard._resources import served_resources
 from oauthguard.challenge import Challenger
@@ -280,9 +280,11 @@ class OAuthGuard:
             return
         path: str = scope["path"]
         root_path = scope.get("root_path")
-        # Before anything is matched: a path that the app may read otherwise than the guard
-        # would match it is refused (RFC 6750 §3.1).
+        # Before anything is matched: a path (or a method, where rules name methods) that the
+        # app may read otherwise than the guard would match it is refused (RFC 6750 §3.1).
         problem = path_problem(path, scope.get("raw_path"), root_path)
+        if problem is None and self.rules.by_method:
+            problem = method_problem(scope.get("method"))
         if problem is not None:
             await self.refuse(scope, receive, send, InvalidRequest(problem), None)
             return

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from oauthguard import ConfigurationError, require
+from oauthguard import ConfigurationError, OAuthGuard, require
+from oauthguard._asgi import Receive, Scope, Send
 from oauthguard._paths import path_problem
 from oauthguard.testing import TestIssuer
 from tests.apps import NOW, RESOURCE, Clock, bearer, guard
@@ -194,6 +195,35 @@ async def test_a_raw_path_the_guard_cannot_read_is_refused_never_a_500_never_a_p
     response = await call(app, "/mcp", "/mcp/../admin", headers=token_header())
     params = assert_refused(response, 400, "invalid_request")
     assert "a raw_path that is not bytes" in params["error_description"]
+
+
+async def echo_method(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app that answers any method with its name."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": scope["method"].encode()})
+
+
+def method_app(rules: Any) -> OAuthGuard:
+    return OAuthGuard(
+        echo_method,
+        resource=RESOURCE,
+        authorization_servers=[ISSUER.issuer],
+        http_client=ISSUER.http_client(),
+        clock=Clock(),
+        rules=rules,
+    )
+
+
+@pytest.mark.anyio
+async def test_a_method_not_in_upper_case_is_refused_only_where_rules_name_methods() -> None:
+    ruled = method_app({("DELETE", "/orders"): require("orders:delete")})
+    response = await call(ruled, "/orders", method="delete", headers=token_header())
+    params = assert_refused(response, 400, "invalid_request")
+    assert "upper case" in params["error_description"]
+    assert (await call(ruled, "/orders", method="GET", headers=token_header())).status_code == 200
+    unruled = method_app({"/orders": require("read")})
+    response = await call(unruled, "/orders", method="delete", headers=token_header())
+    assert (response.status_code, response.text) == (200, "delete")
 
 
 @pytest.mark.parametrize(

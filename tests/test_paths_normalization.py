@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from oauthguard import OAuthGuard, require
+from oauthguard._asgi import Receive, Scope, Send
 from oauthguard.testing import TestIssuer
 from tests.support import assert_refused, serve
 
@@ -78,6 +79,18 @@ async def echo_socket(websocket: WebSocket) -> None:
     await websocket.close()
 
 
+class UppercasingApp:
+    """An ASGI app that acts on the method upper-cased, as some frameworks do."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # no lifespan support
+        deleted = scope["method"].upper() == "DELETE"
+        body = b"deleted" if deleted else b"kept"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+
 @pytest.fixture(scope="module")
 def issuer() -> TestIssuer:
     return TestIssuer()
@@ -122,11 +135,11 @@ def site(request: pytest.FixtureRequest, issuer: TestIssuer, directory: Path) ->
         yield base, root_path
 
 
-def send_as_is(base: str, target: str, headers: dict[str, str]) -> Any:
+def send_as_is(base: str, target: str, headers: dict[str, str], method: str = "GET") -> Any:
     """Send ``target`` byte for byte as the request target (no client-side resolution or
     encoding), and read the response."""
     parts = urlsplit(base)
-    lines = [f"GET {target} HTTP/1.1", "Host: api.test", "Connection: close"]
+    lines = [f"{method} {target} HTTP/1.1", "Host: api.test", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
@@ -220,3 +233,31 @@ def test_a_websocket_on_a_path_not_in_normal_form_is_refused_before_accept(
     response = send_as_is(base, target, {"Connection": "Upgrade", **upgrade})
     assert response.status_code == 400
     assert 'error="invalid_request"' in response.headers["www-authenticate"]
+
+
+@pytest.fixture(scope="module")
+def uppercasing(issuer: TestIssuer) -> Iterator[str]:
+    default = "https://api.test/orders"
+    guard = OAuthGuard(
+        UppercasingApp(),
+        resource=default,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+        rules={("DELETE", "/orders"): require("orders:delete")},
+    )
+    with serve(guard) as base:
+        yield base
+
+
+@pytest.mark.parametrize("method", ["delete", "Delete", "dELETE"])
+def test_a_method_not_in_upper_case_never_escapes_a_method_rule(
+    uppercasing: str, issuer: TestIssuer, method: str
+) -> None:
+    user = bearer(issuer, "https://api.test/orders", "orders:read")
+    response = send_as_is(uppercasing, "/orders", user, method=method)
+    assert response.text != "deleted"
+    params = assert_refused(response, 400, "invalid_request")
+    assert "method" in params["error_description"]
+    refused = send_as_is(uppercasing, "/orders", user, method="DELETE")
+    assert_refused(refused, 403, "insufficient_scope")
+    assert send_as_is(uppercasing, "/orders", user, method="GET").text == "kept"
