@@ -1,13 +1,110 @@
-"""Path-prefix tables: path rules and the resource each path belongs to."""
+"""Request paths in normal form, and path-prefix tables: path rules and the resource each
+path belongs to."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Generic, TypeVar
+from urllib.parse import unquote, unquote_to_bytes
 
 from oauthguard.errors import ConfigurationError
 
 V = TypeVar("V")
+
+
+NOT_NORMAL = "the path is not in normal form: it has "
+
+
+def path_problem(path: str, raw_path: object = None, root_path: str | None = "") -> str | None:
+    """What keeps ``path`` (and the ``raw_path`` it was decoded from) out of normal form, or
+    None when it is in it.
+
+    In normal form every reader of the request sees the same path: a router that matches it
+    as it is, ``StaticFiles`` and proxies that resolve dot segments, file systems that read
+    ``\\`` or drop a trailing ``.``; so what the guard matches is what the app serves.
+    RFC 3986 §6.2.2: percent-encoding decoded once (§6.2.2.2; never ``%2F``, which would make
+    a new segment), no dot segments (§6.2.2.3), no empty segments; nothing a server or file
+    system may read as a separator, terminator or parameter. Linear in the path's length.
+    """
+    if (
+        not path.isprintable()
+        or path[:1] != "/"
+        or "//" in path
+        or "./" in path
+        or " /" in path
+        or "\\" in path
+        or "%" in path
+        or ";" in path
+        or path[-1] in ". "
+    ):
+        return NOT_NORMAL + _describe(path)
+    if raw_path is not None and raw_path != path.encode():
+        problem = _raw_path_problem(path, raw_path, root_path)
+        return None if problem is None else NOT_NORMAL + problem
+    return None
+
+
+def method_problem(method: object) -> str | None:
+    """RFC 9110 §9.1: methods are case-sensitive, yet some apps upper-case them; where rules
+    name methods, one not in upper case cannot be matched with certainty."""
+    if isinstance(method, str) and method != method.upper():
+        return "the method is not in upper case, as rules name methods"
+    return None
+
+
+def _describe(path: str) -> str:
+    """Which rule of :func:`path_problem` ``path`` breaks, in words."""
+    if not path.isprintable():
+        return "a control or other non-printable character"
+    if path[:1] != "/":
+        return "no leading '/'"
+    if "\\" in path:
+        return "a '\\' (a separator on some servers and file systems)"
+    if "%" in path:
+        return "a '%' left after percent-decoding (encoded twice, or not a valid escape)"
+    if ";" in path:
+        return "a ';' (path parameters, which some servers strip)"
+    segments = path.split("/")[1:]
+    if "." in segments or ".." in segments:
+        return "a dot segment ('.' or '..', RFC 3986 §3.3), which the app may resolve"
+    if "" in segments[:-1]:
+        return "an empty segment ('//')"
+    return "a segment ending in '.' or ' ' (which some file systems drop)"
+
+
+def _raw_path_problem(path: str, raw_path: object, root_path: str | None) -> str | None:
+    """The checks of the path as sent (``raw_path``), where it is not ``path`` byte for byte."""
+    if not isinstance(raw_path, bytes):
+        return "a raw_path that is not bytes"
+    sent = raw_path.partition(b"?")[0]  # servers that leave the query in raw_path
+    if b"%2f" in sent.lower():
+        return "an encoded '/' (%2F), which the app may decode"
+    try:
+        decoded = unquote_to_bytes(sent).decode()
+    except UnicodeDecodeError:
+        return "percent-encoding that is not UTF-8"
+    # Servers that leave the root_path out of raw_path (but not out of path) send the rest.
+    if decoded == path or (root_path and root_path + decoded == path):
+        return None
+    return "a raw_path that does not decode to its path"
+
+
+def configured_path(path: str, what: str, prefix: bool = False) -> str:
+    """A configured path in the form requests are matched on: percent-decoded (but never
+    ``%2F``), in normal form; anything else could never match a request. A ``prefix`` (of
+    ``public_paths``) may end in the middle of a segment."""
+    problem = None
+    if "%2f" in path.lower():
+        problem = NOT_NORMAL + "an encoded '/' (%2F)"
+    elif "%" in path:
+        try:
+            path = unquote(path, errors="strict")
+        except UnicodeDecodeError:
+            problem = NOT_NORMAL + "percent-encoding that is not UTF-8"
+    problem = problem or path_problem(path + "x" if prefix else path)
+    if problem is not None:
+        raise ConfigurationError(f"{what}: {problem}, so {path!r} would never match a request")
+    return path
 
 
 def normalize_prefix(prefix: object, what: str = "rules") -> str:
@@ -19,7 +116,7 @@ def normalize_prefix(prefix: object, what: str = "rules") -> str:
             f"{what}: the path {prefix!r} is a plain prefix, matched by whole segments; "
             "it takes no wildcards, query or fragment"
         )
-    return prefix.rstrip("/")
+    return configured_path(prefix, what).rstrip("/")
 
 
 class PathTable(Generic[V]):
@@ -44,6 +141,8 @@ class PathTable(Generic[V]):
                 )
             methods[key] = value
         self._lengths = sorted({len(prefix) for prefix in self._by_prefix}, reverse=True)
+        #: Some entry is for one method (matched on the method as the request names it).
+        self.by_method = any(key is not None for m in self._by_prefix.values() for key in m)
 
     def __bool__(self) -> bool:
         return bool(self._by_prefix)
@@ -84,11 +183,17 @@ def routed_path(path: str, root_path: str) -> str:
 
 
 def check_public_paths(value: Iterable[str]) -> tuple[str, ...]:
-    """``public_paths``: exact paths, or prefixes marked by one trailing ``*``."""
+    """``public_paths``: exact paths, or prefixes marked by one trailing ``*``; decoded, in
+    normal form."""
     paths = (value,) if isinstance(value, str) else tuple(value)
     for path in paths:
         if not isinstance(path, str) or not path.startswith("/") or "*" in path[:-1]:
             raise ConfigurationError(
                 f"public_paths: {path!r} must start with '/' and may only end with '*'"
             )
-    return paths
+    return tuple(
+        configured_path(path[:-1], "public_paths", prefix=True) + "*"
+        if path.endswith("*")
+        else configured_path(path, "public_paths")
+        for path in paths
+    )

@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from oauthguard._paths import PathTable
+from oauthguard._paths import PathTable, normalize_prefix
 from oauthguard.challenge import Challenger
 from oauthguard.errors import ConfigurationError, InvalidToken
 from oauthguard.metadata import metadata_url
@@ -60,4 +60,5 @@ def resource_paths(
 
 
 def _path(resource: str) -> str:
-    return urlsplit(resource).path or "/"
+    """The path of ``resource`` as requests are matched on it: decoded, in normal form."""
+    return normalize_prefix(urlsplit(resource).path or "/", "resources") or "/"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from oauthguard._asgi import Receive, Scope, Send, send_response
 
@@ -25,8 +25,9 @@ def metadata_url(resource: str) -> str:
 
 
 def metadata_path(resource: str) -> str:
-    """The local path at which the document for ``resource`` is served."""
-    return WELL_KNOWN + urlsplit(resource).path.rstrip("/")
+    """The local path at which the document for ``resource`` is served, decoded as the
+    request's path is (RFC 3986 §6.2.2.2)."""
+    return WELL_KNOWN + unquote(urlsplit(resource).path.rstrip("/"))
 
 
 def build_document(resource: str, fields: Mapping[str, Any]) -> dict[str, Any]:

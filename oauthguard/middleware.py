@@ -9,13 +9,19 @@ from typing import Any
 from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, deny_websocket, send_response
 from oauthguard._endpoints import answer_refusals
 from oauthguard._htu import request_uri
-from oauthguard._paths import PathTable, check_public_paths, routed_path
+from oauthguard._paths import (
+    PathTable,
+    check_public_paths,
+    method_problem,
+    path_problem,
+    routed_path,
+)
 from oauthguard._redaction import token_digest, unexpected
 from oauthguard._resources import ServedResource, resource_paths
 from oauthguard.challenge import Challenger
 from oauthguard.context import CONTEXT, RequestContext
 from oauthguard.credentials import Credentials
-from oauthguard.errors import ConfigurationError, GuardError
+from oauthguard.errors import ConfigurationError, GuardError, InvalidRequest
 from oauthguard.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
 from oauthguard.nonces import sending_nonce
 from oauthguard.policy import Requirement, build_implications, build_rules
@@ -32,7 +38,9 @@ class OAuthGuard:
     Every HTTP request and WebSocket connection outside ``public_paths`` needs a valid
     access token; refused ones get the RFC 6750 / RFC 9449 challenge. The RFC 9728
     protected-resource metadata is served at its well-known URL. ``request.auth`` is the
-    validated ``AccessToken`` and ``request.user`` the user built for it.
+    validated ``AccessToken`` and ``request.user`` the user built for it. A request whose
+    path is not in normal form (dot or empty segments, an encoded ``/``, ...) is refused
+    with 400 before anything is matched: the app could read it as another path.
 
     ``server`` is the ``ResourceServer`` that checks tokens; for the common case give
     ``resource``, ``authorization_servers`` and ``dpop`` instead and the guard builds one.
@@ -114,11 +122,20 @@ class OAuthGuard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        root_path = scope.get("root_path")
+        # Before anything is matched: a path (or a method, where rules name methods) that the
+        # app may read otherwise than the guard would match it is refused (RFC 6750 §3.1).
+        problem = path_problem(path, scope.get("raw_path"), root_path)
+        if problem is None and self.rules.by_method:
+            problem = method_problem(scope.get("method"))
+        if problem is not None:
+            error = InvalidRequest(problem)
+            await self.refuse_request(scope, receive, send, error, None, None)
+            return
         endpoint = self.documents.get(path)
         if endpoint is not None and kind == "http":
             await endpoint(scope, receive, send)
             return
-        root_path = scope.get("root_path")
         routed = routed_path(path, root_path) if root_path else path
         rule = self.rule_for(scope.get("method"), path, routed) if self.rules else None
         scope[CONTEXT] = self._contexts[rule]
@@ -166,15 +183,9 @@ class OAuthGuard:
         return self.rules.match(method, path)
 
     def is_public(self, path: str) -> bool:
-        """``path`` (the routed path, without the ``root_path``) is in ``public_paths``.
-
-        A prefix never covers a path with dot segments (RFC 3986 §3.3): ``/docs/../admin``
-        is not under ``/docs/`` for an app or proxy that resolves them."""
-        if path in self._public_exact:
-            return True
-        if not self._public_prefixes or not path.startswith(self._public_prefixes):
-            return False
-        return not any(segment in (".", "..") for segment in path.split("/"))
+        """``path`` (the routed path, without the ``root_path``, in normal form) is in
+        ``public_paths``."""
+        return path in self._public_exact or path.startswith(self._public_prefixes)
 
     def check_route(self, token: AccessToken, path: str, rule: Requirement | None) -> None:
         """The audience of the path's resource (with several), then the path rule."""

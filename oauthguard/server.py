@@ -16,18 +16,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import httpx
 
 from oauthguard._cache import ExpiringCache
-from oauthguard._paths import PathTable
+from oauthguard._paths import PathTable, path_problem
 from oauthguard._redaction import unexpected
 from oauthguard.credentials import Credentials, extract
 from oauthguard.discovery import AuthorizationServers
 from oauthguard.dpop import DPoPChecker, access_token_hash, check_bearer
-from oauthguard.errors import ConfigurationError, GuardError, InvalidToken
+from oauthguard.errors import ConfigurationError, GuardError, InvalidRequest, InvalidToken
 from oauthguard.introspection import AutoVerifier, Introspection, IntrospectionVerifier
 from oauthguard.jwt import JWTVerifier
 from oauthguard.keys import KeySet
@@ -244,6 +244,11 @@ class ResourceServer:
     async def check_request(self, method: str, url: str, headers: Headers) -> Authenticated:
         """``authenticate``, with the user built for the token and a DPoP nonce to send."""
         parts = urlsplit(url)
+        raw_path = parts.path or "/"
+        # The path picks the resource: in normal form only, as OAuthGuard requires it.
+        problem = path_problem(unquote(raw_path), raw_path.encode("latin-1"))
+        if problem is not None:
+            raise InvalidRequest(problem)
         credentials = self.credentials(header_pairs(headers), parts.query.encode("latin-1"))
         public_origin = self.dpop.public_origin
         htu = url.partition("?")[0].partition("#")[0]

@@ -209,3 +209,14 @@ async def test_lifespan_shutdown_closes_the_client_the_server_made() -> None:
 
 async def _no_warm() -> None:
     return None
+
+
+@pytest.mark.parametrize(
+    "path", ["/orders/../admin", "/orders//x", "/orders/%2e%2e/admin", "/a%2Fb"]
+)
+async def test_a_url_whose_path_is_not_in_normal_form_is_refused(path: str) -> None:
+    server = ResourceServer(resource=API, authorization_servers="https://issuer.test")
+    with pytest.raises(GuardError) as raised:
+        await server.authenticate("GET", f"https://api.test{path}", {"authorization": "Bearer x"})
+    assert (raised.value.status, raised.value.error) == (400, "invalid_request")
+    await server.aclose()
