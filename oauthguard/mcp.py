@@ -19,24 +19,38 @@ try:
     from mcp.server.auth.middleware.auth_context import auth_context_var
     from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser as _SDKUser
     from mcp.server.auth.provider import AccessToken as SDKAccessToken
-    from pydantic_core import from_json
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'"
     ) from exc
 
-from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
+from oauthguard._asgi import ASGIApp, Receive, Scope, Send, send_response
 from oauthguard._htu import origin_of
+from oauthguard._mcp_calls import (
+    COVERED_PROTOCOL_VERSIONS,
+    UNREAD,
+    read_body,
+    replaying,
+    tool_name,
+    tools_requested,
+)
 from oauthguard._redaction import redacted_traceback, token_digest
 from oauthguard.credentials import extract
 from oauthguard.dpop import check_bearer
-from oauthguard.errors import ConfigurationError, GuardError
+from oauthguard.errors import ConfigurationError, GuardError, InsufficientScope
 from oauthguard.introspection import Introspection
 from oauthguard.middleware import OAuthGuard
 from oauthguard.policy import Requirement, granted_scopes, require
 from oauthguard.tokens import AccessToken
 
-__all__ = ["MCPAuth", "MCPUser", "TokenVerifier", "protect", "sdk_access_token"]
+__all__ = [
+    "COVERED_PROTOCOL_VERSIONS",
+    "MCPAuth",
+    "MCPUser",
+    "TokenVerifier",
+    "protect",
+    "sdk_access_token",
+]
 
 logger = logging.getLogger("oauthguard")
 
@@ -84,35 +98,6 @@ class MCPUser(_SDKUser):
         return self.display_name
 
 
-def may_name(body: bytes, needles: Iterable[bytes]) -> bool:
-    """Whether a JSON body may hold one of the strings ``needles`` (each JSON-encoded, quotes
-    included). RFC 8259 §7: a string without escapes is its characters as they are, so a
-    body with no backslash holds a string only where its JSON form appears; a body with
-    one could spell it otherwise."""
-    return b"\\" in body or any(map(body.__contains__, needles))
-
-
-def tools_called(body: bytes) -> list[str]:
-    """Names of the tools a JSON-RPC message (or batch) calls; ``[]`` for anything else.
-
-    Parsed by the SDK's own JSON parser, so that no body can mean one thing here and
-    another to the SDK (which answers a parse error itself).
-    """
-    try:
-        message = from_json(body)
-    except ValueError:
-        return []
-    messages = message if isinstance(message, list) else [message]
-    names = []
-    for item in messages:
-        if isinstance(item, dict) and item.get("method") == "tools/call":
-            params = item.get("params")
-            name = params.get("name") if isinstance(params, dict) else None
-            if isinstance(name, str):
-                names.append(name)
-    return names
-
-
 class MCPAuth:
     """Pure ASGI, inside ``OAuthGuard``: bridges the token to the SDK and checks tool scopes.
 
@@ -124,8 +109,12 @@ class MCPAuth:
     With ``tool_scopes``, a ``tools/call`` of a named tool (alone or in a batch) also needs
     that tool's scopes, on top of what the guard's rule for the path needs; otherwise the
     guard answers 403 ``insufficient_scope`` naming the whole set (the rule's scopes, then
-    the tool's), so the client can step up. The body is read (up to ``max_body_bytes``, or
-    413) only when the token lacks some tool's scopes.
+    the tool's), so the client can step up. A tool named in the ``Mcp-Name`` header counts
+    as called. A body not read with certainty (not plain UTF-8 RFC 8259 JSON: a BOM, UTF-16
+    or UTF-32, a duplicated member, a lone surrogate, nesting too deep), or a request naming
+    an MCP revision not in ``COVERED_PROTOCOL_VERSIONS``, may call every tool, so it needs
+    every tool's scopes. The body is read (up to ``max_body_bytes``, or 413) only when the
+    token lacks some tool's scopes.
     """
 
     def __init__(
@@ -139,10 +128,14 @@ class MCPAuth:
         self.tools: dict[str, Requirement] = {}
         for tool, scopes in (tool_scopes or {}).items():
             try:
-                self.tools[tool] = require(scopes)
+                self.tools[tool_name(tool)] = require(scopes)
             except ConfigurationError as error:
                 raise ConfigurationError(f"tool_scopes[{tool!r}]: {error}") from None
         self.max_body_bytes = max_body_bytes
+        # What a request that may call any tool needs: every tool's scopes, in order.
+        self.every_tool = require(
+            dict.fromkeys(s for requirement in self.tools.values() for s in requirement.scopes)
+        )
         # Each tool as its name appears in a JSON body without escapes, and what it needs.
         self._needles = [
             (json.dumps(name, ensure_ascii=False).encode(), frozenset(requirement.scopes))
@@ -162,26 +155,38 @@ class MCPAuth:
             if user is None:  # a public path
                 await self.app(scope, receive, send)
                 return
+        # Both SDK transports read a JSON-RPC body on a POST alone (GET is the SSE stream,
+        # DELETE ends a session, anything else is a 405).
         needles = self.out_of_reach(scope) if scope["method"] == "POST" else ()
-        if needles:  # the token lacks some tool's scopes: see whether the body calls it
-            body = await _read_body(receive, self.max_body_bytes)
-            if body is None:
-                await send_response(
-                    send, 413, [(b"content-type", b"text/plain")], b"request body too large"
-                )
+        if needles:  # the token lacks some tool's scopes: see what the request calls
+            checked = await self._checked(scope, receive, send, needles)
+            if checked is None:  # answered here
                 return
-            receive = _replay(body, receive)
-            try:
-                if may_name(body, needles):
-                    self.check_tools(scope, tools_called(body))
-            except GuardError as error:
-                await scope["oauthguard"].refuse(scope, receive, send, error, None)
-                return
+            receive = checked
         reset = auth_context_var.set(user)
         try:
             await self.app(scope, receive, send)
         finally:
             auth_context_var.reset(reset)
+
+    async def _checked(
+        self, scope: Scope, receive: Receive, send: Send, needles: tuple[bytes, ...]
+    ) -> Receive | None:
+        """A ``receive`` replaying the body of a request that calls no tool out of the
+        token's reach; None once the request is answered (413, 403)."""
+        body = await read_body(receive, self.max_body_bytes)
+        if body is None:
+            await send_response(
+                send, 413, [(b"content-type", b"text/plain")], b"request body too large"
+            )
+            return None
+        replayed = replaying(body, receive)
+        try:
+            self.check_tools(scope, tools_requested(scope["headers"], body, needles))
+        except GuardError as error:
+            await scope["oauthguard"].refuse(scope, replayed, send, error, None)
+            return None
+        return replayed
 
     @staticmethod
     def user_for(scope: Scope) -> MCPUser | None:
@@ -215,47 +220,25 @@ class MCPAuth:
             self._out_of_reach[scopes] = needles
         return needles
 
-    def check_tools(self, scope: Scope, names: Iterable[str]) -> None:
-        """MCP authorization: the scopes of every tool called, with the path rule's; an
-        ``InsufficientScope`` whose ``scope`` names all of them (RFC 6750 §3.1)."""
+    def check_tools(self, scope: Scope, names: Iterable[str] | None) -> None:
+        """MCP authorization: the scopes of every tool called (of every tool, for None),
+        with the path rule's; an ``InsufficientScope`` whose ``scope`` names all of them
+        (RFC 6750 §3.1)."""
+        if names is None:
+            try:
+                self.every_tool.enforce(scope)
+            except InsufficientScope as error:
+                raise InsufficientScope(
+                    f"{UNREAD}; {error.description}", scheme=error.scheme, **error.params
+                ) from None
+            return
+        if not names:
+            return
         needed = [self.tools[name] for name in dict.fromkeys(names) if name in self.tools]
         if len(needed) == 1:
             needed[0].enforce(scope)
         elif needed:  # a batch: every tool's scopes, in the order they are called
             require([s for requirement in needed for s in requirement.scopes]).enforce(scope)
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None when it is longer than ``limit``."""
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        body: bytes = message.get("body", b"")  # the usual case: one message
-        return body if len(body) <= limit else None
-    chunks, size = [], 0
-    while message["type"] == "http.request":
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-        message = await receive()
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that hands the app the body already read, then the real channel."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def protect(

@@ -1,0 +1,112 @@
+"""What else decides the tool an MCP request calls: the 2026-07-28 ``Mcp-Method`` /
+``Mcp-Name`` headers (a tool named there needs its scopes whatever the body says), the
+``MCP-Protocol-Version`` a request names (a revision the check does not know may call any
+tool), and what the guard keeps and reads around the body."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from mcp.shared.inbound import NAME_BEARING_METHODS
+from mcp_support import Notes, notes_server
+from mcp_types import methods
+from mcp_types.version import (
+    HANDSHAKE_PROTOCOL_VERSIONS,
+    KNOWN_PROTOCOL_VERSIONS,
+    MODERN_PROTOCOL_VERSIONS,
+)
+from test_mcp_bodies import VERSIONS, call, headers, post, refused_and_not_run
+
+from oauthguard.mcp import COVERED_PROTOCOL_VERSIONS
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def notes() -> Iterator[Notes]:
+    with notes_server(json_response=True) as running:
+        yield running
+
+
+def sentinel(name: str) -> str:
+    """``name`` in the header form the SDK decodes (``=?base64?...?=``)."""
+    return f"=?base64?{base64.b64encode(name.encode()).decode()}?="
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(
+    ("named", "called"),
+    [
+        ("add_note", "list_notes"),  # the header names the tool out of reach
+        ("list_notes", "add_note"),  # the body does
+        (sentinel("add_note"), "list_notes"),  # the header, as the SDK decodes it
+        ("=?base64?not base64!?=", "list_notes"),  # a header the SDK cannot decode
+    ],
+)
+async def test_a_tool_named_in_a_header_or_the_body_needs_its_scopes(
+    notes: Notes, version: str, named: str, called: str
+) -> None:
+    notes.added.clear()
+    sent = headers(version, notes.reader) | {"mcp-method": "tools/call", "mcp-name": named}
+    response = await post(notes, call(version, f'"{called}"').encode(), sent)
+    await refused_and_not_run(notes, response)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_every_copy_of_a_header_counts(notes: Notes, version: str) -> None:
+    notes.added.clear()
+    body = call(version, '"list_notes"').encode()
+    base = headers(version, notes.reader, None)
+    for extra in (
+        [("mcp-name", "list_notes"), ("mcp-name", "add_note")],
+        [("mcp-method", "prompts/get"), ("mcp-method", "tools/call"), ("mcp-name", "add_note")],
+    ):
+        async with httpx.AsyncClient() as http:
+            response = await http.post(notes.url, content=body, headers=[*base.items(), *extra])
+        await refused_and_not_run(notes, response)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_name_for_another_method_is_no_tool(notes: Notes, version: str) -> None:
+    # prompts/get's Mcp-Name is a prompt's: the guard lets the SDK answer it.
+    body = call(version, '"add_note"', method='"prompts/get"').encode()
+    sent = headers(version, notes.reader) | {"mcp-method": "prompts/get"}
+    response = await post(notes, body, sent)
+    assert response.status_code not in (401, 403) and response.status_code < 500
+
+
+@pytest.mark.parametrize("unknown", ["2099-01-01", "2025-6-18", ""])
+async def test_a_revision_the_check_does_not_know_may_call_every_tool(
+    notes: Notes, unknown: str
+) -> None:
+    notes.added.clear()
+    body = call("2026-07-28", '"list_notes"').encode()
+    for version in ([unknown], ["2025-06-18", unknown], [unknown, "2026-07-28"]):
+        sent = [
+            *headers("2026-07-28", notes.reader, "list_notes").items(),
+            *(("mcp-protocol-version", v) for v in version),
+        ]
+        async with httpx.AsyncClient() as http:
+            response = await http.post(notes.url, content=body, headers=sent)
+        await refused_and_not_run(notes, response)
+
+
+def test_every_revision_the_sdk_serves_is_one_the_check_reads() -> None:
+    # An SDK that serves a revision the check was not written for fails here: its wire
+    # format must be read before the README can say it is covered.
+    served = {*KNOWN_PROTOCOL_VERSIONS, *HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS}
+    served |= {version for _, version in methods.CLIENT_REQUESTS}
+    assert served <= COVERED_PROTOCOL_VERSIONS, served - COVERED_PROTOCOL_VERSIONS
+    # Only tools/call runs a tool, and Mcp-Name names a tool for it alone.
+    assert {m for m, _ in methods.CLIENT_REQUESTS if m.startswith("tools/")} == {
+        "tools/call",
+        "tools/list",
+    }
+    assert dict(NAME_BEARING_METHODS) == {
+        "tools/call": "name",
+        "prompts/get": "name",
+        "resources/read": "uri",
+    }
