@@ -141,9 +141,10 @@ class MCPAuth:
             (json.dumps(name, ensure_ascii=False).encode(), frozenset(requirement.scopes))
             for name, requirement in self.tools.items()
         ]
-        # A token's scopes -> the needles of the tools they do not reach, with the guard's
-        # scope_implies (one guard, so fixed); bounded.
+        # A token's scopes -> the needles of the tools they do not reach, with the
+        # scope_implies of the guard they were worked out for; bounded.
         self._out_of_reach: dict[frozenset[str], tuple[bytes, ...]] = {}
+        self._implies: Mapping[str, frozenset[str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan (MCP's transport is HTTP only)
@@ -210,10 +211,14 @@ class MCPAuth:
         them; none means no call can be refused, and the body is passed on unread."""
         if not self._needles:
             return ()
+        implies = scope["oauthguard"].config.scope_implies
+        if implies is not self._implies:  # another guard's: what it grants may differ
+            self._out_of_reach.clear()
+            self._implies = implies
         scopes = scope["auth"].scopes
         needles = self._out_of_reach.get(scopes)
         if needles is None:
-            granted = granted_scopes(scopes, scope["oauthguard"].config.scope_implies)
+            granted = granted_scopes(scopes, implies)
             needles = tuple(needle for needle, needs in self._needles if not needs <= granted)
             if len(self._out_of_reach) >= 256:  # one entry per set of scopes seen
                 self._out_of_reach.clear()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,11 +19,18 @@ from mcp_types.version import (
     KNOWN_PROTOCOL_VERSIONS,
     MODERN_PROTOCOL_VERSIONS,
 )
+from starlette.responses import PlainTextResponse
+from support import assert_refused
 from test_mcp_bodies import VERSIONS, call, headers, post, refused_and_not_run
 
-from oauthguard.mcp import COVERED_PROTOCOL_VERSIONS
+from oauthguard import OAuthGuard
+from oauthguard.mcp import COVERED_PROTOCOL_VERSIONS, MCPAuth
+from oauthguard.testing import TestIssuer
 
 pytestmark = pytest.mark.anyio
+
+RESOURCE = "https://api.test/mcp"
+ISSUER = TestIssuer("https://issuer.test")
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +118,36 @@ def test_every_revision_the_sdk_serves_is_one_the_check_reads() -> None:
         "prompts/get": "name",
         "resources/read": "uri",
     }
+
+
+async def reached(scope: Any, receive: Any, send: Any) -> None:
+    await PlainTextResponse("reached")(scope, receive, send)
+
+
+def guard(inner: MCPAuth, **options: Any) -> OAuthGuard:
+    return OAuthGuard(
+        inner,
+        resource=RESOURCE,
+        authorization_servers=ISSUER.issuer,
+        http_client=ISSUER.http_client(),
+        **options,
+    )
+
+
+async def test_what_a_token_reaches_is_worked_out_for_each_guard() -> None:
+    # One MCPAuth behind two guards: only the first lets "tools:all" imply "mcp:admin".
+    inner = MCPAuth(reached, tool_scopes={"admin": "mcp:admin"})
+    lenient = guard(inner, scope_implies={"tools:all": {"mcp:admin"}})
+    strict = guard(inner)
+    token = ISSUER.token(audience=RESOURCE, scope="tools:all")
+    sent = {"authorization": f"Bearer {token}"}
+    body = call("2025-06-18", '"admin"').encode()
+    for app, allowed in ((lenient, True), (strict, False), (lenient, True)):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="https://api.test"
+        ) as http:
+            response = await http.post("/mcp", content=body, headers=sent)
+        if allowed:
+            assert response.text == "reached"
+        else:
+            assert assert_refused(response, 403, "insufficient_scope")["scope"] == "mcp:admin"
