@@ -185,8 +185,13 @@ def tool_name(name: object) -> str:
     return name
 
 
+class ClientGone(Exception):
+    """The client disconnected before sending the whole body."""
+
+
 async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None when it is longer than ``limit``."""
+    """The whole request body, or None when it is longer than ``limit``; ``ClientGone``
+    when the client disconnects first."""
     message = await receive()
     if message["type"] == "http.request" and not message.get("more_body", False):
         body: bytes = message.get("body", b"")  # the usual case: one message
@@ -199,9 +204,10 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):
-            break
+            return b"".join(chunks)
         message = await receive()
-    return b"".join(chunks)
+    # Never a part for the whole: the app would act on a body the client did not finish.
+    raise ClientGone
 
 
 def replaying(body: bytes, receive: Receive) -> Receive:

@@ -29,6 +29,7 @@ from oauthguard._htu import origin_of
 from oauthguard._mcp_calls import (
     COVERED_PROTOCOL_VERSIONS,
     UNREAD,
+    ClientGone,
     read_body,
     replaying,
     tool_name,
@@ -161,7 +162,7 @@ class MCPAuth:
         needles = self.out_of_reach(scope) if scope["method"] == "POST" else ()
         if needles:  # the token lacks some tool's scopes: see what the request calls
             checked = await self._checked(scope, receive, send, needles)
-            if checked is None:  # answered here
+            if checked is None:  # answered here, or the client is gone
                 return
             receive = checked
         reset = auth_context_var.set(user)
@@ -174,8 +175,11 @@ class MCPAuth:
         self, scope: Scope, receive: Receive, send: Send, needles: tuple[bytes, ...]
     ) -> Receive | None:
         """A ``receive`` replaying the body of a request that calls no tool out of the
-        token's reach; None once the request is answered (413, 403)."""
-        body = await read_body(receive, self.max_body_bytes)
+        token's reach; None once the request is answered (413, 403) or abandoned."""
+        try:
+            body = await read_body(receive, self.max_body_bytes)
+        except ClientGone:
+            return None
         if body is None:
             await send_response(
                 send, 413, [(b"content-type", b"text/plain")], b"request body too large"

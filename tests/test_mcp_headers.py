@@ -151,3 +151,44 @@ async def test_what_a_token_reaches_is_worked_out_for_each_guard() -> None:
             assert response.text == "reached"
         else:
             assert assert_refused(response, 403, "insufficient_scope")["scope"] == "mcp:admin"
+
+
+async def asgi_post(app: Any, messages: list[dict[str, Any]], headers: list[Any]) -> list[Any]:
+    """POST to ``app`` at the ASGI level; ``messages`` are what ``receive`` hands it."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mcp",
+        "query_string": b"",
+        "headers": headers,
+        "scheme": "https",
+        "server": ("api.test", 443),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_a_body_the_client_did_not_finish_never_reaches_the_app() -> None:
+    seen = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(await receive())
+        await reached(scope, receive, send)
+
+    guarded = guard(MCPAuth(app, tool_scopes={"admin": "mcp:admin"}))
+    token = ISSUER.token(audience=RESOURCE, scope="mcp:tools")
+    authorization = [(b"authorization", f"Bearer {token}".encode())]
+    whole = call("2025-06-18", '"whoami"').encode()
+    for parts in ([whole[:20]], []):
+        messages = [{"type": "http.request", "body": part, "more_body": True} for part in parts]
+        messages.append({"type": "http.disconnect"})
+        assert await asgi_post(guarded, messages, authorization) == []
+    assert seen == []
