@@ -38,7 +38,12 @@ from oauthguard._mcp_calls import (
 from oauthguard._redaction import redacted_traceback, token_digest
 from oauthguard.credentials import extract
 from oauthguard.dpop import check_bearer
-from oauthguard.errors import ConfigurationError, GuardError, InsufficientScope
+from oauthguard.errors import (
+    ConfigurationError,
+    GuardError,
+    InsufficientScope,
+    TemporarilyUnavailable,
+)
 from oauthguard.introspection import Introspection
 from oauthguard.middleware import OAuthGuard
 from oauthguard.policy import Requirement, granted_scopes, require
@@ -175,7 +180,7 @@ class MCPAuth:
         self, scope: Scope, receive: Receive, send: Send, needles: tuple[bytes, ...]
     ) -> Receive | None:
         """A ``receive`` replaying the body of a request that calls no tool out of the
-        token's reach; None once the request is answered (413, 403) or abandoned."""
+        token's reach; None once the request is answered (413, 403, 503) or abandoned."""
         try:
             body = await read_body(receive, self.max_body_bytes)
         except ClientGone:
@@ -190,6 +195,9 @@ class MCPAuth:
             self.check_tools(scope, tools_requested(scope["headers"], body, needles))
         except GuardError as error:
             await scope["oauthguard"].refuse(scope, replayed, send, error, None)
+            return None
+        except Exception as exc:  # fail closed: a bug never lets a call through
+            await scope["oauthguard"].refuse(scope, replayed, send, _unexpected(exc, scope), None)
             return None
         return replayed
 
@@ -248,6 +256,18 @@ class MCPAuth:
             needed[0].enforce(scope)
         elif needed:  # a batch: every tool's scopes, in the order they are called
             require([s for requirement in needed for s in requirement.scopes]).enforce(scope)
+
+
+def _unexpected(exc: Exception, scope: Scope) -> GuardError:
+    """Log a failure to work out the tools a request calls; the 503 that answers it."""
+    user = scope.get("user")
+    raw = user.access_token.token if isinstance(user, MCPUser) else None
+    logger.error(
+        "unexpected error while checking the tools a request to %r calls\n%s",
+        scope.get("path"),
+        redacted_traceback(exc, raw),
+    )
+    return TemporarilyUnavailable("the request could not be checked; try again later")
 
 
 def protect(

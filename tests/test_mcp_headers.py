@@ -192,3 +192,14 @@ async def test_a_body_the_client_did_not_finish_never_reaches_the_app() -> None:
         messages.append({"type": "http.disconnect"})
         assert await asgi_post(guarded, messages, authorization) == []
     assert seen == []
+
+
+async def test_a_failure_while_reading_the_calls_is_a_503_never_a_pass() -> None:
+    guarded = guard(MCPAuth(reached, tool_scopes={"admin": "mcp:admin"}))
+    token = ISSUER.token(audience=RESOURCE, scope="mcp:tools")
+    # A server that hands over a header value as text, not bytes.
+    broken = [(b"authorization", f"Bearer {token}".encode()), (b"mcp-name", "admin")]
+    body = [{"type": "http.request", "body": b"{}", "more_body": False}]
+    sent = await asgi_post(guarded, body, broken)
+    assert sent[0]["status"] == 503
+    assert b"temporarily_unavailable" in sent[1]["body"] and b"reached" not in sent[1]["body"]
