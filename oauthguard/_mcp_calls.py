@@ -13,6 +13,7 @@ name count as well as the body's.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable
 from typing import Any, Final
@@ -20,7 +21,10 @@ from typing import Any, Final
 from mcp.shared.inbound import decode_header_value
 
 from oauthguard._asgi import Message, Receive
-from oauthguard.errors import ConfigurationError
+from oauthguard._redaction import redacted_traceback
+from oauthguard.errors import ConfigurationError, GuardError, TemporarilyUnavailable
+
+logger = logging.getLogger("oauthguard")
 
 #: The MCP protocol revisions whose requests are read here: the ``initialize`` handshake
 #: revisions and 2026-07-28. A request naming another revision may call every tool.
@@ -183,6 +187,17 @@ def tool_name(name: object) -> str:
     except UnicodeEncodeError:
         raise ConfigurationError("a tool name must be valid Unicode (no lone surrogates)") from None
     return name
+
+
+def unexpected_failure(exc: Exception, path: object, token: str | None) -> GuardError:
+    """Log a failure to work out the tools a request calls (``token`` redacted); the 503
+    that answers it: never a 500, never a pass."""
+    logger.error(
+        "unexpected error while checking the tools a request to %r calls\n%s",
+        path,
+        redacted_traceback(exc, token),
+    )
+    return TemporarilyUnavailable("the request could not be checked; try again later")
 
 
 class ClientGone(Exception):

@@ -34,16 +34,12 @@ from oauthguard._mcp_calls import (
     replaying,
     tool_name,
     tools_requested,
+    unexpected_failure,
 )
 from oauthguard._redaction import redacted_traceback, token_digest
 from oauthguard.credentials import extract
 from oauthguard.dpop import check_bearer
-from oauthguard.errors import (
-    ConfigurationError,
-    GuardError,
-    InsufficientScope,
-    TemporarilyUnavailable,
-)
+from oauthguard.errors import ConfigurationError, GuardError, InsufficientScope
 from oauthguard.introspection import Introspection
 from oauthguard.middleware import OAuthGuard
 from oauthguard.policy import Requirement, granted_scopes, require
@@ -153,7 +149,7 @@ class MCPAuth:
         self._implies: Mapping[str, frozenset[str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # lifespan (MCP's transport is HTTP only)
+        if scope["type"] != "http" and scope["type"] != "websocket":  # lifespan
             await self.app(scope, receive, send)
             return
         user = scope.get("user")
@@ -163,8 +159,8 @@ class MCPAuth:
                 await self.app(scope, receive, send)
                 return
         # Both SDK transports read a JSON-RPC body on a POST alone (GET is the SSE stream,
-        # DELETE ends a session, anything else is a 405).
-        needles = self.out_of_reach(scope) if scope["method"] == "POST" else ()
+        # DELETE ends a session, anything else is a 405); a WebSocket may carry any message.
+        needles = self.out_of_reach(scope) if scope.get("method", "POST") == "POST" else ()
         if needles:  # the token lacks some tool's scopes: see what the request calls
             checked = await self._checked(scope, receive, send, needles)
             if checked is None:  # answered here, or the client is gone
@@ -180,26 +176,35 @@ class MCPAuth:
         self, scope: Scope, receive: Receive, send: Send, needles: tuple[bytes, ...]
     ) -> Receive | None:
         """A ``receive`` replaying the body of a request that calls no tool out of the
-        token's reach; None once the request is answered (413, 403, 503) or abandoned."""
+        token's reach; None once the request is answered (413, 403 or a WebSocket denied,
+        503) or abandoned."""
+        websocket, body = scope["type"] == "websocket", b""
+        if not websocket:
+            try:
+                read = await read_body(receive, self.max_body_bytes)
+            except ClientGone:
+                return None
+            if read is None:
+                await send_response(
+                    send, 413, [(b"content-type", b"text/plain")], b"request body too large"
+                )
+                return None
+            body, receive = read, replaying(read, receive)
         try:
-            body = await read_body(receive, self.max_body_bytes)
-        except ClientGone:
-            return None
-        if body is None:
-            await send_response(
-                send, 413, [(b"content-type", b"text/plain")], b"request body too large"
+            # The messages of a WebSocket are not read here: it may call any tool.
+            self.check_tools(
+                scope, None if websocket else tools_requested(scope["headers"], body, needles)
             )
-            return None
-        replayed = replaying(body, receive)
-        try:
-            self.check_tools(scope, tools_requested(scope["headers"], body, needles))
         except GuardError as error:
-            await scope["oauthguard"].refuse(scope, replayed, send, error, None)
+            await scope["oauthguard"].refuse(scope, receive, send, error, None)
             return None
         except Exception as exc:  # fail closed: a bug never lets a call through
-            await scope["oauthguard"].refuse(scope, replayed, send, _unexpected(exc, scope), None)
+            user = scope.get("user")
+            raw = user.access_token.token if isinstance(user, MCPUser) else None
+            failure = unexpected_failure(exc, scope.get("path"), raw)
+            await scope["oauthguard"].refuse(scope, receive, send, failure, None)
             return None
-        return replayed
+        return receive
 
     @staticmethod
     def user_for(scope: Scope) -> MCPUser | None:
@@ -256,18 +261,6 @@ class MCPAuth:
             needed[0].enforce(scope)
         elif needed:  # a batch: every tool's scopes, in the order they are called
             require([s for requirement in needed for s in requirement.scopes]).enforce(scope)
-
-
-def _unexpected(exc: Exception, scope: Scope) -> GuardError:
-    """Log a failure to work out the tools a request calls; the 503 that answers it."""
-    user = scope.get("user")
-    raw = user.access_token.token if isinstance(user, MCPUser) else None
-    logger.error(
-        "unexpected error while checking the tools a request to %r calls\n%s",
-        scope.get("path"),
-        redacted_traceback(exc, raw),
-    )
-    return TemporarilyUnavailable("the request could not be checked; try again later")
 
 
 def protect(

@@ -1,7 +1,8 @@
 """What else decides the tool an MCP request calls: the 2026-07-28 ``Mcp-Method`` /
 ``Mcp-Name`` headers (a tool named there needs its scopes whatever the body says), the
 ``MCP-Protocol-Version`` a request names (a revision the check does not know may call any
-tool), and what the guard keeps and reads around the body."""
+tool), what the guard keeps and reads around the body, and WebSockets, whose messages it
+does not read."""
 
 from __future__ import annotations
 
@@ -19,12 +20,18 @@ from mcp_types.version import (
     KNOWN_PROTOCOL_VERSIONS,
     MODERN_PROTOCOL_VERSIONS,
 )
+from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
-from support import assert_refused
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+from support import assert_refused, free_port, serve
 from test_mcp_bodies import VERSIONS, call, headers, post, refused_and_not_run
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from oauthguard import OAuthGuard
-from oauthguard.mcp import COVERED_PROTOCOL_VERSIONS, MCPAuth
+from oauthguard.challenge import parse_challenges
+from oauthguard.mcp import COVERED_PROTOCOL_VERSIONS, MCPAuth, protect
 from oauthguard.testing import TestIssuer
 
 pytestmark = pytest.mark.anyio
@@ -203,3 +210,37 @@ async def test_a_failure_while_reading_the_calls_is_a_503_never_a_pass() -> None
     sent = await asgi_post(guarded, body, broken)
     assert sent[0]["status"] == 503
     assert b"temporarily_unavailable" in sent[1]["body"] and b"reached" not in sent[1]["body"]
+
+
+@pytest.mark.filterwarnings("ignore:The `websockets` implementation is deprecated")
+def test_a_websocket_may_carry_any_call_so_it_needs_every_tools_scopes() -> None:
+    # The SDK serves MCP over HTTP alone, and MCPAuth does not read WebSocket messages: an
+    # app that takes WebSockets at the endpoint gets them only with every tool's scopes.
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("accepted")
+        await websocket.close()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    issuer = TestIssuer("https://issuer.test")
+    app = protect(
+        Starlette(routes=[WebSocketRoute("/mcp", echo)]),
+        resource=url,
+        authorization_servers=issuer.issuer,
+        scopes="notes:read",
+        tool_scopes={"add_note": "notes:write"},
+        http_client=issuer.http_client(),
+    )
+    reader = issuer.token(audience=url, scope="notes:read")
+    writer = issuer.token(audience=url, scope="notes:read notes:write")
+    with serve(app, port=port):
+        ws_url = url.replace("http://", "ws://")
+        with pytest.raises(InvalidStatus) as refused:
+            connect(ws_url, additional_headers={"authorization": f"Bearer {reader}"})
+        assert refused.value.response.status_code == 403
+        params = dict(parse_challenges(refused.value.response.headers["WWW-Authenticate"]))
+        assert params["Bearer"]["error"] == "insufficient_scope"
+        assert params["Bearer"]["scope"] == "notes:read notes:write"
+        with connect(ws_url, additional_headers={"authorization": f"Bearer {writer}"}) as ws:
+            assert ws.recv(timeout=5) == "accepted"
