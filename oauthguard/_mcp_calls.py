@@ -44,9 +44,7 @@ _SURROGATE_PAIR: Final = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-
 
 
 #: Why a request that may call any tool needs every tool's scopes (the 403's description).
-UNREAD: Final = (
-    "the request may call any tool (its body or MCP headers are not read with certainty)"
-)
+UNREAD: Final = "the request may call any tool (what it calls is not read with certainty)"
 
 
 class _Ambiguous(ValueError):
@@ -66,26 +64,19 @@ def tools_requested(
     return None if called is None else named + called
 
 
-def plainly_utf8(body: bytes) -> bool:
-    """Whether every JSON parser reads ``body`` as UTF-8, if it reads it at all.
-
-    RFC 8259 §8.1 allows no BOM, but ``json.loads`` takes one, and sniffs UTF-16/32
-    (RFC 4627 §3) from NUL bytes. JSON text in UTF-16 or UTF-32 always holds a NUL byte (its
-    structural characters are ASCII), and every BOM starts with NUL or a byte above 0x7F,
-    which no JSON text in UTF-8 starts with.
-    """
-    return b"\x00" not in body and body[:1] < b"\x80"
-
-
 def may_name(body: bytes, needles: Iterable[bytes]) -> bool:
     """Whether a request body may hold one of the strings ``needles`` (each JSON-encoded in
     UTF-8, quotes included).
 
     RFC 8259 §7: a string without escapes is its characters as they are, so a body in UTF-8
     with no backslash holds a string only where its UTF-8 form appears; a body with one could
-    spell it otherwise, and a body in another encoding holds no UTF-8 form at all.
+    spell it otherwise, and a body in another encoding holds no UTF-8 form at all. RFC 8259
+    §8.1 allows no BOM, but ``json.loads`` takes one and sniffs UTF-16/32 (RFC 4627 §3) from
+    NUL bytes: JSON text in UTF-16 or UTF-32 always holds a NUL byte (its structural
+    characters are ASCII), and every BOM starts with NUL or a byte above 0x7F, which no JSON
+    text in UTF-8 starts with. Such bodies may name anything.
     """
-    if b"\\" in body or b"\x00" in body or body[:1] >= b"\x80":  # not plainly_utf8(body)
+    if b"\\" in body or b"\x00" in body or body[:1] >= b"\x80":
         return True
     return any(map(body.__contains__, needles))
 

@@ -114,9 +114,9 @@ class MCPAuth:
     the tool's), so the client can step up. A tool named in the ``Mcp-Name`` header counts
     as called. A body not read with certainty (not plain UTF-8 RFC 8259 JSON: a BOM, UTF-16
     or UTF-32, a duplicated member, a lone surrogate, nesting too deep), or a request naming
-    an MCP revision not in ``COVERED_PROTOCOL_VERSIONS``, may call every tool, so it needs
-    every tool's scopes. The body is read (up to ``max_body_bytes``, or 413) only when the
-    token lacks some tool's scopes.
+    an MCP revision not in ``COVERED_PROTOCOL_VERSIONS``, or a WebSocket (its messages go
+    unread), may call every tool, so it needs every tool's scopes. The body is read (up to
+    ``max_body_bytes``, or 413) only when the token lacks some tool's scopes.
     """
 
     def __init__(
