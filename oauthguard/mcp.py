@@ -20,18 +20,27 @@ try:
     from mcp.server.auth.middleware.auth_context import auth_context_var
     from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser as _SDKUser
     from mcp.server.auth.provider import AccessToken as SDKAccessToken
-    from pydantic_core import from_json
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'"
     ) from exc
 
-from oauthguard._asgi import ASGIApp, Message, Receive, Scope, Send, send_response
+from oauthguard._asgi import ASGIApp, Receive, Scope, Send, send_response
 from oauthguard._htu import origin_of
+from oauthguard._mcp_calls import (
+    COVERED_PROTOCOL_VERSIONS,
+    UNREAD,
+    ClientGone,
+    read_body,
+    replaying,
+    tool_name,
+    tools_requested,
+    unexpected_failure,
+)
 from oauthguard._redaction import redacted_traceback, token_digest
 from oauthguard.context import context_of
 from oauthguard.dpop import check_bearer
-from oauthguard.errors import ConfigurationError, GuardError
+from oauthguard.errors import ConfigurationError, GuardError, InsufficientScope
 from oauthguard.introspection import Introspection
 from oauthguard.middleware import OAuthGuard
 from oauthguard.policy import Requirement, granted_scopes, require
@@ -39,7 +48,14 @@ from oauthguard.server import ResourceServer
 from oauthguard.settings import JWT, DPoP, Issuer, Limits, Metadata
 from oauthguard.tokens import AccessToken
 
-__all__ = ["MCPAuth", "MCPUser", "TokenVerifier", "protect", "sdk_access_token"]
+__all__ = [
+    "COVERED_PROTOCOL_VERSIONS",
+    "MCPAuth",
+    "MCPUser",
+    "TokenVerifier",
+    "protect",
+    "sdk_access_token",
+]
 
 logger = logging.getLogger("oauthguard")
 
@@ -87,35 +103,6 @@ class MCPUser(_SDKUser):
         return self.display_name
 
 
-def may_name(body: bytes, needles: Iterable[bytes]) -> bool:
-    """Whether a JSON body may hold one of the strings ``needles`` (each JSON-encoded, quotes
-    included). RFC 8259 §7: a string without escapes is its characters as they are, so a
-    body with no backslash holds a string only where its JSON form appears; a body with
-    one could spell it otherwise."""
-    return b"\\" in body or any(map(body.__contains__, needles))
-
-
-def tools_called(body: bytes) -> list[str]:
-    """Names of the tools a JSON-RPC message (or batch) calls; ``[]`` for anything else.
-
-    Parsed by the SDK's own JSON parser, so that no body can mean one thing here and
-    another to the SDK (which answers a parse error itself).
-    """
-    try:
-        message = from_json(body)
-    except ValueError:
-        return []
-    messages = message if isinstance(message, list) else [message]
-    names = []
-    for item in messages:
-        if isinstance(item, dict) and item.get("method") == "tools/call":
-            params = item.get("params")
-            name = params.get("name") if isinstance(params, dict) else None
-            if isinstance(name, str):
-                names.append(name)
-    return names
-
-
 class MCPAuth:
     """Pure ASGI, inside ``OAuthGuard``: bridges the token to the SDK and checks tool scopes.
 
@@ -127,8 +114,12 @@ class MCPAuth:
     With ``tool_scopes``, a ``tools/call`` of a named tool (alone or in a batch) also needs
     that tool's scopes, on top of what the guard's rule for the path needs; otherwise the
     guard answers 403 ``insufficient_scope`` naming the whole set (the rule's scopes, then
-    the tool's), so the client can step up. The body is read (up to ``max_body_bytes``, or
-    413) only when the token lacks some tool's scopes.
+    the tool's), so the client can step up. A tool named in the ``Mcp-Name`` header counts
+    as called. A body not read with certainty (not plain UTF-8 RFC 8259 JSON: a BOM, UTF-16
+    or UTF-32, a duplicated member, a lone surrogate, nesting too deep), or a request naming
+    an MCP revision not in ``COVERED_PROTOCOL_VERSIONS``, or a WebSocket (its messages go
+    unread), may call every tool, so it needs every tool's scopes. The body is read (up to
+    ``max_body_bytes``, or 413) only when the token lacks some tool's scopes.
     """
 
     def __init__(
@@ -142,21 +133,26 @@ class MCPAuth:
         self.tools: dict[str, Requirement] = {}
         for tool, scopes in (tool_scopes or {}).items():
             try:
-                self.tools[tool] = require(scopes)
+                self.tools[tool_name(tool)] = require(scopes)
             except ConfigurationError as error:
                 raise ConfigurationError(f"tool_scopes[{tool!r}]: {error}") from None
         self.max_body_bytes = max_body_bytes
+        # What a request that may call any tool needs: every tool's scopes, in order.
+        self.every_tool = require(
+            dict.fromkeys(s for requirement in self.tools.values() for s in requirement.scopes)
+        )
         # Each tool as its name appears in a JSON body without escapes, and what it needs.
         self._needles = [
             (json.dumps(name, ensure_ascii=False).encode(), frozenset(requirement.scopes))
             for name, requirement in self.tools.items()
         ]
-        # A token's scopes -> the needles of the tools they do not reach, with the guard's
-        # scope_implies (one guard, so fixed); bounded.
+        # A token's scopes -> the needles of the tools they do not reach, with the
+        # scope_implies of the guard they were worked out for; bounded.
         self._out_of_reach: dict[frozenset[str], tuple[bytes, ...]] = {}
+        self._implies: Mapping[str, frozenset[str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # lifespan (MCP's transport is HTTP only)
+        if scope["type"] != "http" and scope["type"] != "websocket":  # lifespan
             await self.app(scope, receive, send)
             return
         user = scope.get("user")
@@ -165,26 +161,53 @@ class MCPAuth:
             if user is None:  # a public path
                 await self.app(scope, receive, send)
                 return
-        needles = self.out_of_reach(scope) if scope["method"] == "POST" else ()
-        if needles:  # the token lacks some tool's scopes: see whether the body calls it
-            body = await _read_body(receive, self.max_body_bytes)
-            if body is None:
-                await send_response(
-                    send, 413, [(b"content-type", b"text/plain")], b"request body too large"
-                )
+        # Both SDK transports read a JSON-RPC body on a POST alone (GET is the SSE stream,
+        # DELETE ends a session, anything else is a 405); a WebSocket may carry any message.
+        needles = self.out_of_reach(scope) if scope.get("method", "POST") == "POST" else ()
+        if needles:  # the token lacks some tool's scopes: see what the request calls
+            checked = await self._checked(scope, receive, send, needles)
+            if checked is None:  # answered here, or the client is gone
                 return
-            receive = _replay(body, receive)
-            try:
-                if may_name(body, needles):
-                    self.check_tools(scope, tools_called(body))
-            except GuardError as error:
-                await context_of(scope, "MCPAuth").refuse(scope, receive, send, error)
-                return
+            receive = checked
         reset = auth_context_var.set(user)
         try:
             await self.app(scope, receive, send)
         finally:
             auth_context_var.reset(reset)
+
+    async def _checked(
+        self, scope: Scope, receive: Receive, send: Send, needles: tuple[bytes, ...]
+    ) -> Receive | None:
+        """A ``receive`` replaying the body of a request that calls no tool out of the
+        token's reach; None once the request is answered (413, 403 or a WebSocket denied,
+        503) or abandoned."""
+        websocket, body = scope["type"] == "websocket", b""
+        if not websocket:
+            try:
+                read = await read_body(receive, self.max_body_bytes)
+            except ClientGone:
+                return None
+            if read is None:
+                await send_response(
+                    send, 413, [(b"content-type", b"text/plain")], b"request body too large"
+                )
+                return None
+            body, receive = read, replaying(read, receive)
+        try:
+            # The messages of a WebSocket are not read here: it may call any tool.
+            self.check_tools(
+                scope, None if websocket else tools_requested(scope["headers"], body, needles)
+            )
+        except GuardError as error:
+            await context_of(scope, "MCPAuth").refuse(scope, receive, send, error)
+            return None
+        except Exception as exc:  # fail closed: a bug never lets a call through
+            user = scope.get("user")
+            raw = user.access_token.token if isinstance(user, MCPUser) else None
+            failure = unexpected_failure(exc, scope.get("path"), raw)
+            await context_of(scope, "MCPAuth").refuse(scope, receive, send, failure)
+            return None
+        return receive
 
     @staticmethod
     def user_for(scope: Scope) -> MCPUser | None:
@@ -205,57 +228,39 @@ class MCPAuth:
         them; none means no call can be refused, and the body is passed on unread."""
         if not self._needles:
             return ()
+        implies = context_of(scope, "MCPAuth").implies
+        if implies is not self._implies:  # another guard's: what it grants may differ
+            self._out_of_reach.clear()
+            self._implies = implies
         scopes = scope["auth"].scopes
         needles = self._out_of_reach.get(scopes)
         if needles is None:
-            granted = granted_scopes(scopes, context_of(scope, "MCPAuth").implies)
+            granted = granted_scopes(scopes, implies)
             needles = tuple(needle for needle, needs in self._needles if not needs <= granted)
             if len(self._out_of_reach) >= 256:  # one entry per set of scopes seen
                 self._out_of_reach.clear()
             self._out_of_reach[scopes] = needles
         return needles
 
-    def check_tools(self, scope: Scope, names: Iterable[str]) -> None:
-        """MCP authorization: the scopes of every tool called, with the path rule's; an
-        ``InsufficientScope`` whose ``scope`` names all of them (RFC 6750 §3.1)."""
+    def check_tools(self, scope: Scope, names: Iterable[str] | None) -> None:
+        """MCP authorization: the scopes of every tool called (of every tool, for None),
+        with the path rule's; an ``InsufficientScope`` whose ``scope`` names all of them
+        (RFC 6750 §3.1)."""
+        if names is None:
+            try:
+                self.every_tool.enforce(scope)
+            except InsufficientScope as error:
+                raise InsufficientScope(
+                    f"{UNREAD}; {error.description}", scheme=error.scheme, **error.params
+                ) from None
+            return
+        if not names:
+            return
         needed = [self.tools[name] for name in dict.fromkeys(names) if name in self.tools]
         if len(needed) == 1:
             needed[0].enforce(scope)
         elif needed:  # a batch: every tool's scopes, in the order they are called
             require([s for requirement in needed for s in requirement.scopes]).enforce(scope)
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None when it is longer than ``limit``."""
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        body: bytes = message.get("body", b"")  # the usual case: one message
-        return body if len(body) <= limit else None
-    chunks, size = [], 0
-    while message["type"] == "http.request":
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-        message = await receive()
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that hands the app the body already read, then the real channel."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def protect(

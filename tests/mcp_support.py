@@ -184,3 +184,48 @@ async def call(client: Client, tool: str) -> Any:
     content = result.content[0]
     assert isinstance(content, TextContent)
     return content.text
+
+
+class Notes:
+    """An MCP notes server behind ``protect``: ``list_notes`` needs the endpoint's
+    ``notes:read``, ``add_note`` needs ``notes:write`` too; ``added`` records every run of
+    ``add_note``, so a test sees whether a refused call ran."""
+
+    def __init__(self, issuer: TestIssuer, url: str) -> None:
+        self.issuer, self.url = issuer, url
+        self.added: list[Any] = []
+        self.reader = issuer.token(audience=url, scope="notes:read")
+        self.writer = issuer.token(audience=url, scope="notes:read notes:write")
+
+    def server(self) -> MCPServer:
+        server = MCPServer("notes")
+
+        @server.tool()
+        def add_note(text: str = "", meta: Any = None) -> str:
+            self.added.append(text)
+            return "added"
+
+        @server.tool()
+        def list_notes(text: str = "", meta: Any = None) -> list[str]:
+            return ["a note"]
+
+        return server
+
+
+@contextlib.contextmanager
+def notes_server(**app_options: Any) -> Iterator[Notes]:
+    """TestIssuer and the notes server (stateless; ``app_options`` go to the SDK's
+    ``streamable_http_app``), each with uvicorn on its own loopback port."""
+    issuer_port, port = free_port(), free_port()
+    issuer = TestIssuer(f"http://127.0.0.1:{issuer_port}")
+    notes = Notes(issuer, f"http://127.0.0.1:{port}/mcp")
+    app_options.setdefault("stateless_http", True)
+    app = protect(
+        notes.server().streamable_http_app(**app_options),
+        resource=notes.url,
+        authorization_servers=issuer.issuer,
+        scopes="notes:read",
+        tool_scopes={"add_note": "notes:write"},
+    )
+    with serve(issuer.app, port=issuer_port), serve(app, port=port):
+        yield notes

@@ -205,8 +205,8 @@ async def test_tool_scopes_are_a_real_403_with_the_whole_scope_set(servers: Serv
 
 
 async def test_a_tool_call_reads_to_the_tool_check_as_it_reads_to_the_sdk(servers: Servers) -> None:
-    # The body is parsed by the SDK's own parser: a duplicated member means its last value
-    # to both, so a call the SDK runs is always a call the scope check saw.
+    # Parsers differ on which of a duplicated member counts, so such a body may call any
+    # tool: refused without every tool's scopes, run (as the SDK reads it) with them.
     token = mint(servers, servers.guarded, scope="mcp:tools")
     started_token = mint(servers, servers.guarded, scope="mcp:tools mcp:admin")
     disguised = (
@@ -249,7 +249,7 @@ async def test_a_tool_call_reads_to_the_tool_check_as_it_reads_to_the_sdk(server
 def test_a_body_is_parsed_whenever_it_may_name_a_tool_out_of_reach(
     body: bytes, named: bool
 ) -> None:
-    from oauthguard.mcp import may_name
+    from oauthguard._mcp_calls import may_name
 
     assert may_name(body, [b'"admin"']) is named
 
@@ -284,8 +284,9 @@ async def test_an_escaped_tool_name_is_still_refused() -> None:
         assert reached.status_code == 200 and reached.text == "reached"
 
 
-async def test_hostile_bodies_are_passed_on_never_a_500() -> None:
-    # The SDK answers what it cannot parse; checking tool scopes must not fail on it first.
+async def test_hostile_bodies_may_call_any_tool_never_a_500() -> None:
+    # What the tool check cannot read with certainty may call every tool: a 403 naming every
+    # scope, never a 500 and never a pass; a body it reads (a bare string) calls none.
     guarded = protect(
         reached_app,
         resource="https://api.test/mcp",
@@ -301,7 +302,6 @@ async def test_hostile_bodies_are_passed_on_never_a_500() -> None:
         b'\xff\xfe"admin"',
         b'["admin", ' + b"1" * 100_000 + b"]",
         b'{"method": "tools/call", "params": {"name": "\\ud800"}}',
-        b'"admin"',
     ]
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(guarded), base_url="https://api.test"
@@ -310,7 +310,12 @@ async def test_hostile_bodies_are_passed_on_never_a_500() -> None:
             response = await http.post(
                 "/mcp", content=body, headers={"authorization": f"Bearer {token}"}
             )
-            assert (response.status_code, response.text) == (200, "reached"), body[:20]
+            params = assert_refused(response, 403, "insufficient_scope")
+            assert params["scope"] == "mcp:admin", body[:20]
+        response = await http.post(
+            "/mcp", content=b'"admin"', headers={"authorization": f"Bearer {token}"}
+        )
+        assert (response.status_code, response.text) == (200, "reached")
 
 
 async def test_a_guard_built_by_hand_without_user_factory_still_hands_tools_the_token() -> None:
