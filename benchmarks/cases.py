@@ -332,10 +332,10 @@ def mcp_sdk_endpoint(issuer: TestIssuer, guard: str | None = None) -> App:
 def mcp_adapter_app(issuer: TestIssuer) -> App:
     """The MCP SDK's own auth stack with oauthguard's adapter as its ``TokenVerifier``."""
     try:
-        from oauthguard.mcp import TokenVerifier  # type: ignore[import-not-found]
+        from oauthguard.mcp import MCPTokenVerifier  # type: ignore[import-not-found]
     except ImportError:
         raise Unavailable("oauthguard.mcp is not in this checkout") from None
-    verifier = TokenVerifier(
+    verifier = MCPTokenVerifier(
         resource=RESOURCE, authorization_servers=[issuer.issuer], http_client=issuer.http_client()
     )
     return mcp_sdk_app(issuer, verifier)

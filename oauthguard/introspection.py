@@ -62,7 +62,7 @@ class Introspection:
     ``require_aud=True`` refuses active responses without ``aud`` (RFC 7662 makes it
     optional), ``False`` accepts them; ``None`` leaves it to where the settings are used:
     ``OAuthGuard`` accepts them, ``oauthguard.mcp.protect()`` and
-    ``oauthguard.mcp.TokenVerifier`` refuse them (MCP servers must check that a token was
+    ``oauthguard.mcp.MCPTokenVerifier`` refuse them (MCP servers must check that a token was
     issued for them). ``jwt_response`` asks for RFC 9701 signed responses and verifies them
     with the issuer's keys. ``token_format="auto"`` verifies JWTs locally and introspects
     the other tokens; ``"opaque"`` introspects every token.

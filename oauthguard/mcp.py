@@ -2,12 +2,11 @@
 
 ``protect(app, ...)`` puts ``OAuthGuard`` and ``MCPAuth`` around the SDK's streamable-HTTP
 app; inside tools the SDK's ``get_access_token()`` returns the token oauthguard validated.
-``TokenVerifier`` is for servers that keep the SDK's own auth.
+``MCPTokenVerifier`` is for servers that keep the SDK's own auth.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -19,7 +18,6 @@ import httpx
 try:
     from mcp.server.auth.middleware.auth_context import auth_context_var
     from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser as _SDKUser
-    from mcp.server.auth.provider import AccessToken as SDKAccessToken
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'"
@@ -37,9 +35,8 @@ from oauthguard._mcp_calls import (
     tools_requested,
     unexpected_failure,
 )
-from oauthguard._redaction import redacted_traceback, token_digest
+from oauthguard._mcp_verifier import MCPTokenVerifier, requiring_aud, sdk_access_token
 from oauthguard.context import context_of
-from oauthguard.dpop import check_bearer
 from oauthguard.errors import ConfigurationError, GuardError, InsufficientScope
 from oauthguard.introspection import Introspection
 from oauthguard.middleware import OAuthGuard
@@ -51,8 +48,8 @@ from oauthguard.tokens import AccessToken
 __all__ = [
     "COVERED_PROTOCOL_VERSIONS",
     "MCPAuth",
+    "MCPTokenVerifier",
     "MCPUser",
-    "TokenVerifier",
     "protect",
     "sdk_access_token",
 ]
@@ -61,23 +58,6 @@ logger = logging.getLogger("oauthguard")
 
 #: Largest request body read to find the tools it calls (the SDK's own default limit).
 MAX_BODY_BYTES = 4 * 1024 * 1024
-
-
-def sdk_access_token(token: AccessToken, raw: str, resource: str | None) -> SDKAccessToken:
-    """The SDK's ``AccessToken`` for a token oauthguard validated.
-
-    ``resource`` is the RFC 8707 resource the token was checked against (its ``aud``).
-    """
-    expires_at = int(token.expires_at) if token.expires_at is not None else None
-    return SDKAccessToken(
-        token=raw,
-        client_id=token.client_id or "",
-        scopes=sorted(token.scopes),
-        expires_at=expires_at,
-        resource=resource,
-        subject=token.subject,
-        claims=dict(token.claims),
-    )
 
 
 class MCPUser(_SDKUser):
@@ -334,81 +314,3 @@ def _pinned_origin(resource: str, resources: str | Iterable[str]) -> str:
                 "reach, or dpop=DPoP(public_origin=None) to take it from each request"
             )
     return origin
-
-
-def requiring_aud(settings: Introspection | None) -> Introspection | None:
-    """MCP authorization (token audience validation): a server MUST check that a token was
-    issued for it (RFC 8707), so introspection responses need ``aud`` unless
-    ``Introspection(require_aud=)`` says otherwise."""
-    if isinstance(settings, Introspection) and settings.require_aud is None:
-        return dataclasses.replace(settings, require_aud=True)
-    return settings
-
-
-class TokenVerifier:
-    """The SDK's ``TokenVerifier`` protocol, backed by oauthguard's verification.
-
-    For servers that keep the SDK's built-in auth (``MCPServer(token_verifier=...,
-    auth=AuthSettings(...))``). Takes the same arguments as ``OAuthGuard``; as under
-    ``protect()``, introspection responses need ``aud`` unless
-    ``Introspection(require_aud=)`` is given. A token that fails any check gives None (the
-    SDK then answers 401); so does a DPoP-bound token, since the SDK only speaks Bearer
-    (RFC 9449 §7.2).
-    """
-
-    def __init__(
-        self,
-        server: ResourceServer | None = None,
-        *,
-        resource: str | None = None,
-        authorization_servers: str | Issuer | Iterable[str | Issuer] | None = None,
-        jwt: JWT | None = None,
-        introspection: Introspection | None = None,
-        limits: Limits | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        if server is None:
-            if resource is None or authorization_servers is None:
-                raise ConfigurationError(
-                    "TokenVerifier needs server=ResourceServer(...), or resource= and "
-                    "authorization_servers= to build one"
-                )
-            server = ResourceServer(
-                resource=resource,
-                authorization_servers=authorization_servers,
-                jwt=jwt,
-                introspection=requiring_aud(introspection),
-                limits=limits,
-                http_client=http_client,
-                clock=clock,
-            )
-        elif not isinstance(server, ResourceServer):
-            raise ConfigurationError(
-                f"server must be an oauthguard.ResourceServer, got {type(server).__name__}"
-            )
-        #: The core that verifies tokens.
-        self.server = server
-
-    async def verify_token(self, token: str) -> SDKAccessToken | None:
-        """The SDK's ``AccessToken`` for a valid token, None for any other."""
-        try:
-            verified = await self.server.verify(token)
-            check_bearer(verified)  # RFC 9449 §7.2: the SDK only speaks Bearer
-        except GuardError as error:
-            logger.info(
-                "token refused: %s (token sha256:%s)", error.description, token_digest(token)
-            )
-            return None
-        except Exception as exc:  # fail closed: a bug never lets a token through
-            logger.error(
-                "unexpected error while verifying a token (token sha256:%s)\n%s",
-                token_digest(token),
-                redacted_traceback(exc, token),
-            )
-            return None
-        return sdk_access_token(verified, token, self.server.resource)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client the verifier fetches keys with (if its server made it)."""
-        await self.server.aclose()

@@ -25,7 +25,7 @@ from mcp.shared.auth import (
 from mcp_types import TextContent
 from support import free_port, serve
 
-from oauthguard.mcp import TokenVerifier, protect
+from oauthguard.mcp import MCPTokenVerifier, protect
 from oauthguard.testing import TestIssuer
 
 INITIALIZE = {
@@ -74,7 +74,7 @@ class Servers:
 @contextlib.contextmanager
 def mcp_servers() -> Iterator[Servers]:
     """TestIssuer, an MCP server behind ``protect`` and one behind the SDK's auth with our
-    ``TokenVerifier``, each on its own loopback port."""
+    ``MCPTokenVerifier``, each on its own loopback port."""
     issuer_port, guarded_port, sdk_port = free_port(), free_port(), free_port()
     issuer = TestIssuer(
         f"http://127.0.0.1:{issuer_port}", allowed_scopes=["mcp:tools", "mcp:admin"]
@@ -91,7 +91,7 @@ def mcp_servers() -> Iterator[Servers]:
     sdk_server = with_tools(
         MCPServer(
             "sdk",
-            token_verifier=TokenVerifier(resource=sdk, authorization_servers=issuer.issuer),
+            token_verifier=MCPTokenVerifier(resource=sdk, authorization_servers=issuer.issuer),
             auth=AuthSettings(
                 issuer_url=issuer.issuer,
                 resource_server_url=sdk,

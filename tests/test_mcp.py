@@ -29,7 +29,7 @@ from support import assert_refused, free_port, serve
 
 from oauthguard import ConfigurationError, Introspection, require
 from oauthguard.challenge import parse_challenges
-from oauthguard.mcp import TokenVerifier, protect
+from oauthguard.mcp import MCPTokenVerifier, protect
 from oauthguard.testing import TestIssuer
 
 pytestmark = pytest.mark.anyio
@@ -424,7 +424,7 @@ async def test_sdk_auth_with_the_token_verifier_adapter(servers: Servers) -> Non
 async def test_token_verifier_adapter_refuses_every_bad_token() -> None:
     issuer = TestIssuer("https://issuer.test")
     resource = "https://api.test/mcp"
-    verifier = TokenVerifier(
+    verifier = MCPTokenVerifier(
         resource=resource, authorization_servers=issuer.issuer, http_client=issuer.http_client()
     )
     good = issuer.token(audience=resource, scope="b a", claims={"client_id": "app"})
@@ -442,7 +442,7 @@ async def test_token_verifier_adapter_refuses_every_bad_token() -> None:
         "",
     ):
         assert await verifier.verify_token(bad) is None
-    unreachable = TokenVerifier(
+    unreachable = MCPTokenVerifier(
         resource=resource,
         authorization_servers="https://down.test",
         http_client=httpx.AsyncClient(
@@ -681,7 +681,7 @@ async def test_token_verifier_adapter_introspects_opaque_tokens() -> None:
     issuer = TestIssuer("https://issuer.test")
     _, secret = issuer.register_client(client_id="rs")
     resource = "https://api.test/mcp"
-    verifier = TokenVerifier(
+    verifier = MCPTokenVerifier(
         resource=resource,
         authorization_servers=issuer.issuer,
         introspection=Introspection(client_id="rs", client_secret=secret),

@@ -1,5 +1,5 @@
 """MCP servers must check that a token was issued for them (MCP authorization, RFC 8707):
-under ``protect()`` and ``TokenVerifier`` an introspection response needs ``aud`` unless
+under ``protect()`` and ``MCPTokenVerifier`` an introspection response needs ``aud`` unless
 ``Introspection(require_aud=)`` says otherwise; plain ``OAuthGuard`` keeps RFC 7662's
 optional ``aud``. Against a real RFC 7662 endpoint on loopback."""
 
@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse
 from support import assert_refused, challenge
 
 from oauthguard import ConfigurationError, Introspection, OAuthGuard
-from oauthguard.mcp import TokenVerifier, protect
+from oauthguard.mcp import MCPTokenVerifier, protect
 
 pytestmark = pytest.mark.anyio
 
@@ -131,7 +131,7 @@ async def test_the_sdk_token_verifier_needs_aud_unless_told_otherwise(
     active(server, "no-aud", time.time(), aud=None)
     active(server, "ours", time.time())
     async with httpx.AsyncClient() as http:
-        verifier = TokenVerifier(
+        verifier = MCPTokenVerifier(
             resource=RESOURCE,
             authorization_servers=[server.base],
             introspection=settings(require_aud=require_aud),
