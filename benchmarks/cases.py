@@ -27,7 +27,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, request_response
 
 from oauthguard import OAuthGuard, ResourceServer
-from oauthguard._b64 import b64url_decode, b64url_encode
+from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard.testing import TestIssuer, sign_jws
 
 RESOURCE = "https://api.test/mcp"

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from oauthguard import Metadata, OAuthGuard, require
-from oauthguard.challenge import parse_challenges
+from oauthguard._wire.challenge import parse_challenges
 from oauthguard.testing import DPoPKey, TestIssuer
 
 

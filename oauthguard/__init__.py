@@ -1,6 +1,13 @@
 """oauthguard: a correct, fast OAuth 2 resource server for any ASGI app."""
 
-from oauthguard.errors import (
+from oauthguard._asgi.guard import OAuthGuard
+from oauthguard._core.server import ResourceServer
+from oauthguard._core.settings import JWT, DPoP, Issuer, Limits, Metadata
+from oauthguard._dpop.nonces import DPoPNonces
+from oauthguard._dpop.replay import ReplayStore
+from oauthguard._introspection.verifier import Introspection
+from oauthguard._policy import require
+from oauthguard._wire.errors import (
     ConfigurationError,
     GuardError,
     InsufficientScope,
@@ -12,14 +19,7 @@ from oauthguard.errors import (
     TemporarilyUnavailable,
     UseDPoPNonce,
 )
-from oauthguard.introspection import Introspection
-from oauthguard.middleware import OAuthGuard
-from oauthguard.nonces import DPoPNonces
-from oauthguard.policy import require
-from oauthguard.replay import ReplayStore
-from oauthguard.server import ResourceServer
-from oauthguard.settings import JWT, DPoP, Issuer, Limits, Metadata
-from oauthguard.tokens import AccessToken, TokenVerifier
+from oauthguard._wire.tokens import AccessToken, TokenVerifier
 
 __version__ = "0.1.0"
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from oauthguard._asgi import Headers, Scope
-from oauthguard._redaction import unexpected
-from oauthguard.context import CONTEXT, RequestContext
-from oauthguard.errors import ConfigurationError, GuardError
-from oauthguard.policy import Requirement
+from oauthguard._asgi.context import CONTEXT, RequestContext
+from oauthguard._asgi.types import Headers, Scope
+from oauthguard._policy import Requirement
+from oauthguard._wire.errors import ConfigurationError, GuardError
+from oauthguard._wire.redaction import unexpected
 
 
 def requirement_of(

@@ -27,11 +27,11 @@ from typing import Any, TypeVar
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponse  # type: ignore[import-untyped]
 
-from oauthguard._asgi import Scope
+from oauthguard._asgi.types import Scope
 from oauthguard._integrations import context_for, refusal_of, requirement_of, text_headers
-from oauthguard.errors import ConfigurationError, GuardError
-from oauthguard.policy import Requirement
-from oauthguard.tokens import AccessToken
+from oauthguard._policy import Requirement
+from oauthguard._wire.errors import ConfigurationError, GuardError
+from oauthguard._wire.tokens import AccessToken
 
 __all__ = ["RefusalMiddleware", "access_token", "refusal_response", "token_required"]
 

@@ -7,63 +7,21 @@ authorization server (authorization code flow) so Swagger UI's "Authorize" works
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fastapi import FastAPI, Security
-from fastapi.openapi.models import OAuthFlows
-from fastapi.security import OAuth2, SecurityScopes
-from starlette.requests import HTTPConnection
+from fastapi import FastAPI
 from starlette.routing import Route
 
-from oauthguard._asgi import Receive, Scope, Send
-from oauthguard.context import context_of
-from oauthguard.errors import ConfigurationError, GuardError
-from oauthguard.tokens import AccessToken
+from oauthguard._asgi.context import context_of
+from oauthguard._asgi.dependency import SCHEME_NAME, GuardScheme
+from oauthguard._asgi.types import Receive, Scope, Send
+from oauthguard._wire.errors import ConfigurationError, GuardError
 
 __all__ = ["SCHEME_NAME", "GuardScheme", "describe_security"]
 
 logger = logging.getLogger("oauthguard")
-
-SCHEME_NAME = "OAuth2"
-
-
-class GuardScheme(OAuth2):
-    """The guard's OAuth 2 scheme as FastAPI sees it.
-
-    It only documents: FastAPI lists each operation's scopes under it in OpenAPI. The
-    guard in front of the app checks the token, and ``require(...)`` the operation's needs.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(flows=OAuthFlows(), scheme_name=SCHEME_NAME, auto_error=False)
-
-    async def __call__(self, connection: HTTPConnection) -> None:
-        return None
-
-
-scheme = GuardScheme()
-
-
-def dependency_signature(documented: Iterable[str]) -> inspect.Signature:
-    """What FastAPI injects into ``require(...)``: the connection, the security scopes of
-    the operation, and the scheme (with the ``documented`` scopes, for OpenAPI)."""
-    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    return inspect.Signature(
-        [
-            inspect.Parameter("connection", positional, annotation=HTTPConnection),
-            inspect.Parameter("security_scopes", positional, annotation=SecurityScopes),
-            inspect.Parameter(
-                "oauth2_scheme",
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=None,
-                default=Security(scheme, scopes=list(documented)),
-            ),
-        ],
-        return_annotation=AccessToken,
-    )
 
 
 def oauth2_flows(metadata: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:

@@ -34,8 +34,8 @@ from litestar.handlers import BaseRouteHandler
 from litestar.status_codes import WS_1008_POLICY_VIOLATION
 
 from oauthguard._integrations import context_for, refusal_of, requirement_of, text_headers
-from oauthguard.errors import ConfigurationError, GuardError
-from oauthguard.policy import Requirement
+from oauthguard._policy import Requirement
+from oauthguard._wire.errors import ConfigurationError, GuardError
 
 __all__ = ["RequirementGuard", "refusal_response", "requires"]
 

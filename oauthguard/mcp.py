@@ -23,9 +23,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'"
     ) from exc
 
-from oauthguard._asgi import ASGIApp, Receive, Scope, Send, send_response
-from oauthguard._htu import origin_of
-from oauthguard._mcp_calls import (
+from oauthguard._asgi.context import context_of
+from oauthguard._asgi.guard import OAuthGuard
+from oauthguard._asgi.types import ASGIApp, Receive, Scope, Send, send_response
+from oauthguard._core.server import ResourceServer
+from oauthguard._core.settings import JWT, DPoP, Issuer, Limits, Metadata
+from oauthguard._dpop.htu import origin_of
+from oauthguard._introspection.verifier import Introspection
+from oauthguard._mcp.calls import (
     COVERED_PROTOCOL_VERSIONS,
     UNREAD,
     ClientGone,
@@ -35,15 +40,10 @@ from oauthguard._mcp_calls import (
     tools_requested,
     unexpected_failure,
 )
-from oauthguard._mcp_verifier import MCPTokenVerifier, requiring_aud, sdk_access_token
-from oauthguard.context import context_of
-from oauthguard.errors import ConfigurationError, GuardError, InsufficientScope
-from oauthguard.introspection import Introspection
-from oauthguard.middleware import OAuthGuard
-from oauthguard.policy import Requirement, granted_scopes, require
-from oauthguard.server import ResourceServer
-from oauthguard.settings import JWT, DPoP, Issuer, Limits, Metadata
-from oauthguard.tokens import AccessToken
+from oauthguard._mcp.verifier import MCPTokenVerifier, requiring_aud, sdk_access_token
+from oauthguard._policy import Requirement, granted_scopes, require
+from oauthguard._wire.errors import ConfigurationError, GuardError, InsufficientScope
+from oauthguard._wire.tokens import AccessToken
 
 __all__ = [
     "COVERED_PROTOCOL_VERSIONS",

@@ -14,10 +14,12 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import RedisError
 
-from oauthguard._breaker import CircuitBreaker, Ticket, retry_after
-from oauthguard.errors import TemporarilyUnavailable
+from oauthguard._http.breaker import CircuitBreaker, Ticket, retry_after
+from oauthguard._wire.errors import TemporarilyUnavailable
 
 logger = logging.getLogger("oauthguard")
+__all__ = ["RedisReplayStore"]
+
 _UNAVAILABLE = "DPoP replay protection is unavailable; try again later"
 
 
@@ -30,7 +32,7 @@ class RedisReplayStore:
     When Redis cannot be reached the request is refused with 503 and Retry-After (fail
     closed): a proof is never accepted without being recorded. After three failures in a
     row, proofs are refused at once, without waiting for Redis, while one request at a time
-    tries it again (``oauthguard._breaker``: 0.5 s, doubling up to 30 s).
+    tries it again (``oauthguard._http.breaker``: 0.5 s, doubling up to 30 s).
     """
 
     def __init__(

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from support import free_port, serve
 
 from oauthguard import Introspection, OAuthGuard
-from oauthguard._fetch import MAX_DOCUMENT_BYTES
+from oauthguard._http.fetch import MAX_DOCUMENT_BYTES
 from oauthguard.testing import TestIssuer, sign_jws
 
 RESOURCE = "https://api.test/mcp"

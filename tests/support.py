@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
-from oauthguard.challenge import parse_challenges
+from oauthguard._wire.challenge import parse_challenges
 
 
 def free_port() -> int:

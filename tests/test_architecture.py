@@ -85,3 +85,82 @@ def test_no_import_cycles_not_even_under_type_checking() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle_in({"a": {"b"}, "b": set()}) is None
+
+
+#: Each layer may import only the layers below it (DESIGN.md "Layers").
+LAYERS = [
+    ("oauthguard._jose", "oauthguard._http", "oauthguard._wire"),
+    ("oauthguard._verify", "oauthguard._introspection", "oauthguard._dpop"),
+    ("oauthguard._core",),
+    ("oauthguard._asgi", "oauthguard._policy"),
+]
+PUBLIC = {
+    "oauthguard",
+    "oauthguard.django",
+    "oauthguard.fastapi",
+    "oauthguard.litestar",
+    "oauthguard.mcp",
+    "oauthguard.redis",
+    "oauthguard.testing",
+}
+
+
+def layer_of(module: str) -> int | None:
+    for index, packages in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in packages):
+            return index
+    return None
+
+
+def test_imports_point_down_the_layers() -> None:
+    upward = []
+    for module, targets in graph().items():
+        own = layer_of(module)
+        if own is None:
+            continue
+        for target in targets:
+            theirs = layer_of(target)
+            if theirs is None or theirs > own:
+                upward.append(f"{module} -> {target}")
+    assert upward == []
+
+
+def test_the_core_and_below_import_no_framework() -> None:
+    frameworks = ("starlette", "fastapi", "mcp", "litestar", "django", "redis")
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        module = module_name(path)
+        if layer_of(module) is None or layer_of(module) >= 3:  # the ASGI adapter and up
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
+            found += [f"{module}: {n}" for n in names if n.split(".")[0] in frameworks]
+    assert found == []
+
+
+def test_only_the_documented_modules_are_public_and_each_has_all() -> None:
+    public = {
+        module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        if not any(part.startswith("_") for part in module_name(path).split(".")[1:])
+    }
+    assert public == PUBLIC
+    for name in sorted(PUBLIC):
+        path = PACKAGE.parent / (name.replace(".", "/") + ".py")
+        if not path.exists():
+            path = PACKAGE.parent / name.replace(".", "/") / "__init__.py"
+        tree = ast.parse(path.read_text())
+        assigned = {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        assert "__all__" in assigned, f"{name} has no __all__"

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 
-from oauthguard._b64 import b64url_decode, b64url_encode
+from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard.testing import TestIssuer, public_jwk, sign_jws
 
 pytestmark = pytest.mark.anyio

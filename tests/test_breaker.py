@@ -6,7 +6,7 @@ import email.utils
 
 import pytest
 
-from oauthguard._breaker import CircuitBreaker, Ticket, parse_retry_after, retry_after
+from oauthguard._http.breaker import CircuitBreaker, Ticket, parse_retry_after, retry_after
 
 
 def ticket(breaker: CircuitBreaker, now: float) -> Ticket:

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dpop_setup import RESOURCE, Setup
 from proofs import ClientKey
 
-from oauthguard._b64 import b64url_decode, b64url_encode
-from oauthguard.dpop import thumbprint
+from oauthguard._dpop.proof import thumbprint
+from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard.testing import TestIssuer, public_jwk, sign_jws
 from tests.apps import NOW, Clock, bearer, client, guard
 from tests.support import assert_refused

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from oauthguard.challenge import Challenger, build_challenge, parse_challenges, quote
-from oauthguard.errors import (
+from oauthguard._wire.challenge import Challenger, build_challenge, parse_challenges, quote
+from oauthguard._wire.errors import (
     InsufficientScope,
     InvalidRequest,
     InvalidToken,

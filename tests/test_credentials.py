@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from oauthguard.credentials import extract
-from oauthguard.errors import InvalidRequest, InvalidToken, MissingCredentials
+from oauthguard._wire.credentials import extract
+from oauthguard._wire.errors import InvalidRequest, InvalidToken, MissingCredentials
 
 TOKEN = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from oauthguard._fetch import MAX_DOCUMENT_BYTES
-from oauthguard.discovery import AuthorizationServers, metadata_urls
-from oauthguard.errors import TemporarilyUnavailable
+from oauthguard._http.fetch import MAX_DOCUMENT_BYTES
+from oauthguard._verify.discovery import AuthorizationServers, metadata_urls
+from oauthguard._wire.errors import TemporarilyUnavailable
 from tests.apps import Clock
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ from dpop_setup import URL, Setup
 from proofs import REMOVE, ClientKey, tamper
 from support import assert_refused
 
-from oauthguard.replay import MemoryReplayStore
+from oauthguard._dpop.replay import MemoryReplayStore
 
 pytestmark = pytest.mark.anyio
 

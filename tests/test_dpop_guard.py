@@ -14,7 +14,7 @@ from starlette.websockets import WebSocket
 from support import assert_refused, challenge
 
 from oauthguard import AccessToken, ConfigurationError
-from oauthguard.challenge import parse_challenges
+from oauthguard._wire.challenge import parse_challenges
 from oauthguard.testing import DPoPKey, TestIssuer
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from support import assert_refused
 
 from oauthguard import AccessToken
-from oauthguard.dpop import check_alg, check_jwk, check_proof_typ, parse_proof, thumbprint
+from oauthguard._dpop.proof import check_alg, check_jwk, check_proof_typ, parse_proof, thumbprint
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from proofs import b64
 from support import assert_refused
 
 from oauthguard import DPoPNonces, ReplayStore, TemporarilyUnavailable
-from oauthguard.replay import MemoryReplayStore
+from oauthguard._dpop.replay import MemoryReplayStore
 from oauthguard.testing import TestIssuer
 
 pytestmark = pytest.mark.anyio

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from oauthguard._fetch import MAX_DOCUMENT_BYTES
-from oauthguard.discovery import metadata_urls
+from oauthguard._http.fetch import MAX_DOCUMENT_BYTES
+from oauthguard._verify.discovery import metadata_urls
 from oauthguard.testing import TestIssuer
 from tests.apps import Clock, bearer, inner_app
 from tests.support import assert_refused, free_port, serve

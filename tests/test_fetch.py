@@ -17,10 +17,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from support import serve
 
-from oauthguard._fetch import MAX_DOCUMENT_BYTES, DocumentTooLarge, UnreadableBody, fetch_document
-from oauthguard.discovery import AuthorizationServers
-from oauthguard.errors import TemporarilyUnavailable
-from oauthguard.keys import KeySet
+from oauthguard._http.fetch import (
+    MAX_DOCUMENT_BYTES,
+    DocumentTooLarge,
+    UnreadableBody,
+    fetch_document,
+)
+from oauthguard._verify.discovery import AuthorizationServers
+from oauthguard._verify.keys import KeySet
+from oauthguard._wire.errors import TemporarilyUnavailable
 from oauthguard.testing import TestIssuer
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,7 @@ import pytest
 from dpop_setup import URL, Setup
 from proofs import REMOVE, b64
 
-from oauthguard.challenge import parse_challenges
+from oauthguard._wire.challenge import parse_challenges
 
 pytestmark = pytest.mark.anyio
 

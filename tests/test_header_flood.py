@@ -16,10 +16,10 @@ import pytest
 from dpop_setup import Setup
 from support import assert_refused, serve
 
-from oauthguard._htu import parse_networks, request_uri
-from oauthguard.credentials import extract
-from oauthguard.errors import InvalidDPoPProof, InvalidRequest, MissingCredentials
-from oauthguard.nonces import _nonce_headers
+from oauthguard._dpop.htu import parse_networks, request_uri
+from oauthguard._dpop.nonces import nonce_headers
+from oauthguard._wire.credentials import extract
+from oauthguard._wire.errors import InvalidDPoPProof, InvalidRequest, MissingCredentials
 
 pytestmark = pytest.mark.anyio
 
@@ -182,7 +182,7 @@ def test_sixty_thousand_dpop_headers_over_uvicorn_are_one_refusal(
 
 def test_the_apps_exposed_headers_are_joined_once_with_ours() -> None:
     app_headers = [(b"Access-Control-Expose-Headers", f"X-{n}".encode()) for n in range(1000)]
-    headers = _nonce_headers([*app_headers, (b"cache-control", b"max-age=60")], "n0nce")
+    headers = nonce_headers([*app_headers, (b"cache-control", b"max-age=60")], "n0nce")
     assert headers[:2] == [(b"dpop-nonce", b"n0nce"), (b"cache-control", b"no-store")]
     [(name, exposed)] = headers[2:]
     assert name == b"access-control-expose-headers"

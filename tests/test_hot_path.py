@@ -16,10 +16,10 @@ from starlette.routing import Route
 from support import assert_refused
 
 from oauthguard import InvalidRequest, InvalidToken, MissingCredentials
-from oauthguard._b64 import b64url_decode, b64url_encode
-from oauthguard._cache import ExpiringCache
-from oauthguard.credentials import Credentials, extract, is_b64token
-from oauthguard.jwt import HEADER_CACHE_SIZE, JWTVerifier, json_segment, split_jws
+from oauthguard._http.cache import ExpiringCache
+from oauthguard._jose.b64 import b64url_decode, b64url_encode
+from oauthguard._verify.jwt import HEADER_CACHE_SIZE, JWTVerifier, json_segment, split_jws
+from oauthguard._wire.credentials import Credentials, extract, is_b64token
 from oauthguard.testing import TestIssuer, sign_jws
 
 RESOURCE = "https://api.test/mcp"

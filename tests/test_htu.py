@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from oauthguard._htu import (
+from oauthguard._dpop.htu import (
     normalize,
     parse_networks,
     parse_origin,

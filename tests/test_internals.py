@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from oauthguard._cache import ExpiringCache
-from oauthguard._singleflight import SingleFlight
+from oauthguard._http.cache import ExpiringCache
+from oauthguard._http.singleflight import SingleFlight
 
 
 def test_cache_entries_expire_at_their_time() -> None:

@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from support import assert_refused, free_port
 
 from oauthguard import ConfigurationError, Introspection, OAuthGuard
-from oauthguard._fetch import MAX_DOCUMENT_BYTES
+from oauthguard._http.fetch import MAX_DOCUMENT_BYTES
 
 pytestmark = pytest.mark.anyio
 

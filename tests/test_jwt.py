@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from guards import build_guard
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from oauthguard._b64 import b64url_decode, b64url_encode
+from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard.testing import TestIssuer, public_jwk, sign_jws
 from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard, inner_app
 from tests.support import assert_refused

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from oauthguard._b64 import b64url_encode
-from oauthguard._fetch import MAX_DOCUMENT_BYTES
-from oauthguard.discovery import AuthorizationServers
-from oauthguard.errors import TemporarilyUnavailable
-from oauthguard.jwt import JWTVerifier
-from oauthguard.keys import KeySet, parse_jwks
+from oauthguard._http.fetch import MAX_DOCUMENT_BYTES
+from oauthguard._jose.b64 import b64url_encode
+from oauthguard._verify.discovery import AuthorizationServers
+from oauthguard._verify.jwt import JWTVerifier
+from oauthguard._verify.keys import KeySet, parse_jwks
+from oauthguard._wire.errors import TemporarilyUnavailable
 from oauthguard.testing import TestIssuer, public_jwk
 from tests.apps import NOW, RESOURCE, Clock
 

@@ -27,9 +27,9 @@ from oauthguard import (
     ResourceServer,
     require,
 )
+from oauthguard._wire.tokens import AuthenticatedUser
 from oauthguard.litestar import refusal_response, requires
 from oauthguard.testing import TestIssuer
-from oauthguard.tokens import AuthenticatedUser
 from tests.support import assert_refused, serve
 
 RESOURCE = "https://api.test/api"

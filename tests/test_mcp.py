@@ -28,7 +28,7 @@ from starlette.responses import PlainTextResponse
 from support import assert_refused, free_port, serve
 
 from oauthguard import ConfigurationError, Introspection, require
-from oauthguard.challenge import parse_challenges
+from oauthguard._wire.challenge import parse_challenges
 from oauthguard.mcp import MCPTokenVerifier, protect
 from oauthguard.testing import TestIssuer
 
@@ -249,7 +249,7 @@ async def test_a_tool_call_reads_to_the_tool_check_as_it_reads_to_the_sdk(server
 def test_a_body_is_parsed_whenever_it_may_name_a_tool_out_of_reach(
     body: bytes, named: bool
 ) -> None:
-    from oauthguard._mcp_calls import may_name
+    from oauthguard._mcp.calls import may_name
 
     assert may_name(body, [b'"admin"']) is named
 

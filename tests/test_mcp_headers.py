@@ -31,7 +31,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from oauthguard import OAuthGuard
-from oauthguard.challenge import parse_challenges
+from oauthguard._wire.challenge import parse_challenges
 from oauthguard.mcp import COVERED_PROTOCOL_VERSIONS, MCPAuth, protect
 from oauthguard.testing import TestIssuer
 

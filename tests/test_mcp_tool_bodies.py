@@ -14,7 +14,7 @@ from typing import Any
 import pydantic_core
 import pytest
 
-from oauthguard._mcp_calls import header_tools, may_name, tools_called
+from oauthguard._mcp.calls import header_tools, may_name, tools_called
 
 ROUNDS = 4000
 TOOLS = ["admin", "whoami", "a/b", 'say "hi"', "back\\slash", "été", "日本", "\u2028", "x", "😀x"]

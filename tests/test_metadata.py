@@ -9,7 +9,7 @@ import pytest
 from guards import build_guard
 from starlette.applications import Starlette
 
-from oauthguard.metadata import metadata_path, metadata_url
+from oauthguard._asgi.metadata import metadata_path, metadata_url
 from tests.apps import client
 
 

@@ -11,8 +11,8 @@ import pytest
 from guards import build_guard
 
 from oauthguard import ConfigurationError, OAuthGuard, require
-from oauthguard._asgi import Receive, Scope, Send
-from oauthguard._paths import path_problem
+from oauthguard._asgi.types import Receive, Scope, Send
+from oauthguard._http.paths import path_problem
 from oauthguard.testing import TestIssuer
 from tests.apps import NOW, RESOURCE, Clock, bearer, guard
 from tests.support import assert_refused

@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from oauthguard import OAuthGuard, require
-from oauthguard._asgi import Receive, Scope, Send
+from oauthguard._asgi.types import Receive, Scope, Send
 from oauthguard.testing import TestIssuer
 from tests.support import assert_refused, serve
 

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
 
 from oauthguard import ConfigurationError, require
-from oauthguard._paths import PathTable
+from oauthguard._http.paths import PathTable
 from oauthguard.testing import TestIssuer
 from tests.support import assert_refused, challenge, serve
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from oauthguard.errors import TemporarilyUnavailable
+from oauthguard._wire.errors import TemporarilyUnavailable
 from oauthguard.redis import RedisReplayStore
 
 pytestmark = pytest.mark.anyio

@@ -19,15 +19,15 @@ from introspection_server import IntrospectionServer, active, guarded
 from starlette.applications import Starlette
 
 from oauthguard import ConfigurationError, OAuthGuard, require
-from oauthguard.mcp import MCPAuth
-from oauthguard.testing import TestIssuer
-from oauthguard.tokens import (
+from oauthguard._wire.tokens import (
     MalformedScope,
     is_scope_string,
     is_scope_token,
     parse_scope,
     split_scope,
 )
+from oauthguard.mcp import MCPAuth
+from oauthguard.testing import TestIssuer
 from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard
 from tests.support import assert_refused
 

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from jwt.algorithms import get_default_algorithms
 
-from oauthguard._signatures import SIGNATURE_ALGORITHMS, verify_signature
+from oauthguard._jose.signatures import SIGNATURE_ALGORITHMS, verify_signature
 
 PYJWT = get_default_algorithms()
 DATA = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0"

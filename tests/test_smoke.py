@@ -6,7 +6,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from oauthguard.challenge import parse_challenges
+from oauthguard._wire.challenge import parse_challenges
 from oauthguard.testing import TestIssuer
 
 RESOURCE = "https://api.test/mcp"

@@ -7,7 +7,7 @@ import json
 import anyio
 import pytest
 
-from oauthguard._b64 import b64url_decode
+from oauthguard._jose.b64 import b64url_decode
 from oauthguard.testing import TestIssuer, sign_jws
 
 ISSUER = TestIssuer("https://as.test/tenant", algorithms=("RS256", "ES256", "EdDSA"))

@@ -11,7 +11,7 @@ from starlette.testclient import WebSocketDenialResponse
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from oauthguard.challenge import parse_challenges
+from oauthguard._wire.challenge import parse_challenges
 from oauthguard.testing import TestIssuer
 from tests.apps import RESOURCE, bearer, client, guard
 from tests.support import assert_refused, serve

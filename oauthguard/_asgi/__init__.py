@@ -1,0 +1,1 @@
+"""The ASGI adapter: OAuthGuard, its request context, paths, metadata endpoint."""

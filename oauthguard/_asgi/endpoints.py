@@ -1,0 +1,87 @@
+"""Starlette glue for ``require(...)``: the refusal response, protected ASGI apps, and
+``GuardError`` handling inside the app."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from oauthguard._asgi.context import Refuse, context_of
+from oauthguard._asgi.types import ASGIApp, Receive, Scope, Send
+from oauthguard._wire.errors import GuardError
+
+
+class Guarding(Protocol):
+    """What ``ProtectedApp`` needs of a requirement: the response that refuses a request."""
+
+    def refusal(self, scope: Scope) -> Response | None: ...
+
+
+def connection_of(
+    requirement: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> HTTPConnection:
+    """The ``Request`` or ``WebSocket`` among a decorated endpoint's arguments."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, HTTPConnection):
+            return value
+    raise TypeError(
+        f"{requirement!r} decorates Starlette endpoints (taking a Request or a "
+        "WebSocket); with FastAPI use Depends(require(...)) instead"
+    )
+
+
+class Refusal(Response):
+    """The response of a refused endpoint: the guard answers it (its challenge, its body),
+    so it is the same as the guard's own refusals."""
+
+    def __init__(self, refuse: Refuse, error: GuardError) -> None:
+        super().__init__(status_code=error.status)
+        self.refuse = refuse
+        self.error = error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.refuse(scope, receive, send, self.error)
+
+
+def answer_refusals(app: object) -> None:
+    """Let a Starlette or FastAPI app answer a ``GuardError`` from its endpoints as the
+    guard does.
+
+    Wrapped from outside (``OAuthGuard(app, ...)``), the guard sees errors only after the
+    app's own error handling, which would make a refusal by a FastAPI dependency a 500.
+    """
+    add_handler = getattr(app, "add_exception_handler", None)
+    if callable(add_handler):
+        add_handler(GuardError, _answer_refusal)
+
+
+async def _answer_refusal(connection: HTTPConnection, error: Exception) -> Response | None:
+    if not isinstance(error, GuardError):  # registered for GuardError only
+        raise error
+    refusal = Refusal(context_of(connection.scope, "a refusal").refuse, error)
+    if isinstance(connection, WebSocket):
+        await refusal(connection.scope, connection.receive, connection.send)
+        return None
+    return refusal
+
+
+class ProtectedApp:
+    """An ASGI app (an ``HTTPEndpoint`` or ``WebSocketEndpoint`` class, a sub-application)
+    behind a requirement."""
+
+    def __init__(self, requirement: Guarding, app: ASGIApp) -> None:
+        self.requirement = requirement
+        self.app = app
+        self.__name__ = getattr(app, "__name__", type(app).__name__)
+        self.__doc__ = getattr(app, "__doc__", None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            refusal = self.requirement.refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

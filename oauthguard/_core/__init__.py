@@ -1,0 +1,1 @@
+"""The core without ASGI: ResourceServer and its settings."""

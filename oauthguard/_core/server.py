@@ -1,0 +1,378 @@
+"""``ResourceServer``: every check of an OAuth 2 resource server, without ASGI.
+
+It owns the settings, the HTTP client, discovery, the issuers' key sets, the token verifier,
+the DPoP checker and the one cache of verified tokens. ``OAuthGuard`` is its ASGI adapter;
+any other code (a WebSocket message handler, a queue consumer, another framework) calls
+``authenticate`` or ``verify`` directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import httpx
+
+from oauthguard._core.settings import (
+    JWT,
+    DPoP,
+    Issuer,
+    Limits,
+    check_resource,
+    issuers,
+    resource_identifiers,
+    strings,
+)
+from oauthguard._dpop.nonces import check_nonces
+from oauthguard._dpop.proof import DPoPChecker, access_token_hash, check_bearer
+from oauthguard._dpop.replay import check_replay_store
+from oauthguard._http.cache import ExpiringCache
+from oauthguard._http.paths import PathTable, path_problem
+from oauthguard._introspection.verifier import AutoVerifier, Introspection, IntrospectionVerifier
+from oauthguard._verify.discovery import AuthorizationServers
+from oauthguard._verify.jwt import JWTVerifier
+from oauthguard._verify.keys import KeySet
+from oauthguard._wire.credentials import Credentials, extract
+from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidRequest, InvalidToken
+from oauthguard._wire.redaction import unexpected
+from oauthguard._wire.tokens import AccessToken, AuthenticatedUser, ReuseLimit, TokenVerifier
+
+logger = logging.getLogger("oauthguard")
+
+#: Builds ``request.user`` (or any per-token object) from a validated token and its string.
+UserFactory = Callable[[AccessToken, str], Any]
+#: Request headers: a mapping, or (name, value) pairs where a name may repeat.
+Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
+
+
+class Verified:
+    """What the cache of verified tokens holds for one token: the token in the one form it
+    can be used in (DPoP-bound, or Bearer), the user built for it, and, for a DPoP-bound
+    token, its hash for the proofs' ``ath`` (RFC 9449 §4.2)."""
+
+    __slots__ = ("ath", "token", "user")
+
+    def __init__(self, token: AccessToken, user: Any, ath: str | None) -> None:
+        self.token = token
+        self.user = user
+        self.ath = ath
+
+
+class Authenticated(NamedTuple):
+    """One authenticated request: its token, the user built for it, and the ``DPoP-Nonce``
+    to send with the response (RFC 9449 §8), if any."""
+
+    token: AccessToken
+    user: Any
+    dpop_nonce: str | None
+
+
+def default_user(token: AccessToken, raw: str) -> AuthenticatedUser:
+    """The user of a token unless ``user_factory`` says otherwise (Starlette-compatible)."""
+    return AuthenticatedUser(token)
+
+
+def header_pairs(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI has them: lowercase byte names, byte values, repeats kept."""
+    multi = getattr(headers, "multi_items", None)  # httpx and Starlette Headers
+    items: Iterable[tuple[Any, Any]] = (
+        multi() if callable(multi) else headers.items() if isinstance(headers, Mapping) else headers
+    )
+    pairs = []
+    for name, value in items:
+        raw_name = name if isinstance(name, bytes) else str(name).encode("latin-1")
+        raw_value = value if isinstance(value, bytes) else str(value).encode("latin-1")
+        pairs.append((raw_name.lower(), raw_value))
+    return pairs
+
+
+class ResourceServer:
+    """An OAuth 2 resource server: validates Bearer and DPoP-bound access tokens.
+
+    ``resource`` is this API's identifier (RFC 8707 / RFC 9728), the audience its tokens
+    carry unless ``audiences`` names others; ``resources`` are other resources served beside
+    it (each needs tokens for itself on its own path). ``authorization_servers``: issuer URLs
+    or ``Issuer(...)`` objects. ``jwt`` (``JWT``), ``dpop`` (``DPoP`` or its mode),
+    ``introspection`` (``Introspection``, for opaque tokens) and ``limits`` (``Limits``) are
+    the groups of settings; ``verifier`` replaces token verification altogether.
+    ``http_client`` and ``clock`` are injected collaborators (the server closes only a client
+    it created). ``user_factory(token, raw)`` builds the user of each verified token, once.
+
+    ``async with ResourceServer(...) as server:`` fetches the keys on entry and closes the
+    HTTP client on exit.
+    """
+
+    def __init__(
+        self,
+        *,
+        resource: str,
+        authorization_servers: str | Issuer | Iterable[str | Issuer],
+        audiences: str | Iterable[str] | None = None,
+        resources: str | Iterable[str] = (),
+        jwt: JWT | None = None,
+        dpop: DPoP | str | None = None,
+        introspection: Introspection | None = None,
+        verifier: TokenVerifier | None = None,
+        limits: Limits | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] | None = None,
+        user_factory: UserFactory | None = None,
+    ) -> None:
+        self.resource = check_resource(resource)
+        self.issuers = issuers(authorization_servers)
+        self.jwt = _group("jwt", jwt, JWT)
+        self.dpop = DPoP.of(dpop)
+        self.limits = _group("limits", limits, Limits)
+        if user_factory is not None and not callable(user_factory):
+            raise ConfigurationError("user_factory must be a callable (token, raw) -> user")
+        self.user_factory: UserFactory = user_factory or default_user
+        self.resources = resource_identifiers(self.resource, strings("resources", resources))
+        #: The default resource's audiences (``audiences`` replace its identifier).
+        self.resource_audiences = frozenset(strings("audiences", audiences) or (self.resource,))
+        #: Every audience a token may have: the default resource's and every other's.
+        self.audiences = self.resource_audiences.union(self.resources[1:])
+        self._by_path: PathTable[str] = PathTable(
+            [(None, urlsplit(other).path or "/", other) for other in self.resources[1:]],
+            "resources",
+        )
+        self.clock: Callable[[], float] = clock or time.time
+        self._owns_http = http_client is None
+        self.http = http_client or httpx.AsyncClient(timeout=self.limits.http_timeout)
+        self.servers = AuthorizationServers(
+            self.http,
+            self.clock,
+            timeout=self.limits.http_timeout,
+            retry_after=self.jwt.keys_refresh_cooldown,
+        )
+        self.tokens: ExpiringCache[Verified] = ExpiringCache(self.limits.token_cache_size)
+        self.key_sets = {issuer.url: self._key_set(issuer) for issuer in self.issuers}
+        if verifier is not None and introspection is not None:
+            raise ConfigurationError("give either verifier= or introspection=, not both")
+        if introspection is not None:
+            _check_introspection(introspection, self.issuers)
+        self.introspection = introspection
+        self._custom_verifier = verifier is not None
+        self.verifier: TokenVerifier = verifier or self._build_verifier()
+        self._reuse_limit = self.verifier if isinstance(self.verifier, ReuseLimit) else None
+        self.dpop_checker = self._build_dpop_checker()
+        self._bearer_allowed = self.dpop.mode != "required"
+        #: ``credentials(headers, query_string)``: the request's credentials (RFC 6750 §2,
+        #: RFC 9449 §7) or a ``GuardError``; tokens in the cache are known to be well formed.
+        self.credentials: Callable[[list[tuple[bytes, bytes]], bytes], Credentials] = (
+            functools.partial(
+                extract,
+                max_token_bytes=self.limits.max_token_bytes,
+                well_formed=self.tokens,
+                dpop=self.dpop.mode != "disabled",  # DPoP headers mean nothing otherwise
+            )
+        )
+
+    def _key_set(self, issuer: Issuer) -> KeySet:
+        """An issuer's keys; a key leaving its JWKS empties the cache of verified tokens."""
+        jwt = self.jwt
+        return KeySet(
+            issuer.url,
+            self.http,
+            self.clock,
+            self.servers,
+            jwks_uri=issuer.jwks_uri,
+            cache_ttl=jwt.keys_ttl,
+            refresh_cooldown=jwt.keys_refresh_cooldown,
+            max_stale=jwt.keys_max_stale,
+            timeout=self.limits.http_timeout,
+            on_keys_removed=self.tokens.clear,
+        )
+
+    def _build_verifier(self) -> TokenVerifier:
+        """JWTs, introspection, or both (``Introspection(token_format="auto")``)."""
+        jwt = JWTVerifier(
+            self.key_sets,
+            audiences=self.audiences,
+            algorithms=self.jwt.algorithms,
+            leeway=self.jwt.leeway,
+            strict_typ=self.jwt.strict_typ,
+            scopes_claim=self.jwt.scopes_claim,
+            clock=self.clock,
+        )
+        settings = self.introspection
+        if settings is None:
+            return jwt
+        introspection = IntrospectionVerifier(
+            settings,
+            http_client=self.http,
+            servers=self.servers,
+            key_sets=self.key_sets,
+            audiences=self.audiences,
+            algorithms=self.jwt.algorithms,
+            leeway=self.jwt.leeway,
+            clock=self.clock,
+        )
+        return (
+            introspection if settings.token_format == "opaque" else AutoVerifier(jwt, introspection)
+        )
+
+    def _build_dpop_checker(self) -> DPoPChecker:
+        dpop = self.dpop
+        return DPoPChecker(
+            mode=dpop.mode,
+            algorithms=dpop.algorithms,
+            max_age=dpop.max_age,
+            leeway=self.jwt.leeway,
+            nonces=check_nonces(dpop.nonces),
+            replay_store=check_replay_store(dpop.replay_store, self.clock),
+            clock=self.clock,
+        )
+
+    # -- the checks ------------------------------------------------------------------------
+    async def authenticate(self, method: str, url: str, headers: Headers) -> AccessToken:
+        """The validated token of a request to ``url``, or the ``GuardError`` to answer.
+
+        ``headers`` are the request's (``Authorization``, ``DPoP``); ``url`` its absolute
+        target URI, which a DPoP proof's ``htu`` must name (behind a proxy, the URL the
+        client used) and whose path picks the resource whose audience the token needs.
+        """
+        return (await self.check_request(method, url, headers)).token
+
+    async def check_request(self, method: str, url: str, headers: Headers) -> Authenticated:
+        """``authenticate``, with the user built for the token and a DPoP nonce to send."""
+        parts = urlsplit(url)
+        raw_path = parts.path or "/"
+        # The path picks the resource: in normal form only, as OAuthGuard requires it.
+        problem = path_problem(unquote(raw_path), raw_path.encode("latin-1"))
+        if problem is not None:
+            raise InvalidRequest(problem)
+        credentials = self.credentials(header_pairs(headers), parts.query.encode("latin-1"))
+        public_origin = self.dpop.public_origin
+        htu = url.partition("?")[0].partition("#")[0]
+        if public_origin is not None:
+            htu = public_origin + (parts.path or "/")
+        try:
+            entry, nonce = await self.check(credentials, method, htu)
+        except GuardError:
+            raise
+        except Exception as exc:  # fail closed: a bug never lets a request through
+            raise unexpected(exc, parts.path, credentials) from exc
+        if len(self.resources) > 1:
+            other = self._by_path.match(None, parts.path or "/")
+            audiences = self.resource_audiences if other is None else frozenset({other})
+            check_resource_audience(entry.token, audiences, other or self.resource)
+        return Authenticated(entry.token, entry.user, nonce)
+
+    def cached_bearer(self, credentials: Credentials) -> Verified | None:
+        """The cache's entry for a Bearer request whose token it holds, checked without a
+        coroutine (the hot path); None when ``check`` must run."""
+        if credentials.dpop_proofs or not self._bearer_allowed or credentials.scheme != "Bearer":
+            return None
+        entry = self.tokens.get(credentials.token, self.clock())
+        if entry is not None:
+            check_bearer(entry.token)  # RFC 9449 §7.2
+        return entry
+
+    async def check(
+        self, credentials: Credentials, method: str, htu: str
+    ) -> tuple[Verified, str | None]:
+        """The cache entry of ``credentials``' token and a DPoP nonce to send; every request,
+        cached token or not, goes through the proof and binding checks (RFC 9449 §7)."""
+        proof = self.dpop_checker.proof_of(credentials)
+        now = self.clock()
+        entry = self.tokens.get(credentials.token, now) or await self._verify_new(
+            credentials.token, now
+        )
+        if proof is None:
+            check_bearer(entry.token)
+            return entry, None
+        ath = entry.ath or access_token_hash(credentials.token)
+        return entry, await self.dpop_checker.check(method, htu, proof, entry.token, ath)
+
+    async def verify(self, token: str) -> AccessToken:
+        """The validated token (no proof checks), from the cache when it is there."""
+        now = self.clock()
+        return (self.tokens.get(token, now) or await self._verify_new(token, now)).token
+
+    async def _verify_new(self, token: str, now: float) -> Verified:
+        """Verify a token the cache does not hold, build its user, and keep both while
+        the token is valid (and the verifier allows reuse)."""
+        verified = await self.verifier.verify(token)
+        ath = None
+        if verified.jkt is not None:  # RFC 9449 §6: usable only with proofs of its key
+            verified = dataclasses.replace(verified, scheme="DPoP")
+            ath = access_token_hash(token)
+        entry = Verified(verified, self.user_factory(verified, token), ath)
+        until = math.inf if verified.expires_at is None else verified.expires_at + self.jwt.leeway
+        if self._reuse_limit is not None:
+            until = min(until, self._reuse_limit.reuse_until(token, verified, now))
+        if until != math.inf:
+            self.tokens.put(token, entry, until, now)
+        return entry
+
+    # -- life cycle ------------------------------------------------------------------------
+    async def warm(self) -> None:
+        """Fetch every issuer's keys now, for at most twice ``Limits.http_timeout`` (nothing
+        with a custom ``verifier``). Failures are logged, never raised: requests then get
+        503 until the keys arrive."""
+
+        async def warm_one(key_set: KeySet) -> None:
+            try:
+                await key_set.warm()
+            except Exception as exc:
+                logger.warning("could not warm the keys of %s: %s", key_set.issuer, exc)
+
+        if self._custom_verifier:
+            return
+        with anyio.move_on_after(2 * self.limits.http_timeout):
+            async with anyio.create_task_group() as tasks:
+                for key_set in self.key_sets.values():
+                    tasks.start_soon(warm_one, key_set)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, if this server created it."""
+        if self._owns_http:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> ResourceServer:
+        await self.warm()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def check_resource_audience(token: AccessToken, audiences: frozenset[str], resource: str) -> None:
+    """RFC 8707 §2 / RFC 9068 §4: the token is meant for the resource of this path."""
+    if audiences.isdisjoint(token.audience):
+        raise InvalidToken(f"the token is not meant for {resource} (aud)")
+
+
+def _group(name: str, value: Any, kind: type[Any]) -> Any:
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise ConfigurationError(
+            f"{name} must be oauthguard.{kind.__name__}(...), got {type(value).__name__}"
+        )
+    return value
+
+
+def _check_introspection(settings: object, issuers: tuple[Issuer, ...]) -> None:
+    if not isinstance(settings, Introspection):
+        raise ConfigurationError(
+            f"introspection must be an oauthguard.Introspection(...), got {type(settings).__name__}"
+        )
+    if settings.endpoint is None and len(issuers) != 1:
+        raise ConfigurationError(
+            "Introspection(endpoint=...) must be given with several authorization servers: "
+            "the endpoint is only discovered from the metadata of a single one"
+        )

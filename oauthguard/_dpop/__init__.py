@@ -1,0 +1,1 @@
+"""DPoP (RFC 9449): proofs, nonces, replay stores, the htu of a request."""

@@ -1,0 +1,1 @@
+"""HTTP primitives: bounded fetches, single-flight, expiring caches, URL rules."""

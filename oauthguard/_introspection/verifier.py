@@ -1,0 +1,392 @@
+"""Opaque tokens through RFC 7662 introspection: the settings and ``IntrospectionVerifier``."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from oauthguard._http.breaker import CircuitBreaker, Ticket, retry_after
+from oauthguard._http.cache import ExpiringCache
+from oauthguard._http.fetch import Fetched, UnreadableBody, fetch_document
+from oauthguard._http.singleflight import SingleFlight
+from oauthguard._http.urls import https_or_loopback
+from oauthguard._introspection.answers import (
+    AboutThisToken,
+    IntrospectionFailure,
+    ServiceFailure,
+    check_active,
+    error_code,
+    json_members,
+    status_failure,
+    transport_failure,
+)
+from oauthguard._introspection.client_auth import (
+    AUTH_METHODS,
+    ClientAuthentication,
+    SigningKey,
+    load_signing_key,
+)
+from oauthguard._introspection.signed import MEDIA_TYPE, BadSignedResponse, read_signed_response
+from oauthguard._verify.discovery import AuthorizationServers
+from oauthguard._verify.jwt import JWTVerifier, build_token, check_aud_claim, check_window
+from oauthguard._verify.keys import KeySet
+from oauthguard._wire.errors import ConfigurationError, InvalidToken, TemporarilyUnavailable
+from oauthguard._wire.tokens import AccessToken
+
+logger = logging.getLogger("oauthguard")
+
+
+def _seconds(name: str, value: object, *, positive: bool = False) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < 0
+        or (positive and value == 0)
+        or not math.isfinite(value)
+    ):
+        kind = "a positive" if positive else "a non-negative"
+        raise ConfigurationError(f"Introspection({name}=...) must be {kind} number of seconds")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Introspection:
+    """How to introspect opaque access tokens (RFC 7662), for ``OAuthGuard(introspection=)``.
+
+    ``endpoint`` defaults to the ``introspection_endpoint`` in the authorization server's
+    metadata. The resource server authenticates as ``client_id`` with ``auth_method``:
+    ``client_secret_basic`` or ``client_secret_post`` (with ``client_secret``) or
+    ``private_key_jwt`` (with ``private_key``: a ``cryptography`` private key, PEM or JWK).
+    Active results are cached until the token's ``exp`` but at most ``cache_ttl`` seconds
+    (the delay after which a revocation is seen), inactive ones ``negative_cache_ttl``.
+    ``require_aud=True`` refuses active responses without ``aud`` (RFC 7662 makes it
+    optional), ``False`` accepts them; ``None`` leaves it to where the settings are used:
+    ``OAuthGuard`` accepts them, ``oauthguard.mcp.protect()`` and
+    ``oauthguard.mcp.MCPTokenVerifier`` refuse them (MCP servers must check that a token was
+    issued for them). ``jwt_response`` asks for RFC 9701 signed responses and verifies them
+    with the issuer's keys. ``token_format="auto"`` verifies JWTs locally and introspects
+    the other tokens; ``"opaque"`` introspects every token.
+    """
+
+    endpoint: str | None = None
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    private_key: Any = field(default=None, repr=False)
+    auth_method: str = "client_secret_basic"
+    cache_ttl: float = 60
+    negative_cache_ttl: float = 5
+    cache_size: int = 10_000
+    timeout: float = 5
+    require_aud: bool | None = None
+    jwt_response: bool = False
+    token_format: str = "auto"
+    signing_key: SigningKey | None = field(init=False, default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.endpoint is not None and not (
+            isinstance(self.endpoint, str) and https_or_loopback(self.endpoint)
+        ):
+            raise ConfigurationError(
+                f"Introspection(endpoint=...) must be an https URL, got "
+                f"{self.endpoint!r} (http only on localhost)"
+            )
+        if not isinstance(self.client_id, str) or not self.client_id:
+            raise ConfigurationError("Introspection(client_id=...) must be a non-empty string")
+        if self.auth_method not in AUTH_METHODS:
+            raise ConfigurationError(
+                f"Introspection(auth_method=...) must be one of "
+                f"{', '.join(AUTH_METHODS)}; got {self.auth_method!r}"
+            )
+        self._check_credentials()
+        if self.token_format not in ("auto", "opaque"):
+            raise ConfigurationError(
+                "Introspection(token_format=...) must be 'auto' (JWTs checked here, other "
+                f"tokens introspected) or 'opaque' (every token introspected); got "
+                f"{self.token_format!r}"
+            )
+        _seconds("cache_ttl", self.cache_ttl)
+        _seconds("negative_cache_ttl", self.negative_cache_ttl)
+        _seconds("timeout", self.timeout, positive=True)
+        if self.require_aud is not None and not isinstance(self.require_aud, bool):
+            raise ConfigurationError(
+                "Introspection(require_aud=...) must be True, False or "
+                f"None; got {self.require_aud!r}"
+            )
+        if (
+            isinstance(self.cache_size, bool)
+            or not isinstance(self.cache_size, int)
+            or self.cache_size < 0
+        ):
+            raise ConfigurationError("Introspection(cache_size=...) must be a non-negative integer")
+
+    def _check_credentials(self) -> None:
+        if self.auth_method == "private_key_jwt":
+            if self.private_key is None:
+                raise ConfigurationError(
+                    "Introspection(auth_method='private_key_jwt') needs "
+                    "private_key= (a cryptography key, PEM or JWK)"
+                )
+            object.__setattr__(self, "signing_key", load_signing_key(self.private_key))
+            return
+        if self.private_key is not None:
+            raise ConfigurationError(
+                f"Introspection: private_key is given but auth_method is "
+                f"{self.auth_method!r}; use auth_method='private_key_jwt'"
+            )
+        if not isinstance(self.client_secret, str) or not self.client_secret:
+            raise ConfigurationError(
+                f"Introspection(auth_method={self.auth_method!r}) needs "
+                "client_secret= (a non-empty string)"
+            )
+
+
+class IntrospectionVerifier:
+    """A ``TokenVerifier`` that asks the authorization server (RFC 7662).
+
+    Results are cached under the SHA-256 of the token (RFC 7662 §4: active ones never past
+    ``exp`` and at most ``cache_ttl``, inactive ones ``negative_cache_ttl``), and
+    concurrent requests with the same token share one call. Any failure to get an answer
+    is ``TemporarilyUnavailable`` (503), never a pass. An answer about one token (a 4xx
+    other than 401 and 429, a body we cannot read) is a 503 for that token only; failures
+    of the service open a circuit breaker (``oauthguard._http.breaker``): tokens not in the
+    cache are then answered 503 at once while one request at a time probes the endpoint.
+    Answers are read up to 1 MiB.
+    """
+
+    def __init__(
+        self,
+        settings: Introspection,
+        *,
+        http_client: httpx.AsyncClient,
+        servers: AuthorizationServers,
+        key_sets: Mapping[str, KeySet],
+        audiences: Iterable[str],
+        algorithms: Iterable[str],
+        leeway: float = 30,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self._http = http_client
+        self._servers = servers
+        self._key_sets = dict(key_sets)
+        self._audiences = frozenset(audiences)
+        self._response_audiences = self._audiences | {settings.client_id}
+        self._require_aud = settings.require_aud is True  # None: RFC 7662's optional aud
+        self._algorithms = frozenset(algorithms)
+        self._leeway = leeway
+        self._clock = clock
+        self._client = ClientAuthentication(
+            settings.auth_method,
+            settings.client_id,
+            client_secret=settings.client_secret,
+            signing_key=settings.signing_key,
+            clock=clock,
+        )
+        self._endpoint = settings.endpoint
+        self._active: ExpiringCache[AccessToken] = ExpiringCache(settings.cache_size)
+        self._inactive: ExpiringCache[str] = ExpiringCache(settings.cache_size)
+        self._flight: SingleFlight[AccessToken] = SingleFlight()
+        self._breaker = CircuitBreaker()
+        self._paused_because = ""  # the failure that last opened the breaker
+        #: How many introspection requests were sent.
+        self.calls = 0
+
+    async def verify(self, token: str) -> AccessToken:
+        """The token as the authorization server describes it, checked like a JWT's claims."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        now = self._clock()
+        cached = self._active.get(digest, now)
+        if cached is not None:
+            return cached
+        refusal = self._inactive.get(digest, now)
+        if refusal is not None:
+            raise InvalidToken(refusal)
+        return await self._flight.run(digest, lambda: self._introspect(token, digest))
+
+    def reuse_until(self, token: str, verified: AccessToken, now: float) -> float:
+        """Until when a verified token may be reused: no longer than this cache keeps it."""
+        expiry = self._active.expiry(hashlib.sha256(token.encode()).hexdigest())
+        return now if expiry is None else expiry
+
+    async def _introspect(self, token: str, digest: str) -> AccessToken:
+        ticket = self._admit()
+        try:
+            members = await self._fetch(token)
+        except AboutThisToken as failure:
+            # The service answered: one odd token must not turn every new token away.
+            self._breaker.succeeded(ticket)
+            self._log(logging.WARNING, failure, " for one token")
+            raise
+        except ServiceFailure as failure:
+            self._log(logging.ERROR, failure)
+            raise self._failed(ticket, failure, digest) from None
+        else:
+            self._breaker.succeeded(ticket)
+        finally:
+            self._breaker.released(ticket)  # cancelled, or no endpoint: no word on the service
+        now = self._clock()
+        try:
+            verified = self.check(members, now)
+        except InvalidToken as refusal:
+            self._inactive.put(
+                digest, refusal.description, now + self.settings.negative_cache_ttl, now
+            )
+            logger.info(
+                "introspected token sha256:%s refused: %s", digest[:12], refusal.description
+            )
+            raise
+        until = now + self.settings.cache_ttl
+        if verified.expires_at is not None:
+            until = min(until, verified.expires_at)  # RFC 7662 §4: never past exp
+        self._active.put(digest, verified, until, now)
+        return verified
+
+    def check(self, members: Mapping[str, Any], now: float) -> AccessToken:
+        """RFC 7662 §2.2: only ``active: true`` passes, then the members are checked."""
+        if members.get("active") is not True:
+            raise InvalidToken("the token is not active")
+        iss = members.get("iss")
+        # RFC 7662 §2.2 / RFC 9068 §4: when iss is present it is one of our issuers.
+        if iss is not None and not (isinstance(iss, str) and iss in self._key_sets):
+            raise InvalidToken("the token's issuer is not trusted")
+        # RFC 7662 §2.2 / RFC 8707: aud, when present (or required), names this resource.
+        audience = check_aud_claim(members, self._audiences, self._require_aud)
+        # RFC 7662 §2.2: exp, nbf and iat judged with our leeway.
+        exp = check_window(members, now, self._leeway)
+        # RFC 7662 §2.2: scope is a space-separated string; RFC 9449 §6.2: cnf.jkt binds.
+        return build_token(members, audience, exp, ("scope",))
+
+    async def _fetch(self, token: str) -> dict[str, Any]:
+        """RFC 7662 §2.1: POST the token with our client authentication; the members."""
+        endpoint = self._endpoint or await self._discover_endpoint()
+        form = {"token": token, "token_type_hint": "access_token"}
+        accept = MEDIA_TYPE if self.settings.jwt_response else "application/json"
+        headers = {"accept": accept}
+        self._client.apply(form, headers, endpoint)
+        self.calls += 1
+        try:
+            response = await fetch_document(
+                self._http,
+                endpoint,
+                timeout=self.settings.timeout,
+                form=form,
+                headers=headers,
+                read_statuses=(200, 400),
+            )
+        except httpx.HTTPError as exc:
+            raise transport_failure(exc, self.settings.timeout) from None
+        except UnreadableBody as exc:
+            raise AboutThisToken("sent a response we cannot read", str(exc)) from None
+        return await self._read(response)
+
+    async def _read(self, response: Fetched) -> dict[str, Any]:
+        """The members of a 200 answer; any other status classified (RFC 7662 §2.2-2.3)."""
+        status = response.status_code
+        if status == 400 and error_code(response.body) == "unsupported_token_type":
+            # The server does not introspect tokens of this kind (oidc-provider says so of
+            # JWTs, with the RFC 7009 §2.2.1 code): RFC 7662 §2.2 makes that inactive.
+            logger.info("%s does not introspect tokens of this kind: inactive", self._endpoint)
+            return {"active": False}
+        if status != 200:
+            raise status_failure(response, self._clock())
+        if self.settings.jwt_response:
+            members = await self._signed_members(response.body.decode("utf-8", "replace"))
+        else:
+            members = json_members(response.body)
+        return check_active(members)
+
+    async def _signed_members(self, text: str) -> dict[str, Any]:
+        try:
+            return await read_signed_response(
+                text,
+                key_sets=self._key_sets,
+                algorithms=self._algorithms,
+                audiences=self._response_audiences,
+                leeway=self._leeway,
+                now=self._clock(),
+            )
+        except BadSignedResponse as exc:
+            raise AboutThisToken(
+                "sent a response that does not verify",
+                f"RFC 9701 response refused: {exc}",
+                "Introspection(jwt_response=, client_id=) and the issuer's keys",
+            ) from None
+
+    async def _discover_endpoint(self) -> str:
+        """The introspection_endpoint of the one authorization server (RFC 8414 §2)."""
+        [issuer] = self._key_sets
+        document = await self._servers.get(issuer)
+        endpoint = document.get("introspection_endpoint")
+        if not isinstance(endpoint, str) or not https_or_loopback(endpoint):
+            logger.error(
+                "the metadata of %s has no usable introspection_endpoint (%r); set "
+                "Introspection(endpoint=)",
+                issuer,
+                endpoint,
+            )
+            raise TemporarilyUnavailable(
+                "the token could not be introspected: the "
+                "authorization server names no introspection "
+                "endpoint"
+            )
+        self._endpoint = endpoint
+        return endpoint
+
+    def _admit(self) -> Ticket:
+        """Leave to call the endpoint, or 503 at once while the breaker is open."""
+        admitted = self._breaker.admit(self._clock())
+        if isinstance(admitted, Ticket):
+            return admitted
+        raise TemporarilyUnavailable(self._paused_because, retry_after=retry_after(admitted))
+
+    def _failed(self, ticket: Ticket, failure: ServiceFailure, digest: str) -> ServiceFailure:
+        """Count a failure of the service; the 503 for this request."""
+        now = self._clock()
+        key = digest if failure.per_token else None
+        if self._breaker.failed(ticket, now, key=key, wait=failure.wait):
+            self._paused_because = failure.description
+            logger.warning(
+                "token introspection at %s paused for %.1fs: new tokens get 503 until the "
+                "endpoint answers a probe",
+                self._endpoint,
+                self._breaker.wait(now),
+            )
+        failure.retry_after = retry_after(self._breaker.wait(now))
+        return failure
+
+    def _log(self, level: int, failure: IntrospectionFailure, which: str = "") -> None:
+        logger.log(
+            level,
+            "token introspection at %s failed%s: %s; check %s",
+            self._endpoint,
+            which,
+            failure.reason,
+            failure.setting,
+        )
+
+
+class AutoVerifier:
+    """``token_format="auto"``: JWTs of our issuers are verified locally, the rest introspected.
+
+    Only the unverified ``iss`` routes the token; a JWT of ours that fails is refused, it
+    is never retried through introspection.
+    """
+
+    def __init__(self, jwt: JWTVerifier, introspection: IntrospectionVerifier) -> None:
+        self.jwt = jwt
+        self.introspection = introspection
+
+    async def verify(self, token: str) -> AccessToken:
+        if self.jwt.issuer_of(token) is not None:
+            return await self.jwt.verify(token)
+        return await self.introspection.verify(token)
+
+    def reuse_until(self, token: str, verified: AccessToken, now: float) -> float:
+        if self.jwt.issuer_of(token) is not None:
+            return math.inf
+        return self.introspection.reuse_until(token, verified, now)

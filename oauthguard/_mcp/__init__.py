@@ -1,0 +1,1 @@
+"""What oauthguard.mcp builds on: the tools a request calls, the SDK verifier."""

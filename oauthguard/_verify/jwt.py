@@ -1,0 +1,319 @@
+"""``JWTVerifier``: JWT access tokens by RFC 9068 §4, with the RFC 8725 best practices."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from oauthguard._jose.b64 import b64url_decode
+from oauthguard._jose.signatures import verify_signature
+from oauthguard._verify.keys import KEY_TYPES, Key, KeySet
+from oauthguard._wire.errors import InvalidToken
+from oauthguard._wire.tokens import AccessToken, MalformedScope, parse_scope
+
+logger = logging.getLogger("oauthguard")
+
+ASYMMETRIC_ALGORITHMS = frozenset(KEY_TYPES)
+# RFC 9068 §2.1 / RFC 8725 §3.11: explicit typing; compared case-insensitively (RFC 7515 §4.1.9).
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+LEGACY_TYPES = frozenset({"jwt", "application/jwt"})
+HEADER_CACHE_SIZE = 32
+
+
+def jws_segments(token: str) -> list[str]:
+    """The header, payload and signature segments of a compact JWS (RFC 7515 §7.1)."""
+    parts = token.split(".")
+    if len(parts) == 5:
+        raise InvalidToken("encrypted (JWE) tokens are not accepted")
+    if len(parts) != 3:
+        raise InvalidToken("the token is not a JWT (three dot-separated parts)")
+    return parts
+
+
+def json_segment(segment: str) -> dict[str, Any]:
+    """A base64url segment holding a JSON object (RFC 7519 §7.2: UTF-8 JSON)."""
+    try:
+        # Decoding the UTF-8 first spares json.loads its encoding sniffing.
+        value = json.loads(b64url_decode(segment).decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeError and JSONDecodeError are ValueErrors
+        raise InvalidToken("the token is not a well-formed JWT") from None
+    if not isinstance(value, dict):
+        raise InvalidToken("the token's header and payload must be JSON objects")
+    return value
+
+
+def signature_segment(segment: str) -> bytes:
+    """The signature bytes of a compact JWS."""
+    try:
+        return b64url_decode(segment)
+    except ValueError:
+        raise InvalidToken("the token is not a well-formed JWT") from None
+
+
+def split_jws(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Header, payload, signing input and signature of a compact JWS (RFC 7515 §7.1)."""
+    head, body, signature = jws_segments(token)
+    return (
+        json_segment(head),
+        json_segment(body),
+        f"{head}.{body}".encode("ascii"),
+        signature_segment(signature),
+    )
+
+
+def check_header(header: Mapping[str, Any], algorithms: frozenset[str], strict_typ: bool) -> str:
+    """The ``alg`` to verify with, after the header checks."""
+    alg = header.get("alg")
+    # RFC 8725 §3.1-3.2: the allow-list decides; 'none' and HMAC are never in it.
+    if not isinstance(alg, str) or alg not in algorithms:
+        raise InvalidToken(
+            "the token's signing algorithm (alg) is not accepted; allowed: "
+            + ", ".join(sorted(algorithms))
+        )
+    # RFC 7515 §4.1.11: we understand no extension, so any 'crit' is fatal.
+    if "crit" in header:
+        raise InvalidToken("the token has critical header parameters we do not understand")
+    check_token_typ(header.get("typ"), strict_typ)
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise InvalidToken("the token's kid is not a string")
+    # RFC 8725 §3.10: jku, x5u, jwk and x5c in the token are never used, so never fetched.
+    return alg
+
+
+def check_token_typ(typ: Any, strict: bool) -> None:
+    """RFC 9068 §4 and RFC 8725 §3.11: DPoP proofs, ID and logout tokens never pass."""
+    if typ is None:
+        if strict:
+            raise InvalidToken("the token has no typ; at+jwt is required")
+        return
+    value = typ.lower() if isinstance(typ, str) else None
+    if value in ACCESS_TOKEN_TYPES or (not strict and value in LEGACY_TYPES):
+        return
+    raise InvalidToken("the token's typ is not an access token type (at+jwt)")
+
+
+def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
+    """An RFC 7519 §2 NumericDate claim, or None when absent."""
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidToken(f"the {name} claim is not a number")
+    try:
+        date = float(value)
+    except OverflowError:  # an int beyond float range (JSON allows it) is no usable date
+        date = math.nan
+    if not math.isfinite(date):
+        raise InvalidToken(f"the {name} claim is not a number")
+    return date
+
+
+def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> float:
+    """RFC 7519 §4.1.4-4.1.6 with leeway: ``exp`` required, ``nbf``/``iat`` not in the future."""
+    exp = check_window(claims, now, leeway)
+    if exp is None:
+        raise InvalidToken("the token has no exp claim")
+    return exp
+
+
+def check_window(claims: Mapping[str, Any], now: float, leeway: float) -> float | None:
+    """RFC 7519 §4.1.4-4.1.6 with leeway, for whichever of exp/nbf/iat is present; the exp."""
+    exp = numeric_date(claims, "exp")
+    if exp is not None and exp <= now - leeway:
+        raise InvalidToken("the token has expired")
+    nbf = numeric_date(claims, "nbf")
+    if nbf is not None and nbf > now + leeway:
+        raise InvalidToken("the token is not valid yet (nbf)")
+    iat = numeric_date(claims, "iat")
+    if iat is not None and iat > now + leeway:
+        raise InvalidToken("the token was issued in the future (iat)")
+    return exp
+
+
+def check_aud_claim(
+    claims: Mapping[str, Any], audiences: frozenset[str], required: bool = True
+) -> tuple[str, ...]:
+    """RFC 9068 §4 / RFC 8707: ``aud`` (string or array) names one of our resources.
+
+    With ``required=False`` (RFC 7662 §2.2, where ``aud`` is optional) an absent ``aud``
+    passes and gives ``()``.
+    """
+    aud = claims.get("aud")
+    if aud is None and not required:
+        return ()
+    values = (aud,) if isinstance(aud, str) else aud
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+        raise InvalidToken("the token has no valid aud claim")
+    if audiences.isdisjoint(values):
+        raise InvalidToken("the token is not meant for this resource (aud)")
+    return tuple(values)
+
+
+def read_scopes(claims: Mapping[str, Any], names: Sequence[str]) -> frozenset[str]:
+    """Scopes from the first claim present: a space-separated string or an array.
+
+    RFC 6749 §3.3: split on SP only, and every item a scope-token; a token whose scopes
+    cannot be read with certainty is refused, never read as fewer or other scopes.
+    """
+    for name in names:
+        value = claims.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, (str, list)):
+            raise InvalidToken(f"the {name} claim is neither a string nor an array of strings")
+        try:
+            return parse_scope(value)
+        except MalformedScope:
+            raise InvalidToken(f"the token's {name} claim is malformed") from None
+    return frozenset()
+
+
+def client_id_of(claims: Mapping[str, Any]) -> str | None:
+    """RFC 9068 ``client_id``; ``azp`` (OIDC), ``cid`` (Okta) and ``appid`` (Entra) too."""
+    for name in ("client_id", "azp", "cid", "appid"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+# RFC 8705 §3.1 / RFC 7800 §3.2-3.4: what each confirmation method binds the token to.
+_CONFIRMATIONS = {
+    "x5t#S256": "a client certificate",
+    "jwk": "a key (jwk)",
+    "jwe": "an encrypted key (jwe)",
+    "kid": "a key id (kid)",
+    "jku": "a key set URL (jku)",
+}
+
+
+def bound_key(cnf: object) -> str | None:
+    """The DPoP key thumbprint the token is bound to (RFC 9449 §6.1: ``cnf.jkt``), if any.
+
+    RFC 7800 §3.1 / RFC 9449 §6.1: a confirmation we cannot read must not make the token
+    look unbound (and so usable as a plain Bearer token). RFC 7800 §3 / RFC 8705 §3: nor
+    may one by a method we cannot check (a certificate, a key we are not shown), so only
+    ``jkt``, alone or with other members, binds a token we accept.
+    """
+    if not isinstance(cnf, dict):
+        raise InvalidToken("the token's cnf claim is malformed")
+    jkt = cnf.get("jkt")
+    if not isinstance(jkt, str | None):
+        raise InvalidToken("the token's cnf claim is malformed")
+    if jkt is None and cnf:
+        method = sorted(cnf)[0] if "x5t#S256" not in cnf else "x5t#S256"
+        what = _CONFIRMATIONS.get(method, "a confirmation method")
+        raise InvalidToken(
+            f"the access token is bound to {what} ({str(method)[:40]}), which "
+            "this resource server cannot check"
+        )
+    return jkt
+
+
+def build_token(
+    claims: Mapping[str, Any],
+    audience: tuple[str, ...],
+    expires_at: float | None,
+    scopes_claim: Sequence[str],
+) -> AccessToken:
+    """The ``AccessToken`` for validated claims (shared with introspection)."""
+    jkt = bound_key(claims.get("cnf", {}))
+    sub, iss = claims.get("sub"), claims.get("iss")
+    return AccessToken(
+        subject=sub if isinstance(sub, str) else None,
+        client_id=client_id_of(claims),
+        scopes=read_scopes(claims, scopes_claim),
+        audience=audience,
+        issuer=iss if isinstance(iss, str) else None,
+        expires_at=expires_at,
+        claims=claims,
+        jkt=jkt,
+    )
+
+
+class JWTVerifier:
+    """Verifies JWT access tokens against the ``KeySet`` of the issuer named in ``iss``.
+
+    Segments are parsed here (strict base64url in C) and signatures checked directly with
+    ``cryptography``, so a fresh token costs little more than the signature itself.
+    """
+
+    def __init__(
+        self,
+        key_sets: Mapping[str, KeySet],
+        *,
+        audiences: Iterable[str],
+        algorithms: Iterable[str],
+        leeway: float = 30,
+        strict_typ: bool = False,
+        scopes_claim: Sequence[str] = ("scope", "scp"),
+        clock: Callable[[], float],
+    ) -> None:
+        self.key_sets = dict(key_sets)
+        self.audiences = frozenset(audiences)
+        self.algorithms = frozenset(algorithms) & ASYMMETRIC_ALGORITHMS
+        self.leeway = leeway
+        self.strict_typ = strict_typ
+        self.scopes_claim = tuple(scopes_claim)
+        self.clock = clock
+        # Header segment -> (header, alg) of tokens whose signature verified: an issuer signs
+        # with a few headers, so each is parsed and checked once. Bounded, oldest out first.
+        self._headers: dict[str, tuple[dict[str, Any], str]] = {}
+
+    def issuer_of(self, token: str) -> str | None:
+        """The unverified ``iss`` if the token looks like a JWT from one of our issuers."""
+        try:
+            _, payload, _, _ = split_jws(token)
+        except InvalidToken:
+            return None
+        iss = payload.get("iss")
+        return iss if isinstance(iss, str) and iss in self.key_sets else None
+
+    async def verify(self, token: str) -> AccessToken:
+        """The validated token; ``InvalidToken`` or ``TemporarilyUnavailable`` otherwise."""
+        head, body, signature = jws_segments(token)
+        known = self._headers.get(head)
+        if known is None:
+            header = json_segment(head)
+            alg = check_header(header, self.algorithms, self.strict_typ)
+        else:
+            header, alg = known
+        claims = json_segment(body)
+        signature_bytes = signature_segment(signature)
+        iss = claims.get("iss")
+        # RFC 9068 §4: iss exactly one of ours; RFC 8725 §3.8: the key comes from that issuer.
+        key_set = self.key_sets.get(iss) if isinstance(iss, str) else None
+        if key_set is None:
+            raise InvalidToken("the token's issuer is not trusted")
+        kid = header.get("kid")
+        keys = key_set.cached(kid) or await key_set.get(kid)
+        check_token_signature(alg, keys, f"{head}.{body}".encode("ascii"), signature_bytes)
+        if known is None:
+            self._remember_header(head, header, alg)
+        exp = check_times(claims, self.clock(), self.leeway)
+        audience = check_aud_claim(claims, self.audiences)
+        return build_token(claims, audience, exp, self.scopes_claim)
+
+    def _remember_header(self, head: str, header: dict[str, Any], alg: str) -> None:
+        if len(self._headers) >= HEADER_CACHE_SIZE:
+            del self._headers[next(iter(self._headers))]
+        self._headers[head] = (header, alg)
+
+
+def check_token_signature(
+    alg: str, keys: list[Key], signing_input: bytes, signature: bytes
+) -> None:
+    """RFC 7515 §5.2: one of the issuer's keys that fits ``alg`` verifies the signature."""
+    if not keys:
+        raise InvalidToken("no signing key of the issuer matches the token's kid")
+    candidates = [key for key in keys if key.fits(alg)]
+    if not candidates:
+        raise InvalidToken(f"the issuer's key for this kid cannot verify {alg}")
+    for key in candidates:
+        if verify_signature(alg, key.public_key, signing_input, signature):
+            return
+    raise InvalidToken("the token's signature does not verify")
