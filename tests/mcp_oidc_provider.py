@@ -16,10 +16,10 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import AuthorizationCodeResult, OAuthToken
 from mcp_support import with_tools
+from oidc_provider import AuthorizationServer, jose_part, running_provider
 from support import free_port, serve
 
 from oauthguard.mcp import protect
-from tests.oidc_provider import AuthorizationServer, jose_part, running_provider
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 

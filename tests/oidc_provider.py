@@ -16,8 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.support import free_port, npm_installed
+from support import free_port, npm_installed
 
 INTEROP = Path(__file__).parent / "interop"
 JWT_RESOURCE = "https://api.oauthguard.test/jwt"

@@ -23,13 +23,12 @@ import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.shared.auth import OAuthToken
+from mcp_oidc_provider import ProviderBrowser, Setup, assert_issued_by, guarded_by_provider
 from support import npm_installed
-
-from tests.mcp_oidc_provider import ProviderBrowser, Setup, assert_issued_by, guarded_by_provider
 
 pytestmark = [pytest.mark.anyio, pytest.mark.node]
 
-MCP_TS = Path(__file__).resolve().parent / "mcp_ts"  # the TypeScript SDK's client scripts
+MCP_TS = Path(__file__).resolve().parents[1] / "mcp_ts"  # the TypeScript SDK's client scripts
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from apps import NOW, RESOURCE, Clock, bearer, client, guard
+from support import assert_refused
+
 from oauthguard.testing import TestIssuer
-from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard
-from tests.support import assert_refused
 
 ISSUER = TestIssuer(algorithms=("RS256",))
 

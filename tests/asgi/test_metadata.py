@@ -6,11 +6,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from apps import client
 from guards import build_guard
 from starlette.applications import Starlette
 
 from oauthguard._asgi.metadata import metadata_path, metadata_url
-from tests.apps import client
 
 
 @pytest.mark.parametrize(

@@ -28,11 +28,11 @@ if not settings.configured:
 import django_urls
 from django.core.asgi import get_asgi_application
 from django.test import RequestFactory
+from support import assert_refused, serve
 
 from oauthguard import AccessToken, ConfigurationError, OAuthGuard, ResourceServer, require
 from oauthguard.django import token_required
 from oauthguard.testing import TestIssuer
-from tests.support import assert_refused, serve
 
 RESOURCE = "https://api.test/api"
 METADATA = "https://api.test/.well-known/oauth-protected-resource/api"

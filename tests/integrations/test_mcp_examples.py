@@ -16,7 +16,7 @@ import pytest
 from mcp_support import Browser, call, code_provider, connect
 from support import assert_refused
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager

@@ -8,15 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
+from apps import NOW, RESOURCE, Clock, bearer, client, guard, inner_app
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from guards import build_guard
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from support import assert_refused
 
 from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard.testing import TestIssuer, public_jwk, sign_jws
-from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard, inner_app
-from tests.support import assert_refused
 
 ISSUER = TestIssuer("https://issuer.test", algorithms=("RS256", "PS256", "ES256", "EdDSA"))
 RSA_KID = ISSUER.default_kid["RS256"]

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from apps import NOW, RESOURCE, Clock
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from oauthguard._http.fetch import MAX_DOCUMENT_BYTES
@@ -19,7 +20,6 @@ from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._verify.keys import KeySet, parse_jwks
 from oauthguard._wire.errors import TemporarilyUnavailable
 from oauthguard.testing import TestIssuer, public_jwk
-from tests.apps import NOW, RESOURCE, Clock
 
 pytestmark = pytest.mark.anyio
 

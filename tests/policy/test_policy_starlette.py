@@ -14,10 +14,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router, WebSocketRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
+from support import assert_refused, challenge, serve
 
 from oauthguard import ConfigurationError, require
 from oauthguard.testing import TestIssuer
-from tests.support import assert_refused, challenge, serve
 
 RESOURCE = "https://api.test/api"
 METADATA = "https://api.test/.well-known/oauth-protected-resource/api"

@@ -15,8 +15,10 @@ from typing import Any
 import guards
 import httpx
 import pytest
+from apps import NOW, RESOURCE, Clock, bearer, client, guard
 from introspection_server import IntrospectionServer, active, guarded
 from starlette.applications import Starlette
+from support import assert_refused
 
 from oauthguard import ConfigurationError, OAuthGuard, require
 from oauthguard._wire.tokens import (
@@ -28,8 +30,6 @@ from oauthguard._wire.tokens import (
 )
 from oauthguard.mcp import MCPAuth
 from oauthguard.testing import TestIssuer
-from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard
-from tests.support import assert_refused
 
 # Characters str.split() treats as whitespace, or the grammar excludes, inside one scope.
 NOT_SEPARATORS = {

@@ -10,13 +10,13 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from apps import NOW, RESOURCE, Clock, bearer, client, guard
 from cryptography.hazmat.primitives.asymmetric import ec
 from guards import build_guard
+from support import assert_refused
 
 from oauthguard import AccessToken, InvalidToken, OAuthGuard
 from oauthguard.testing import TestIssuer, sign_jws
-from tests.apps import NOW, RESOURCE, Clock, bearer, client, guard
-from tests.support import assert_refused
 
 ISSUER = TestIssuer(algorithms=("RS256", "ES256"))
 

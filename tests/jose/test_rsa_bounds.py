@@ -9,16 +9,16 @@ import secrets
 from typing import Any
 
 import pytest
+from apps import NOW, Clock, bearer, client, guard
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dpop_setup import RESOURCE, Setup
 from proofs import ClientKey, tamper
+from support import assert_refused
 
 from oauthguard._dpop.proof import MAX_PROOF_RSA_BITS
 from oauthguard._jose.b64 import b64url_encode
 from oauthguard._jose.jwk import MAX_RSA_BITS, WeakKey, check_rsa_numbers
 from oauthguard.testing import TestIssuer, public_jwk, sign_jws
-from tests.apps import NOW, Clock, bearer, client, guard
-from tests.support import assert_refused
 
 HUGE_E = "RSA exponent e must be odd, from 3 to 2^32-1"
 

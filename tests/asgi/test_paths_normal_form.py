@@ -8,14 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
+from apps import NOW, RESOURCE, Clock, bearer, guard
 from guards import build_guard
+from support import assert_refused
 
 from oauthguard import ConfigurationError, OAuthGuard, require
 from oauthguard._asgi.types import Receive, Scope, Send
 from oauthguard._http.paths import path_problem
 from oauthguard.testing import TestIssuer
-from tests.apps import NOW, RESOURCE, Clock, bearer, guard
-from tests.support import assert_refused
 
 ISSUER = TestIssuer(algorithms=("RS256",))
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from apps import Clock
 
 from oauthguard._http.fetch import MAX_DOCUMENT_BYTES
 from oauthguard._verify.discovery import AuthorizationServers, metadata_urls
 from oauthguard._wire.errors import TemporarilyUnavailable
-from tests.apps import Clock
 
 pytestmark = pytest.mark.anyio
 

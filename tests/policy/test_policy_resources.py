@@ -12,10 +12,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from support import assert_refused, serve
 
 from oauthguard import require
 from oauthguard.testing import TestIssuer
-from tests.support import assert_refused, serve
 
 MCP = "https://api.test/mcp"
 BILLING = "https://api.test/billing"

@@ -22,7 +22,7 @@ from oauthguard.redis import RedisReplayStore
 from oauthguard.testing import TestIssuer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 20) -> None:

@@ -18,7 +18,7 @@ from support import npm_installed
 
 pytestmark = pytest.mark.node
 
-CLIENT = Path(__file__).resolve().parent / "mcp_ts"
+CLIENT = Path(__file__).resolve().parents[1] / "mcp_ts"
 
 
 @pytest.fixture(scope="module")

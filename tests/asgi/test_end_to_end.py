@@ -10,17 +10,17 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from apps import Clock, bearer, inner_app
 from guards import build_guard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from support import assert_refused, free_port, serve
 
 from oauthguard._http.fetch import MAX_DOCUMENT_BYTES
 from oauthguard._verify.discovery import metadata_urls
 from oauthguard.testing import TestIssuer
-from tests.apps import Clock, bearer, inner_app
-from tests.support import assert_refused, free_port, serve
 
 
 @contextlib.contextmanager

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import anyio
 import httpx
 import pytest
+from apps import RESOURCE, bearer, client, guard
 from guards import build_guard
 from starlette.applications import Starlette
 
 from oauthguard import AccessToken
 from oauthguard.testing import TestIssuer
-from tests.apps import RESOURCE, bearer, client, guard
 
 
 def test_keys_are_fetched_during_startup() -> None:

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient, WebSocketDenialResponse
+from support import assert_refused
 
 from oauthguard import AccessToken, ConfigurationError, require
 from oauthguard.fastapi import SCHEME_NAME, describe_security, oauth2_flows
 from oauthguard.testing import TestIssuer
-from tests.support import assert_refused
 
 RESOURCE = "https://api.test/"
 METADATA = "https://api.test/.well-known/oauth-protected-resource"

@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from support import assert_refused, serve
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -30,7 +31,6 @@ from oauthguard import (
 from oauthguard._wire.tokens import AuthenticatedUser
 from oauthguard.litestar import refusal_response, requires
 from oauthguard.testing import TestIssuer
-from tests.support import assert_refused, serve
 
 RESOURCE = "https://api.test/api"
 METADATA = "https://api.test/.well-known/oauth-protected-resource/api"

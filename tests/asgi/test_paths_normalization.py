@@ -19,11 +19,11 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
+from support import assert_refused, serve
 
 from oauthguard import OAuthGuard, require
 from oauthguard._asgi.types import Receive, Scope, Send
 from oauthguard.testing import TestIssuer
-from tests.support import assert_refused, serve
 
 SECRET = "the admin's secret"
 INVOICE = "invoice 2024-001: 1000 EUR"

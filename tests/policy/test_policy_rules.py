@@ -14,11 +14,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
+from support import assert_refused, challenge, serve
 
 from oauthguard import ConfigurationError, require
 from oauthguard._http.paths import PathTable
 from oauthguard.testing import TestIssuer
-from tests.support import assert_refused, challenge, serve
 
 RESOURCE = "https://api.test/"
 METADATA = "https://api.test/.well-known/oauth-protected-resource"

@@ -21,10 +21,7 @@ from mcp.shared.auth import (
     OAuthClientMetadata,
     OAuthToken,
 )
-from mcp_support import INITIALIZE, MCP_HEADERS, Storage, call, connect
-from support import assert_refused
-
-from tests.mcp_oidc_provider import (
+from mcp_oidc_provider import (
     REDIRECT_URI,
     AuthorizationRefused,
     ProviderBrowser,
@@ -32,7 +29,9 @@ from tests.mcp_oidc_provider import (
     assert_issued_by,
     guarded_by_provider,
 )
-from tests.oidc_provider import jose_part
+from mcp_support import INITIALIZE, MCP_HEADERS, Storage, call, connect
+from oidc_provider import jose_part
+from support import assert_refused
 
 pytestmark = [pytest.mark.anyio, pytest.mark.node]
 

@@ -6,10 +6,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from support import assert_refused
 
 from oauthguard import OAuthGuard
 from oauthguard.testing import TestIssuer
-from tests.support import assert_refused
 
 RESOURCE = "https://api.test/data"
 

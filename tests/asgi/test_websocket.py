@@ -7,14 +7,14 @@ from typing import Any
 
 import anyio
 import pytest
+from apps import RESOURCE, bearer, client, guard
 from starlette.testclient import WebSocketDenialResponse
+from support import assert_refused, serve
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from oauthguard._wire.challenge import parse_challenges
 from oauthguard.testing import TestIssuer
-from tests.apps import RESOURCE, bearer, client, guard
-from tests.support import assert_refused, serve
 
 ISSUER = TestIssuer(algorithms=("RS256",))
 METADATA = "https://api.test/.well-known/oauth-protected-resource/mcp"

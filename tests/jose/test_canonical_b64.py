@@ -7,15 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from apps import NOW, Clock, bearer, client, guard
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dpop_setup import RESOURCE, Setup
 from proofs import ClientKey
+from support import assert_refused
 
 from oauthguard._dpop.proof import thumbprint
 from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard.testing import TestIssuer, public_jwk, sign_jws
-from tests.apps import NOW, Clock, bearer, client, guard
-from tests.support import assert_refused
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

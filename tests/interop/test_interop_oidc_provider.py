@@ -19,14 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from guards import build_guard
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-
-from oauthguard import DPoPNonces, Introspection, OAuthGuard, require
-from oauthguard.testing import TestIssuer
-from tests.oidc_provider import (
+from oidc_provider import (
     CLIENTS,
     JWT_RESOURCE,
     OPAQUE_RESOURCE,
@@ -40,7 +33,14 @@ from tests.oidc_provider import (
     jose_part,
     running_provider,
 )
-from tests.support import assert_refused, serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from support import assert_refused, serve
+
+from oauthguard import DPoPNonces, Introspection, OAuthGuard, require
+from oauthguard.testing import TestIssuer
 
 pytestmark = pytest.mark.node
 
