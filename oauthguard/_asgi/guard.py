@@ -19,7 +19,7 @@ from oauthguard._asgi.types import (
     deny_websocket,
     send_response,
 )
-from oauthguard._core.server import ResourceServer
+from oauthguard._core.server import ResourceServer, given_or_built
 from oauthguard._core.settings import DPoP, Issuer, Metadata
 from oauthguard._dpop.htu import request_uri
 from oauthguard._dpop.nonces import nonce_headers
@@ -342,27 +342,14 @@ def _server(
     """The guard's server: the one given, or one built from the shorthand arguments. The
     audiences of ``rules`` are resources it serves (their paths need tokens for them)."""
     audiences = [rule.audience for _, rule in rules.items() if rule.audience is not None]
-    if server is None:
-        if resource is None or authorization_servers is None:
-            raise ConfigurationError(
-                "OAuthGuard needs server=ResourceServer(...), or resource= and "
-                "authorization_servers= to build one"
-            )
-        return ResourceServer(
-            resource=resource,
-            authorization_servers=authorization_servers,
-            resources=audiences,
-            dpop=dpop,
-        )
-    if not isinstance(server, ResourceServer):
-        raise ConfigurationError(
-            f"server must be an oauthguard.ResourceServer, got {type(server).__name__}"
-        )
-    if resource is not None or authorization_servers is not None or dpop is not None:
-        raise ConfigurationError(
-            "give either server= or resource=/authorization_servers=/dpop=, not both: "
-            "they are settings of the ResourceServer"
-        )
+    server = given_or_built(
+        "OAuthGuard",
+        server,
+        resource=resource,
+        authorization_servers=authorization_servers,
+        dpop=dpop,
+        resources=audiences if server is None else None,
+    )
     for audience in audiences:
         if audience not in server.resources:
             raise ConfigurationError(

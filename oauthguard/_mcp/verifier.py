@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterable
 import httpx
 from mcp.server.auth.provider import AccessToken as SDKAccessToken
 
-from oauthguard._core.server import ResourceServer
+from oauthguard._core.server import ResourceServer, given_or_built
 from oauthguard._core.settings import JWT, Issuer, Limits
 from oauthguard._dpop.proof import check_bearer
 from oauthguard._introspection.verifier import Introspection
-from oauthguard._wire.errors import ConfigurationError, GuardError
+from oauthguard._wire.errors import GuardError
 from oauthguard._wire.redaction import redacted_traceback, token_digest
 from oauthguard._wire.tokens import AccessToken
 
@@ -70,25 +70,17 @@ class MCPTokenVerifier:
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if server is None:
-            if resource is None or authorization_servers is None:
-                raise ConfigurationError(
-                    "MCPTokenVerifier needs server=ResourceServer(...), or resource= and "
-                    "authorization_servers= to build one"
-                )
-            server = ResourceServer(
-                resource=resource,
-                authorization_servers=authorization_servers,
-                jwt=jwt,
-                introspection=requiring_aud(introspection),
-                limits=limits,
-                http_client=http_client,
-                clock=clock,
-            )
-        elif not isinstance(server, ResourceServer):
-            raise ConfigurationError(
-                f"server must be an oauthguard.ResourceServer, got {type(server).__name__}"
-            )
+        server = given_or_built(
+            "MCPTokenVerifier",
+            server,
+            resource=resource,
+            authorization_servers=authorization_servers,
+            jwt=jwt,
+            introspection=requiring_aud(introspection),
+            limits=limits,
+            http_client=http_client,
+            clock=clock,
+        )
         #: The core that verifies tokens.
         self.server = server
 
