@@ -83,6 +83,7 @@ class OAuthGuard:
         public = check_public_paths(public_paths)
         self._public_exact = frozenset(p for p in public if not p.endswith("*"))
         self._public_prefixes = tuple(p[:-1] for p in public if p.endswith("*"))
+        self._any_public = bool(public)
         answer_refusals(app)
         dpop_settings = server.dpop
         self.challenger = Challenger(
@@ -147,7 +148,7 @@ class OAuthGuard:
         routed = routed_path(path, root_path) if root_path else path
         rule = self.rule_for(scope.get("method"), path, routed) if self.rules else None
         scope[CONTEXT] = self._contexts[rule]
-        if self.is_public(routed):
+        if self._any_public and self.is_public(routed):
             scope["auth"], scope["user"] = None, AnonymousUser()
             await self.call_app(scope, receive, send)
             return
@@ -165,7 +166,8 @@ class OAuthGuard:
             if entry is None:
                 entry, nonce = await server.check(credentials, scope.get("method", "GET"), htu)
             token, user = entry.token, entry.user
-            self.check_route(token, path, rule)
+            if rule is not None or self._several_resources:
+                self.check_route(token, path, rule)
         except GuardError as error:
             await self.refuse_request(scope, receive, send, error, credentials, rule)
             return
