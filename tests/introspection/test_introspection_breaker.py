@@ -239,7 +239,10 @@ async def test_one_token_the_server_hangs_on_does_not_pause_the_others(
         assert_unavailable(response, "timed out")
     assert fine.status_code == 200, fine.text
     assert_unavailable(paused, "timed out")
-    assert server.calls == 7  # good-5 was not asked about
+    # good-5 was not asked about (the others may time out before the server reads them, on a
+    # loaded machine, so their count is not pinned).
+    assert "good-5" not in [form.get("token") for form in server.forms]
+    assert "good-1" in [form.get("token") for form in server.forms]
 
 
 # -- half-open under concurrency: an in-memory endpoint that holds its answers ------------
