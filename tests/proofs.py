@@ -17,7 +17,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-REMOVE = object()  # a value meaning "leave this member out"
+
+class _Remove:
+    """A value meaning "leave this member out" (with a stable repr, for test ids)."""
+
+    def __repr__(self) -> str:
+        return "REMOVE"
+
+
+REMOVE = _Remove()
 
 
 def b64(data: bytes) -> str:
