@@ -30,6 +30,7 @@ from oauthguard._wire.errors import (
     InvalidToken,
     MissingCredentials,
 )
+from oauthguard._wire.redaction import unexpected
 from oauthguard._wire.tokens import AccessToken, is_scope_token, split_scope
 
 E = TypeVar("E", bound=Callable[..., Any])
@@ -239,13 +240,18 @@ class Requirement:
                 "this operation needs an access token",
                 **({"scope": scope_param} if scope_param else {}),
             )
-        self.check(
-            token,
-            now=context.clock(),
-            implies=context.implies,
-            also=also,
-            scope_param=scope_param,
-        )
+        try:
+            self.check(
+                token,
+                now=context.clock(),
+                implies=context.implies,
+                also=also,
+                scope_param=scope_param,
+            )
+        except GuardError:
+            raise
+        except Exception as exc:  # fail closed: a 503, never a 500 or a pass
+            raise unexpected(exc, str(scope.get("path")), None) from exc
         return token
 
     def _scope_param(self, rule: Requirement | None, also: tuple[str, ...]) -> str:

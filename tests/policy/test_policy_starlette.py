@@ -287,3 +287,50 @@ def test_guard_error_raised_by_the_app_gets_the_guards_response(issuer: TestIssu
     # (Starlette's error handling reports it as a handled exception after the start).
     with pytest.raises((InsufficientScope, RuntimeError)):
         client.get("/too-late", headers=bearer(issuer))
+
+
+class _ListScopesVerifier:
+    """A custom verifier with a bug: its tokens' scopes are a list, not a frozenset."""
+
+    async def verify(self, token: str) -> Any:
+        from oauthguard import AccessToken
+
+        return AccessToken(
+            subject="u",
+            client_id="c",
+            scopes=["read"],  # type: ignore[arg-type]
+            audience=("https://api.test/mcp",),
+            issuer="https://issuer.test",
+            expires_at=None,
+        )
+
+
+@pytest.mark.parametrize("use", ["decorator", "fastapi"])
+def test_a_failure_inside_a_requirement_is_a_503_never_a_500(use: str) -> None:
+    if use == "decorator":
+
+        @require("read")
+        async def endpoint(request: Request) -> Response:
+            return PlainTextResponse("reached")
+
+        inner: Any = Starlette(routes=[Route("/x", endpoint)])
+    else:
+        from fastapi import Depends, FastAPI
+
+        inner = FastAPI()
+
+        @inner.get("/x")
+        async def read(token: Any = Depends(require("read"))) -> str:  # noqa: B008
+            return "reached"
+
+    app = build_guard(
+        inner,
+        resource="https://api.test/mcp",
+        authorization_servers="https://issuer.test",
+        verifier=_ListScopesVerifier(),
+    )
+    client = TestClient(app, base_url="https://api.test", raise_server_exceptions=False)
+    response = client.get("/x", headers={"authorization": "Bearer abc"})
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "reached" not in response.text
