@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from oauthguard._asgi.context import CONTEXT, RequestContext
@@ -39,6 +39,9 @@ from oauthguard._wire.tokens import AccessToken, AnonymousUser
 
 logger = logging.getLogger("oauthguard")
 
+#: Any ASGI app, whatever its scope type says (Litestar's is a TypedDict).
+AnyASGIApp = Callable[..., Awaitable[None]]
+
 
 class OAuthGuard:
     """Makes an ASGI app an OAuth 2 resource server.
@@ -60,7 +63,7 @@ class OAuthGuard:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: AnyASGIApp,
         server: ResourceServer | None = None,
         *,
         resource: str | None = None,
@@ -71,7 +74,7 @@ class OAuthGuard:
         scope_implies: Mapping[str, Iterable[str]] | None = None,
         metadata: Metadata | None = None,
     ) -> None:
-        self.app = app
+        self.app: ASGIApp = app
         self.rules = build_rules(rules)
         self.server = server = _server(server, resource, authorization_servers, dpop, self.rules)
         self.metadata = metadata if metadata is not None else Metadata()
