@@ -78,8 +78,6 @@ def server_options(options: dict[str, Any]) -> dict[str, Any]:
     introspection = server.get("introspection")
     if token_format is not None and isinstance(introspection, Introspection):
         server["introspection"] = dataclasses.replace(introspection, token_format=token_format)
-    elif token_format not in (None, "jwt"):
-        server["introspection"] = introspection  # let the library say what is missing
     if jwt:
         server["jwt"] = JWT(**jwt)
     if dpop:

@@ -87,11 +87,31 @@ def header_pairs(headers: Headers) -> list[tuple[bytes, bytes]]:
         multi() if callable(multi) else headers.items() if isinstance(headers, Mapping) else headers
     )
     pairs = []
-    for name, value in items:
-        raw_name = name if isinstance(name, bytes) else str(name).encode("latin-1")
-        raw_value = value if isinstance(value, bytes) else str(value).encode("latin-1")
-        pairs.append((raw_name.lower(), raw_value))
+    try:
+        for name, value in items:
+            raw_name = name if isinstance(name, bytes) else str(name).encode("latin-1")
+            raw_value = value if isinstance(value, bytes) else str(value).encode("latin-1")
+            pairs.append((raw_name.lower(), raw_value))
+    except UnicodeEncodeError:  # RFC 9110 §5.5: a field value is octets, never wider
+        raise InvalidRequest("a request header holds characters outside ISO-8859-1") from None
     return pairs
+
+
+def request_target(url: str, public_origin: str | None) -> tuple[str, bytes, str]:
+    """The path, query and DPoP ``htu`` (RFC 9449 §4.3: no query or fragment) of a request
+    to ``url``; ``InvalidRequest`` for a URL that is no URL, or whose path is not in normal
+    form (the path picks the resource, as in ``OAuthGuard``)."""
+    try:
+        parts = urlsplit(url)
+        raw_path = parts.path or "/"
+        path, raw, query = unquote(raw_path), raw_path.encode("ascii"), parts.query.encode("ascii")
+    except (ValueError, TypeError, AttributeError):  # UnicodeEncodeError is a ValueError
+        raise InvalidRequest("the request URL is not an absolute URI (RFC 3986 §4.3)") from None
+    problem = path_problem(path, raw)
+    if problem is not None:
+        raise InvalidRequest(problem)
+    htu = url.partition("?")[0].partition("#")[0]
+    return path, query, htu if public_origin is None else public_origin + raw_path
 
 
 class ResourceServer:
@@ -243,25 +263,16 @@ class ResourceServer:
 
     async def check_request(self, method: str, url: str, headers: Headers) -> Authenticated:
         """``authenticate``, with the user built for the token and a DPoP nonce to send."""
-        parts = urlsplit(url)
-        raw_path = parts.path or "/"
-        # The path picks the resource: in normal form only, as OAuthGuard requires it.
-        problem = path_problem(unquote(raw_path), raw_path.encode("latin-1"))
-        if problem is not None:
-            raise InvalidRequest(problem)
-        credentials = self.credentials(header_pairs(headers), parts.query.encode("latin-1"))
-        public_origin = self.dpop.public_origin
-        htu = url.partition("?")[0].partition("#")[0]
-        if public_origin is not None:
-            htu = public_origin + (parts.path or "/")
+        path, query, htu = request_target(url, self.dpop.public_origin)
+        credentials = self.credentials(header_pairs(headers), query)
         try:
             entry, nonce = await self.check(credentials, method, htu)
         except GuardError:
             raise
         except Exception as exc:  # fail closed: a bug never lets a request through
-            raise unexpected(exc, parts.path, credentials) from exc
+            raise unexpected(exc, path, credentials) from exc
         if len(self.resources) > 1:
-            other = self._by_path.match(None, parts.path or "/")
+            other = self._by_path.match(None, path)
             audiences = self.resource_audiences if other is None else frozenset({other})
             check_resource_audience(entry.token, audiences, other or self.resource)
         return Authenticated(entry.token, entry.user, nonce)

@@ -166,7 +166,8 @@ class DPoP:
     ``mode``: ``"allowed"`` (Bearer and DPoP-bound tokens), ``"required"`` (DPoP only) or
     ``"disabled"``. ``algorithms``: the proof algorithms accepted (asymmetric only).
     ``max_age``: seconds a proof is accepted after its ``iat`` (1 to 3600).
-    ``nonces``: ``True`` (or a ``DPoPNonces``) makes clients use server nonces (§8, §9).
+    ``nonces``: a ``DPoPNonces(secret=..., lifetime=...)`` makes clients use server nonces
+    (§8, §9); the secret is shared by every worker and host. ``False``: no nonces.
     ``replay_store``: where proofs' ``jti`` are recorded (default: this process's memory; a
     ``RedisReplayStore`` for several workers or hosts). ``trusted_proxies``: addresses or
     networks whose ``Forwarded`` / ``X-Forwarded-*`` headers are believed for ``htu``.

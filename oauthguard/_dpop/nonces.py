@@ -72,12 +72,12 @@ Headers = list[tuple[bytes, bytes]]
 
 
 def check_nonces(value: object) -> DPoPNonces | None:
-    """The ``dpop_nonce`` argument: ``False`` (no nonces) or a ``DPoPNonces``."""
+    """``DPoP(nonces=...)``: ``False`` (no nonces) or a ``DPoPNonces``."""
     if value is False or value is None:
         return None
     if not isinstance(value, DPoPNonces):
         raise ConfigurationError(
-            "dpop_nonce must be False or DPoPNonces(secret=..., lifetime=...); the secret is "
+            "DPoP(nonces=...) must be False or DPoPNonces(secret=..., lifetime=...); the secret is "
             "shared by every worker and host so that each accepts the others' nonces"
         )
     return value

@@ -220,3 +220,51 @@ async def test_a_url_whose_path_is_not_in_normal_form_is_refused(path: str) -> N
         await server.authenticate("GET", f"https://api.test{path}", {"authorization": "Bearer x"})
     assert (raised.value.status, raised.value.error) == (400, "invalid_request")
     await server.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [
+        ("https://[::1/orders", {"authorization": "Bearer x"}),  # no URI
+        ("https://api.test/ordérs", {"authorization": "Bearer x"}),  # an IRI, not a URI
+        ("https://api.test/orders?q=é", {"authorization": "Bearer x"}),
+        (API, {"authorization": "Bearer tökén"}),  # wider than a header can be
+        (API, [("authorization", "Bearer x"), ("x-name", "\u2028")]),
+    ],
+)
+async def test_a_request_that_is_no_http_request_is_a_400(url: str, headers: Any) -> None:
+    server = ResourceServer(resource=API, authorization_servers="https://issuer.test")
+    with pytest.raises(GuardError) as raised:
+        await server.authenticate("GET", url, headers)
+    assert (raised.value.status, raised.value.error) == (400, "invalid_request")
+    await server.aclose()
+
+
+async def test_the_path_of_the_url_picks_the_resource_whose_audience_the_token_needs() -> None:
+    issuer = TestIssuer("https://issuer.test")
+    billing = "https://api.test/billing"
+    async with ResourceServer(
+        resource=API,
+        authorization_servers=issuer.issuer,
+        resources=[billing],
+        http_client=issuer.http_client(),
+    ) as server:
+        ours = {"authorization": f"Bearer {issuer.token(audience=API)}"}
+        theirs = {"authorization": f"Bearer {issuer.token(audience=billing)}"}
+        assert (await server.authenticate("GET", f"{API}/7", ours)).audience == (API,)
+        assert (await server.authenticate("GET", f"{billing}/7", theirs)).audience == (billing,)
+        # Spelled with an encoded unreserved character, the path is still billing's.
+        for url, headers in ((f"{billing}/7", ours), ("https://api.test/%62illing", ours)):
+            with pytest.raises(GuardError, match=r"not meant for https://api\.test/billing"):
+                await server.authenticate("GET", url, headers)
+        with pytest.raises(GuardError, match=r"not meant for https://api\.test/orders"):
+            await server.authenticate("GET", f"{API}/7", theirs)
+
+
+def test_the_server_and_the_guard_take_at_most_twelve_keywords() -> None:
+    import inspect
+
+    for built in (ResourceServer, OAuthGuard):
+        parameters = inspect.signature(built).parameters
+        keywords = [name for name in parameters if name not in ("self", "app")]
+        assert len(keywords) <= 12, (built.__name__, keywords)
