@@ -53,8 +53,9 @@ def parse_scope(value: str | list[Any]) -> frozenset[str]:
 class AccessToken:
     """A validated access token, whatever its source (JWT or introspection).
 
-    ``scopes`` is what Starlette's ``@requires`` reads; ``claims`` holds every claim of the
-    JWT or every member of the introspection response.
+    ``scopes`` is what Starlette's ``@requires`` reads; ``roles`` are the roles the issuer
+    granted; ``claims`` holds every claim of the JWT or every member of the introspection
+    response.
     """
 
     subject: str | None
@@ -67,6 +68,8 @@ class AccessToken:
     scheme: str = "Bearer"
     #: RFC 7638 thumbprint of the key the token is bound to (``cnf.jkt``), if any.
     jkt: str | None = None
+    #: The roles the issuer granted (read from its ``Issuer(roles_claims=...)``).
+    roles: frozenset[str] = frozenset()
 
     def has_scopes(self, *scopes: str) -> bool:
         """True when the token carries every one of ``scopes``."""
