@@ -2,6 +2,7 @@ from collections.abc import Iterator
 
 import pytest
 from introspection_server import IntrospectionServer, running_server
+from support import trust_nothing
 
 from oauthguard.testing import KeyPool, TestIssuer
 
@@ -9,6 +10,12 @@ from oauthguard.testing import KeyPool, TestIssuer
 # suite builds hundreds of issuers. Tests that need keys of their own pass key_pool= or
 # make keys themselves.
 TestIssuer.default_key_pool = KeyPool()
+
+# Every httpx client (the tests', the library's default one, the MCP SDK's) loads a CA bundle
+# when it is made: ~25 ms of CPU for a public bundle, made ~750 times a run. Nothing here
+# checks a public certificate, so the run (and the examples it starts) loads one that
+# trusts nothing.
+trust_nothing()
 
 
 @pytest.fixture

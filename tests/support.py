@@ -19,6 +19,32 @@ import uvicorn
 
 from oauthguard._wire.challenge import parse_challenges
 
+#: The tests' CA bundle: one certificate whose private key was thrown away, so it trusts no
+#: server. The tests speak plain HTTP on loopback and never check a public certificate, and
+#: loading it costs a millisecond where certifi's bundle costs ~25 ms of CPU per HTTP client.
+TRUSTS_NOTHING = Path(__file__).with_name("trusts_nothing.pem")
+#: Where ``trust_nothing`` keeps the SSL_CERT_FILE the run started with (also in workers).
+_STARTING_SSL_CERT_FILE = "OAUTHGUARD_TESTS_STARTING_SSL_CERT_FILE"
+
+
+def trust_nothing() -> None:
+    """Make every HTTP client of this process and its children load ``TRUSTS_NOTHING`` as
+    its CA bundle (httpx and OpenSSL read SSL_CERT_FILE) instead of a public one."""
+    os.environ.setdefault(_STARTING_SSL_CERT_FILE, os.environ.get("SSL_CERT_FILE", ""))
+    os.environ["SSL_CERT_FILE"] = str(TRUSTS_NOTHING)
+
+
+def network_environment() -> dict[str, str]:
+    """The environment for a program that reaches the internet (npm): the CA bundle the run
+    started with, not ``TRUSTS_NOTHING``."""
+    env = dict(os.environ)
+    starting = env.pop(_STARTING_SSL_CERT_FILE, None)
+    if starting is not None:
+        env.pop("SSL_CERT_FILE", None)
+        if starting:
+            env["SSL_CERT_FILE"] = starting
+    return env
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -82,6 +108,7 @@ def npm_installed(folder: Path, package: str) -> None:
         capture_output=True,
         text=True,
         timeout=600,
+        env=network_environment(),
     )
     if result.returncode != 0:
         pytest.fail(f"`npm ci` in {folder} failed:\n{result.stderr[-2000:]}")
