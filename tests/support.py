@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -53,6 +54,52 @@ def free_port() -> int:
         return port
 
 
+class _PromptServer(uvicorn.Server):
+    """uvicorn's server, stopping as soon as ``stop`` is called.
+
+    uvicorn looks at ``should_exit`` every 0.1 s, then gives connections 0.1 s to close: 0.2 s
+    of idle time for every server a test starts. This one wakes at once and waits for the
+    connections only as long as some remain (at most that 0.1 s), then stops as uvicorn does:
+    in-flight requests finished, the app's lifespan shut down.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _wake: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        """Tell the server to stop, from any thread."""
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def main_loop(self) -> None:
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        counter = 0
+        while not await self.on_tick(counter):  # on_tick reads should_exit
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or ():
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        for _ in range(20):  # uvicorn sleeps 0.1 s here, whether connections remain or not
+            if not self.server_state.connections:
+                break
+            await asyncio.sleep(0.005)
+        async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+            await self._wait_tasks_to_complete()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+
 @contextlib.contextmanager
 def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
     """Run ``app`` with uvicorn on 127.0.0.1 in a thread; yields its base URL.
@@ -66,7 +113,7 @@ def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         sockets, port = [sock], sock.getsockname()[1]
-    server = uvicorn.Server(
+    server = _PromptServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
@@ -79,7 +126,7 @@ def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        server.stop()
         thread.join(10)
         for sock in sockets or ():
             sock.close()
