@@ -56,10 +56,13 @@ class IntrospectionServer:
                 *self.issuer.app.routes,
             ]
         )
+        self._generation = 0
         self.reset()
 
     def reset(self) -> None:
-        """Back to a healthy server expecting client_secret_basic, with no tokens."""
+        """Back to a healthy server expecting client_secret_basic, with no tokens; requests
+        still held by ``delay`` are answered now."""
+        self._generation += 1
         self.issuer.extra_metadata = {"introspection_endpoint": self.endpoint}
         self.auth_method = "client_secret_basic"
         self.client_public_key: Any = None
@@ -140,7 +143,7 @@ class IntrospectionServer:
         self.accepts.append(request.headers.get("accept", ""))
         self.accept_encodings.append(request.headers.get("accept-encoding", ""))
         if self.delay:
-            await anyio.sleep(self.delay)
+            await self._hold()
         if not self._authenticated(request, form):
             return JSONResponse(
                 {"error": "invalid_client"}, status_code=401, headers={"www-authenticate": "Basic"}
@@ -166,6 +169,14 @@ class IntrospectionServer:
         if SIGNED_TYPE in request.headers.get("accept", "") and self.mode != "json-only":
             return Response(self.signed(members), media_type=SIGNED_TYPE)
         return JSONResponse(members)
+
+    async def _hold(self) -> None:
+        """Wait ``delay`` seconds, or less if ``reset`` comes first: a request a test left
+        hanging would otherwise hold up the next test, or the server's stop."""
+        generation = self._generation
+        with anyio.move_on_after(self.delay):
+            while self._generation == generation:
+                await anyio.sleep(0.01)
 
     def signed(self, members: dict[str, Any]) -> str:
         """RFC 9701 §5: a JWT with typ token-introspection+jwt around the members."""
@@ -218,7 +229,10 @@ def running_server() -> Iterator[IntrospectionServer]:
     port = free_port()
     server = IntrospectionServer(port, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     with serve(server.app, port=port):
-        yield server
+        try:
+            yield server
+        finally:
+            server.reset()  # answers the requests still held, so the server stops at once
 
 
 def active(server: IntrospectionServer, token: str, now: float, **members: Any) -> None:

@@ -7,6 +7,7 @@ broken ones (``alg: none``, HMAC, private keys in the header, bad signatures).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -41,8 +42,18 @@ def ath(token: str) -> str:
     return b64(hashlib.sha256(token.encode()).digest())
 
 
+@functools.cache
+def _rsa_key(bits: int) -> rsa.RSAPrivateKey:
+    # Making an RSA key takes ~70 ms at 2048 bits and ~1 s at 4096, the largest share of the
+    # suite's CPU when every RSA ClientKey made its own: the RSA keys of one process share
+    # one key per size. (No test uses two RSA client keys of one size at once; EC and EdDSA
+    # keys, which cost microseconds, stay one per ClientKey.)
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
 class ClientKey:
-    """A client key pair for one algorithm: its public JWK, thumbprint and proofs."""
+    """A client key pair for one algorithm: its public JWK, thumbprint and proofs (RSA client
+    keys of one size are one key in a process)."""
 
     def __init__(self, alg: str = "ES256", rsa_bits: int = 2048) -> None:
         self.alg = alg
@@ -62,7 +73,7 @@ class ClientKey:
             raw = self.private.public_key().public_bytes_raw()
             self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64(raw)}
         else:
-            self.private = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+            self.private = _rsa_key(rsa_bits)
             numbers = self.private.public_key().public_numbers()
             self.jwk = {"kty": "RSA", "e": _int(numbers.e), "n": _int(numbers.n)}
 

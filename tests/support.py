@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -19,12 +20,84 @@ import uvicorn
 
 from oauthguard._wire.challenge import parse_challenges
 
+#: The tests' CA bundle: one certificate whose private key was thrown away, so it trusts no
+#: server. The tests speak plain HTTP on loopback and never check a public certificate, and
+#: loading it costs a millisecond where certifi's bundle costs ~25 ms of CPU per HTTP client.
+TRUSTS_NOTHING = Path(__file__).with_name("trusts_nothing.pem")
+#: Where ``trust_nothing`` keeps the SSL_CERT_FILE the run started with (also in workers).
+_STARTING_SSL_CERT_FILE = "OAUTHGUARD_TESTS_STARTING_SSL_CERT_FILE"
+
+
+def trust_nothing() -> None:
+    """Make every HTTP client of this process and its children load ``TRUSTS_NOTHING`` as
+    its CA bundle (httpx and OpenSSL read SSL_CERT_FILE) instead of a public one."""
+    os.environ.setdefault(_STARTING_SSL_CERT_FILE, os.environ.get("SSL_CERT_FILE", ""))
+    os.environ["SSL_CERT_FILE"] = str(TRUSTS_NOTHING)
+
+
+def network_environment() -> dict[str, str]:
+    """The environment for a program that reaches the internet (npm): the CA bundle the run
+    started with, not ``TRUSTS_NOTHING``."""
+    env = dict(os.environ)
+    starting = env.pop(_STARTING_SSL_CERT_FILE, None)
+    if starting is not None:
+        env.pop("SSL_CERT_FILE", None)
+        if starting:
+            env["SSL_CERT_FILE"] = starting
+    return env
+
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class _PromptServer(uvicorn.Server):
+    """uvicorn's server, stopping as soon as ``stop`` is called.
+
+    uvicorn looks at ``should_exit`` every 0.1 s, then gives connections 0.1 s to close: 0.2 s
+    of idle time for every server a test starts. This one wakes at once and waits for the
+    connections only as long as some remain (at most that 0.1 s), then stops as uvicorn does:
+    in-flight requests finished, the app's lifespan shut down.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _wake: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        """Tell the server to stop, from any thread."""
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def main_loop(self) -> None:
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        counter = 0
+        while not await self.on_tick(counter):  # on_tick reads should_exit
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or ():
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        for _ in range(20):  # uvicorn sleeps 0.1 s here, whether connections remain or not
+            if not self.server_state.connections:
+                break
+            await asyncio.sleep(0.005)
+        async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+            await self._wait_tasks_to_complete()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
 
 @contextlib.contextmanager
@@ -40,7 +113,7 @@ def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         sockets, port = [sock], sock.getsockname()[1]
-    server = uvicorn.Server(
+    server = _PromptServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
@@ -53,7 +126,7 @@ def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        server.stop()
         thread.join(10)
         for sock in sockets or ():
             sock.close()
@@ -82,6 +155,7 @@ def npm_installed(folder: Path, package: str) -> None:
         capture_output=True,
         text=True,
         timeout=600,
+        env=network_environment(),
     )
     if result.returncode != 0:
         pytest.fail(f"`npm ci` in {folder} failed:\n{result.stderr[-2000:]}")
