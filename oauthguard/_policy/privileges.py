@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from oauthguard._wire.errors import ConfigurationError
@@ -22,6 +22,7 @@ from oauthguard._wire.tokens import AccessToken
 Scalar = str | int | float | bool
 
 _MISSING: Final = object()
+_NUMBERS: Final = frozenset((int, float))  # JSON's one number type; bool is not one
 _SHOWN_CHARS: Final = 48  # of one value in a description
 _NAMED: Final = 5  # values listed in a description before "and N more"
 # RFC 7493 §2.2: the integers every JSON implementation holds exactly.
@@ -102,10 +103,15 @@ def claim_values(name: str, value: object) -> tuple[Scalar, ...]:
 
 
 def _scalar(name: str, item: object) -> Scalar:
+    """``item`` as the plain type a JSON parser gives (an enum member becomes its value)."""
     problem = _scalar_problem(item)
     if problem is not None or not isinstance(item, (str, int, float)):
         raise ConfigurationError(f"claims[{name!r}]: {item!r} {problem}")
-    return item
+    if isinstance(item, bool):
+        return bool(item)
+    if isinstance(item, str):
+        return str.__str__(item)
+    return int(item) if isinstance(item, int) else float(item)
 
 
 def _scalar_problem(item: object) -> str | None:
@@ -132,19 +138,24 @@ def _scalar_problem(item: object) -> str | None:
 
 def _same(actual: object, expected: Scalar) -> bool:
     """JSON equality: by type and value (``true`` is not ``1``, ``"1"`` is not ``1``); one
-    number type, as in JSON (RFC 8259 §6), so ``2`` is ``2.0``."""
-    if isinstance(expected, bool):
-        return isinstance(actual, bool) and actual == expected
-    if isinstance(expected, str):
-        return isinstance(actual, str) and actual == expected
-    return isinstance(actual, (int, float)) and not isinstance(actual, bool) and actual == expected
+    number type, as in JSON (RFC 8259 §6), so ``2`` is ``2.0``. ``expected`` is a plain
+    ``str``, ``int``, ``float`` or ``bool`` (``claim_values``), as JSON parsers give them."""
+    kind = type(actual)
+    if kind is type(expected):
+        return actual == expected
+    return kind in _NUMBERS and type(expected) in _NUMBERS and actual == expected
 
 
 def holds(found: object, expected: Scalar) -> bool:
     """A claim holds a value when it equals it, or, as an array, has an item that does.
     Nested arrays and objects never equal a value."""
-    if isinstance(found, (list, tuple)):
-        return any(_same(item, expected) for item in found)
+    kind = type(found)
+    if kind is list or kind is tuple:
+        # A loop, not any(): no generator per item checked on every request.
+        for item in found:  # type: ignore[attr-defined]  # noqa: SIM110
+            if _same(item, expected):
+                return True
+        return False
     return _same(found, expected)
 
 
@@ -152,7 +163,8 @@ def claim_at(claims: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     """The claim at ``path`` (through nested JSON objects), or ``_MISSING``."""
     found: Any = claims
     for segment in path:
-        if not isinstance(found, Mapping) or segment not in found:
+        # dict first: what JSON gives, and much cheaper to recognize than any Mapping.
+        if not isinstance(found, (dict, Mapping)) or segment not in found:
             return _MISSING
         found = found[segment]
     return found
@@ -165,6 +177,16 @@ class ClaimNeed:
     name: str
     path: tuple[str, ...]
     values: tuple[Scalar, ...]
+
+    def met(self, claims: Mapping[str, Any]) -> bool:
+        """Whether ``claims`` meet this need."""
+        found = claim_at(claims, self.path)
+        if found is _MISSING:
+            return False
+        for value in self.values:  # noqa: SIM110 (a loop: no generator per request)
+            if not holds(found, value):
+                return False
+        return True
 
     def miss(self, claims: Mapping[str, Any]) -> str | None:
         """What the token lacks of this need, or None."""
@@ -185,6 +207,27 @@ class Privileges:
     roles: tuple[str, ...] = ()
     client_sets: tuple[tuple[str, ...], ...] = ()
     claims: tuple[ClaimNeed, ...] = ()
+    role_set: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role_set", frozenset(self.roles))
+
+    def met(self, token: AccessToken) -> bool:
+        """Whether ``token`` meets every need: the common case, without describing any."""
+        if self.role_set:
+            granted = token.roles
+            # Anything but a set is left to misses(), which refuses it.
+            if not isinstance(granted, frozenset) or not self.role_set <= granted:
+                return False
+        client = token.client_id
+        for clients in self.client_sets:
+            if client not in clients:
+                return False
+        claims = token.claims
+        for need in self.claims:  # noqa: SIM110 (a loop: no generator per request)
+            if not need.met(claims):
+                return False
+        return True
 
     def misses(self, token: AccessToken) -> list[str]:
         """A description of each need the token does not meet; empty when it meets them all."""

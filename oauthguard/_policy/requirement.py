@@ -182,8 +182,9 @@ class Requirement:
         scopes_met = not (every or self._some) or scopes_granted(
             granted_scopes(token.scopes, implies) if implies else token.scopes, every, self._some
         )
-        if self._privileges is not None:
-            misses = self._privileges.misses(token)
+        privileges = self._privileges
+        if privileges is not None and not privileges.met(token):
+            misses = privileges.misses(token)
             if misses:
                 raise self._insufficient(misses, scopes_met, scope_param)
         if self._step_up:  # acr_values or max_age
@@ -214,7 +215,7 @@ class Requirement:
             granted_scopes(token.scopes, implies), self._every, self._some
         ):
             return False
-        return self._privileges is None or not self._privileges.misses(token)
+        return self._privileges is None or self._privileges.met(token)
 
     def enforce(self, scope: Scope, also: Iterable[str] = ()) -> AccessToken:
         """Check the request's token (``scope["auth"]``, set by the guard); return it.

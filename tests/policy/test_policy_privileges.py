@@ -4,6 +4,7 @@ the HTTP answers are in test_policy_roles.py."""
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import pytest
@@ -198,6 +199,20 @@ def test_claims_compare_by_json_type_and_value(expected: Any, claim: Any, met: b
         error = refusal(requirement, checked)
         assert error.description.startswith("the token's claim 'tenant' does not hold ")
         assert error.params == {"scope": ""}
+
+
+def test_enum_values_compare_as_the_json_values_they_stand_for() -> None:
+    class Plan(enum.StrEnum):
+        PRO = "pro"
+
+    class Level(enum.IntEnum):
+        TWO = 2
+
+    requirement = require(claims={"plan": Plan.PRO, "level": Level.TWO})
+    assert requirement.claims == {"plan": ("pro",), "level": (2,)}
+    assert type(requirement.claims["plan"][0]) is str
+    requirement.check(token(plan="pro", level=2), now=NOW)
+    refusal(requirement, token(plan="pro", level=True))
 
 
 def test_an_absent_claim_is_named() -> None:
