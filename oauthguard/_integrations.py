@@ -4,7 +4,8 @@ front), and a refusal's headers as the strings those frameworks' response object
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from oauthguard._asgi.context import CONTEXT, RequestContext
 from oauthguard._asgi.types import Headers, Scope
@@ -20,8 +21,12 @@ def requirement_of(
     audience: str | None,
     acr_values: str | Iterable[str] | None,
     max_age: int | None,
+    roles: str | Iterable[str] | None = None,
+    clients: str | Iterable[str] | None = None,
+    claims: Mapping[str, Any] | None = None,
 ) -> Requirement:
     """``require(...)``'s arguments as a ``Requirement``, or the ``Requirement`` given."""
+    options = (any_scopes, audience, acr_values, max_age, roles, clients, claims)
     if not isinstance(scopes, Requirement):
         return Requirement(
             scopes,
@@ -29,8 +34,11 @@ def requirement_of(
             audience=audience,
             acr_values=acr_values,
             max_age=max_age,
+            roles=roles,
+            clients=clients,
+            claims=claims,
         )
-    if any(option is not None for option in (any_scopes, audience, acr_values, max_age)):
+    if any(option is not None for option in options):
         raise ConfigurationError(
             f"give either {scopes!r} or the arguments of require(...), not both"
         )

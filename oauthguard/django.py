@@ -21,7 +21,7 @@ body of the guard's own refusals.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -102,6 +102,9 @@ def token_required(
     audience: str | None = None,
     acr_values: str | Iterable[str] | None = None,
     max_age: int | None = None,
+    roles: str | Iterable[str] | None = None,
+    clients: str | Iterable[str] | None = None,
+    claims: Mapping[str, Any] | None = None,
 ) -> Callable[[V], V]:
     """A view decorator for what the view needs from the access token: the arguments of
     ``require(...)``, or a ``Requirement``. Sync and async views; for a class-based view,
@@ -114,6 +117,9 @@ def token_required(
         audience=audience,
         acr_values=acr_values,
         max_age=max_age,
+        roles=roles,
+        clients=clients,
+        claims=claims,
     )
     return functools.partial(protect_view, requirement)
 

@@ -24,7 +24,7 @@ plugins add to the mapping they are given.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from litestar import Request, Response
@@ -117,6 +117,9 @@ def requires(
     audience: str | None = None,
     acr_values: str | Iterable[str] | None = None,
     max_age: int | None = None,
+    roles: str | Iterable[str] | None = None,
+    clients: str | Iterable[str] | None = None,
+    claims: Mapping[str, Any] | None = None,
 ) -> RequirementGuard:
     """A Litestar guard for what a route needs from the access token: the arguments of
     ``require(...)``, or a ``Requirement``. ``guards=[requires("orders:read")]`` on an app,
@@ -133,5 +136,8 @@ def requires(
             audience=audience,
             acr_values=acr_values,
             max_age=max_age,
+            roles=roles,
+            clients=clients,
+            claims=claims,
         )
     )

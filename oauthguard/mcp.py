@@ -41,7 +41,7 @@ from oauthguard._mcp.calls import (
     unexpected_failure,
 )
 from oauthguard._mcp.verifier import MCPTokenVerifier, requiring_aud, sdk_access_token
-from oauthguard._policy import Requirement, granted_scopes, require
+from oauthguard._policy import Requirement, require
 from oauthguard._wire.errors import ConfigurationError, GuardError, InsufficientScope
 from oauthguard._wire.tokens import AccessToken
 
@@ -55,6 +55,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("oauthguard")
+
+#: What the tools a token can call depend on, but claims: its scopes, roles and client.
+Reach = tuple[frozenset[str], frozenset[str], str | None]
 
 #: Largest request body read to find the tools it calls (the SDK's own default limit).
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -94,41 +97,46 @@ class MCPAuth:
     With ``tool_scopes``, a ``tools/call`` of a named tool (alone or in a batch) also needs
     that tool's scopes, on top of what the guard's rule for the path needs; otherwise the
     guard answers 403 ``insufficient_scope`` naming the whole set (the rule's scopes, then
-    the tool's), so the client can step up. A tool named in the ``Mcp-Name`` header counts
-    as called. A body not read with certainty (not plain UTF-8 RFC 8259 JSON: a BOM, UTF-16
-    or UTF-32, a duplicated member, a lone surrogate, nesting too deep), or a request naming
-    an MCP revision not in ``COVERED_PROTOCOL_VERSIONS``, or a WebSocket (its messages go
-    unread), may call every tool, so it needs every tool's scopes. The body is read (up to
-    ``max_body_bytes``, or 413) only when the token lacks some tool's scopes.
+    the tool's), so the client can step up. A tool's entry is its scopes (a string or a
+    list) or a ``require(scopes=..., roles=..., clients=..., claims=...)``; a role, client
+    or claim the token lacks is a 403 ``insufficient_scope`` whose challenge names no
+    ``scope`` unless scopes are missing too (see ``require``). A tool named in the
+    ``Mcp-Name`` header counts as called. A body not read with certainty (not plain UTF-8
+    RFC 8259 JSON: a BOM, UTF-16 or UTF-32, a duplicated member, a lone surrogate, nesting
+    too deep), or a request naming an MCP revision not in ``COVERED_PROTOCOL_VERSIONS``, or
+    a WebSocket (its messages go unread), may call every tool, so it needs every tool's
+    scopes, roles, clients and claims. The body is read (up to ``max_body_bytes``, or 413)
+    only when the token lacks what some tool needs.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
+        tool_scopes: Mapping[str, str | Iterable[str] | Requirement] | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.app = app
         self.tools: dict[str, Requirement] = {}
-        for tool, scopes in (tool_scopes or {}).items():
+        for tool, entry in (tool_scopes or {}).items():
             try:
-                self.tools[tool_name(tool)] = require(scopes)
+                self.tools[tool_name(tool)] = tool_requirement(entry)
             except ConfigurationError as error:
                 raise ConfigurationError(f"tool_scopes[{tool!r}]: {error}") from None
         self.max_body_bytes = max_body_bytes
-        # What a request that may call any tool needs: every tool's scopes, in order.
-        self.every_tool = require(
-            dict.fromkeys(s for requirement in self.tools.values() for s in requirement.scopes)
-        )
-        # Each tool as its name appears in a JSON body without escapes, and what it needs.
-        self._needles = [
-            (json.dumps(name, ensure_ascii=False).encode(), frozenset(requirement.scopes))
+        # What a request that may call any tool needs: what every tool needs, in order.
+        self.every_tool = Requirement.all_of(self.tools.values())
+        # Each tool as its name appears in a JSON body without escapes, and what it needs:
+        # worked out once per scopes, roles and client, or for each token with claims.
+        needles = [
+            (json.dumps(name, ensure_ascii=False).encode(), requirement)
             for name, requirement in self.tools.items()
         ]
-        # A token's scopes -> the needles of the tools they do not reach, with the
-        # scope_implies of the guard they were worked out for; bounded.
-        self._out_of_reach: dict[frozenset[str], tuple[bytes, ...]] = {}
+        self._needles = [pair for pair in needles if not pair[1].needs_claims]
+        self._needles_by_claims = [pair for pair in needles if pair[1].needs_claims]
+        # A token's scopes, roles and client -> the needles of the tools they do not reach,
+        # with the scope_implies of the guard they were worked out for; bounded.
+        self._out_of_reach: dict[Reach, tuple[bytes, ...]] = {}
         self._implies: Mapping[str, frozenset[str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -204,28 +212,32 @@ class MCPAuth:
         return user
 
     def out_of_reach(self, scope: Scope) -> tuple[bytes, ...]:
-        """The tools whose scopes the request's token lacks, as ``may_name`` looks for
-        them; none means no call can be refused, and the body is passed on unread."""
-        if not self._needles:
+        """The tools whose needs the request's token does not meet, as ``may_name`` looks
+        for them; none means no call can be refused, and the body is passed on unread."""
+        if not self._needles and not self._needles_by_claims:
             return ()
         implies = context_of(scope, "MCPAuth").implies
         if implies is not self._implies:  # another guard's: what it grants may differ
             self._out_of_reach.clear()
             self._implies = implies
-        scopes = scope["auth"].scopes
-        needles = self._out_of_reach.get(scopes)
+        token: AccessToken = scope["auth"]
+        reach = (token.scopes, token.roles, token.client_id)
+        needles = self._out_of_reach.get(reach)
         if needles is None:
-            granted = granted_scopes(scopes, implies)
-            needles = tuple(needle for needle, needs in self._needles if not needs <= granted)
-            if len(self._out_of_reach) >= 256:  # one entry per set of scopes seen
+            needles = tuple(n for n, needs in self._needles if not needs.met_by(token, implies))
+            if len(self._out_of_reach) >= 256:  # one entry per scopes, roles and client seen
                 self._out_of_reach.clear()
-            self._out_of_reach[scopes] = needles
+            self._out_of_reach[reach] = needles
+        if self._needles_by_claims:
+            needles += tuple(
+                n for n, needs in self._needles_by_claims if not needs.met_by(token, implies)
+            )
         return needles
 
     def check_tools(self, scope: Scope, names: Iterable[str] | None) -> None:
-        """MCP authorization: the scopes of every tool called (of every tool, for None),
-        with the path rule's; an ``InsufficientScope`` whose ``scope`` names all of them
-        (RFC 6750 §3.1)."""
+        """MCP authorization: what every tool called needs (every tool, for None), with the
+        path rule's scopes; an ``InsufficientScope`` whose ``scope`` names all of them
+        (RFC 6750 §3.1), or none when only roles, clients or claims are missing."""
         if names is None:
             try:
                 self.every_tool.enforce(scope)
@@ -239,8 +251,8 @@ class MCPAuth:
         needed = [self.tools[name] for name in dict.fromkeys(names) if name in self.tools]
         if len(needed) == 1:
             needed[0].enforce(scope)
-        elif needed:  # a batch: every tool's scopes, in the order they are called
-            require([s for requirement in needed for s in requirement.scopes]).enforce(scope)
+        elif needed:  # a batch: what every tool needs, in the order they are called
+            Requirement.all_of(needed).enforce(scope)
 
 
 def protect(
@@ -249,7 +261,7 @@ def protect(
     resource: str,
     authorization_servers: str | Issuer | Iterable[str | Issuer],
     scopes: str | Iterable[str] = (),
-    tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
+    tool_scopes: Mapping[str, str | Iterable[str] | Requirement] | None = None,
     resources: str | Iterable[str] = (),
     jwt: JWT | None = None,
     dpop: DPoP | str | None = None,
@@ -263,7 +275,8 @@ def protect(
 
     ``resource`` is the endpoint URL exactly as clients reach it (``https://host/mcp``);
     every method on it needs a token with ``scopes`` (a path rule, so every 401 names them),
-    and a ``tools/call`` of a tool in ``tool_scopes`` needs that tool's scopes too.
+    and a ``tools/call`` of a tool in ``tool_scopes`` needs what that tool's entry names
+    too: scopes, or a ``require(...)`` with roles, clients or claims.
     ``/.well-known/*`` stays public. ``resources`` are other resources served beside it. The
     other settings are ``ResourceServer``'s; the
     metadata's ``scopes_supported`` defaults to every scope named here. DPoP proofs must
@@ -300,6 +313,19 @@ def protect(
         public_paths=("/.well-known/*",),
         metadata=metadata,
     )
+
+
+def tool_requirement(entry: str | Iterable[str] | Requirement) -> Requirement:
+    """A ``tool_scopes`` entry: scopes, or a ``require(...)`` of scopes, roles, clients and
+    claims (what combines when a batch calls several tools, or any tool may be called)."""
+    if not isinstance(entry, Requirement):
+        return require(entry)
+    if entry.any_scopes or entry.audience or entry.acr_values or entry.max_age is not None:
+        raise ConfigurationError(
+            f"{entry!r}: a tool's require(...) takes scopes, roles, clients and claims; put "
+            "any_scopes, audience, acr_values and max_age on the endpoint's path rule"
+        )
+    return entry
 
 
 def _pinned_origin(resource: str, resources: str | Iterable[str]) -> str:

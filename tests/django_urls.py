@@ -47,6 +47,11 @@ class AsyncAdmin(View):
         return seen(request)
 
 
+@token_required("orders:read", clients="console", claims={"tenant": "acme"})
+def console(request: HttpRequest) -> HttpResponse:
+    return seen(request)
+
+
 def me(request: HttpRequest) -> HttpResponse:
     return seen(request)
 
@@ -74,6 +79,7 @@ urlpatterns: list[Any] = [
     path("api/reports", reports),
     path("api/admin", Admin.as_view()),
     path("api/async-admin", AsyncAdmin.as_view()),
+    path("api/console", console),
     path("api/me", me),
     path("api/ruled", me),
     path("api/by-hand", by_hand),

@@ -74,6 +74,8 @@ class Challenger:
         base = {"realm": self.realm or "", "resource_metadata": self.resource_metadata}
         extra = dict(error.params) if error is not None else {}
         if scope:
+            # The error's own scope wins; an empty one leaves scope out (RFC 6750 §3.1: a
+            # MAY): a need no scope meets (a role, a client, a claim).
             extra.setdefault("scope", scope)
         coded: dict[str, str] = {}
         if error is not None and error.error is not None:

@@ -78,6 +78,19 @@ def test_the_scope_of_insufficient_scope_is_in_the_challenge() -> None:
     assert params["scope"] == "a b"
 
 
+def test_an_empty_scope_of_the_error_leaves_out_the_rules_scope() -> None:
+    # A role, client or claim missing: no scope grants it, so none is named (RFC 6750 §3.1).
+    challenger = Challenger(METADATA)
+    error = InsufficientScope("the token lacks the role 'admin'", scope="")
+    assert challenger.header(error, scope="orders:read") == (
+        'Bearer error="insufficient_scope", error_description="the token lacks the role '
+        f'\'admin\'", resource_metadata="{METADATA}"'
+    )
+    named = InsufficientScope("needs orders:write", scope="orders:write")
+    assert 'scope="orders:write"' in challenger.header(named, scope="orders:read")
+    assert 'scope="orders:read"' in challenger.header(MissingCredentials(), scope="orders:read")
+
+
 def test_temporarily_unavailable_is_503_with_retry_after_and_no_challenge() -> None:
     response = Challenger(METADATA).response(TemporarilyUnavailable("keys down", retry_after=7))
     headers = headers_of(response)

@@ -201,3 +201,36 @@ def test_a_failure_while_checking_is_a_503_never_a_pass() -> None:
     assert response.json()["error"] == "temporarily_unavailable"
     assert response.headers["retry-after"] == "5"
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_clients_and_claims_are_403_with_no_scope_unless_scopes_miss_too(
+    base: str, issuer: TestIssuer
+) -> None:
+    def sent(scope: str, **claims: Any) -> dict[str, str]:
+        token = issuer.token(audience=RESOURCE, scope=scope, claims=claims)
+        return {"Authorization": f"Bearer {token}"}
+
+    url = base + "/api/console"
+    params = assert_refused(httpx.get(url, headers=sent("orders:read")), 403, "insufficient_scope")
+    assert "scope" not in params
+    assert params["error_description"] == (
+        "the token's client 'test-client' is not one of 'console'; the token has no claim 'tenant'"
+    )
+    refused = httpx.get(url, headers=sent("other", client_id="console", tenant=1))
+    params = assert_refused(refused, 403, "insufficient_scope")
+    assert params["scope"] == "orders:read"
+    assert params["error_description"] == (
+        "this operation needs the scopes: orders:read; the token's claim 'tenant' does not "
+        "hold 'acme'"
+    )
+    ok = httpx.get(url, headers=sent("orders:read", client_id="console", tenant="acme"))
+    assert ok.status_code == 200, ok.text
+
+
+def test_token_required_validates_roles_clients_and_claims() -> None:
+    with pytest.raises(ConfigurationError, match="roles"):
+        token_required(roles="")
+    with pytest.raises(ConfigurationError, match="claims"):
+        token_required(claims={"tenant": {"id": 1}})
+    with pytest.raises(ConfigurationError, match="not both"):
+        token_required(require("a"), roles="admin")

@@ -66,6 +66,11 @@ async def reports(request: TokenRequest) -> dict[str, Any]:
     return seen(request)
 
 
+@get("/api/console", guards=[requires("orders:read", clients="console", claims={"tier": 2})])
+async def console(request: TokenRequest) -> dict[str, Any]:
+    return seen(request)
+
+
 @get("/api/me")
 async def me(request: TokenRequest) -> dict[str, Any]:
     return seen(request)
@@ -110,7 +115,7 @@ async def room(socket: WebSocket[AuthenticatedUser, AccessToken, State]) -> None
     await socket.close()
 
 
-HANDLERS = [list_orders, create_order, reports, me, ruled, by_hand, health, public_page]
+HANDLERS = [list_orders, create_order, reports, console, me, ruled, by_hand, health, public_page]
 RULES = {"/api/ruled": require("orders:read"), "/api/room": require("chat")}
 
 
@@ -347,3 +352,31 @@ def test_a_failure_while_checking_is_a_503_never_a_pass() -> None:
     with serve(app) as url:
         response = httpx.get(url + "/api/orders", headers={"Authorization": "Bearer opaque"})
     assert_unavailable(response)
+
+
+def test_clients_and_claims_are_403_with_no_scope_unless_scopes_miss_too(
+    base: str, issuer: TestIssuer
+) -> None:
+    def sent(scope: str, **claims: Any) -> dict[str, str]:
+        token = issuer.token(audience=RESOURCE, scope=scope, claims=claims)
+        return {"Authorization": f"Bearer {token}"}
+
+    url = base + "/api/console"
+    refused = httpx.get(url, headers=sent("orders:read", client_id="console", tier="2"))
+    params = assert_refused(refused, 403, "insufficient_scope")
+    assert "scope" not in params
+    assert params["error_description"] == "the token's claim 'tier' does not hold 2"
+    params = assert_refused(httpx.get(url, headers=sent("x")), 403, "insufficient_scope")
+    assert params["scope"] == "orders:read"
+    assert params["error_description"].startswith(
+        "this operation needs the scopes: orders:read; the token's client 'test-client'"
+    )
+    ok = httpx.get(url, headers=sent("orders:read", client_id="console", tier=2.0))
+    assert ok.status_code == 200, ok.text
+
+
+def test_requires_validates_roles_clients_and_claims() -> None:
+    with pytest.raises(ConfigurationError, match="clients"):
+        requires(clients=[7])  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="not both"):
+        requires(require("a"), claims={"tier": 2})

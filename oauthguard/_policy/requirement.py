@@ -1,18 +1,11 @@
-"""``require(...)``: what one operation needs from the access token.
-
-One object, three uses: a Starlette endpoint decorator, a FastAPI dependency, and a path
-rule on the guard (``OAuthGuard(..., rules={"/admin": require("admin")})``). Every refusal is
-answered by the guard in front of the app, so challenges are the same everywhere.
-"""
+"""``Requirement``: what one operation needs from the access token, and the path rules."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
 from starlette.requests import HTTPConnection
@@ -22,98 +15,21 @@ from oauthguard._asgi.context import context_of
 from oauthguard._asgi.endpoints import ProtectedApp, Refusal, connection_of
 from oauthguard._asgi.types import Scope
 from oauthguard._http.paths import PathTable
+from oauthguard._policy.privileges import Privileges, build_privileges
+from oauthguard._policy.scopes import NO_IMPLICATIONS, granted_scopes, scope_list, scopes_granted
+from oauthguard._policy.stepup import check_acr, check_max_age, check_required_audience
 from oauthguard._wire.errors import (
     ConfigurationError,
     GuardError,
     InsufficientScope,
-    InsufficientUserAuthentication,
-    InvalidToken,
     MissingCredentials,
 )
 from oauthguard._wire.redaction import unexpected
-from oauthguard._wire.tokens import AccessToken, is_scope_token, split_scope
+from oauthguard._wire.tokens import AccessToken
 
 E = TypeVar("E", bound=Callable[..., Any])
 
 _METHOD = re.compile(r"[A-Z]+")
-NO_IMPLICATIONS: Mapping[str, frozenset[str]] = MappingProxyType({})
-
-
-def scope_list(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
-    """A space-separated string or an iterable of scope tokens, in order, without repeats."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        items: list[Any] = split_scope(value)  # RFC 6749 §3.3: on SP only
-    else:
-        try:
-            items = list(value)
-        except TypeError:
-            raise ConfigurationError(
-                f"{name} must be a string or an iterable of strings, got {type(value).__name__}"
-            ) from None
-    for item in items:
-        if not is_scope_token(item):
-            raise ConfigurationError(
-                f"{name}: {item!r} is not a valid value (RFC 6749 §3.3: printable ASCII "
-                "without space, '\"' or '\\')"
-            )
-    return tuple(dict.fromkeys(items))
-
-
-def granted_scopes(scopes: frozenset[str], implies: Mapping[str, frozenset[str]]) -> frozenset[str]:
-    """The token's scopes plus every scope they imply (the guard's ``scope_implies``)."""
-    if not implies:
-        return scopes
-    granted = set(scopes)
-    for scope in scopes:
-        granted.update(implies.get(scope, ()))
-    return frozenset(granted)
-
-
-def check_required_audience(token: AccessToken, audience: str | None) -> None:
-    """RFC 8707 §2 / RFC 9068 §4: this route serves ``audience``; the token must name it."""
-    if audience is not None and audience not in token.audience:
-        raise InvalidToken(f"the token is not meant for {audience} (aud)")
-
-
-def check_acr(token: AccessToken, acr_values: tuple[str, ...], params: dict[str, str]) -> None:
-    """RFC 9470 §3: the ``acr`` of the authentication must be one of ``acr_values``."""
-    if not acr_values:
-        return
-    acr = token.claims.get("acr")
-    if not isinstance(acr, str) or acr not in acr_values:
-        raise InsufficientUserAuthentication(
-            "a stronger authentication is required (acr)", **params
-        )
-
-
-def check_max_age(
-    token: AccessToken, max_age: int | None, now: float, params: dict[str, str]
-) -> None:
-    """RFC 9470 §3: the user authenticated (``auth_time``) at most ``max_age`` seconds ago."""
-    if max_age is None:
-        return
-    auth_time = token.claims.get("auth_time")
-    # An int is compared as it is: math.isfinite() cannot convert one beyond float range.
-    if (
-        isinstance(auth_time, bool)
-        or not isinstance(auth_time, (int, float))
-        or (isinstance(auth_time, float) and not math.isfinite(auth_time))
-        or auth_time < now - max_age
-    ):
-        raise InsufficientUserAuthentication(
-            "a more recent authentication is required (auth_time)", **params
-        )
-
-
-def check_scopes(
-    granted: frozenset[str], every: frozenset[str], some: frozenset[str], scope_param: str
-) -> None:
-    """RFC 6750 §3.1: 403 ``insufficient_scope`` with every scope the operation needs."""
-    if every <= granted and (not some or not granted.isdisjoint(some)):
-        return
-    raise InsufficientScope(f"this operation needs the scopes: {scope_param}", scope=scope_param)
 
 
 class _DependencySignature:
@@ -155,6 +71,9 @@ class Requirement:
         audience: str | None = None,
         acr_values: str | Iterable[str] | None = None,
         max_age: int | None = None,
+        roles: str | Iterable[str] | None = None,
+        clients: str | Iterable[str] | None = None,
+        claims: Mapping[str, Any] | None = None,
     ) -> None:
         self.scopes = scope_list("scopes", scopes)
         self.any_scopes = scope_list("any_scopes", any_scopes)
@@ -167,6 +86,7 @@ class Requirement:
         ):
             raise ConfigurationError("max_age must be a non-negative integer of seconds")
         self.max_age = max_age
+        self._privileges = build_privileges(roles, clients, claims)
         self._every = frozenset(self.scopes)
         self._some = frozenset(self.any_scopes)
         # Built once: a path rule's check names it on every request it refuses.
@@ -188,6 +108,28 @@ class Requirement:
         """Every scope this requirement names, space-separated (the challenge's ``scope``)."""
         return self._challenge_scope
 
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The roles the token must have, every one."""
+        return self._privileges.roles if self._privileges is not None else ()
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        """The clients the token may come from, any one (empty: any client)."""
+        sets = self._privileges.client_sets if self._privileges is not None else ()
+        return sets[0] if len(sets) == 1 else tuple(c for s in sets for c in s)
+
+    @property
+    def claims(self) -> dict[str, tuple[Any, ...]]:
+        """Each claim the token must hold and the values it must hold, every one."""
+        needs = self._privileges.claims if self._privileges is not None else ()
+        return {need.name: need.values for need in needs}
+
+    @property
+    def needs_claims(self) -> bool:
+        """Whether meeting this requirement depends on claims beyond scopes, roles and client."""
+        return self._privileges is not None and bool(self._privileges.claims)
+
     def __repr__(self) -> str:
         args = [repr(" ".join(self.scopes))] if self.scopes else []
         for name in ("any_scopes", "acr_values"):
@@ -196,7 +138,22 @@ class Requirement:
         for name in ("audience", "max_age"):
             if getattr(self, name) is not None:
                 args.append(f"{name}={getattr(self, name)!r}")
+        for name in ("roles", "clients", "claims"):
+            if getattr(self, name):
+                args.append(f"{name}={getattr(self, name)!r}")
         return f"require({', '.join(args)})"
+
+    @classmethod
+    def all_of(cls, parts: Iterable[Requirement]) -> Requirement:
+        """What meeting every one of ``parts`` takes: their scopes, roles, clients and
+        claims (the MCP tools a request calls). ``ConfigurationError`` for a part that
+        needs anything else (any_scopes, audience, step-up): those do not combine here."""
+        parts = list(parts)
+        if any(p.any_scopes or p.audience or p.acr_values or p.max_age is not None for p in parts):
+            raise ConfigurationError("only scopes, roles, clients and claims combine")
+        combined = cls(list(dict.fromkeys(s for part in parts for s in part.scopes)))
+        combined._privileges = Privileges.merged(part._privileges for part in parts)
+        return combined
 
     # -- the checks -----------------------------------------------------------------------
     def check(
@@ -208,22 +165,57 @@ class Requirement:
         also: Iterable[str] = (),
         scope_param: str | None = None,
     ) -> None:
-        """Raise the ``GuardError`` for the first unmet need: audience (401), step-up (401),
-        scopes (403). ``also`` adds scopes that must be present (FastAPI security scopes);
-        ``scope_param`` is the challenge's list of every scope the operation needs."""
+        """Raise the ``GuardError`` for the first unmet need, in this order:
+
+        1. the audience (401 ``invalid_token``): the token is not for this resource at all;
+        2. roles, clients, claims (403 ``insufficient_scope``): no token the client can ask
+           for changes them, so they come before a step-up the user would go through in
+           vain; the challenge names no ``scope`` unless scopes are missing too;
+        3. step-up, ``acr_values`` / ``max_age`` (401 ``insufficient_user_authentication``);
+        4. scopes (403 ``insufficient_scope`` naming them).
+
+        ``also`` adds scopes that must be present (FastAPI security scopes); ``scope_param``
+        is the challenge's list of every scope the operation needs."""
         if self.audience is not None:
             check_required_audience(token, self.audience)
+        every = self._every.union(also) if also else self._every
+        scopes_met = not (every or self._some) or scopes_granted(
+            granted_scopes(token.scopes, implies) if implies else token.scopes, every, self._some
+        )
+        privileges = self._privileges
+        if privileges is not None and not privileges.met(token):
+            misses = privileges.misses(token)
+            if misses:
+                raise self._insufficient(misses, scopes_met, scope_param)
         if self._step_up:  # acr_values or max_age
             check_acr(token, self.acr_values, self._step_up)
             check_max_age(token, self.max_age, now, self._step_up)
-        every = self._every.union(also) if also else self._every
-        if every or self._some:
-            check_scopes(
-                granted_scopes(token.scopes, implies) if implies else token.scopes,
-                every,
-                self._some,
-                scope_param or self._challenge_scope,
-            )
+        if not scopes_met:
+            param = scope_param or self._challenge_scope
+            # RFC 6750 §3.1: insufficient_scope, with the scopes the request needs.
+            raise InsufficientScope(f"this operation needs the scopes: {param}", scope=param)
+
+    def _insufficient(
+        self, misses: list[str], scopes_met: bool, scope_param: str | None
+    ) -> InsufficientScope:
+        """The 403 for roles, clients or claims the token lacks, and for its missing scopes
+        unless ``scopes_met`` (then the challenge names them)."""
+        if scopes_met:
+            # RFC 6750 §3.1: "higher privileges than provided by the access token"; scope
+            # is a MAY, and no scope grants these: an empty one keeps the rule's out.
+            return InsufficientScope("; ".join(misses), scope="")
+        param = scope_param or self._challenge_scope
+        needs = f"this operation needs the scopes: {param}"
+        return InsufficientScope("; ".join((needs, *misses)), scope=param)
+
+    def met_by(self, token: AccessToken, implies: Mapping[str, frozenset[str]]) -> bool:
+        """Whether ``token`` has the scopes, roles, client and claims this needs (not its
+        audience or step-up)."""
+        if (self._every or self._some) and not scopes_granted(
+            granted_scopes(token.scopes, implies), self._every, self._some
+        ):
+            return False
+        return self._privileges is None or self._privileges.met(token)
 
     def enforce(self, scope: Scope, also: Iterable[str] = ()) -> AccessToken:
         """Check the request's token (``scope["auth"]``, set by the guard); return it.
@@ -329,6 +321,9 @@ def require(
     audience: str | None = None,
     acr_values: str | Iterable[str] | None = None,
     max_age: int | None = None,
+    roles: str | Iterable[str] | None = None,
+    clients: str | Iterable[str] | None = None,
+    claims: Mapping[str, Any] | None = None,
 ) -> Requirement:
     """What an operation needs from the access token.
 
@@ -338,12 +333,36 @@ def require(
     ``acr_values`` / ``max_age``: RFC 9470 step-up, judged from the token's ``acr`` and
     ``auth_time``.
 
+    ``roles``: the token has every one of these roles (``AccessToken.roles``); ``clients``:
+    the token's client (``AccessToken.client_id``, from ``client_id``, ``azp``, ``cid`` or
+    ``appid``) is one of these. A string is one role or client (without spaces); give
+    several as a list. ``claims``: a dict of claim name to value; each claim equals the
+    value, or, when the claim is an array, has it as an item. A list of values means the
+    claim holds every one. Values are JSON strings, numbers and booleans, compared by type
+    and value: ``True`` never equals ``1``, ``"1"`` never equals ``1`` (``2`` equals
+    ``2.0``: JSON has one number type). A claim name is top-level; a dotted name is a path
+    into nested objects (``"realm_access.roles"``); a name holding ``://`` (Auth0's
+    namespaced claims) is literal.
+
     A missing scope is a 403 ``insufficient_scope`` naming every scope the operation needs;
     a wrong audience a 401 ``invalid_token``; a step-up a 401
-    ``insufficient_user_authentication`` with ``acr_values`` and/or ``max_age``.
+    ``insufficient_user_authentication`` with ``acr_values`` and/or ``max_age``. A missing
+    role, client or claim is a 403 ``insufficient_scope`` too (RFC 6750 §3.1: "the request
+    requires higher privileges than provided by the access token") whose
+    ``error_description`` names what is missing, and whose challenge has no ``scope``
+    (a MAY there) unless scopes are missing as well: no scope a client could request grants
+    a role or changes its client, so a client that re-authorizes on ``insufficient_scope``
+    has nothing to ask for. These are checked before step-up, which cannot grant them.
     """
     return Requirement(
-        scopes, any_scopes=any_scopes, audience=audience, acr_values=acr_values, max_age=max_age
+        scopes,
+        any_scopes=any_scopes,
+        audience=audience,
+        acr_values=acr_values,
+        max_age=max_age,
+        roles=roles,
+        clients=clients,
+        claims=claims,
     )
 
 
@@ -366,28 +385,3 @@ def build_rules(rules: Mapping[Any, Any] | None) -> PathTable[Requirement]:
             )
         entries.append((method, path, requirement))
     return PathTable(entries, "rules")
-
-
-def build_implications(value: Mapping[str, Iterable[str]] | None) -> dict[str, frozenset[str]]:
-    """``scope_implies``: each scope with every scope it implies, followed transitively."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigurationError('scope_implies must be a dict like {"admin": {"read", "write"}}')
-    direct: dict[str, tuple[str, ...]] = {}
-    for key, implied in value.items():
-        names = scope_list("scope_implies", key) if isinstance(key, str) else ()
-        if len(names) != 1:
-            raise ConfigurationError(f"scope_implies: the key {key!r} is not one scope")
-        direct[names[0]] = scope_list(f"scope_implies[{key!r}]", implied)
-    closure: dict[str, frozenset[str]] = {}
-    for scope in direct:
-        seen: set[str] = set()
-        pending = list(direct[scope])
-        while pending:
-            implied = pending.pop()
-            if implied not in seen:
-                seen.add(implied)
-                pending.extend(direct.get(implied, ()))
-        closure[scope] = frozenset(seen - {scope})
-    return closure
