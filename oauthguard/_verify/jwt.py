@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from oauthguard._jose.b64 import b64url_decode
+from oauthguard._jose.jsonobj import loads as loads_json
 from oauthguard._jose.signatures import verify_signature
 from oauthguard._verify.keys import KEY_TYPES, Key, KeySet
 from oauthguard._wire.errors import InvalidToken
@@ -37,7 +37,7 @@ def json_segment(segment: str) -> dict[str, Any]:
     """A base64url segment holding a JSON object (RFC 7519 §7.2: UTF-8 JSON)."""
     try:
         # Decoding the UTF-8 first spares json.loads its encoding sniffing.
-        value = json.loads(b64url_decode(segment).decode("utf-8"))
+        value = loads_json(b64url_decode(segment).decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeError and JSONDecodeError are ValueErrors
         raise InvalidToken("the token is not a well-formed JWT") from None
     if not isinstance(value, dict):
