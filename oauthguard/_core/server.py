@@ -41,7 +41,7 @@ from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._verify.keys import KeySet
 from oauthguard._verify.trust import IssuerDirectory
-from oauthguard._wire.credentials import Credentials, extract
+from oauthguard._wire.credentials import Credentials, read_credentials
 from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidRequest, InvalidToken
 from oauthguard._wire.redaction import unexpected
 from oauthguard._wire.tokens import AccessToken, AuthenticatedUser, ReuseLimit, TokenVerifier
@@ -57,14 +57,21 @@ Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
 class Verified:
     """What the cache of verified tokens holds for one token: the token in the one form it
     can be used in (DPoP-bound, or Bearer), the user built for it, and, for a DPoP-bound
-    token, its hash for the proofs' ``ath`` (RFC 9449 §4.2)."""
+    token, its hash for the proofs' ``ath`` (RFC 9449 §4.2). ``bearer``: whether the token
+    passed ``check_bearer``, which reads only the token, so a cached one is checked once."""
 
-    __slots__ = ("ath", "token", "user")
+    __slots__ = ("ath", "bearer", "token", "user")
 
     def __init__(self, token: AccessToken, user: Any, ath: str | None) -> None:
         self.token = token
         self.user = user
         self.ath = ath
+        try:
+            check_bearer(token)
+        except InvalidToken:
+            self.bearer = False
+        else:
+            self.bearer = True
 
 
 class Authenticated(NamedTuple):
@@ -200,10 +207,10 @@ class ResourceServer:
         #: RFC 9449 §7) or a ``GuardError``; tokens in the cache are known to be well formed.
         self.credentials: Callable[[list[tuple[bytes, bytes]], bytes], Credentials] = (
             functools.partial(
-                extract,
-                max_token_bytes=self.limits.max_token_bytes,
-                well_formed=self.tokens,
-                dpop=self.dpop.mode != "disabled",  # DPoP headers mean nothing otherwise
+                read_credentials,
+                self.limits.max_token_bytes,
+                self.tokens.keys,
+                self.dpop.mode != "disabled",  # DPoP headers mean nothing otherwise
             )
         )
 
@@ -277,9 +284,12 @@ class ResourceServer:
         coroutine (the hot path); None when ``check`` must run."""
         if credentials.dpop_proofs or not self._bearer_allowed or credentials.scheme != "Bearer":
             return None
-        entry = self.tokens.get(credentials.token, self.clock())
-        if entry is not None:
-            check_bearer(entry.token)  # RFC 9449 §7.2
+        found = self.tokens.lookup(credentials.token)
+        if found is None or found[1] <= self.clock():
+            return None  # not cached, or expired: check() verifies it (and drops the entry)
+        entry = found[0]
+        if not entry.bearer:
+            check_bearer(entry.token)  # RFC 9449 §7.2: raises for this token
         return entry
 
     async def check(
@@ -293,7 +303,8 @@ class ResourceServer:
             credentials.token, now
         )
         if proof is None:
-            check_bearer(entry.token)
+            if not entry.bearer:
+                check_bearer(entry.token)  # RFC 9449 §7.2: raises for this token
             return entry, None
         ath = entry.ath or access_token_hash(credentials.token)
         return entry, await self.dpop_checker.check(method, htu, proof, entry.token, ath)

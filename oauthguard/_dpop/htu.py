@@ -227,23 +227,37 @@ def request_uri(
 
 def _request_origin(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...]) -> str:
     """The scheme and host the request names: its own, or a trusted proxy's (RFC 7239)."""
-    headers = _headers(scope)
     scheme: str = scope.get("scheme", "http")
     scheme = _HTTP_SCHEMES.get(scheme, scheme)
-    host_values = headers.get(b"host")
-    host = host_values[0].decode("latin-1") if host_values else None
     client = scope.get("client")
-    if _trusted(client[0] if client else None, trusted_proxies):
-        if b"forwarded" in headers:
-            proto, forwarded_host = _from_forwarded(headers[b"forwarded"], trusted_proxies)
-        else:
-            proto = _last(headers.get(b"x-forwarded-proto"))
-            forwarded_host = _last(headers.get(b"x-forwarded-host"))
-        scheme, host = proto or scheme, forwarded_host or host
-    if host is None:
-        server = scope.get("server") or ("localhost", None)
-        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
-    return f"{scheme}://{host}"
+    if not _trusted(client[0] if client else None, trusted_proxies):
+        # No proxy to believe: only the first Host header counts, so no other is gathered.
+        return f"{scheme}://{_host_or_server(scope, _first_host(scope))}"
+    headers = _headers(scope)
+    host_values = headers.get(b"host")
+    host: bytes | str | None = host_values[0] if host_values else None
+    if b"forwarded" in headers:
+        proto, forwarded_host = _from_forwarded(headers[b"forwarded"], trusted_proxies)
+    else:
+        proto = _last(headers.get(b"x-forwarded-proto"))
+        forwarded_host = _last(headers.get(b"x-forwarded-host"))
+    scheme, host = proto or scheme, forwarded_host or host
+    return f"{scheme}://{_host_or_server(scope, host)}"
+
+
+def _first_host(scope: Mapping[str, Any]) -> bytes | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+def _host_or_server(scope: Mapping[str, Any], host: bytes | str | None) -> str:
+    """The Host header's value, or else the server's address (ASGI ``server``)."""
+    if host is not None:
+        return host.decode("latin-1") if isinstance(host, bytes) else host
+    server = scope.get("server") or ("localhost", None)
+    return server[0] if server[1] is None else f"{server[0]}:{server[1]}"
 
 
 def same_uri(htu: str, request: str) -> bool:

@@ -21,6 +21,7 @@ from oauthguard._dpop.nonces import DPoPNonces
 from oauthguard._dpop.replay import ReplayStore
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._jose.b64 import b64url_decode, b64url_encode
+from oauthguard._jose.jsonobj import loads as loads_json
 from oauthguard._jose.jwk import PRIVATE_MEMBERS, WeakKey, public_key
 from oauthguard._jose.signatures import verify_signature
 from oauthguard._verify.jwt import bound_key
@@ -62,6 +63,10 @@ class Proof(NamedTuple):
     signature: bytes
 
 
+# The named tuple's own __new__ is a Python function; tuple.__new__ builds the same in C.
+_new_proof = tuple.__new__
+
+
 def one_proof(values: tuple[bytes, ...]) -> str:
     """RFC 9449 §4.3 check 1: exactly one ``DPoP`` header field holding one JWT."""
     if not values:
@@ -90,14 +95,15 @@ def parse_proof(value: str, header: dict[str, Any] | None = None) -> Proof:
     try:
         # UTF-8 JSON (RFC 7519 §7.2); decoding first spares json.loads its sniffing.
         if header is None:
-            header = json.loads(b64url_decode(parts[0]).decode("utf-8"))
-        claims = json.loads(b64url_decode(parts[1]).decode("utf-8"))
+            header = loads_json(b64url_decode(parts[0]).decode("utf-8"))
+        claims = loads_json(b64url_decode(parts[1]).decode("utf-8"))
         signature = b64url_decode(parts[2])
     except (ValueError, RecursionError):  # UnicodeError and JSONDecodeError are ValueErrors
         raise InvalidDPoPProof("the DPoP proof is not a well-formed JWT") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise InvalidDPoPProof("the DPoP proof's header and payload must be JSON objects")
-    return Proof(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+    return _new_proof(Proof, (header, claims, signing_input, signature))
 
 
 def check_proof_typ(header: Mapping[str, Any]) -> None:

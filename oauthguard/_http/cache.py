@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, KeysView
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -18,11 +18,16 @@ class ExpiringCache(Generic[V]):
     from the event loop, between awaits.
     """
 
-    __slots__ = ("_entries", "_max_size")
+    __slots__ = ("_entries", "_max_size", "keys", "lookup")
 
     def __init__(self, max_size: int) -> None:
         self._entries: OrderedDict[Hashable, tuple[V, float]] = OrderedDict()
         self._max_size = max_size
+        #: ``lookup(key)``: the ``(value, expires_at)`` of ``key``, expired or not, or None;
+        #: one C call, for the hot path (``get`` drops an expired entry as well).
+        self.lookup: Callable[[Hashable], tuple[V, float] | None] = self._entries.get
+        #: Every key with an entry, expired or not: a live view, so ``key in keys`` is C.
+        self.keys: KeysView[Hashable] = self._entries.keys()
 
     def get(self, key: Hashable, now: float) -> V | None:
         """The value for ``key`` while it has not expired at ``now``, else None."""

@@ -44,6 +44,38 @@ def path_problem(path: str, raw_path: object = None, root_path: str | None = "")
     return None
 
 
+class NormalPaths(dict[str, tuple[object, str | None]]):
+    """Paths found in normal form, each with the ``raw_path`` and ``root_path`` it came with:
+    ``paths.get(path) == (raw_path, root_path)`` means ``path_problem`` said None for these
+    three values, so a path seen before costs one dict lookup. The answer depends on the
+    three values alone, so an entry never goes stale; the table is bounded in entries
+    (emptied when full) and in the length of the paths it keeps."""
+
+    __slots__ = ("max_entries",)
+
+    #: Longer paths are checked every time: they would cost the table memory.
+    MAX_PATH_LENGTH = 256
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+
+    def problem(self, path: str, raw_path: object, root_path: str | None) -> str | None:
+        """``path_problem(path, raw_path, root_path)``, remembered when None. Only exact
+        ``bytes`` (or no) raw paths are kept, so an entry matches only values that compare
+        equal to what was checked."""
+        problem = path_problem(path, raw_path, root_path)
+        if (
+            problem is None
+            and (raw_path is None or type(raw_path) is bytes)
+            and len(path) <= self.MAX_PATH_LENGTH
+        ):
+            if len(self) >= self.max_entries:
+                self.clear()
+            self[path] = (raw_path, root_path)
+        return problem
+
+
 def method_problem(method: object) -> str | None:
     """RFC 9110 §9.1: methods are case-sensitive, yet some apps upper-case them; where rules
     name methods, one not in upper case cannot be matched with certainty."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Container, Iterable
-from typing import NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn
 from urllib.parse import parse_qsl
 
 from oauthguard._wire.errors import (
@@ -34,14 +34,31 @@ class Credentials(NamedTuple):
     dpop_proofs: tuple[bytes, ...] = ()
 
 
+# The named tuple's own __new__ is a Python function; tuple.__new__ builds the same in C.
+_new_credentials = tuple.__new__
+
+
 def extract(
     headers: Iterable[tuple[bytes, bytes]],
     query_string: bytes,
     max_token_bytes: int,
-    well_formed: Container[str] = (),
+    well_formed: Container[Any] = (),
     dpop: bool = False,
 ) -> Credentials:
+    """The credentials of one request: ``read_credentials`` with its settings last."""
+    return read_credentials(max_token_bytes, well_formed, dpop, headers, query_string)
+
+
+def read_credentials(
+    max_token_bytes: int,
+    well_formed: Container[Any],
+    dpop: bool,
+    headers: Iterable[tuple[bytes, bytes]],
+    query_string: bytes,
+) -> Credentials:
     """The credentials of one request, or a ``GuardError`` saying what is wrong with them.
+    The settings come first, so a ``functools.partial`` of them takes positional arguments
+    only (a partial with keywords builds a dict on every call).
 
     Raises ``MissingCredentials`` when there are none (or another scheme is used).
     ``well_formed`` holds tokens known to pass the b64token check (the guard passes its
@@ -85,7 +102,7 @@ def extract(
         raise InvalidRequest(
             f"the Authorization header is not '{scheme} <token>' (RFC 6750 2.1)", scheme=scheme
         )
-    return Credentials(scheme, text, proofs)
+    return _new_credentials(Credentials, (scheme, text, proofs))
 
 
 def _refuse_scheme(value: bytes) -> NoReturn:

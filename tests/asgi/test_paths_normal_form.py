@@ -14,7 +14,7 @@ from support import assert_refused
 
 from oauthguard import ConfigurationError, OAuthGuard, require
 from oauthguard._asgi.types import Receive, Scope, Send
-from oauthguard._http.paths import path_problem
+from oauthguard._http.paths import NormalPaths, path_problem
 from oauthguard.testing import TestIssuer
 
 ISSUER = TestIssuer(algorithms=("RS256",))
@@ -168,6 +168,35 @@ async def test_a_path_in_normal_form_still_passes() -> None:
     assert (await call(app, "/docs/a.b/c")).status_code == 200
     assert (await call(app, "/api/health", b"/api/health", root_path="/api")).status_code == 200
     assert_refused(await call(app, "/mcp"), 401, None)
+
+
+@pytest.mark.anyio
+async def test_a_path_seen_in_normal_form_is_checked_again_with_another_raw_path() -> None:
+    # The guard remembers paths found in normal form with the raw_path and root_path they
+    # came with; the same path sent otherwise is checked (and refused) as if never seen.
+    app = guard(ISSUER, Clock())
+    headers = token_header()
+    for _ in range(2):
+        assert (await call(app, "/mcp", b"/mcp", headers=headers)).status_code == 200
+        assert (await call(app, "/mcp", b"/%6Dcp", headers=headers)).status_code == 200
+    for raw_path in (b"/health", b"/m%2Fcp", "/mcp"):
+        assert_refused(await call(app, "/mcp", raw_path, headers=headers), 400, "invalid_request")
+    assert (await call(app, "/api/mcp", b"/mcp", root_path="/api")).status_code != 400
+    response = await call(app, "/api/mcp", b"/mcp", headers=headers)
+    assert_refused(response, 400, "invalid_request")
+
+
+def test_the_table_of_normal_paths_is_bounded() -> None:
+    paths = NormalPaths(max_entries=3)
+    for index in range(10):
+        assert paths.problem(f"/p{index}", None, "") is None
+        assert len(paths) <= 3
+    assert paths.problem("/" + "a" * 300, None, "") is None
+    assert "/" + "a" * 300 not in paths
+    assert paths.problem("/a/../b", None, "") is not None
+    assert "/a/../b" not in paths
+    assert paths.problem("/x", bytearray(b"/x"), "") is None
+    assert "/x" not in paths  # only exact bytes are remembered
 
 
 @pytest.mark.anyio

@@ -101,6 +101,10 @@ def test_the_request_uri_reads_each_header_once() -> None:
     forwarded = [(b"forwarded", b"for=10.0.0.1, for=10.0.0.1")] * FLOOD
     flood = headers((b"host", b"api.test"), *forwarded, (b"forwarded", b"for=1.2.3.4;host=x"))
     assert request_uri(_scope(flood), ()) == "https://api.test/mcp"
+    assert flood.reads <= FLOOD + 2  # with no trusted proxy, the first Host header ends it
+    networks = parse_networks(["10.0.0.0/8"])
+    flood = headers((b"host", b"api.test"), *forwarded, (b"forwarded", b"for=1.2.3.4;host=x"))
+    assert request_uri(_scope(flood, client="10.0.0.1"), networks) == "https://x/mcp"
     assert flood.reads == FLOOD + 2
 
 

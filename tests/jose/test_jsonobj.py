@@ -1,0 +1,52 @@
+"""``loads``: the value and the error ``json.loads`` gives, for every kind of text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oauthguard._jose.jsonobj import loads
+
+TEXTS = [
+    '{"a": 1, "b": [1, 2.5, "x"], "c": {"d": null}}',
+    "[]",
+    '"text"',
+    "12",
+    ' {"a": 1}',
+    '{"a": 1} ',
+    '\n{"a": 1}\t',
+    '{"a": 1, "a": 2}',
+    '{"a": NaN}',
+    '{"a": "\\ud800"}',
+]
+BAD = [
+    "",
+    " ",
+    "\ufeff{}",
+    '{"a": 1}x',
+    '{"a": 1} {"b": 2}',
+    '{"a": 1',
+    "{'a': 1}",
+    '{"a": 1,}',
+    "nul",
+]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_loads_reads_what_json_loads_reads(text: str) -> None:
+    assert repr(loads(text)) == repr(json.loads(text))
+
+
+@pytest.mark.parametrize("text", BAD)
+def test_loads_refuses_what_json_loads_refuses_with_its_error(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    with pytest.raises(json.JSONDecodeError) as refused:
+        loads(text)
+    assert str(refused.value) == str(expected.value)
+
+
+def test_loads_of_deep_nesting_is_a_recursion_error_as_for_json_loads() -> None:
+    with pytest.raises(RecursionError):
+        loads("[" * 100_000)
