@@ -40,6 +40,7 @@ async def whoami(request: Request) -> Response:
             "subject": token.subject,
             "client_id": token.client_id,
             "scopes": sorted(token.scopes),
+            "roles": sorted(token.roles),
             "audience": list(token.audience),
             "issuer": token.issuer,
             "expires_at": token.expires_at,

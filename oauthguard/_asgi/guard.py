@@ -237,11 +237,12 @@ class OAuthGuard:
         if credentials is not None:
             # %r: the path is the client's, and must not forge log lines.
             logger.info(
-                "refused %s %r: %s (token sha256:%s)",
+                "refused %s %r: %s (token sha256:%s)%s",
                 scope.get("method", "WS"),
                 scope["path"],
                 error.description,
                 token_digest(credentials.token),
+                f"; {error.detail}" if error.detail else "",
             )
         else:
             logger.info(

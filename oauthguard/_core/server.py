@@ -21,16 +21,16 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import httpx
 
+from oauthguard._core.issuer import Issuer, issuers, warn_insecure
 from oauthguard._core.settings import (
     JWT,
     DPoP,
-    Issuer,
     Limits,
     check_resource,
-    issuers,
     resource_identifiers,
     strings,
 )
+from oauthguard._core.trusted import Directory, default_rules
 from oauthguard._dpop.nonces import check_nonces
 from oauthguard._dpop.proof import DPoPChecker, access_token_hash, check_bearer
 from oauthguard._dpop.replay import check_replay_store
@@ -40,6 +40,7 @@ from oauthguard._introspection.verifier import AutoVerifier, Introspection, Intr
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._verify.keys import KeySet
+from oauthguard._verify.trust import IssuerDirectory
 from oauthguard._wire.credentials import Credentials, extract
 from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidRequest, InvalidToken
 from oauthguard._wire.redaction import unexpected
@@ -155,10 +156,14 @@ class ResourceServer:
             raise ConfigurationError("user_factory must be a callable (token, raw) -> user")
         self.user_factory: UserFactory = user_factory or default_user
         self.resources = resource_identifiers(self.resource, strings("resources", resources))
-        #: The default resource's audiences (``audiences`` replace its identifier).
-        self.resource_audiences = frozenset(strings("audiences", audiences) or (self.resource,))
-        #: Every audience a token may have: the default resource's and every other's.
-        self.audiences = self.resource_audiences.union(self.resources[1:])
+        warn_insecure(self.issuers, self.resources)
+        own = frozenset(strings("audiences", audiences) or (self.resource,))
+        #: Every audience a token of a plain issuer may have: the default resource's
+        #: (``audiences`` replace its identifier) and every other resource's.
+        self.audiences = own.union(self.resources[1:])
+        #: The default resource's audiences: its own, and those an ``Issuer(audiences=)``
+        #: names it by (a token of one issuer never passes with another issuer's).
+        self.resource_audiences = own.union(*(issuer.audiences for issuer in self.issuers))
         self._by_path: PathTable[str] = PathTable(
             [(None, urlsplit(other).path or "/", other) for other in self.resources[1:]],
             "resources",
@@ -173,7 +178,14 @@ class ResourceServer:
             retry_after=self.jwt.keys_refresh_cooldown,
         )
         self.tokens: ExpiringCache[Verified] = ExpiringCache(self.limits.token_cache_size)
-        self.key_sets = {issuer.url: self._key_set(issuer) for issuer in self.issuers}
+        self.default_rules = default_rules(self.jwt, self.audiences)
+        directory = Directory(
+            self.jwt, self.limits, self.http, self.clock, self.servers, self.tokens.clear
+        )
+        #: The trusted issuers by ``iss``, each with its keys and the rules of its tokens.
+        self.trusted: IssuerDirectory = directory.build(self.issuers, self.default_rules)
+        #: The key sets made up front (a tenant's is made when its first token comes).
+        self.key_sets = directory.key_sets
         if verifier is not None and introspection is not None:
             raise ConfigurationError("give either verifier= or introspection=, not both")
         if introspection is not None:
@@ -195,31 +207,13 @@ class ResourceServer:
             )
         )
 
-    def _key_set(self, issuer: Issuer) -> KeySet:
-        """An issuer's keys; a key leaving its JWKS empties the cache of verified tokens."""
-        jwt = self.jwt
-        return KeySet(
-            issuer.url,
-            self.http,
-            self.clock,
-            self.servers,
-            jwks_uri=issuer.jwks_uri,
-            cache_ttl=jwt.keys_ttl,
-            refresh_cooldown=jwt.keys_refresh_cooldown,
-            max_stale=jwt.keys_max_stale,
-            timeout=self.limits.http_timeout,
-            on_keys_removed=self.tokens.clear,
-        )
-
     def _build_verifier(self) -> TokenVerifier:
         """JWTs, introspection, or both (``Introspection(token_format="auto")``)."""
         jwt = JWTVerifier(
-            self.key_sets,
-            audiences=self.audiences,
+            self.trusted,
             algorithms=self.jwt.algorithms,
             leeway=self.jwt.leeway,
             strict_typ=self.jwt.strict_typ,
-            scopes_claim=self.jwt.scopes_claim,
             clock=self.clock,
         )
         settings = self.introspection
@@ -230,7 +224,8 @@ class ResourceServer:
             http_client=self.http,
             servers=self.servers,
             key_sets=self.key_sets,
-            audiences=self.audiences,
+            trusted=self.trusted,
+            default_rules=self.default_rules,
             algorithms=self.jwt.algorithms,
             leeway=self.jwt.leeway,
             clock=self.clock,

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from oauthguard._core.issuer import Issuer as Issuer
+from oauthguard._core.issuer import claim_names, http_refusal, insecure_http, is_insecure
+from oauthguard._core.issuer import issuers as issuers
 from oauthguard._dpop.htu import Network, parse_networks, parse_origin
 from oauthguard._dpop.nonces import DPoPNonces, check_nonces
 from oauthguard._dpop.proof import DEFAULT_DPOP_ALGORITHMS
 from oauthguard._dpop.replay import ReplayStore
-from oauthguard._http.urls import https_or_loopback
 from oauthguard._verify.jwt import ASYMMETRIC_ALGORITHMS
 from oauthguard._wire.errors import ConfigurationError
 from oauthguard._wire.tokens import is_scope_token, split_scope
@@ -74,53 +76,6 @@ def _set(instance: object, name: str, value: object) -> None:
 
 
 @dataclass(frozen=True)
-class Issuer:
-    """An authorization server whose tokens the resource server accepts.
-
-    ``url`` is its issuer identifier (RFC 8414 §2: https, no query or fragment; http only on
-    loopback), matched exactly against a token's ``iss``. ``jwks_uri`` gives its keys'
-    location instead of discovering it from the issuer's metadata. A plain URL string in
-    ``authorization_servers`` is ``Issuer(url)``.
-    """
-
-    url: str
-    jwks_uri: str | None = None
-
-    def __post_init__(self) -> None:
-        url = self.url
-        if not isinstance(url, str) or not url:
-            raise ConfigurationError(f"Issuer(url=...) must be a URL string, got {url!r}")
-        parts = urlsplit(url)
-        if not https_or_loopback(url) or parts.query or parts.fragment:
-            raise ConfigurationError(
-                f"authorization_servers: {url!r} is not an https URL without query or "
-                "fragment (http is allowed only for localhost and 127.0.0.1)"
-            )
-        jwks_uri = self.jwks_uri
-        if jwks_uri is not None and not (isinstance(jwks_uri, str) and https_or_loopback(jwks_uri)):
-            raise ConfigurationError(
-                f"Issuer({url!r}, jwks_uri=...) must be an https URL, got {jwks_uri!r}"
-            )
-
-
-def issuers(value: object) -> tuple[Issuer, ...]:
-    """``authorization_servers``: a URL, an ``Issuer``, or several of them mixed."""
-    items = [value] if isinstance(value, str | Issuer) else value
-    if not isinstance(items, Iterable):
-        raise ConfigurationError(
-            "authorization_servers must be an issuer URL, an Issuer(...), or a list of them; "
-            f"got {type(value).__name__}"
-        )
-    result = tuple(item if isinstance(item, Issuer) else Issuer(item) for item in items)
-    if not result:
-        raise ConfigurationError("authorization_servers needs at least one issuer URL")
-    urls = [issuer.url for issuer in result]
-    if len(set(urls)) != len(urls):
-        raise ConfigurationError("authorization_servers: an issuer is given twice")
-    return result
-
-
-@dataclass(frozen=True)
 class JWT:
     """How JWT access tokens are checked (RFC 9068, RFC 8725) and their issuers' keys kept.
 
@@ -129,7 +84,9 @@ class JWT:
     proofs' ``iat`` and introspection answers). ``strict_typ=True`` requires
     ``typ: at+jwt`` (RFC 9068 §2.1); by default a token without ``typ`` passes, and one
     with a ``typ`` of another kind of JWT (ID tokens, logout tokens, DPoP proofs) never does.
-    ``scopes_claim``: the claims that hold the scopes, the first present wins.
+    ``scopes_claims`` / ``roles_claims``: the claims that hold the scopes and the roles of
+    tokens from plain issuer URLs (an ``Issuer(...)`` may name its own), every one read and
+    united; a dotted name is a path into nested objects (see ``Issuer``).
     ``keys_ttl``: how long a JWKS is used before it is fetched again (less when its
     ``Cache-Control`` says so); ``keys_refresh_cooldown``: the least time between two
     fetches for a token whose ``kid`` is unknown; ``keys_max_stale``: how long the last keys
@@ -139,7 +96,8 @@ class JWT:
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     leeway: float = 30
     strict_typ: bool = False
-    scopes_claim: tuple[str, ...] = ("scope", "scp")
+    scopes_claims: tuple[str, ...] = ("scope", "scp")
+    roles_claims: tuple[str, ...] = ()
     keys_ttl: float = 600
     keys_refresh_cooldown: float = 30
     keys_max_stale: float = 86400
@@ -148,11 +106,9 @@ class JWT:
         _set(self, "algorithms", check_algorithms(self.algorithms, "JWT(algorithms=...)"))
         _set(self, "leeway", seconds("JWT(leeway=...)", self.leeway))
         _set(self, "strict_typ", bool(self.strict_typ))
-        _set(
-            self,
-            "scopes_claim",
-            strings("JWT(scopes_claim=...)", self.scopes_claim) or ("scope",),
-        )
+        scopes = claim_names("JWT(scopes_claims=...)", self.scopes_claims)
+        _set(self, "scopes_claims", scopes or ("scope",))
+        _set(self, "roles_claims", claim_names("JWT(roles_claims=...)", self.roles_claims))
         _set(self, "keys_ttl", seconds("JWT(keys_ttl=...)", self.keys_ttl))
         cooldown = seconds("JWT(keys_refresh_cooldown=...)", self.keys_refresh_cooldown)
         _set(self, "keys_refresh_cooldown", cooldown)
@@ -322,10 +278,10 @@ def check_resource(resource: object, name: str = "resource") -> str:
         raise ConfigurationError(f"{name} must be an absolute URL, got {resource!r}")
     if parts.fragment or resource.endswith("#"):
         raise ConfigurationError(f"{name} must not have a fragment: {resource!r}")
-    if not https_or_loopback(resource):
-        raise ConfigurationError(
-            f"{name} must be an https URL (http only for localhost and 127.0.0.1), got {resource!r}"
-        )
+    if parts.scheme not in ("https", "http"):
+        raise ConfigurationError(f"{name} must be an https URL, got {resource!r}")
+    if is_insecure(resource) and not insecure_http():
+        raise http_refusal(name, resource, issuer_opt_in=False)
     return resource
 
 

@@ -36,6 +36,7 @@ from oauthguard._introspection.signed import MEDIA_TYPE, BadSignedResponse, read
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier, build_token, check_aud_claim, check_window
 from oauthguard._verify.keys import KeySet
+from oauthguard._verify.trust import IssuerDirectory, TokenRules
 from oauthguard._wire.errors import ConfigurationError, InvalidToken, TemporarilyUnavailable
 from oauthguard._wire.tokens import AccessToken
 
@@ -165,7 +166,8 @@ class IntrospectionVerifier:
         http_client: httpx.AsyncClient,
         servers: AuthorizationServers,
         key_sets: Mapping[str, KeySet],
-        audiences: Iterable[str],
+        trusted: IssuerDirectory,
+        default_rules: TokenRules,
         algorithms: Iterable[str],
         leeway: float = 30,
         clock: Callable[[], float],
@@ -174,8 +176,9 @@ class IntrospectionVerifier:
         self._http = http_client
         self._servers = servers
         self._key_sets = dict(key_sets)
-        self._audiences = frozenset(audiences)
-        self._response_audiences = self._audiences | {settings.client_id}
+        self._trusted = trusted
+        self._default_rules = default_rules
+        self._response_audiences = default_rules.audiences | {settings.client_id}
         self._require_aud = settings.require_aud is True  # None: RFC 7662's optional aud
         self._algorithms = frozenset(algorithms)
         self._leeway = leeway
@@ -251,15 +254,21 @@ class IntrospectionVerifier:
         if members.get("active") is not True:
             raise InvalidToken("the token is not active")
         iss = members.get("iss")
-        # RFC 7662 §2.2 / RFC 9068 §4: when iss is present it is one of our issuers.
-        if iss is not None and not (isinstance(iss, str) and iss in self._key_sets):
-            raise InvalidToken("the token's issuer is not trusted")
+        rules = self._default_rules
+        if iss is not None:
+            # RFC 7662 §2.2 / RFC 9068 §4: when iss is present it is one of our issuers,
+            # and the token is read by that issuer's rules.
+            trusted = self._trusted.get(iss) if isinstance(iss, str) else None
+            if trusted is None:
+                raise InvalidToken("the token's issuer is not trusted")
+            rules = trusted.rules
         # RFC 7662 §2.2 / RFC 8707: aud, when present (or required), names this resource.
-        audience = check_aud_claim(members, self._audiences, self._require_aud)
+        audience = check_aud_claim(members, rules.audiences, self._require_aud)
         # RFC 7662 §2.2: exp, nbf and iat judged with our leeway.
         exp = check_window(members, now, self._leeway)
+        rules.check_client(members)
         # RFC 7662 §2.2: scope is a space-separated string; RFC 9449 §6.2: cnf.jkt binds.
-        return build_token(members, audience, exp, ("scope",))
+        return build_token(members, audience, exp, rules)
 
     async def _fetch(self, token: str) -> dict[str, Any]:
         """RFC 7662 §2.1: POST the token with our client authentication; the members."""

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from oauthguard._jose.b64 import b64url_decode
 from oauthguard._jose.signatures import verify_signature
-from oauthguard._verify.keys import KEY_TYPES, Key, KeySet
+from oauthguard._verify.diagnostics import annotate
+from oauthguard._verify.keys import KEY_TYPES, Key
+from oauthguard._verify.trust import IssuerDirectory, TokenRules, TrustedIssuer, client_id_of
 from oauthguard._wire.errors import InvalidToken
-from oauthguard._wire.tokens import AccessToken, MalformedScope, parse_scope
+from oauthguard._wire.tokens import AccessToken
 
 logger = logging.getLogger("oauthguard")
 
@@ -153,34 +155,6 @@ def check_aud_claim(
     return tuple(values)
 
 
-def read_scopes(claims: Mapping[str, Any], names: Sequence[str]) -> frozenset[str]:
-    """Scopes from the first claim present: a space-separated string or an array.
-
-    RFC 6749 §3.3: split on SP only, and every item a scope-token; a token whose scopes
-    cannot be read with certainty is refused, never read as fewer or other scopes.
-    """
-    for name in names:
-        value = claims.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, (str, list)):
-            raise InvalidToken(f"the {name} claim is neither a string nor an array of strings")
-        try:
-            return parse_scope(value)
-        except MalformedScope:
-            raise InvalidToken(f"the token's {name} claim is malformed") from None
-    return frozenset()
-
-
-def client_id_of(claims: Mapping[str, Any]) -> str | None:
-    """RFC 9068 ``client_id``; ``azp`` (OIDC), ``cid`` (Okta) and ``appid`` (Entra) too."""
-    for name in ("client_id", "azp", "cid", "appid"):
-        value = claims.get(name)
-        if isinstance(value, str):
-            return value
-    return None
-
-
 # RFC 8705 §3.1 / RFC 7800 §3.2-3.4: what each confirmation method binds the token to.
 _CONFIRMATIONS = {
     "x5t#S256": "a client certificate",
@@ -218,47 +192,46 @@ def build_token(
     claims: Mapping[str, Any],
     audience: tuple[str, ...],
     expires_at: float | None,
-    scopes_claim: Sequence[str],
+    rules: TokenRules,
 ) -> AccessToken:
-    """The ``AccessToken`` for validated claims (shared with introspection)."""
+    """The ``AccessToken`` for validated claims (shared with introspection), its scopes and
+    roles read where its issuer's ``rules`` say."""
     jkt = bound_key(claims.get("cnf", {}))
     sub, iss = claims.get("sub"), claims.get("iss")
     return AccessToken(
         subject=sub if isinstance(sub, str) else None,
         client_id=client_id_of(claims),
-        scopes=read_scopes(claims, scopes_claim),
+        scopes=rules.scopes(claims),
         audience=audience,
         issuer=iss if isinstance(iss, str) else None,
         expires_at=expires_at,
         claims=claims,
         jkt=jkt,
+        roles=rules.roles(claims),
     )
 
 
 class JWTVerifier:
-    """Verifies JWT access tokens against the ``KeySet`` of the issuer named in ``iss``.
+    """Verifies JWT access tokens against the keys and rules of the issuer named in ``iss``.
 
     Segments are parsed here (strict base64url in C) and signatures checked directly with
-    ``cryptography``, so a fresh token costs little more than the signature itself.
+    ``cryptography``, so a fresh token costs little more than the signature itself. A
+    refusal carries in its ``detail`` what the token carried beside what was expected.
     """
 
     def __init__(
         self,
-        key_sets: Mapping[str, KeySet],
+        issuers: IssuerDirectory,
         *,
-        audiences: Iterable[str],
         algorithms: Iterable[str],
         leeway: float = 30,
         strict_typ: bool = False,
-        scopes_claim: Sequence[str] = ("scope", "scp"),
         clock: Callable[[], float],
     ) -> None:
-        self.key_sets = dict(key_sets)
-        self.audiences = frozenset(audiences)
+        self.issuers = issuers
         self.algorithms = frozenset(algorithms) & ASYMMETRIC_ALGORITHMS
         self.leeway = leeway
         self.strict_typ = strict_typ
-        self.scopes_claim = tuple(scopes_claim)
         self.clock = clock
         # Header segment -> (header, alg) of tokens whose signature verified: an issuer signs
         # with a few headers, so each is parsed and checked once. Bounded, oldest out first.
@@ -271,32 +244,54 @@ class JWTVerifier:
         except InvalidToken:
             return None
         iss = payload.get("iss")
-        return iss if isinstance(iss, str) and iss in self.key_sets else None
+        return iss if isinstance(iss, str) and self.issuers.claims(iss) else None
 
     async def verify(self, token: str) -> AccessToken:
         """The validated token; ``InvalidToken`` or ``TemporarilyUnavailable`` otherwise."""
         head, body, signature = jws_segments(token)
         known = self._headers.get(head)
-        if known is None:
-            header = json_segment(head)
-            alg = check_header(header, self.algorithms, self.strict_typ)
-        else:
-            header, alg = known
+        header = json_segment(head) if known is None else known[0]
         claims = json_segment(body)
-        signature_bytes = signature_segment(signature)
         iss = claims.get("iss")
         # RFC 9068 §4: iss exactly one of ours; RFC 8725 §3.8: the key comes from that issuer.
-        key_set = self.key_sets.get(iss) if isinstance(iss, str) else None
-        if key_set is None:
-            raise InvalidToken("the token's issuer is not trusted")
+        trusted = self.issuers.get(iss) if isinstance(iss, str) else None
+        try:
+            if known is None:
+                alg = check_header(header, self.algorithms, self.strict_typ)
+            else:
+                alg = known[1]
+            if trusted is None:
+                raise InvalidToken("the token's issuer is not trusted")
+            token_parts = (head, body, signature)
+            return await self._verified(token_parts, header, alg, claims, trusted, known is None)
+        except InvalidToken as refusal:
+            annotate(refusal, header, claims, self.issuers, trusted)
+            raise
+
+    async def _verified(
+        self,
+        token_parts: tuple[str, str, str],
+        header: dict[str, Any],
+        alg: str,
+        claims: dict[str, Any],
+        trusted: TrustedIssuer,
+        new_header: bool,
+    ) -> AccessToken:
+        """The checks after the header's: signature, times, aud, client, the issuer's own."""
+        head, body, signature = token_parts
         kid = header.get("kid")
-        keys = key_set.cached(kid) or await key_set.get(kid)
-        check_token_signature(alg, keys, f"{head}.{body}".encode("ascii"), signature_bytes)
-        if known is None:
+        keys = trusted.keys.cached(kid) or await trusted.keys.get(kid)
+        signing_input = f"{head}.{body}".encode("ascii")
+        check_token_signature(alg, keys, signing_input, signature_segment(signature))
+        if new_header:
             self._remember_header(head, header, alg)
         exp = check_times(claims, self.clock(), self.leeway)
-        audience = check_aud_claim(claims, self.audiences)
-        return build_token(claims, audience, exp, self.scopes_claim)
+        rules = trusted.rules
+        audience = check_aud_claim(claims, rules.audiences, rules.audience_required)
+        rules.check_client(claims)
+        for check in rules.checks:  # the provider's own, after the standard checks
+            check(header, claims)
+        return build_token(claims, audience, exp, rules)
 
     def _remember_header(self, head: str, header: dict[str, Any], alg: str) -> None:
         if len(self._headers) >= HEADER_CACHE_SIZE:

@@ -27,6 +27,9 @@ class GuardError(Exception):
     #: The scheme whose challenge carries the error when it is not the one the request used:
     #: ``"both"`` for an ambiguous request, ``"Bearer"``/``"DPoP"`` where none was read yet.
     scheme: str | None = None
+    #: What the refusal's log line adds to ``description`` (never sent to the client):
+    #: what the token carried beside what was expected, bounded and escaped.
+    detail: str = ""
 
     def __init__(self, description: str = "", *, scheme: str | None = None, **params: str) -> None:
         super().__init__(description)

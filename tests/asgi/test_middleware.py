@@ -143,6 +143,7 @@ def test_request_auth_and_request_user_describe_the_token(api: Any) -> None:
         "subject": "user-1",
         "client_id": "test-client",
         "scopes": ["read", "write"],
+        "roles": [],
         "audience": [RESOURCE],
         "issuer": ISSUER.issuer,
         "expires_at": NOW + 300,

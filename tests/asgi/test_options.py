@@ -1,4 +1,4 @@
-"""Options of the guard not covered elsewhere: jwks_uri, scopes_claim, realm."""
+"""Options of the guard not covered elsewhere: jwks_uri, scopes_claims, realm."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def test_an_explicit_jwks_uri_skips_discovery() -> None:
     assert [r.url.path for r in issuer.requests] == ["/jwks"]
 
 
-def test_scopes_claim_names_where_scopes_are_read() -> None:
-    api = client(guard(ISSUER, Clock(), scopes_claim=["permissions"]))
+def test_scopes_claims_name_where_scopes_are_read() -> None:
+    api = client(guard(ISSUER, Clock(), scopes_claims=["permissions"]))
     token = ISSUER.token(
         audience=RESOURCE,
         now=NOW,

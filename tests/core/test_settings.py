@@ -55,7 +55,7 @@ BAD: list[tuple[Callable[[], object], str]] = [
     (lambda: JWT(keys_ttl=-5), r"JWT\(keys_ttl=...\)"),
     (lambda: JWT(keys_refresh_cooldown=None), "keys_refresh_cooldown"),  # type: ignore[arg-type]
     (lambda: JWT(keys_max_stale=True), "keys_max_stale"),
-    (lambda: JWT(scopes_claim=(None,)), "scopes_claim"),  # type: ignore[arg-type]
+    (lambda: JWT(scopes_claims=(None,)), "scopes_claims"),  # type: ignore[arg-type]
     (lambda: DPoP(mode="sometimes"), r"DPoP\(mode=...\)"),  # type: ignore[arg-type]
     (lambda: DPoP(algorithms=()), r"DPoP\(algorithms=...\)"),
     (lambda: DPoP(algorithms=("HS256",)), "HS256"),
@@ -126,10 +126,10 @@ def test_good_settings_are_accepted(build: Callable[[], object]) -> None:
 
 
 def test_the_settings_are_normalised() -> None:
-    built = server(audiences="urn:api", jwt=JWT(algorithms="ES256", scopes_claim="scp"))  # type: ignore[arg-type]
+    built = server(audiences="urn:api", jwt=JWT(algorithms="ES256", scopes_claims="scp"))  # type: ignore[arg-type]
     assert built.audiences == frozenset({"urn:api"})
     assert built.jwt.algorithms == ("ES256",)
-    assert built.jwt.scopes_claim == ("scp",)
+    assert built.jwt.scopes_claims == ("scp",)
     assert DPoP(public_origin="https://API.test:443").public_origin == "https://api.test"
     assert DPoP(trusted_proxies="10.0.0.0/8").trusted_proxies == ("10.0.0.0/8",)
     default = server()

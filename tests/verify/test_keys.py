@@ -18,6 +18,7 @@ from oauthguard._jose.b64 import b64url_encode
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._verify.keys import KeySet, parse_jwks
+from oauthguard._verify.trust import IssuerDirectory, TokenRules, TrustedIssuer
 from oauthguard._wire.errors import TemporarilyUnavailable
 from oauthguard.testing import TestIssuer, public_jwk
 
@@ -318,12 +319,10 @@ async def test_concurrent_cold_requests_cause_one_discovery_and_one_jwks_fetch()
     http = httpx.AsyncClient(transport=Gated())
     clock = Clock()
     servers = AuthorizationServers(http, clock)
-    verifier = JWTVerifier(
-        {ISSUER: KeySet(ISSUER, http, clock, servers)},
-        audiences=[RESOURCE],
-        algorithms=["RS256"],
-        clock=clock,
+    trusted = TrustedIssuer(
+        ISSUER, KeySet(ISSUER, http, clock, servers), TokenRules(frozenset({RESOURCE}))
     )
+    verifier = JWTVerifier(IssuerDirectory([trusted]), algorithms=["RS256"], clock=clock)
     tokens = [issuer.token(audience=RESOURCE, subject=f"user-{n}", now=NOW) for n in range(100)]
     subjects: list[str | None] = []
 
