@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from oauthguard._verify.trust import IssuerDirectory, TokenRules, TrustedIssuer
+from oauthguard._verify.trust import IssuerDirectory, TokenCheck, TokenRules, TrustedIssuer
 from oauthguard._wire.errors import InvalidToken
 
 logger = logging.getLogger("oauthguard")
@@ -67,9 +67,10 @@ def explained(
     header: Mapping[str, Any],
     claims: Mapping[str, Any],
     candidates: Iterable[TokenRules],
-) -> str | None:
-    """The first fix an issuer's ``explain`` gives for this refusal. Every issuer is asked
-    when the token's own is not one of ours (a token of the provider's other issuer)."""
+) -> tuple[str, TokenRules] | None:
+    """The first fix an issuer's ``explain`` gives for this refusal, and that issuer's rules.
+    Every issuer is asked when the token's own is not one of ours (a token of the provider's
+    other issuer)."""
     for rules in candidates:
         if rules.explain is None:
             continue
@@ -79,7 +80,7 @@ def explained(
             logger.exception("Issuer(explain=...) failed")
             continue
         if isinstance(fix, str) and fix:  # its own line: it may quote the token's values
-            return "".join(c if c.isprintable() else "?" for c in fix[:500])
+            return "".join(c if c.isprintable() else "?" for c in fix[:500]), rules
     return None
 
 
@@ -96,5 +97,46 @@ def annotate(
         candidates: Iterable[TokenRules] = (trusted.rules,)
     else:
         candidates = directory.all_rules()
-    fix = explained(refusal, header, claims, candidates)
-    refusal.detail = detail if fix is None else f"{detail}; fix: {fix}"
+    found = explained(refusal, header, claims, candidates)
+    # A token of no issuer of ours is judged by a provider's checks only if that provider
+    # recognized it (explained it), so a stranger's token stays "not trusted".
+    judged = candidates if trusted is not None else () if found is None else (found[1],)
+    kind = kind_refusal(header, claims, judged)
+    if kind is not None and kind.description != refusal.description:
+        detail = f"{detail}; also: {refusal.description}"
+        refusal.description = kind.description
+    refusal.detail = detail if found is None else f"{detail}; fix: {found[0]}"
+
+
+class TokenKind:
+    """An ``Issuer(checks=...)`` entry that says what kind of token this is not (an ID token,
+    a token for another API of the provider). It runs after the standard checks like any
+    other; a token a standard check refused is shown to it too, and if it refuses, the
+    refusal says what the token is rather than which check it failed first (RFC 8725 §3.11:
+    a token of another kind is told apart before what it says is judged). Shown only tokens
+    refused anyway, it can never let one pass."""
+
+    __slots__ = ("check",)
+
+    def __init__(self, check: TokenCheck) -> None:
+        self.check = check
+
+    def __call__(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
+        self.check(header, claims)
+
+
+def kind_refusal(
+    header: Mapping[str, Any], claims: Mapping[str, Any], candidates: Iterable[TokenRules]
+) -> InvalidToken | None:
+    """What the issuers' ``TokenKind`` checks say of a refused token, if they refuse it."""
+    for rules in candidates:
+        for check in rules.checks:
+            if not isinstance(check, TokenKind):
+                continue
+            try:
+                check(header, claims)
+            except InvalidToken as refusal:
+                return refusal
+            except Exception:  # a provider check never changes the answer
+                logger.exception("Issuer(checks=...) failed on a refused token")
+    return None

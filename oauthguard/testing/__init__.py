@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -123,6 +124,8 @@ class TestIssuer(ProviderTokens):
         self.keys: dict[str, tuple[str, Any]] = {}  # kid -> (alg, private key)
         self.default_kid: dict[str, str] = {}  # alg -> kid
         self.requests: list[httpx.Request] = []
+        #: Paths of the metadata and JWKS requests served, however they arrived (the last 1,000).
+        self.served: deque[str] = deque(maxlen=1000)
         self.extra_metadata: dict[str, Any] = {}
         #: Raw JWKs served after the issuer's own keys (for broken or foreign keys).
         self.extra_jwks: list[dict[str, Any]] = []
@@ -215,12 +218,14 @@ class TestIssuer(ProviderTokens):
         return {name: value for name, value in metadata.items() if value is not None}
 
     async def _metadata_endpoint(self, request: Request) -> Response:
+        self.served.append(request.url.path)
         metadata = self.metadata()
         if self.profile is not None:  # Entra: the document of the tenant in the path
             metadata["issuer"] = self.profile.issuer_at(self.base_url, request.path_params)
         return JSONResponse(metadata)
 
     async def _jwks_endpoint(self, request: Request) -> Response:
+        self.served.append(request.url.path)
         headers = {}
         if self.jwks_max_age is not None:
             headers["cache-control"] = f"public, max-age={self.jwks_max_age}"
