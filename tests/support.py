@@ -107,3 +107,51 @@ def assert_refused(
         assert body["error_description"] == params["error_description"]
     assert "Traceback" not in response.text
     return params
+
+
+class Recording:
+    """An ASGI app that records the path and ``Host`` of each HTTP request to ``app``, and
+    answers 404 for the paths in ``missing``."""
+
+    def __init__(self, app: Any, missing: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.missing = missing
+        self.seen: list[tuple[str, str]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode()
+            self.seen.append((host, scope["path"]))
+            if scope["path"] in self.missing:
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                await send({"type": "http.response.body", "body": b"not here"})
+                return
+        await self.app(scope, receive, send)
+
+    @property
+    def paths(self) -> list[str]:
+        return [path for _, path in self.seen]
+
+
+class NameMap(httpx.AsyncBaseTransport):
+    """Real HTTP to loopback for host names that do not resolve here, the way a container
+    network's DNS gives ``keycloak:8080`` to another container: each request to a host in
+    ``names`` (``"keycloak:8080" -> "127.0.0.1:41234"``) goes to that address, with its
+    ``Host`` header unchanged."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+        # no pooled connection: a TestClient runs each request in an event loop of its own
+        self.inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+        self.asked: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.asked.append(str(request.url))
+        netloc = request.url.netloc.decode()
+        if netloc in self.names:
+            host, _, port = self.names[netloc].partition(":")
+            request.url = request.url.copy_with(host=host, port=int(port))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from oauthguard._http.urls import https_or_loopback
+from oauthguard._http.urls import INSECURE_HTTP, insecure_http, is_insecure
 from oauthguard._verify.claims import claim_path
 from oauthguard._verify.trust import TENANT, TENANT_SYNTAX, Explain, TokenCheck
 from oauthguard._wire.errors import ConfigurationError
 
 logger = logging.getLogger("oauthguard")
 
-#: The environment variable that permits plain-http URLs on every host (as in oauthlib).
-INSECURE_HTTP = "OAUTHGUARD_INSECURE_HTTP"
 Discovery = Literal["auto", "oauth", "oidc"]
-
-
-def insecure_http() -> bool:
-    """Whether ``OAUTHGUARD_INSECURE_HTTP=1`` permits plain http on every host."""
-    return os.environ.get(INSECURE_HTTP, "") == "1"
-
-
-def is_insecure(url: str) -> bool:
-    """An http URL on a host other than loopback (which is allowed without opting in)."""
-    return urlsplit(url).scheme == "http" and not https_or_loopback(url)
 
 
 def http_refusal(name: str, url: str, issuer_opt_in: bool = True) -> ConfigurationError:

@@ -400,8 +400,8 @@ def _check_introspection(settings: object, issuers: tuple[Issuer, ...]) -> None:
         raise ConfigurationError(
             f"introspection must be an oauthguard.Introspection(...), got {type(settings).__name__}"
         )
-    if settings.endpoint is None and len(issuers) != 1:
+    if settings.endpoint is None and (len(issuers) != 1 or issuers[0].is_template):
         raise ConfigurationError(
-            "Introspection(endpoint=...) must be given with several authorization servers: "
-            "the endpoint is only discovered from the metadata of a single one"
+            "Introspection(endpoint=...) must be given with several authorization servers "
+            "or tenants: the endpoint is only discovered from the metadata of a single one"
         )

@@ -13,12 +13,13 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from oauthguard._core.issuer import Issuer as Issuer
-from oauthguard._core.issuer import claim_names, http_refusal, insecure_http, is_insecure
+from oauthguard._core.issuer import claim_names, http_refusal
 from oauthguard._core.issuer import issuers as issuers
 from oauthguard._dpop.htu import Network, parse_networks, parse_origin
 from oauthguard._dpop.nonces import DPoPNonces, check_nonces
 from oauthguard._dpop.proof import DEFAULT_DPOP_ALGORITHMS
 from oauthguard._dpop.replay import ReplayStore
+from oauthguard._http.urls import insecure_http, is_insecure
 from oauthguard._verify.jwt import ASYMMETRIC_ALGORITHMS
 from oauthguard._wire.errors import ConfigurationError
 from oauthguard._wire.tokens import is_scope_token, split_scope

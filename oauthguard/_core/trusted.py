@@ -10,7 +10,7 @@ import httpx
 from oauthguard._core.issuer import Issuer
 from oauthguard._core.settings import JWT, Limits
 from oauthguard._verify.claims import claim_path
-from oauthguard._verify.discovery import AuthorizationServers
+from oauthguard._verify.discovery import AuthorizationServers, Source
 from oauthguard._verify.keys import KeySet
 from oauthguard._verify.trust import (
     TENANT,
@@ -92,15 +92,18 @@ class Directory:
         """An issuer's keys (a tenant's, for a template); a key leaving its JWKS empties
         the cache of verified tokens."""
         jwt = self.jwt
-        jwks_uri = issuer.jwks_uri
-        if jwks_uri is not None and tenant is not None:
-            jwks_uri = jwks_uri.replace(TENANT, tenant)
+        jwks_uri, internal = issuer.jwks_uri, issuer.internal_url
+        if tenant is not None:
+            jwks_uri = None if jwks_uri is None else jwks_uri.replace(TENANT, tenant)
+            internal = None if internal is None else internal.replace(TENANT, tenant)
+        source = Source(url, internal, issuer.discovery, issuer.http_allowed)
         return KeySet(
             url,
             self.http,
             self.clock,
             self.servers,
             jwks_uri=jwks_uri,
+            source=source,
             cache_ttl=jwt.keys_ttl,
             refresh_cooldown=jwt.keys_refresh_cooldown,
             max_stale=jwt.keys_max_stale,

@@ -15,7 +15,7 @@ from oauthguard._http.breaker import CircuitBreaker, Ticket, retry_after
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._http.fetch import Fetched, UnreadableBody, fetch_document
 from oauthguard._http.singleflight import SingleFlight
-from oauthguard._http.urls import https_or_loopback
+from oauthguard._http.urls import INSECURE_HTTP, fetchable
 from oauthguard._introspection.answers import (
     AboutThisToken,
     IntrospectionFailure,
@@ -90,11 +90,11 @@ class Introspection:
 
     def __post_init__(self) -> None:
         if self.endpoint is not None and not (
-            isinstance(self.endpoint, str) and https_or_loopback(self.endpoint)
+            isinstance(self.endpoint, str) and fetchable(self.endpoint)
         ):
             raise ConfigurationError(
-                f"Introspection(endpoint=...) must be an https URL, got "
-                f"{self.endpoint!r} (http only on localhost)"
+                f"Introspection(endpoint=...) must be an https URL, got {self.endpoint!r} "
+                f"(http only on loopback, or on any host with {INSECURE_HTTP}=1)"
             )
         if not isinstance(self.client_id, str) or not self.client_id:
             raise ConfigurationError("Introspection(client_id=...) must be a non-empty string")
@@ -328,10 +328,12 @@ class IntrospectionVerifier:
 
     async def _discover_endpoint(self) -> str:
         """The introspection_endpoint of the one authorization server (RFC 8414 §2)."""
-        [issuer] = self._key_sets
-        document = await self._servers.get(issuer)
+        [keys] = self._key_sets.values()
+        issuer, source = keys.issuer, keys.source
+        document = await self._servers.get(source)
         endpoint = document.get("introspection_endpoint")
-        if not isinstance(endpoint, str) or not https_or_loopback(endpoint):
+        # RFC 7662 §4: https (http only on loopback, or where the issuer allows it)
+        if not isinstance(endpoint, str) or not source.usable(endpoint):
             logger.error(
                 "the metadata of %s has no usable introspection_endpoint (%r); set "
                 "Introspection(endpoint=)",

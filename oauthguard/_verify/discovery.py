@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,12 +22,17 @@ RFC8414 = "/.well-known/oauth-authorization-server"
 OIDC = "/.well-known/openid-configuration"
 
 
-def metadata_urls(issuer: str) -> list[str]:
+#: Documents (and failures) kept at most, oldest out: one per issuer, tenants included.
+MAX_ISSUERS = 4096
+
+
+def metadata_urls(issuer: str, discovery: str = "auto") -> list[str]:
     """Where an issuer's metadata may live, in the order we try them.
 
     RFC 8414 §3.1 inserts the well-known segment between host and path; OIDC Discovery §4
     appends it to the issuer; the path-inserted OIDC form is what several servers use too.
-    A terminating ``/`` is removed first.
+    A terminating ``/`` is removed first. ``discovery="oauth"`` gives the RFC 8414 URL only,
+    ``"oidc"`` the OpenID Connect ones only.
     """
     parts = urlsplit(issuer)
     origin = f"{parts.scheme}://{parts.netloc}"
@@ -34,7 +40,65 @@ def metadata_urls(issuer: str) -> list[str]:
     urls = [f"{origin}{RFC8414}{path}", f"{origin}{OIDC}{path}"]
     if path:
         urls.append(f"{origin}{path}{OIDC}")
+    if discovery == "oauth":
+        return urls[:1]
+    if discovery == "oidc":
+        return urls[1:]
     return urls
+
+
+def under(url: str, base: str) -> str | None:
+    """The rest of ``url`` after ``base`` when ``url`` is ``base`` or below it (whole path
+    segments only), else None."""
+    root = base.rstrip("/")
+    if url == root or url.startswith(root + "/"):
+        return url[len(root) :]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where one issuer's metadata is fetched from, and which URLs in it are used.
+
+    ``issuer`` is the public identifier the document must name (RFC 8414 §3.3);
+    ``internal`` the base the server reaches it at instead (URLs under ``issuer`` are
+    fetched under it); ``allow_http`` permits plain http on hosts other than loopback.
+    """
+
+    issuer: str
+    internal: str | None = None
+    discovery: str = "auto"
+    allow_http: bool = False
+
+    def fetched_at(self, url: str) -> str:
+        """``url`` as the server fetches it: under the internal base when under the public."""
+        if self.internal is None:
+            return url
+        rest = under(url, self.issuer)
+        return url if rest is None else self.internal.rstrip("/") + rest
+
+    def usable(self, url: object) -> bool:
+        """A URL the server is willing to fetch: https, http on loopback, or any http with
+        ``allow_http``."""
+        if not isinstance(url, str):
+            return False
+        if https_or_loopback(url):
+            return True
+        parts = urlsplit(url)
+        return self.allow_http and parts.scheme == "http" and bool(parts.hostname)
+
+    def metadata_urls(self) -> list[str]:
+        return metadata_urls(self.internal or self.issuer, self.discovery)
+
+    def rewritten(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The document with its URLs under the public base moved under the internal one;
+        its ``issuer`` stays the public identifier."""
+        if self.internal is None:
+            return document
+        return {
+            name: self.fetched_at(value) if isinstance(value, str) and name != "issuer" else value
+            for name, value in document.items()
+        }
 
 
 class MetadataError(Exception):
@@ -67,22 +131,24 @@ class AuthorizationServers:
         self._timeout = timeout
         self._retry_after = retry_after
         self._max_age = max_age
-        self._documents: dict[str, tuple[dict[str, Any], float]] = {}
-        self._failed_at: dict[str, tuple[float, str]] = {}
+        self._documents: dict[Source, tuple[dict[str, Any], float]] = {}
+        self._failed_at: dict[Source, tuple[float, str]] = {}
         self._flight: SingleFlight[dict[str, Any]] = SingleFlight()
 
-    def cached(self, issuer: str) -> dict[str, Any] | None:
+    def cached(self, issuer: str | Source) -> dict[str, Any] | None:
         """The last document fetched for ``issuer``, however old, without any I/O."""
-        entry = self._documents.get(issuer)
+        entry = self._documents.get(issuer if isinstance(issuer, Source) else Source(issuer))
         return entry[0] if entry is not None else None
 
-    async def get(self, issuer: str) -> dict[str, Any]:
-        """The issuer's metadata; ``TemporarilyUnavailable`` when it cannot be had."""
-        entry = self._documents.get(issuer)
+    async def get(self, issuer: str | Source) -> dict[str, Any]:
+        """The issuer's metadata (its URLs as the server fetches them, see ``Source``);
+        ``TemporarilyUnavailable`` when it cannot be had."""
+        source = issuer if isinstance(issuer, Source) else Source(issuer)
+        entry = self._documents.get(source)
         now = self._clock()
         if entry is not None and now < entry[1] + self._max_age:
             return entry[0]
-        failed = self._failed_at.get(issuer)
+        failed = self._failed_at.get(source)
         if failed is not None:
             wait = failed[0] + self._retry_after - now
             if wait > 0:  # a failing issuer is asked at most once per pause
@@ -90,29 +156,31 @@ class AuthorizationServers:
                     return entry[0]
                 raise TemporarilyUnavailable(failed[1], retry_after=math.ceil(wait))
         try:
-            return await self._flight.run(issuer, lambda: self._discover(issuer))
+            return await self._flight.run(source, lambda: self._discover(source))
         except TemporarilyUnavailable:
             if entry is not None:  # metadata rarely changes: the last good one will do
                 return entry[0]
             raise
 
-    async def _discover(self, issuer: str) -> dict[str, Any]:
+    async def _discover(self, source: Source) -> dict[str, Any]:
+        issuer = source.issuer
         reasons = []
-        for url in metadata_urls(issuer):
+        for url in source.metadata_urls():
             try:
-                document = await self._fetch(url, issuer)
+                document = source.rewritten(await self._fetch(url, issuer))
+                check_fetched_urls(document, source)
             except MetadataError as exc:
                 reasons.append(f"{url}: {exc}")
                 if isinstance(exc, Unreachable):
                     break
                 continue
-            self._documents[issuer] = (document, self._clock())
-            self._failed_at.pop(issuer, None)
+            remember(self._documents, source, (document, self._clock()))
+            self._failed_at.pop(source, None)
             logger.info("discovered metadata of %s at %s", issuer, url)
             return document
         message = f"the metadata of {issuer} could not be fetched"
         logger.warning("%s (%s)", message, "; ".join(reasons))
-        self._failed_at[issuer] = (self._clock(), message)
+        remember(self._failed_at, source, (self._clock(), message))
         raise TemporarilyUnavailable(message, retry_after=math.ceil(self._retry_after))
 
     async def _fetch(self, url: str, issuer: str) -> dict[str, Any]:
@@ -122,10 +190,24 @@ class AuthorizationServers:
             raise (MetadataError if exc.answered else Unreachable)(str(exc)) from None
         if not isinstance(document, dict):
             raise MetadataError("the response is not a JSON object")
-        # RFC 8414 §3.3: the issuer in the document is identical to the one we asked for.
+        # RFC 8414 §3.3: the issuer in the document is identical to the one we asked for
+        # (the public identifier, wherever the document was fetched from).
         if document.get("issuer") != issuer:
             raise MetadataError(f"its issuer {document.get('issuer')!r} is not {issuer!r}")
-        jwks_uri = document.get("jwks_uri")
-        if jwks_uri is not None and not (isinstance(jwks_uri, str) and https_or_loopback(jwks_uri)):
-            raise MetadataError(f"jwks_uri {jwks_uri!r} is not an https URL")
         return document
+
+
+def check_fetched_urls(document: dict[str, Any], source: Source) -> None:
+    """The keys' URL is https, or http where allowed (the introspection endpoint is checked
+    where it is used, the others are the client's business)."""
+    url = document.get("jwks_uri")
+    if url is not None and not source.usable(url):
+        raise MetadataError(f"jwks_uri {str(url)[:200]!r} is not an https URL")
+
+
+def remember(entries: dict[Source, Any], source: Source, value: Any) -> None:
+    """Keep ``value`` for ``source``, the oldest entry out when ``MAX_ISSUERS`` are kept."""
+    entries.pop(source, None)
+    if len(entries) >= MAX_ISSUERS:
+        del entries[next(iter(entries))]
+    entries[source] = value

@@ -20,7 +20,7 @@ from oauthguard._http.fetch import FetchFailed, fetch_json
 from oauthguard._http.singleflight import SingleFlight
 from oauthguard._http.urls import https_or_loopback
 from oauthguard._jose.jwk import public_key
-from oauthguard._verify.discovery import AuthorizationServers
+from oauthguard._verify.discovery import AuthorizationServers, Source
 from oauthguard._wire.errors import TemporarilyUnavailable
 
 logger = logging.getLogger("oauthguard")
@@ -111,6 +111,7 @@ class KeySet:
         servers: AuthorizationServers,
         *,
         jwks_uri: str | None = None,
+        source: Source | None = None,
         cache_ttl: float = 600,
         refresh_cooldown: float = 30,
         max_stale: float = 86400,
@@ -121,7 +122,9 @@ class KeySet:
         self._http = http_client
         self._clock = clock
         self._servers = servers
-        self._jwks_uri = jwks_uri
+        #: Where the issuer's metadata and keys are fetched from (``Source``).
+        self.source = source or Source(issuer)
+        self._jwks_uri = None if jwks_uri is None else self.source.fetched_at(jwks_uri)
         self._default_ttl = cache_ttl
         self._cooldown = refresh_cooldown
         self._max_stale = max_stale
@@ -229,7 +232,7 @@ class KeySet:
         logger.info("fetched %d keys of %s from %s (ttl %ds)", len(keys), self.issuer, uri, ttl)
 
     async def _discovered_jwks_uri(self) -> str:
-        document = await self._servers.get(self.issuer)
+        document = await self._servers.get(self.source)
         uri = document.get("jwks_uri")
         if not isinstance(uri, str):
             raise TemporarilyUnavailable(f"the metadata of {self.issuer} has no jwks_uri")
