@@ -7,10 +7,12 @@ SHA-256 prefix where the refusal is logged.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from oauthguard._jose.b64 import b64url_decode
 from oauthguard._verify.trust import IssuerDirectory, TokenCheck, TokenRules, TrustedIssuer
 from oauthguard._wire.errors import InvalidToken
 
@@ -140,3 +142,26 @@ def kind_refusal(
             except Exception:  # a provider check never changes the answer
                 logger.exception("Issuer(checks=...) failed on a refused token")
     return None
+
+
+def annotate_encrypted(refusal: InvalidToken, token: str, directory: IssuerDirectory) -> None:
+    """Give the refusal of an encrypted token (JWE) its log detail from the protected header
+    (RFC 7516 §7.1: readable, its first segment): an issuer that sends one where a signed
+    JWT belongs (Auth0, asked for a token without an audience) may explain the fix."""
+    parts = token.split(".")
+    if len(parts) != 5:
+        return
+    try:
+        header = json.loads(b64url_decode(parts[0]).decode("utf-8"))
+    except (ValueError, RecursionError):
+        return
+    if not isinstance(header, dict):
+        return
+    iss = header.get("iss")
+    claims = {"iss": iss} if isinstance(iss, str) else {}
+    trusted = directory.get(iss) if isinstance(iss, str) else None
+    detail = token_detail(header, claims, directory, trusted)
+    found = explained(
+        refusal, header, claims, directory.all_rules() if trusted is None else (trusted.rules,)
+    )
+    refusal.detail = detail if found is None else f"{detail}; fix: {found[0]}"

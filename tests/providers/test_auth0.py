@@ -14,6 +14,7 @@ client, a ``nonce``, no ``azp``) and "Get Access Tokens"
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,7 @@ from provider_setup import RESOURCE, Stack, provider_stack, refusal_logs, refuse
 from support import assert_refused
 
 from oauthguard import providers
+from oauthguard._jose.b64 import b64url_encode
 from oauthguard.testing import Auth0Profile
 
 ROLES = "https://api.example.com/roles"
@@ -77,6 +79,19 @@ def test_a_token_requested_without_audience_is_refused_and_the_fix_logged(
         response = stack.get("/me", userinfo_only)
     assert_refused(response, 401, "invalid_token")
     assert "audience=" in refusal_logs(caplog.records)
+
+
+def test_an_encrypted_token_for_userinfo_is_refused_and_the_fix_logged(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without an audience Auth0 returns an encrypted (JWE) token for its /userinfo."""
+    header = {"alg": "dir", "enc": "A256GCM", "iss": stack.issuer.issuer}
+    head = b64url_encode(json.dumps(header).encode())
+    jwe = f"{head}..{'a' * 16}.{'b' * 40}.{'c' * 22}"
+    with caplog.at_level("INFO", logger="oauthguard"):
+        assert "encrypted" in refused(stack.get("/me", jwe))
+    logged = refusal_logs(caplog.records)
+    assert "audience=" in logged and "/userinfo" in logged and jwe not in logged
 
 
 def test_a_wrong_audience_is_refused(stack: Stack) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 from provider_setup import Stack, provider_stack, refusal_logs, refused
 
-from oauthguard import ConfigurationError, providers
+from oauthguard import ConfigurationError, ResourceServer, providers
 from oauthguard.testing import EntraProfile
 
 TENANT = "9f4c1a52-8d3e-4b7a-a1c6-2e5f7d9b0c31"
@@ -152,3 +152,17 @@ def test_national_clouds_and_the_v1_issuer() -> None:
     china = providers.entra(API, tenant=TENANT, authority="https://login.chinacloudapi.cn")
     assert china.url == f"https://login.chinacloudapi.cn/{TENANT}/v2.0"
     assert set(v2.audiences) == {API, f"api://{API}"}
+
+
+def test_both_versions_go_in_authorization_servers_beside_other_issuers() -> None:
+    both = providers.entra(API, tenant=TENANT, versions=(1, 2))
+    server = ResourceServer(
+        resource="https://api.example.com", authorization_servers=[both, "https://as.example.com"]
+    )
+    assert [issuer.url for issuer in server.issuers] == [
+        both[0].url,
+        both[1].url,
+        "https://as.example.com",
+    ]
+    with pytest.raises(ConfigurationError, match="given twice"):
+        ResourceServer(resource="https://api.example.com", authorization_servers=[both, both[0]])

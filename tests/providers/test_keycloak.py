@@ -106,7 +106,6 @@ def test_discovery_reads_the_realms_openid_configuration(stack: Stack) -> None:
     assert not any("oauth-authorization-server" in path for path in paths)
 
 
-@pytest.mark.xfail(strict=True, reason="Issuer(internal_url=...) fetching arrives with i12-core")
 def test_a_container_issuer_is_reached_at_its_internal_url_over_http() -> None:
     """docker compose: tokens name ``http://keycloak:8080/realms/demo`` (the name the
     browser used), the API reaches the same Keycloak at another address."""
