@@ -17,6 +17,7 @@ logs the fix for the provider's usual setup mistakes. The guides are in ``docs/p
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from typing import overload
@@ -185,24 +186,21 @@ def entra(
     uri = _optional_text("entra(app_id_uri=...)", app_id_uri) or f"api://{api}"
     place = tenant or "{tenant}"
     keys = tenant or "common"  # one JWKS serves every tenant (Microsoft's common keys)
-    shared = {
-        "audiences": (api, uri),
-        "tenants": None if tenant else tenants,
-        "scopes_claims": ("scp",),
-        "roles_claims": ("roles",),
-        "discovery": "oidc",
-        "checks": (checks.entra_access_token, checks.entra_tenant),
-        "explain": checks.entra_explain(tuple(sorted(set(versions))), api),
-    }
-    made = []
-    if 2 in versions:
-        jwks = None if tenant else f"{origin}/{keys}/discovery/v2.0/keys"
-        made.append(Issuer(f"{origin}/{place}/v2.0", jwks_uri=jwks, **shared))  # type: ignore[arg-type]
-    if 1 in versions:
-        sts = _v1_issuer(origin)
-        made.append(
-            Issuer(f"{sts}/{place}/", jwks_uri=f"{origin}/{keys}/discovery/keys", **shared)  # type: ignore[arg-type]
-        )
+    v2 = Issuer(
+        f"{origin}/{place}/v2.0",
+        jwks_uri=None if tenant else f"{origin}/{keys}/discovery/v2.0/keys",
+        audiences=(api, uri),
+        tenants=None if tenant else tenants,
+        scopes_claims=("scp",),
+        roles_claims=("roles",),
+        discovery="oidc",
+        checks=(checks.entra_access_token, checks.entra_tenant),
+        explain=checks.entra_explain(tuple(sorted(set(versions))), api),
+    )
+    made = [v2] if 2 in versions else []
+    if 1 in versions:  # the same API and rules; v1.0's own issuer and keys
+        v1_url, v1_keys = f"{_v1_issuer(origin)}/{place}/", f"{origin}/{keys}/discovery/keys"
+        made.append(dataclasses.replace(v2, url=v1_url, jwks_uri=v1_keys))
     return made[0] if len(made) == 1 else (made[0], made[1])
 
 
@@ -269,6 +267,7 @@ def keycloak(
     internal_url: str | None = None,
     *,
     allow_http: bool = False,
+    clients: str | Iterable[str] = (),
 ) -> Issuer:
     """Keycloak: ``url`` is the server's public base (``https://kc.example.com``, with
     ``/auth`` on servers older than 17), ``realm`` the realm, ``client_id`` the API's client.
@@ -278,7 +277,8 @@ def keycloak(
     (``realm_access.roles``) and the API client's (``resource_access.{client_id}.roles``).
     ``internal_url`` is the base the server reaches Keycloak at inside the deployment
     (``http://keycloak:8080`` in docker compose) when tokens name a public ``url``;
-    ``allow_http=True`` opts in to plain http on a non-loopback host (a dev container).
+    ``allow_http=True`` opts in to plain http on a non-loopback host (a dev container);
+    ``clients`` limits the clients that may call (the token's ``azp``).
     Keys listed for encryption (``use: "enc"``) never verify signatures.
     """
     base = _base("keycloak(url=...)", url, path=True, allow_http=allow_http)
@@ -291,13 +291,14 @@ def keycloak(
         )
     internal = None
     if internal_url is not None:
-        inner = _base("keycloak(internal_url=...)", internal_url, path=True, allow_http=True)
+        inner = _base("keycloak(internal_url=...)", internal_url, path=True, allow_http=allow_http)
         internal = f"{inner}/realms/{realm}"
     roles = ("realm_access.roles",) + ((f"resource_access.{api}.roles",) if api else ())
     return Issuer(
         f"{base}/realms/{realm}",
         internal_url=internal,
         audiences=(api,) if api else (),
+        clients=(clients,) if isinstance(clients, str) else tuple(clients),
         scopes_claims=("scope",),
         roles_claims=roles,
         allow_http=allow_http,

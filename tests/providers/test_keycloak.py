@@ -152,3 +152,15 @@ def test_a_strangers_token_is_not_trusted_whatever_its_shape(stack: Stack) -> No
     stranger = TestIssuer("https://idp.example.net", algorithms=("RS256",))
     response = stack.get("/me", stranger.token(audience="orders-api"))
     assert refused(response) == "the token's issuer is not trusted"
+
+
+def test_clients_limit_the_callers_by_azp() -> None:
+    with provider_stack(
+        PROFILE,
+        lambda base: providers.keycloak(
+            base, realm="demo", client_id="orders-api", clients=["web-app"]
+        ),
+    ) as limited:
+        assert limited.get("/me", limited.issuer.access_token()).status_code == 200
+        other = limited.issuer.access_token(client_id="batch-job")
+        assert "'batch-job'" in refused(limited.get("/me", other))
