@@ -176,3 +176,23 @@ def test_an_unknown_profile_or_option_is_refused() -> None:
         issuer("okta").access_token(tenant="x")
     with pytest.raises(ValueError, match="need TestIssuer"):
         TestIssuer(BASE).access_token()
+
+
+def test_the_token_endpoint_issues_tokens_in_the_providers_shape() -> None:
+    stand_in = issuer("keycloak")
+    client_id, secret = stand_in.register_client(grant_types=["client_credentials"])
+
+    async def grant() -> dict[str, Any]:
+        async with stand_in.http_client() as http:
+            response = await http.post(
+                stand_in.issuer + "/token",
+                data={"grant_type": "client_credentials", "scope": "orders:read"},
+                auth=(client_id, secret or ""),
+            )
+            assert response.status_code == 200, response.text
+            answer: dict[str, Any] = response.json()
+            return answer
+
+    _, claims = claims_of(anyio.run(grant)["access_token"])
+    assert (claims["typ"], claims["azp"], claims["scope"]) == ("Bearer", client_id, "orders:read")
+    assert claims["iss"] == BASE + "/realms/test"
