@@ -24,8 +24,8 @@ from typing import overload
 from urllib.parse import urlsplit
 
 import oauthguard._provider_checks as checks
-from oauthguard._core.settings import Issuer
-from oauthguard._http.urls import is_loopback_host
+from oauthguard._core.issuer import Issuer
+from oauthguard._http.urls import INSECURE_HTTP, insecure_http, is_loopback_host
 from oauthguard._wire.errors import ConfigurationError
 
 __all__ = ["auth0", "cognito", "entra", "keycloak", "okta"]
@@ -37,10 +37,13 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 Tenants = Iterable[str] | Callable[[str], bool]
 
 
-def _base(argument: str, value: object, *, path: bool = False, allow_http: bool = False) -> str:
+def _base(
+    argument: str, value: object, *, path: bool = False, allow_http: bool | None = None
+) -> str:
     """A provider's base as an origin (``https://host[:port]``, a path only where the
     provider has one), from a bare host name or a URL; http only on loopback (a stand-in)
-    unless ``allow_http``."""
+    unless ``allow_http`` (None: the preset has no such opt-in, its provider is https only)
+    or ``OAUTHGUARD_INSECURE_HTTP=1``."""
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{argument} must be a host name or URL, got {value!r}")
     url = value if "://" in value else "https://" + value
@@ -52,11 +55,15 @@ def _base(argument: str, value: object, *, path: bool = False, allow_http: bool 
         raise ConfigurationError(
             f"{argument}={value!r} is not a host name or a URL without query or fragment"
         )
-    if parts.scheme == "http" and not (is_loopback_host(parts.hostname) or allow_http):
-        raise ConfigurationError(
-            f"{argument}={value!r} is plain http: use https, or opt in for a development "
-            "container with allow_http=True (or OAUTHGUARD_INSECURE_HTTP=1)"
+    opted_in = insecure_http() if allow_http is None else allow_http or insecure_http()
+    if parts.scheme == "http" and not (is_loopback_host(parts.hostname) or opted_in):
+        fix = (
+            "the provider serves https only (plain http is for a stand-in on loopback)"
+            if allow_http is None
+            else "use https, or opt in for a development container with allow_http=True "
+            f"(or {INSECURE_HTTP}=1)"
         )
+        raise ConfigurationError(f"{argument}={value!r} is plain http: {fix}")
     if parts.scheme not in ("http", "https"):
         raise ConfigurationError(f"{argument}={value!r} must be an https URL")
     base_path = parts.path.rstrip("/")

@@ -62,3 +62,16 @@ def test_each_preset_builds_its_providers_issuer_identifier() -> None:
     assert kc.audiences == ("orders-api",) and kc.discovery == "oidc"
     auth0 = providers.auth0("example.us.auth0.com", audience="https://api.example.com")
     assert (auth0.discovery, auth0.scopes_claims) == ("oidc", ("scope", "permissions"))
+
+
+def test_plain_http_off_loopback_names_the_opt_in_only_where_there_is_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigurationError, match="serves https only"):
+        providers.okta("http://okta.internal")
+    with pytest.raises(ConfigurationError, match="allow_http=True"):
+        providers.keycloak("http://keycloak:8080", realm="demo")
+    monkeypatch.setenv("OAUTHGUARD_INSECURE_HTTP", "1")  # the process-wide opt-in
+    assert providers.keycloak("http://keycloak:8080", realm="demo").url == (
+        "http://keycloak:8080/realms/demo"
+    )
