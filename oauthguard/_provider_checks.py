@@ -31,6 +31,16 @@ def audiences_of(claims: Claims) -> list[str]:
     return [value for value in values if isinstance(value, str)]
 
 
+def of_another_kind(check: TokenKind, header: Header, claims: Claims) -> bool:
+    """Whether the provider's kind check refuses the token (an ID token, say): then the
+    refusal already says what to send, and an audience fix would mislead."""
+    try:
+        check(header, claims)
+    except InvalidToken:
+        return True
+    return False
+
+
 # -- Auth0 ---------------------------------------------------------------------------------
 @TokenKind
 def auth0_access_token(header: Header, claims: Claims) -> None:
@@ -56,6 +66,8 @@ def auth0_explain(audience: str | None) -> Explain:
                 f"authorization request names no audience: add audience={api} to it"
             )
         if "aud" in description and audience is not None:
+            if of_another_kind(auth0_access_token, header, claims):
+                return None
             return (
                 f"the token's aud {shown(claims.get('aud'))} does not name {api}: request it "
                 "with audience set to the API identifier (Dashboard > Applications > APIs)"
@@ -126,7 +138,7 @@ def okta_access_token(header: Header, claims: Claims) -> None:
 
 def okta_explain(audience: str) -> Explain:
     def explain(header: Header, claims: Claims, description: str) -> str | None:
-        if "aud" in description:
+        if "aud" in description and not of_another_kind(okta_access_token, header, claims):
             return (
                 f"the token's aud {shown(claims.get('aud'))} is not {shown(audience)}: set the "
                 "authorization server's Audience (Security > API > Authorization Servers) "
@@ -155,6 +167,8 @@ def keycloak_explain(client_id: str | None) -> Explain:
     def explain(header: Header, claims: Claims, description: str) -> str | None:
         audiences = audiences_of(claims)
         if client_id is None or client_id in audiences or "aud" not in description:
+            return None
+        if of_another_kind(keycloak_access_token, header, claims):
             return None
         default = " (Keycloak's default audience)" if "account" in audiences else ""
         return (

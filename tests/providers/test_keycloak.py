@@ -56,11 +56,13 @@ def test_another_clients_roles_are_not_this_apis_roles(stack: Stack) -> None:
     assert "x" not in stack.get("/me", token).json()["roles"]
 
 
-def test_an_id_token_is_refused_as_one(stack: Stack) -> None:
+def test_an_id_token_is_refused_as_one(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
     for token in (stack.issuer.id_token(), stack.issuer.id_token(audience=["orders-api"])):
-        response = stack.get("/me", token)  # aud the signing-in client, or even the API
+        with caplog.at_level("INFO", logger="oauthguard"):
+            response = stack.get("/me", token)  # aud the signing-in client, or even the API
         assert_refused(response, 401, "invalid_token")
         assert "Keycloak ID token" in description(response)
+    assert "Audience mapper" not in refusal_logs(caplog.records)  # no fix for another kind
 
 
 def test_a_refresh_token_is_refused(stack: Stack) -> None:
