@@ -151,6 +151,39 @@ class Tokens:
         return self.items[start : start + self.per_round]
 
 
+class KeycloakTokens(Tokens):
+    """A Keycloak stand-in and its access tokens (realm and client roles, the API and the
+    resource in ``aud``), one disjoint slice per round as ``Tokens``."""
+
+    BASE = "https://kc.example.com"
+
+    def __init__(self, per_round: int, rounds: int) -> None:
+        self.issuer = TestIssuer(self.BASE, profile="keycloak", algorithms=("RS256",))
+        self.per_round = per_round
+        self.items = [
+            self.issuer.access_token(
+                audience=[RESOURCE, "orders-api", "account"],
+                scopes=["read"],
+                roles=["clerk"],
+                client_roles=["auditor"],
+                expires_in=3600,
+            )
+            for _ in range(per_round * rounds)
+        ]
+
+    def app(self, preset: bool) -> App:
+        """The guarded route trusting the stand-in through ``providers.keycloak(...)`` (the
+        preset's claims, audiences and checks) or through its plain URL."""
+        try:
+            from oauthguard import providers
+        except ImportError as exc:
+            raise Unavailable("oauthguard.providers is not in this checkout") from exc
+        if not preset:
+            return guarded_app(self.issuer)
+        keycloak = providers.keycloak(self.BASE, realm="test", client_id="orders-api")
+        return guarded_app(self.issuer, servers=[keycloak])
+
+
 # -- apps ------------------------------------------------------------------------------------
 def bare_app() -> App:
     return Starlette(routes=[Route("/mcp", hello)])
@@ -178,12 +211,16 @@ def protect_app(issuer: TestIssuer, **settings: Any) -> App:
 
 
 def guarded_app(
-    issuer: TestIssuer, http_client: httpx.AsyncClient | None = None, **settings: Any
+    issuer: TestIssuer,
+    http_client: httpx.AsyncClient | None = None,
+    servers: list[Any] | None = None,
+    **settings: Any,
 ) -> App:
-    """The route behind ``OAuthGuard``, with a ``ResourceServer`` of ``settings``."""
+    """The route behind ``OAuthGuard``, with a ``ResourceServer`` of ``settings`` trusting
+    ``servers`` (default: the issuer's URL)."""
     server = ResourceServer(
         resource=RESOURCE,
-        authorization_servers=[issuer.issuer],
+        authorization_servers=servers or [issuer.issuer],
         http_client=http_client or issuer.http_client(),
         **settings,
     )

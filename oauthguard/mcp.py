@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from oauthguard._asgi.context import context_of
 from oauthguard._asgi.guard import OAuthGuard
 from oauthguard._asgi.types import ASGIApp, Receive, Scope, Send, send_response
+from oauthguard._core.issuer import IssuerEntry
 from oauthguard._core.server import ResourceServer
 from oauthguard._core.settings import JWT, DPoP, Issuer, Limits, Metadata
 from oauthguard._dpop.htu import origin_of
@@ -259,7 +260,7 @@ def protect(
     app: ASGIApp,
     *,
     resource: str,
-    authorization_servers: str | Issuer | Iterable[str | Issuer],
+    authorization_servers: str | Issuer | Iterable[IssuerEntry],
     scopes: str | Iterable[str] = (),
     tool_scopes: Mapping[str, str | Iterable[str] | Requirement] | None = None,
     resources: str | Iterable[str] = (),

@@ -100,6 +100,7 @@ PUBLIC = {
     "oauthguard.fastapi",
     "oauthguard.litestar",
     "oauthguard.mcp",
+    "oauthguard.providers",
     "oauthguard.redis",
     "oauthguard.testing",
 }

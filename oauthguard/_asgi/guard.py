@@ -19,6 +19,7 @@ from oauthguard._asgi.types import (
     deny_websocket,
     send_response,
 )
+from oauthguard._core.issuer import IssuerEntry
 from oauthguard._core.server import ResourceServer, given_or_built
 from oauthguard._core.settings import DPoP, Issuer, Metadata
 from oauthguard._dpop.htu import request_uri
@@ -67,7 +68,7 @@ class OAuthGuard:
         server: ResourceServer | None = None,
         *,
         resource: str | None = None,
-        authorization_servers: str | Issuer | Iterable[str | Issuer] | None = None,
+        authorization_servers: str | Issuer | Iterable[IssuerEntry] | None = None,
         dpop: DPoP | str | None = None,
         rules: Mapping[str | tuple[str, str], Requirement] | None = None,
         public_paths: Iterable[str] = (),

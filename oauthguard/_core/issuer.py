@@ -210,15 +210,30 @@ class Issuer:
         return allowed
 
 
+#: What ``authorization_servers`` takes: URLs, ``Issuer``s, and groups of ``Issuer``s (a
+#: preset that needs several, such as ``providers.entra(versions=(1, 2))``), mixed.
+IssuerEntry = str | Issuer | tuple[Issuer, ...]
+
+
 def issuers(value: object) -> tuple[Issuer, ...]:
-    """``authorization_servers``: a URL, an ``Issuer``, or several of them mixed."""
+    """``authorization_servers``: a URL, an ``Issuer``, or several of them mixed (a tuple of
+    ``Issuer``s among them stands for its members)."""
     items = [value] if isinstance(value, str | Issuer) else value
     if not isinstance(items, Iterable):
         raise ConfigurationError(
             "authorization_servers must be an issuer URL, an Issuer(...), or a list of them; "
             f"got {type(value).__name__}"
         )
-    result = tuple(item if isinstance(item, Issuer) else Issuer(item) for item in items)
+    members = [
+        member
+        for item in items
+        for member in (
+            item
+            if isinstance(item, tuple) and item and all(isinstance(each, Issuer) for each in item)
+            else (item,)
+        )
+    ]
+    result = tuple(item if isinstance(item, Issuer) else Issuer(item) for item in members)
     if not result:
         raise ConfigurationError("authorization_servers needs at least one issuer URL")
     urls = [issuer.url for issuer in result]

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import httpx
 
-from oauthguard._core.issuer import Issuer, issuers, warn_insecure
+from oauthguard._core.issuer import Issuer, IssuerEntry, issuers, warn_insecure
 from oauthguard._core.settings import (
     JWT,
     DPoP,
@@ -142,7 +142,7 @@ class ResourceServer:
         self,
         *,
         resource: str,
-        authorization_servers: str | Issuer | Iterable[str | Issuer],
+        authorization_servers: str | Issuer | Iterable[IssuerEntry],
         audiences: str | Iterable[str] | None = None,
         resources: str | Iterable[str] = (),
         jwt: JWT | None = None,

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 import httpx
 from mcp.server.auth.provider import AccessToken as SDKAccessToken
 
+from oauthguard._core.issuer import IssuerEntry
 from oauthguard._core.server import ResourceServer, given_or_built
 from oauthguard._core.settings import JWT, Issuer, Limits
 from oauthguard._dpop.proof import check_bearer
@@ -63,7 +64,7 @@ class MCPTokenVerifier:
         server: ResourceServer | None = None,
         *,
         resource: str | None = None,
-        authorization_servers: str | Issuer | Iterable[str | Issuer] | None = None,
+        authorization_servers: str | Issuer | Iterable[IssuerEntry] | None = None,
         jwt: JWT | None = None,
         introspection: Introspection | None = None,
         limits: Limits | None = None,

@@ -30,7 +30,7 @@ def claim_at(claims: Mapping[str, Any], path: ClaimPath) -> Any:
     than an object on the way is malformed: the claim cannot be read with certainty."""
     value: Any = claims
     for depth, segment in enumerate(path):
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # dict: no ABC check
             raise InvalidToken(f"the token's {'.'.join(path[:depth])} claim is not an object")
         value = value.get(segment)
         if value is None:

@@ -7,11 +7,13 @@ SHA-256 prefix where the refusal is logged.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from oauthguard._verify.trust import IssuerDirectory, TokenRules, TrustedIssuer
+from oauthguard._jose.b64 import b64url_decode
+from oauthguard._verify.trust import IssuerDirectory, TokenCheck, TokenRules, TrustedIssuer
 from oauthguard._wire.errors import InvalidToken
 
 logger = logging.getLogger("oauthguard")
@@ -67,9 +69,10 @@ def explained(
     header: Mapping[str, Any],
     claims: Mapping[str, Any],
     candidates: Iterable[TokenRules],
-) -> str | None:
-    """The first fix an issuer's ``explain`` gives for this refusal. Every issuer is asked
-    when the token's own is not one of ours (a token of the provider's other issuer)."""
+) -> tuple[str, TokenRules] | None:
+    """The first fix an issuer's ``explain`` gives for this refusal, and that issuer's rules.
+    Every issuer is asked when the token's own is not one of ours (a token of the provider's
+    other issuer)."""
     for rules in candidates:
         if rules.explain is None:
             continue
@@ -79,7 +82,7 @@ def explained(
             logger.exception("Issuer(explain=...) failed")
             continue
         if isinstance(fix, str) and fix:  # its own line: it may quote the token's values
-            return "".join(c if c.isprintable() else "?" for c in fix[:500])
+            return "".join(c if c.isprintable() else "?" for c in fix[:500]), rules
     return None
 
 
@@ -96,5 +99,69 @@ def annotate(
         candidates: Iterable[TokenRules] = (trusted.rules,)
     else:
         candidates = directory.all_rules()
-    fix = explained(refusal, header, claims, candidates)
-    refusal.detail = detail if fix is None else f"{detail}; fix: {fix}"
+    found = explained(refusal, header, claims, candidates)
+    # A token of no issuer of ours is judged by a provider's checks only if that provider
+    # recognized it (explained it), so a stranger's token stays "not trusted".
+    judged = candidates if trusted is not None else () if found is None else (found[1],)
+    kind = kind_refusal(header, claims, judged)
+    if kind is not None and kind.description != refusal.description:
+        detail = f"{detail}; also: {refusal.description}"
+        refusal.description = kind.description
+    refusal.detail = detail if found is None else f"{detail}; fix: {found[0]}"
+
+
+class TokenKind:
+    """An ``Issuer(checks=...)`` entry that says what kind of token this is not (an ID token,
+    a token for another API of the provider). It runs after the standard checks like any
+    other; a token a standard check refused is shown to it too, and if it refuses, the
+    refusal says what the token is rather than which check it failed first (RFC 8725 §3.11:
+    a token of another kind is told apart before what it says is judged). Shown only tokens
+    refused anyway, it can never let one pass."""
+
+    __slots__ = ("check",)
+
+    def __init__(self, check: TokenCheck) -> None:
+        self.check = check
+
+    def __call__(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
+        self.check(header, claims)
+
+
+def kind_refusal(
+    header: Mapping[str, Any], claims: Mapping[str, Any], candidates: Iterable[TokenRules]
+) -> InvalidToken | None:
+    """What the issuers' ``TokenKind`` checks say of a refused token, if they refuse it."""
+    for rules in candidates:
+        for check in rules.checks:
+            if not isinstance(check, TokenKind):
+                continue
+            try:
+                check(header, claims)
+            except InvalidToken as refusal:
+                return refusal
+            except Exception:  # a provider check never changes the answer
+                logger.exception("Issuer(checks=...) failed on a refused token")
+    return None
+
+
+def annotate_encrypted(refusal: InvalidToken, token: str, directory: IssuerDirectory) -> None:
+    """Give the refusal of an encrypted token (JWE) its log detail from the protected header
+    (RFC 7516 §7.1: readable, its first segment): an issuer that sends one where a signed
+    JWT belongs (Auth0, asked for a token without an audience) may explain the fix."""
+    parts = token.split(".")
+    if len(parts) != 5:
+        return
+    try:
+        header = json.loads(b64url_decode(parts[0]).decode("utf-8"))
+    except (ValueError, RecursionError):
+        return
+    if not isinstance(header, dict):
+        return
+    iss = header.get("iss")
+    claims = {"iss": iss} if isinstance(iss, str) else {}
+    trusted = directory.get(iss) if isinstance(iss, str) else None
+    detail = token_detail(header, claims, directory, trusted)
+    found = explained(
+        refusal, header, claims, directory.all_rules() if trusted is None else (trusted.rules,)
+    )
+    refusal.detail = detail if found is None else f"{detail}; fix: {found[0]}"

@@ -10,7 +10,7 @@ from typing import Any
 from oauthguard._jose.b64 import b64url_decode
 from oauthguard._jose.jsonobj import loads as loads_json
 from oauthguard._jose.signatures import verify_signature
-from oauthguard._verify.diagnostics import annotate
+from oauthguard._verify.diagnostics import annotate, annotate_encrypted
 from oauthguard._verify.keys import KEY_TYPES, Key
 from oauthguard._verify.trust import IssuerDirectory, TokenRules, TrustedIssuer, client_id_of
 from oauthguard._wire.errors import InvalidToken
@@ -253,7 +253,11 @@ class JWTVerifier:
 
     async def verify(self, token: str) -> AccessToken:
         """The validated token; ``InvalidToken`` or ``TemporarilyUnavailable`` otherwise."""
-        head, body, signature = jws_segments(token)
+        try:
+            head, body, signature = jws_segments(token)
+        except InvalidToken as refusal:
+            annotate_encrypted(refusal, token, self.issuers)
+            raise
         known = self._headers.get(head)
         header = json_segment(head) if known is None else known[0]
         claims = json_segment(body)

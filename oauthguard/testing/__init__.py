@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -37,11 +38,32 @@ from oauthguard.testing._keys import (
     public_jwk,
     sign_jws,
 )
+from oauthguard.testing._profile import Profile, profile_routes
+from oauthguard.testing._profiles import ProviderTokens, profile_of
+from oauthguard.testing._shapes import (
+    Auth0Profile,
+    CognitoProfile,
+    EntraProfile,
+    KeycloakProfile,
+    OktaProfile,
+)
 
-__all__ = ["DPoPKey", "KeyPool", "TestIssuer", "public_jwk", "sign_jws"]
+__all__ = [
+    "Auth0Profile",
+    "CognitoProfile",
+    "DPoPKey",
+    "EntraProfile",
+    "KeyPool",
+    "KeycloakProfile",
+    "OktaProfile",
+    "Profile",
+    "TestIssuer",
+    "public_jwk",
+    "sign_jws",
+]
 
 
-class TestIssuer:
+class TestIssuer(ProviderTokens):
     """A local authorization server: keys, metadata, JWKS, registration, grants, tokens.
 
     >>> issuer = TestIssuer("https://issuer.test")
@@ -52,6 +74,19 @@ class TestIssuer:
     client_credentials, refresh_token; ``aud`` from RFC 8707 ``resource``; DPoP-bound when a
     proof is sent) and RFC 7662 ``/introspect``. ``allowed_scopes`` limits what may be
     requested (None: anything); ``opaque=True`` issues opaque tokens for introspection.
+
+    ``profile`` (``"auth0"``, ``"entra"``, ``"okta"``, ``"keycloak"``, ``"cognito"`` or a
+    ``Profile``) makes it stand in for that identity provider: ``issuer`` is then the
+    provider's base (``"http://127.0.0.1:8080"``), the issuer identifier is the provider's
+    (``…/realms/test`` for Keycloak, ``…/`` with its slash for Auth0, ``…/{tenant}/v2.0`` for
+    Entra, ``…/oauth2/default`` for Okta, ``…/{pool}`` for Cognito), metadata and keys are
+    served only at the provider's paths, and ``access_token(...)`` / ``id_token(...)`` mint
+    tokens shaped like the provider's (header, claims, audiences, where scopes and roles
+    live). Test an app with the matching ``oauthguard.providers`` preset:
+
+    >>> issuer = TestIssuer("http://127.0.0.1:8080", profile="keycloak")
+    >>> kc = providers.keycloak("http://127.0.0.1:8080", realm="test", client_id="orders-api")
+    >>> token = issuer.access_token(scopes=["orders:read"], roles=["clerk"])
     """
 
     __test__ = False  # not a pytest test class
@@ -71,8 +106,13 @@ class TestIssuer:
         token_alg: str = "RS256",
         clock: Callable[[], float] = time.time,
         key_pool: KeyPool | None = None,
+        profile: str | Profile | None = None,
     ) -> None:
-        self.issuer = issuer
+        #: The provider this issuer stands in for (None: a plain RFC 8414 issuer).
+        self.profile = None if profile is None else profile_of(profile)
+        #: The base URL the issuer is served at (the issuer itself without a profile).
+        self.base_url = issuer.rstrip("/")
+        self.issuer = issuer if self.profile is None else self.profile.issuer(self.base_url)
         self.key_pool = key_pool or TestIssuer.default_key_pool
         self.jwks_max_age = jwks_max_age
         self.allowed_scopes = None if allowed_scopes is None else tuple(allowed_scopes)
@@ -84,21 +124,24 @@ class TestIssuer:
         self.keys: dict[str, tuple[str, Any]] = {}  # kid -> (alg, private key)
         self.default_kid: dict[str, str] = {}  # alg -> kid
         self.requests: list[httpx.Request] = []
+        #: Paths of the metadata and JWKS requests served, however they arrived (the last 1,000).
+        self.served: deque[str] = deque(maxlen=1000)
         self.extra_metadata: dict[str, Any] = {}
         #: Raw JWKs served after the issuer's own keys (for broken or foreign keys).
         self.extra_jwks: list[dict[str, Any]] = []
         for alg in algorithms:
             self.add_key(alg)
+        self.encryption_key = self.add_encryption_key() if self.profile is not None else None
         self.server = AuthorizationServer(self)
-        prefix = urlsplit(issuer).path.rstrip("/")
-        self.app = Starlette(
-            routes=[
-                Route(self.metadata_path, self._metadata_endpoint),
-                Route(self.oidc_path, self._metadata_endpoint),
-                Route(self.jwks_path, self._jwks_endpoint),
-                *self.server.routes(prefix),
-            ]
-        )
+        prefix = urlsplit(self.issuer).path.rstrip("/")
+        documents = [
+            Route(self.metadata_path, self._metadata_endpoint),
+            Route(self.oidc_path, self._metadata_endpoint),
+            Route(self.jwks_path, self._jwks_endpoint),
+        ]
+        if self.profile is not None:
+            documents = profile_routes(self.profile, self._metadata_endpoint, self._jwks_endpoint)
+        self.app = Starlette(routes=[*documents, *self.server.routes(prefix)])
 
     # -- keys -----------------------------------------------------------------------------
     def add_key(self, alg: str, kid: str | None = None) -> str:
@@ -144,6 +187,8 @@ class TestIssuer:
 
     @property
     def jwks_uri(self) -> str:
+        if self.profile is not None:
+            return self.base_url + self.profile.jwks_paths()[0].format(**vars(self.profile))
         return self.base + "/jwks"
 
     def metadata(self) -> dict[str, Any]:
@@ -173,9 +218,14 @@ class TestIssuer:
         return {name: value for name, value in metadata.items() if value is not None}
 
     async def _metadata_endpoint(self, request: Request) -> Response:
-        return JSONResponse(self.metadata())
+        self.served.append(request.url.path)
+        metadata = self.metadata()
+        if self.profile is not None:  # Entra: the document of the tenant in the path
+            metadata["issuer"] = self.profile.issuer_at(self.base_url, request.path_params)
+        return JSONResponse(metadata)
 
     async def _jwks_endpoint(self, request: Request) -> Response:
+        self.served.append(request.url.path)
         headers = {}
         if self.jwks_max_age is not None:
             headers["cache-control"] = f"public, max-age={self.jwks_max_age}"
@@ -343,15 +393,26 @@ class TestIssuer:
                 claims=claims,
                 now=now,
             )
-        token = self.token(
-            subject=subject,
-            audience=audience,
-            scope=scope,
-            claims=claims,
-            expires_in=self.token_lifetime,
-            alg=self.token_alg,
-            now=now,
-        )
+        if self.profile is not None:  # shaped like the provider's; cnf.jkt kept
+            token = self.access_token(
+                subject=subject,
+                scopes=scopes,
+                audience=audience,
+                client_id=client_id,
+                expires_in=self.token_lifetime,
+                claims={"cnf": claims.get("cnf")},
+                now=now,
+            )
+        else:
+            token = self.token(
+                subject=subject,
+                audience=audience,
+                scope=scope,
+                claims=claims,
+                expires_in=self.token_lifetime,
+                alg=self.token_alg,
+                now=now,
+            )
         _, payload, _, _ = split_jws(token)
         self.server.remember(token, payload)
         return token
