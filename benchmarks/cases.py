@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, request_response
 
-from oauthguard import OAuthGuard, ResourceServer
+from oauthguard import InvalidToken, Issuer, OAuthGuard, ResourceServer
 from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard.testing import TestIssuer, sign_jws
 
@@ -138,11 +138,17 @@ class Tokens:
     """Pre-minted tokens: one disjoint slice per round, so each request's token is new."""
 
     def __init__(
-        self, issuer: TestIssuer, alg: str, per_round: int, rounds: int, scope: str = "read"
+        self,
+        issuer: TestIssuer,
+        alg: str,
+        per_round: int,
+        rounds: int,
+        scope: str = "read",
+        claims: dict[str, Any] | None = None,
     ) -> None:
         self.per_round = per_round
         self.items = [
-            issuer.token(audience=RESOURCE, scope=scope, alg=alg, expires_in=3600)
+            issuer.token(audience=RESOURCE, scope=scope, alg=alg, expires_in=3600, claims=claims)
             for _ in range(per_round * rounds)
         ]
 
@@ -227,6 +233,42 @@ def guarded_app(
     guard = Middleware(OAuthGuard, server=server)
     app = Starlette(routes=[Route("/mcp", hello)], middleware=[guard])
     app.build_middleware_stack()  # raises here, not on the first request, for bad settings
+    return app
+
+
+#: Claims shaped like a Keycloak access token with Auth0-style permissions beside them.
+PROVIDER_CLAIMS: dict[str, Any] = {
+    "azp": "orders-api",
+    "client_id": None,
+    "permissions": ["orders:read", "orders:write"],
+    "realm_access": {"roles": ["offline_access", "user"]},
+    "resource_access": {"orders-api": {"roles": ["clerk"]}},
+}
+
+
+def access_tokens_only(header: Any, claims: Any) -> None:
+    """A provider check such as the presets add (Cognito's token_use)."""
+    if claims.get("token_use", "access") != "access":
+        raise InvalidToken("the token is not an access token (token_use)")
+
+
+def issuer_app(issuer: TestIssuer) -> App:
+    """The route behind ``OAuthGuard`` with an ``Issuer`` that sets what providers need."""
+    configured = Issuer(
+        issuer.issuer,
+        audiences=("orders-api",),
+        clients=("orders-api",),
+        scopes_claims=("scope", "permissions"),
+        roles_claims=("realm_access.roles", "resource_access.orders-api.roles"),
+        checks=(access_tokens_only,),
+    )
+    server = ResourceServer(
+        resource=RESOURCE, authorization_servers=[configured], http_client=issuer.http_client()
+    )
+    app = Starlette(
+        routes=[Route("/mcp", hello)], middleware=[Middleware(OAuthGuard, server=server)]
+    )
+    app.build_middleware_stack()
     return app
 
 

@@ -49,6 +49,9 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
     rs256 = Tokens(issuer, "RS256", per_round, rounds + 1)
     es256 = Tokens(issuer, "ES256", per_round, rounds + 1)
     repeated = bearer(rs256.items[0])
+    # Tokens as a provider shapes them, for an Issuer(...) that reads roles, scopes, checks.
+    shaped = Tokens(issuer, "RS256", per_round, rounds + 1, claims=cases.PROVIDER_CLAIMS)
+    shaped_repeated = bearer(shaped.items[0])
     # MCP requests: one set of tokens for the SDK stack and protect(), with the MCP scopes.
     mcp_tokens = Tokens(issuer, "RS256", per_round, rounds + 1, scope=cases.MCP_SCOPES)
     mcp_repeated = bearer(mcp_tokens.items[0])
@@ -135,6 +138,19 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
             "fresh_es256",
             "OAuthGuard, fresh ES256 token",
             lambda: AppCase(cases.guarded_app(issuer), fresh(es256)),
+        ),
+        Row(
+            "issuer_cached",
+            "OAuthGuard, Issuer(roles, scopes, checks), repeated",
+            lambda: AppCase(
+                cases.issuer_app(issuer),
+                lambda _: [scope_for(shaped_repeated) for _ in range(per_round)],
+            ),
+        ),
+        Row(
+            "issuer_fresh",
+            "OAuthGuard, Issuer(roles, scopes, checks), fresh RS256",
+            lambda: AppCase(cases.issuer_app(issuer), fresh(shaped)),
         ),
         Row(
             "naive_rs256",
@@ -337,6 +353,21 @@ TARGETS = [
         ("fresh_rs256", "floor_rs256"),
         lambda m: overhead(m, "fresh_rs256") / m["floor_rs256"],
         lambda v: v <= 2.3,
+    ),
+    # What an Issuer(...) adds is read once per fresh token, never on a cache hit.
+    Target(
+        "Issuer(...) / plain URL, repeated token",
+        "≈ 1× (≤ 1.1×)",
+        ("issuer_cached", "cached"),
+        lambda m: m["issuer_cached"] / m["cached"],
+        lambda v: v <= 1.1,
+    ),
+    Target(
+        "Issuer(...) / plain URL, fresh RS256",
+        "≈ 1× (≤ 1.1×)",
+        ("issuer_fresh", "fresh_rs256"),
+        lambda m: m["issuer_fresh"] / m["fresh_rs256"],
+        lambda v: v <= 1.1,
     ),
     Target(
         "fresh RS256 overhead / naive jwt.decode overhead",

@@ -28,13 +28,14 @@ def claim_path(name: str) -> ClaimPath:
 def claim_at(claims: Mapping[str, Any], path: ClaimPath) -> Any:
     """The value at ``path``, or None when a member on the way is absent. Anything else
     than an object on the way is malformed: the claim cannot be read with certainty."""
-    value: Any = claims
-    for depth, segment in enumerate(path):
-        if type(value) is not dict and not isinstance(value, Mapping):  # dict: no ABC check
-            raise InvalidToken(f"the token's {'.'.join(path[:depth])} claim is not an object")
-        value = value.get(segment)
+    value: Any = claims.get(path[0])
+    for depth in range(1, len(path)):
         if value is None:
             return None
+        # dict first, what JSON gives (a tuple: a union type would be built on every call)
+        if not isinstance(value, (dict, Mapping)):
+            raise InvalidToken(f"the token's {'.'.join(path[:depth])} claim is not an object")
+        value = value.get(path[depth])
     return value
 
 
@@ -45,46 +46,55 @@ def read_scopes(claims: Mapping[str, Any], paths: Sequence[ClaimPath]) -> frozen
     RFC 6749 §3.3: split on SP only, and every item a scope-token; a token whose scopes
     cannot be read with certainty is refused, never read as fewer or other scopes.
     """
-    found: frozenset[str] = frozenset()
+    found: frozenset[str] | None = None
     for path in paths:
         value = claim_at(claims, path)
         if value is None:
             continue
-        if not isinstance(value, str | list):
+        if not isinstance(value, (str, list)):
             raise InvalidToken(
                 f"the {'.'.join(path)} claim is neither a string nor an array of strings"
             )
         try:
-            found = found | parse_scope(value)
+            scopes = parse_scope(value)
         except MalformedScope:
             raise InvalidToken(f"the token's {'.'.join(path)} claim is malformed") from None
-    return found
+        found = scopes if found is None else found | scopes
+    return frozenset() if found is None else found
 
 
-def is_role(value: object) -> bool:
-    """A role as issuers name them: a non-empty printable string. Unlike a scope-token it
-    may hold spaces (Keycloak role names do); it is only ever matched whole."""
-    return isinstance(value, str) and value != "" and value.isprintable()
+def role_names(value: list[Any]) -> list[str] | None:
+    """``value`` when it is an array of roles as issuers name them, non-empty printable
+    strings (unlike a scope-token a role may hold spaces, as Keycloak's do; it is only ever
+    matched whole), else None. Checked in C: ``join`` refuses any item not a string."""
+    try:
+        joined = "".join(value)
+    except TypeError:
+        return None
+    if not joined.isprintable() or "" in value:
+        return None
+    return value
 
 
 def read_roles(claims: Mapping[str, Any], paths: Sequence[ClaimPath]) -> frozenset[str]:
     """The roles of every claim at ``paths``, united: an array of role names, or a string
     of them separated by SP (as a scope string, RFC 6749 §3.3). A value that cannot be
     read with certainty is refused, never read as fewer roles."""
-    found: set[str] = set()
+    found: frozenset[str] = frozenset()
     for path in paths:
         value = claim_at(claims, path)
         if value is None:
             continue
         if isinstance(value, str):
             try:
-                found.update(parse_scope(value))
+                found = found.union(parse_scope(value))
             except MalformedScope:
                 raise InvalidToken(f"the token's {'.'.join(path)} claim is malformed") from None
-        elif isinstance(value, list) and all(is_role(item) for item in value):
-            found.update(value)
-        else:
+            continue
+        roles = role_names(value) if isinstance(value, list) else None
+        if roles is None:
             raise InvalidToken(
                 f"the token's {'.'.join(path)} claim is neither a string nor an array of roles"
             )
-    return frozenset(found)
+        found = found.union(roles)
+    return found

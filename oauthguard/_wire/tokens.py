@@ -43,10 +43,17 @@ def parse_scope(value: str | list[Any]) -> frozenset[str]:
         if not is_scope_string(value):
             raise MalformedScope(next(i for i in split_scope(value) if not is_scope_token(i)))
         return frozenset(value.split())  # SP is the only whitespace left: split_scope, in C
-    for item in value:
-        if not is_scope_token(item):
-            raise MalformedScope(item)
-    return frozenset(value)
+    if not value:
+        return frozenset()
+    try:
+        # In C: join refuses any item not a string; the joined string is scope characters
+        # only, and splits back into the very items (none empty, none holding SP).
+        joined = " ".join(value)
+        if is_scope_string(joined) and joined.split(" ") == value and "" not in value:
+            return frozenset(value)
+    except TypeError:
+        pass
+    raise MalformedScope(next(item for item in value if not is_scope_token(item)))
 
 
 @dataclass(frozen=True, slots=True)
