@@ -12,11 +12,15 @@ import hashlib
 import hmac
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+#: Test-only RSA keys of the sizes that are slow to make (``rsa-<bits>.pem``).
+STORED_KEYS = Path(__file__).resolve().parent / "keys"
 
 
 class _Remove:
@@ -43,12 +47,26 @@ def ath(token: str) -> str:
 
 
 @functools.cache
-def _rsa_key(bits: int) -> rsa.RSAPrivateKey:
+def rsa_key(bits: int) -> rsa.RSAPrivateKey:
+    """The RSA key of ``bits`` bits of this process: stored in ``tests/keys`` for the sizes
+    that take a second or more to make, else made once."""
     # Making an RSA key takes ~70 ms at 2048 bits and ~1 s at 4096, the largest share of the
     # suite's CPU when every RSA ClientKey made its own: the RSA keys of one process share
     # one key per size. (No test uses two RSA client keys of one size at once; EC and EdDSA
     # keys, which cost microseconds, stay one per ClientKey.)
+    stored = STORED_KEYS / f"rsa-{bits}.pem"
+    if stored.exists():
+        # Our own file: the consistency check of a loaded key (primality of p and q) would
+        # cost a third of making one.
+        key = serialization.load_pem_private_key(
+            stored.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True
+        )
+        assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == bits, stored
+        return key
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+_rsa_key = rsa_key  # the name it had
 
 
 class ClientKey:
@@ -73,7 +91,7 @@ class ClientKey:
             raw = self.private.public_key().public_bytes_raw()
             self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64(raw)}
         else:
-            self.private = _rsa_key(rsa_bits)
+            self.private = rsa_key(rsa_bits)
             numbers = self.private.public_key().public_numbers()
             self.jwk = {"kty": "RSA", "e": _int(numbers.e), "n": _int(numbers.n)}
 
