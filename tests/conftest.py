@@ -28,14 +28,14 @@ def pytest_configure(config: pytest.Config) -> None:
     # xdist's controller runs no test: it imports no helper and makes no key (~0.5 s of CPU).
     if runs_no_test(config):
         return
-    from support import trust_nothing
+    from support import StoredKeyPool, trust_nothing
 
-    from oauthguard.testing import KeyPool, TestIssuer
+    from oauthguard.testing import TestIssuer
 
-    # Issuer keys are made once for the run: an RSA key costs tens of milliseconds, and the
-    # suite builds hundreds of issuers. Tests that need keys of their own pass key_pool= or
-    # make keys themselves.
-    TestIssuer.default_key_pool = KeyPool()
+    # Issuer keys are made once for the run (their RSA keys are stored): an RSA key costs
+    # tens of milliseconds, and the suite builds hundreds of issuers. Tests that need keys of
+    # their own pass key_pool= or make keys themselves.
+    TestIssuer.default_key_pool = StoredKeyPool()
 
     # Every httpx client (the tests', the library's default one, the MCP SDK's) loads a CA
     # bundle when it is made: ~25 ms of CPU for a public bundle, made ~750 times a run.
