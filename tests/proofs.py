@@ -12,11 +12,15 @@ import hashlib
 import hmac
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+#: Test-only RSA keys of the sizes that are slow to make (``rsa-<bits>.pem``).
+STORED_KEYS = Path(__file__).resolve().parent / "keys"
 
 
 class _Remove:
@@ -43,12 +47,39 @@ def ath(token: str) -> str:
 
 
 @functools.cache
-def _rsa_key(bits: int) -> rsa.RSAPrivateKey:
-    # Making an RSA key takes ~70 ms at 2048 bits and ~1 s at 4096, the largest share of the
-    # suite's CPU when every RSA ClientKey made its own: the RSA keys of one process share
-    # one key per size. (No test uses two RSA client keys of one size at once; EC and EdDSA
-    # keys, which cost microseconds, stay one per ClientKey.)
-    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+def stored_rsa_keys(name: str) -> tuple[rsa.RSAPrivateKey, ...]:
+    """The test-only RSA keys of ``tests/keys/<name>.pem``, in the file's order."""
+    text = (STORED_KEYS / f"{name}.pem").read_bytes()
+    end = b"-----END PRIVATE KEY-----"
+    keys = []
+    for block in text.split(end)[:-1]:
+        # Our own file: the consistency check of a loaded key (primality of p and q) would
+        # cost a third of making one.
+        key = serialization.load_pem_private_key(
+            block + end, password=None, unsafe_skip_rsa_key_validation=True
+        )
+        assert isinstance(key, rsa.RSAPrivateKey), name
+        keys.append(key)
+    return tuple(keys)
+
+
+@functools.cache
+def rsa_key(bits: int, public_exponent: int = 65537) -> rsa.RSAPrivateKey:
+    """The RSA key of ``bits`` bits of this process: stored in ``tests/keys`` for the sizes
+    the suite uses (``rsa-<bits>.pem``, ``rsa-<bits>-e<exponent>.pem``), else made once."""
+    # Making an RSA key takes ~70 ms at 2048 bits (~0.3 s with exponent 3) and ~1 s at 4096,
+    # the largest share of the suite's CPU when every RSA ClientKey made its own: the RSA
+    # keys of one process share one key per size. (No test uses two RSA client keys of one
+    # size at once; EC and EdDSA keys, which cost microseconds, stay one per ClientKey.)
+    name = f"rsa-{bits}" if public_exponent == 65537 else f"rsa-{bits}-e{public_exponent}"
+    if (STORED_KEYS / f"{name}.pem").exists():
+        (key,) = stored_rsa_keys(name)
+        assert key.key_size == bits and key.public_key().public_numbers().e == public_exponent
+        return key
+    return rsa.generate_private_key(public_exponent=public_exponent, key_size=bits)
+
+
+_rsa_key = rsa_key  # the name it had
 
 
 class ClientKey:
@@ -73,7 +104,7 @@ class ClientKey:
             raw = self.private.public_key().public_bytes_raw()
             self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64(raw)}
         else:
-            self.private = _rsa_key(rsa_bits)
+            self.private = rsa_key(rsa_bits)
             numbers = self.private.public_key().public_numbers()
             self.jwk = {"kty": "RSA", "e": _int(numbers.e), "n": _int(numbers.n)}
 

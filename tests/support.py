@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from proofs import stored_rsa_keys
 
 from oauthguard._wire.challenge import parse_challenges
+from oauthguard.testing import KeyPool
 
 #: The tests' CA bundle: one certificate whose private key was thrown away, so it trusts no
 #: server. The tests speak plain HTTP on loopback and never check a public certificate, and
@@ -229,3 +231,26 @@ class NameMap(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class StoredKeyPool(KeyPool):
+    """A ``KeyPool`` whose RS256 and PS256 keys are the test-only keys of
+    ``tests/keys/rsa-2048-pool.pem`` (four each, handed out in turn as ``KeyPool`` does):
+    making them cost ~0.3 s of CPU in every worker. Other algorithms' keys are made."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        super().__init__(size=4)
+        keys = stored_rsa_keys("rsa-2048-pool")
+        self._stored = {"RS256": keys[:4], "PS256": keys[4:8]}
+        self._stored_turn = dict.fromkeys(self._stored, 0)
+
+    def key(self, alg: str) -> Any:
+        """The next key for ``alg``: a stored one for RS256 and PS256."""
+        stored = self._stored.get(alg)
+        if stored is None:
+            return super().key(alg)
+        turn = self._stored_turn[alg]
+        self._stored_turn[alg] = turn + 1
+        return stored[turn % len(stored)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -21,7 +22,7 @@ from introspection_server import (
     bearer,
     guarded,
 )
-from proofs import ClientKey
+from proofs import ClientKey, stored_rsa_keys
 from starlette.applications import Starlette
 from support import assert_refused
 
@@ -53,8 +54,12 @@ async def test_client_secret_post_sends_the_credentials_in_the_form(
     assert server.forms[0]["client_id"] == CLIENT_ID
 
 
+_CLIENT_KEYS = itertools.cycle(stored_rsa_keys("rsa-2048-clients"))
+
+
 def _rsa() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    """A client's RSA key: the two stored test keys in turn (two calls, two keys)."""
+    return next(_CLIENT_KEYS)
 
 
 def _pem(key: Any) -> str:

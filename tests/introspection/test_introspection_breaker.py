@@ -237,12 +237,18 @@ async def test_one_token_the_server_hangs_on_does_not_pause_the_others(
         paused = await get(client, "good-5")
     for response in timed_out:
         assert_unavailable(response, "timed out")
-    assert fine.status_code == 200, fine.text
+    asked = [form.get("token") for form in server.forms]
+    # Three timeouts of one token paused nothing: good-1 was asked about. Its answer comes
+    # within the 0.2 s on a quiet machine; on a loaded one the loopback round trip itself may
+    # take longer, which is a timeout too, never a pause.
+    assert "good-1" in asked
+    if fine.status_code != 200:
+        assert_unavailable(fine, "timed out")
+    # Timeouts of different tokens in a row did pause: good-5 was not asked about (the others
+    # may time out before the server reads them, on a loaded machine, so their count is not
+    # pinned).
     assert_unavailable(paused, "timed out")
-    # good-5 was not asked about (the others may time out before the server reads them, on a
-    # loaded machine, so their count is not pinned).
-    assert "good-5" not in [form.get("token") for form in server.forms]
-    assert "good-1" in [form.get("token") for form in server.forms]
+    assert "good-5" not in asked
 
 
 # -- half-open under concurrency: an in-memory endpoint that holds its answers ------------

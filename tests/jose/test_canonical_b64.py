@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from apps import NOW, Clock, bearer, client, guard
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dpop_setup import RESOURCE, Setup
-from proofs import ClientKey
+from proofs import ClientKey, rsa_key
 from support import assert_refused
 
 from oauthguard._dpop.proof import thumbprint
@@ -107,7 +107,7 @@ async def test_a_dpop_proof_with_a_second_spelling_of_a_segment_is_refused(index
 def rsa_key_with_exponent_3() -> ClientKey:
     """An RS256 client key whose ``e`` (``Aw``) has a last character with unused bits."""
     key = ClientKey("RS256")
-    key.private = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    key.private = rsa_key(2048, public_exponent=3)
     numbers = key.private.public_key().public_numbers()
     key.jwk = {"kty": "RSA", "e": "Aw", "n": b64url_encode(numbers.n.to_bytes(256, "big"))}
     return key
@@ -146,8 +146,8 @@ async def test_a_proof_key_with_a_second_spelling_of_a_member_is_refused(case: s
 
 # -- JWKS keys -----------------------------------------------------------------------------
 ISSUER_KEYS: dict[str, tuple[Any, str, str]] = {
-    "RSA n": (rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", "n"),
-    "RSA e": (rsa.generate_private_key(public_exponent=3, key_size=2048), "RS256", "e"),
+    "RSA n": (rsa_key(2048), "RS256", "n"),
+    "RSA e": (rsa_key(2048, public_exponent=3), "RS256", "e"),
     "EC x": (ec.generate_private_key(ec.SECP256R1()), "ES256", "x"),
     "EC y": (ec.generate_private_key(ec.SECP256R1()), "ES256", "y"),
     "OKP x": (ed25519.Ed25519PrivateKey.generate(), "EdDSA", "x"),

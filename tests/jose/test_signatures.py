@@ -6,14 +6,15 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding
 from jwt.algorithms import get_default_algorithms
+from proofs import rsa_key
 
 from oauthguard._jose.signatures import SIGNATURE_ALGORITHMS, verify_signature
 
 PYJWT = get_default_algorithms()
 DATA = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0"
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_KEY = rsa_key(2048)
 KEYS: dict[str, Any] = {
     **{alg: RSA_KEY for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")},
     "ES256": ec.generate_private_key(ec.SECP256R1()),

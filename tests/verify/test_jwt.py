@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from guards import build_guard
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from proofs import rsa_key
 from support import assert_refused
 
 from oauthguard._jose.b64 import b64url_decode, b64url_encode
@@ -20,7 +21,7 @@ from oauthguard.testing import TestIssuer, public_jwk, sign_jws
 
 ISSUER = TestIssuer("https://issuer.test", algorithms=("RS256", "PS256", "ES256", "EdDSA"))
 RSA_KID = ISSUER.default_kid["RS256"]
-ATTACKER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ATTACKER = rsa_key(2048)  # no key of ISSUER's
 
 
 def claims(**changes: Any) -> dict[str, Any]:
