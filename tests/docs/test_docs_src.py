@@ -13,6 +13,7 @@ import logging
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 from support import assert_refused, free_port, serve
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from oauthguard.testing import TestIssuer
 
@@ -32,9 +35,12 @@ def load(name: str, issuer: str = AS_IN_EXAMPLES) -> dict[str, Any]:
     """The example's module namespace, run with ``issuer`` as its authorization server."""
     path = EXAMPLES / name
     source = path.read_text(encoding="utf-8").replace(AS_IN_EXAMPLES, issuer)
-    namespace: dict[str, Any] = {"__name__": f"docs_src.{path.stem}", "__file__": str(path)}
-    exec(compile(source, str(path), "exec"), namespace)
-    return namespace
+    # A module in sys.modules, as an import makes it: frameworks resolve its annotations there.
+    module = types.ModuleType(f"docs_src.{path.stem}")
+    module.__file__ = str(path)
+    sys.modules[module.__name__] = module
+    exec(compile(source, str(path), "exec"), module.__dict__)
+    return module.__dict__
 
 
 @contextlib.contextmanager
@@ -256,3 +262,53 @@ def test_fastapi_security_scopes_and_router_dependencies() -> None:
             client.get("/v1/orders", headers=token("reports")), 403, "insufficient_scope"
         )
         assert client.get("/v1/orders", headers=token("v1")).status_code == 200
+
+
+def test_the_mcp_layers() -> None:
+    with served("mcp_layers.py") as (issuer, client):
+        resource = "https://notes.example.com/mcp"
+        initialize = rpc(
+            "initialize",
+            {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "d"}},
+        )
+        params = assert_refused(
+            client.post("/mcp", content=initialize, headers=MCP_HEADERS), 401, None
+        )
+        assert params["scope"] == "notes:read"
+        reader = {**MCP_HEADERS, **bearer(issuer.token(audience=resource, scope="notes:read"))}
+        assert client.post("/mcp", content=initialize, headers=reader).status_code == 200
+        call = rpc("tools/call", {"name": "add_note", "arguments": {"text": "hi"}}, 2)
+        assert_refused(client.post("/mcp", content=call, headers=reader), 403, "insufficient_scope")
+
+
+def test_the_starlette_endpoints() -> None:
+    with served("starlette_endpoints.py") as (issuer, client):
+        resource = "https://api.example.com/orders"
+
+        def token(scope: str) -> dict[str, str]:
+            return bearer(issuer.token(audience=resource, scope=scope))
+
+        assert client.post("/orders/new", headers=token("orders:write")).status_code == 200
+        assert_refused(
+            client.post("/orders/new", headers=token("orders:read")), 403, "insufficient_scope"
+        )
+        assert client.get("/orders", headers=token("orders:read")).json() == {"reader": "user-1"}
+        assert_refused(
+            client.get("/admin", headers=token("orders:read")), 403, "insufficient_scope"
+        )
+        assert client.get("/admin", headers=token("admin")).status_code == 200
+        url = str(client.base_url).replace("http://", "ws://") + "/chat"
+        with connect(url, additional_headers=token("chat")) as chat:
+            assert chat.recv() == "hello user-1"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, additional_headers=token("orders:read"))
+        assert refused.value.response.status_code == 403
+
+
+def test_the_litestar_app() -> None:
+    with served("litestar_app.py") as (issuer, client):
+        resource = "https://api.example.com/orders"
+        reader = bearer(issuer.token(audience=resource, scope="orders:read"))
+        assert client.get("/orders", headers=reader).json() == {"by": "user-1"}
+        other = bearer(issuer.token(audience=resource, scope="orders:write"))
+        assert_refused(client.get("/orders", headers=other), 403, "insufficient_scope")
