@@ -312,3 +312,27 @@ def test_the_litestar_app() -> None:
         assert client.get("/orders", headers=reader).json() == {"by": "user-1"}
         other = bearer(issuer.token(audience=resource, scope="orders:write"))
         assert_refused(client.get("/orders", headers=other), 403, "insufficient_scope")
+
+
+@pytest.mark.anyio
+async def test_the_testing_issuer_example_passes() -> None:
+    await load("testing_the_authorization_server.py")[
+        "test_the_issuer_is_an_authorization_server_too"
+    ]()
+
+
+def test_several_resources() -> None:
+    with served("several_resources.py") as (issuer, client):
+
+        def token(audience: str) -> dict[str, str]:
+            return bearer(issuer.token(audience=f"https://api.example.com/{audience}"))
+
+        for path in ("mcp", "billing", "reports"):
+            metadata = client.get(f"/.well-known/oauth-protected-resource/{path}").json()
+            assert metadata["resource"] == f"https://api.example.com/{path}"
+        assert client.get("/billing", headers=token("billing")).status_code == 200
+        params = assert_refused(client.get("/billing", headers=token("mcp")), 401, "invalid_token")
+        assert params["resource_metadata"].endswith("/oauth-protected-resource/billing")
+        assert client.get("/stats", headers=token("reports")).status_code == 200
+        assert_refused(client.get("/stats", headers=token("mcp")), 401, "invalid_token")
+        assert client.get("/mcp", headers=token("mcp")).status_code == 200

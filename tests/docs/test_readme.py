@@ -25,3 +25,10 @@ def test_the_readme_keeps_the_two_commands_ci_runs() -> None:
     demo = next(line for line in lines if "examples/quickstart.py" in line)
     tests = next(line for line in lines if "python -m pytest" in line)
     assert demo.startswith("python3 -m venv") and tests.startswith("python3 -m venv")
+
+
+def test_every_link_of_the_readme_leads_to_a_file_of_the_repository() -> None:
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README)
+    assert links
+    missing = [link for link in links if "://" not in link and not (ROOT / link).is_file()]
+    assert not missing
