@@ -336,3 +336,18 @@ def test_several_resources() -> None:
         assert client.get("/stats", headers=token("reports")).status_code == 200
         assert_refused(client.get("/stats", headers=token("mcp")), 401, "invalid_token")
         assert client.get("/mcp", headers=token("mcp")).status_code == 200
+
+
+def test_the_sdk_auth_with_our_verifier() -> None:
+    with served("mcp_sdk_auth.py") as (issuer, client):
+        initialize = rpc(
+            "initialize",
+            {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "d"}},
+        )
+        assert client.post("/mcp", content=initialize, headers=MCP_HEADERS).status_code == 401
+        foreign = bearer(issuer.token(audience="https://other.example.com", scope="notes:read"))
+        refused = client.post("/mcp", content=initialize, headers={**MCP_HEADERS, **foreign})
+        assert refused.status_code == 401
+        token = issuer.token(audience="https://notes.example.com/mcp", scope="notes:read")
+        reader = {**MCP_HEADERS, **bearer(token)}
+        assert client.post("/mcp", content=initialize, headers=reader).status_code == 200
