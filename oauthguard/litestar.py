@@ -89,7 +89,12 @@ def socket_refusal(scope: Any, error: GuardError) -> WebSocketException:
     """Litestar answers an error on a WebSocket only with a close, never with the HTTP
     response that would carry the challenge: close the handshake with 1008, policy violation
     (RFC 6455 §7.4.1), as the guard does on servers without the denial response extension."""
-    logger.info("refused WS %r: %s", scope["path"], error.description or "no credentials")
+    logger.info(
+        "refused WS %r: %s; see %s",
+        scope["path"],
+        error.description or "no credentials",
+        error.docs,
+    )
     return WebSocketException(detail=error.error or "unauthorized", code=WS_1008_POLICY_VIOLATION)
 
 

@@ -258,19 +258,21 @@ class OAuthGuard:
         if credentials is not None:
             # %r: the path is the client's, and must not forge log lines.
             logger.info(
-                "refused %s %r: %s (token sha256:%s)%s",
+                "refused %s %r: %s (token sha256:%s)%s; see %s",
                 scope.get("method", "WS"),
                 scope["path"],
                 error.description,
                 token_digest(credentials.token),
                 f"; {error.detail}" if error.detail else "",
+                error.docs,
             )
         else:
             logger.info(
-                "refused %s %r: %s",
+                "refused %s %r: %s; see %s",
                 scope.get("method", "WS"),
                 scope["path"],
                 error.description or "no credentials",
+                error.docs,
             )
         scheme = error.scheme or (credentials.scheme if credentials is not None else None)
         challenge_scope = rule.challenge_scope if rule is not None else None
@@ -297,10 +299,11 @@ class OAuthGuard:
         token = scope.get("auth")
         scheme = error.scheme or (token.scheme if isinstance(token, AccessToken) else None)
         logger.info(
-            "refused %s %r: %s",
+            "refused %s %r: %s; see %s",
             scope.get("method", "WS"),
             scope["path"],
             error.description or "no credentials",
+            error.docs,
         )
         return self.render(scope, error, scheme, None)
 

@@ -238,7 +238,10 @@ def issuers(value: object) -> tuple[Issuer, ...]:
         raise ConfigurationError("authorization_servers needs at least one issuer URL")
     urls = [issuer.url for issuer in result]
     if len(set(urls)) != len(urls):
-        raise ConfigurationError("authorization_servers: an issuer is given twice")
+        raise ConfigurationError(
+            "authorization_servers: an issuer is given twice; list each issuer once "
+            "(one Issuer(...) holds all of its settings)"
+        )
     return result
 
 

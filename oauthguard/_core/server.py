@@ -160,7 +160,10 @@ class ResourceServer:
         self.dpop = DPoP.of(dpop)
         self.limits = _group("limits", limits, Limits)
         if user_factory is not None and not callable(user_factory):
-            raise ConfigurationError("user_factory must be a callable (token, raw) -> user")
+            raise ConfigurationError(
+                "ResourceServer(user_factory=...) must be a callable (token, raw) -> user, "
+                "or None for the default Starlette user"
+            )
         self.user_factory: UserFactory = user_factory or default_user
         self.resources = resource_identifiers(self.resource, strings("resources", resources))
         warn_insecure(self.issuers, self.resources)
@@ -194,7 +197,10 @@ class ResourceServer:
         #: The key sets made up front (a tenant's is made when its first token comes).
         self.key_sets = directory.key_sets
         if verifier is not None and introspection is not None:
-            raise ConfigurationError("give either verifier= or introspection=, not both")
+            raise ConfigurationError(
+                "ResourceServer: give either verifier= or introspection=, not both: a verifier "
+                "of your own replaces the JWT and introspection checks"
+            )
         if introspection is not None:
             _check_introspection(introspection, self.issuers)
         self.introspection = introspection

@@ -62,7 +62,9 @@ def check_algorithms(value: Iterable[str], name: str) -> tuple[str, ...]:
     """RFC 8725 §3.1-3.2 (RFC 9449 §4.3 for DPoP): asymmetric only; never none or HS*."""
     algorithms = strings(name, value)
     if not algorithms:
-        raise ConfigurationError(f"{name} must name at least one algorithm")
+        raise ConfigurationError(
+            f"{name} must name at least one algorithm, like ('RS256', 'ES256')"
+        )
     for alg in algorithms:
         if alg not in ASYMMETRIC_ALGORITHMS:
             raise ConfigurationError(

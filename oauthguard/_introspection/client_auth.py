@@ -140,7 +140,10 @@ class ClientAuthentication:
         self._signing_key = signing_key
         self._clock = clock
         if method == "private_key_jwt" and signing_key is None:
-            raise ConfigurationError("private_key_jwt needs a private_key")
+            raise ConfigurationError(
+                "Introspection(auth_method='private_key_jwt') needs private_key= "
+                "(a cryptography private key, PEM or a private JWK)"
+            )
         pair = f"{form_encode(client_id)}:{form_encode(self._secret)}"
         self._basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
@@ -159,7 +162,10 @@ class ClientAuthentication:
         """RFC 7523 §3: iss = sub = client_id, aud, a fresh jti and a short exp."""
         key = self._signing_key
         if key is None:
-            raise ConfigurationError("private_key_jwt needs a private_key")
+            raise ConfigurationError(
+                "Introspection(auth_method='private_key_jwt') needs private_key= "
+                "(a cryptography private key, PEM or a private JWK)"
+            )
         now = int(self._clock())
         claims = {
             "iss": self.client_id,

@@ -240,7 +240,10 @@ class IntrospectionVerifier:
                 digest, refusal.description, now + self.settings.negative_cache_ttl, now
             )
             logger.info(
-                "introspected token sha256:%s refused: %s", digest[:12], refusal.description
+                "introspected token sha256:%s refused: %s; see %s",
+                digest[:12],
+                refusal.description,
+                refusal.docs,
             )
             raise
         until = now + self.settings.cache_ttl

@@ -92,7 +92,10 @@ class MCPTokenVerifier:
             check_bearer(verified)  # RFC 9449 §7.2: the SDK only speaks Bearer
         except GuardError as error:
             logger.info(
-                "token refused: %s (token sha256:%s)", error.description, token_digest(token)
+                "token refused: %s (token sha256:%s); see %s",
+                error.description,
+                token_digest(token),
+                error.docs,
             )
             return None
         except Exception as exc:  # fail closed: a bug never lets a token through

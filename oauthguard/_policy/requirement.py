@@ -78,13 +78,19 @@ class Requirement:
         self.scopes = scope_list("scopes", scopes)
         self.any_scopes = scope_list("any_scopes", any_scopes)
         if audience is not None and (not isinstance(audience, str) or not audience):
-            raise ConfigurationError("audience must be the resource identifier (a URL string)")
+            raise ConfigurationError(
+                f"require(audience=...) must be the resource identifier (a URL string, like "
+                f"'https://api.example.com/billing'), got {audience!r}"
+            )
         self.audience = audience
         self.acr_values = scope_list("acr_values", acr_values)
         if max_age is not None and (
             isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0
         ):
-            raise ConfigurationError("max_age must be a non-negative integer of seconds")
+            raise ConfigurationError(
+                f"require(max_age=...) must be a non-negative integer of seconds (RFC 9470 "
+                f"max_age, like 300), got {max_age!r}"
+            )
         self.max_age = max_age
         self._privileges = build_privileges(roles, clients, claims)
         self._every = frozenset(self.scopes)
@@ -150,7 +156,11 @@ class Requirement:
         needs anything else (any_scopes, audience, step-up): those do not combine here."""
         parts = list(parts)
         if any(p.any_scopes or p.audience or p.acr_values or p.max_age is not None for p in parts):
-            raise ConfigurationError("only scopes, roles, clients and claims combine")
+            raise ConfigurationError(
+                "require(...) entries combined (MCP tool_scopes): only scopes, roles, clients "
+                "and claims combine; put any_scopes, audience, acr_values and max_age on a path "
+                "rule instead"
+            )
         combined = cls(list(dict.fromkeys(s for part in parts for s in part.scopes)))
         combined._privileges = Privileges.merged(part._privileges for part in parts)
         return combined

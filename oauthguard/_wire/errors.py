@@ -6,6 +6,10 @@ RFC 6750 §3.1 (invalid_request, invalid_token, insufficient_scope), RFC 9449 §
 
 from __future__ import annotations
 
+#: Where the documentation lives: log lines and messages link to its pages from here.
+DOCS_URL = "https://oauthguard.readthedocs.io/en/latest/"
+TROUBLESHOOTING = DOCS_URL + "troubleshooting/#"
+
 
 class ConfigurationError(ValueError):
     """The guard was configured with a value it cannot work with.
@@ -30,6 +34,8 @@ class GuardError(Exception):
     #: What the refusal's log line adds to ``description`` (never sent to the client):
     #: what the token carried beside what was expected, bounded and escaped.
     detail: str = ""
+    #: The section of the troubleshooting page that explains refusals of this kind.
+    docs: str = TROUBLESHOOTING + "no-error"
 
     def __init__(self, description: str = "", *, scheme: str | None = None, **params: str) -> None:
         super().__init__(description)
@@ -55,6 +61,7 @@ class InvalidRequest(GuardError):
 
     error = "invalid_request"
     status = 400
+    docs = TROUBLESHOOTING + "invalid_request"
 
 
 class InvalidToken(GuardError):
@@ -62,6 +69,7 @@ class InvalidToken(GuardError):
 
     error = "invalid_token"
     status = 401
+    docs = TROUBLESHOOTING + "invalid_token"
 
 
 class InsufficientScope(GuardError):
@@ -69,6 +77,7 @@ class InsufficientScope(GuardError):
 
     error = "insufficient_scope"
     status = 403
+    docs = TROUBLESHOOTING + "insufficient_scope"
 
 
 class InsufficientUserAuthentication(GuardError):
@@ -76,6 +85,7 @@ class InsufficientUserAuthentication(GuardError):
 
     error = "insufficient_user_authentication"
     status = 401
+    docs = TROUBLESHOOTING + "insufficient_user_authentication"
 
 
 class InvalidDPoPProof(GuardError):
@@ -84,6 +94,7 @@ class InvalidDPoPProof(GuardError):
     error = "invalid_dpop_proof"
     status = 401
     scheme = "DPoP"
+    docs = TROUBLESHOOTING + "invalid_dpop_proof"
 
 
 class UseDPoPNonce(GuardError):
@@ -95,6 +106,7 @@ class UseDPoPNonce(GuardError):
     error = "use_dpop_nonce"
     status = 401
     scheme = "DPoP"
+    docs = TROUBLESHOOTING + "use_dpop_nonce"
 
     def __init__(self, description: str = "", *, nonce: str, **params: str) -> None:
         super().__init__(description, **params)
@@ -106,6 +118,7 @@ class TemporarilyUnavailable(GuardError):
 
     error = "temporarily_unavailable"
     status = 503
+    docs = TROUBLESHOOTING + "temporarily_unavailable"
 
     def __init__(
         self,

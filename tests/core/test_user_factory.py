@@ -113,5 +113,5 @@ async def test_a_failing_factory_is_a_503_never_a_500_or_a_pass(
 
 
 def test_a_factory_must_be_callable() -> None:
-    with pytest.raises(ConfigurationError, match="user_factory must be a callable"):
+    with pytest.raises(ConfigurationError, match=r"user_factory=\.\.\.\) must be a callable"):
         guard(TestIssuer(), user_factory="users.load")

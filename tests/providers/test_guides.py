@@ -30,7 +30,9 @@ def test_the_guides_code_runs(name: str) -> None:
     assert "providers" in namespace
 
 
-def test_the_readme_links_every_guide() -> None:
+def test_the_readme_and_the_providers_page_link_every_guide() -> None:
     readme = (GUIDES.parents[1] / "README.md").read_text()
+    assert "(docs/providers/index.md)" in readme
+    index = (GUIDES / "index.md").read_text()
     for name in NAMES:
-        assert f"(docs/providers/{name}.md)" in readme
+        assert f"({name}.md)" in index

@@ -211,7 +211,9 @@ def test_explain_adds_the_fix_to_the_log_line_and_never_changes_the_answer(
         assert_refused(get(app, b, audience="account"), 401, "invalid_token")
         assert get(app, a).status_code == 200
     first, second = refusals(caplog)
-    assert first.endswith("; fix: add an audience mapper for the client?to the client scope")
+    assert first.endswith(
+        f"; fix: add an audience mapper for the client?to the client scope; see {InvalidToken.docs}"
+    )
     assert "fix:" not in second
 
 
@@ -231,4 +233,5 @@ def test_an_untrusted_issuer_is_explained_by_any_issuer_that_knows_it(
     [line] = refusals(caplog)
     assert line.endswith(
         "fix: this is a token of the other endpoint; set accessTokenAcceptedVersion"
+        f"; see {InvalidToken.docs}"
     )
