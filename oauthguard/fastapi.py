@@ -94,17 +94,41 @@ class OpenAPIWithOAuth2:
         return schema
 
 
+#: What Swagger UI puts in every authorization request itself; an extra parameter of the same
+#: name would send it twice (RFC 6749 §3.1: a parameter MUST NOT be included more than once).
+SWAGGER_OWN_PARAMETERS = frozenset(
+    {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "realm",
+        "code_challenge",
+        "code_challenge_method",
+    }
+)
+
+
 def describe_security(
-    app: FastAPI, *, client_id: str | None = None, resource: str | None = None
+    app: FastAPI,
+    *,
+    client_id: str | None = None,
+    resource: str | None = None,
+    authorization_params: Mapping[str, str] | None = None,
 ) -> None:
     """Show the guard's authorization server in ``app``'s OpenAPI document.
 
     The scheme's ``authorizationUrl`` and ``tokenUrl`` come from the metadata of the guard's
     first authorization server, fetched (once) when ``/openapi.json`` is first requested;
     each operation lists the scopes its ``require(...)`` needs. Swagger UI is set up for the
-    authorization code flow with PKCE, with ``client_id`` filled in and, given ``resource``,
-    the RFC 8707 ``resource`` parameter sent. Keep ``/docs*`` and ``/openapi.json`` in the
-    guard's ``public_paths``.
+    authorization code flow with PKCE, with ``client_id`` filled in.
+
+    ``resource`` sends the RFC 8707 ``resource`` parameter, and ``authorization_params`` any
+    other parameter the authorization server needs, such as Auth0's ``audience`` (Swagger
+    UI's ``additionalQueryStringParams``: it adds them to the authorization request and to
+    the token endpoint's URL). Keep ``/docs*`` and ``/openapi.json`` in the guard's
+    ``public_paths``.
     """
     route = next(
         (r for r in app.router.routes if isinstance(r, Route) and r.path == app.openapi_url), None
@@ -113,6 +137,7 @@ def describe_security(
         raise ConfigurationError(
             "describe_security needs the app's OpenAPI route (FastAPI(openapi_url=...) is None)"
         )
+    extra = authorization_query(resource, authorization_params)
     document = OpenAPIWithOAuth2(app, route)
     route.app = document.serve
     app.openapi = document.openapi  # type: ignore[method-assign]
@@ -120,6 +145,35 @@ def describe_security(
     init.setdefault("usePkceWithAuthorizationCodeGrant", True)
     if client_id is not None:
         init.setdefault("clientId", client_id)
-    if resource is not None:
-        init.setdefault("additionalQueryStringParams", {"resource": resource})
+    if extra:  # what the app set itself wins
+        init["additionalQueryStringParams"] = {
+            **extra,
+            **init.get("additionalQueryStringParams", {}),
+        }
     app.swagger_ui_init_oauth = init
+
+
+def authorization_query(
+    resource: str | None, authorization_params: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The extra parameters of Swagger UI's authorization request, checked."""
+    extra = dict(authorization_params or {})
+    for name, value in extra.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ConfigurationError(
+                f"describe_security(authorization_params=...): {name!r} must map a string "
+                "to a string"
+            )
+        if name in SWAGGER_OWN_PARAMETERS:
+            raise ConfigurationError(
+                f"describe_security(authorization_params=...): Swagger UI sends {name!r} "
+                "itself; remove it from there"
+            )
+    if resource is not None:
+        if extra.get("resource", resource) != resource:
+            raise ConfigurationError(
+                "describe_security: resource and authorization_params['resource'] differ; "
+                "pass one of them"
+            )
+        extra["resource"] = resource
+    return extra

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,6 +31,7 @@ from oauthguard.testing._authserver import (
     AuthorizationServer,
     OAuthError,
 )
+from oauthguard.testing._cors import AllowRegisteredOrigins, origin_of
 from oauthguard.testing._keys import (
     KEY_FACTORIES,
     DPoPKey,
@@ -87,6 +89,9 @@ class TestIssuer(ProviderTokens):
     >>> issuer = TestIssuer("http://127.0.0.1:8080", profile="keycloak")
     >>> kc = providers.keycloak("http://127.0.0.1:8080", realm="test", client_id="orders-api")
     >>> token = issuer.access_token(scopes=["orders:read"], roles=["clerk"])
+
+    Pages of the origins in ``cors_origins`` (``allow_origin``) may call its metadata, JWKS,
+    registration and token endpoints from a browser (CORS).
     """
 
     __test__ = False  # not a pytest test class
@@ -129,6 +134,8 @@ class TestIssuer(ProviderTokens):
         self.extra_metadata: dict[str, Any] = {}
         #: Raw JWKs served after the issuer's own keys (for broken or foreign keys).
         self.extra_jwks: list[dict[str, Any]] = []
+        #: Origins whose pages may call the issuer from a browser (``allow_origin``).
+        self.cors_origins: set[str] = set()
         for alg in algorithms:
             self.add_key(alg)
         self.encryption_key = self.add_encryption_key() if self.profile is not None else None
@@ -141,7 +148,13 @@ class TestIssuer(ProviderTokens):
         ]
         if self.profile is not None:
             documents = profile_routes(self.profile, self._metadata_endpoint, self._jwks_endpoint)
-        self.app = Starlette(routes=[*documents, *self.server.routes(prefix)])
+        cors_paths = (*(route.path for route in documents), prefix + "/register", prefix + "/token")
+        self.app = Starlette(
+            routes=[*documents, *self.server.routes(prefix)],
+            middleware=[
+                Middleware(AllowRegisteredOrigins, origins=self.cors_origins, paths=cors_paths)
+            ],
+        )
 
     # -- keys -----------------------------------------------------------------------------
     def add_key(self, alg: str, kid: str | None = None) -> str:
@@ -351,6 +364,33 @@ class TestIssuer(ProviderTokens):
             auth_method=auth_method,
         )
         return client.client_id, client.secret
+
+    def allow_origin(self, url: str) -> str:
+        """Let pages of ``url``'s origin call the metadata, JWKS, registration and token
+        endpoints from a browser (CORS, for that origin only); the origin."""
+        origin = origin_of(url)
+        self.cors_origins.add(origin)
+        return origin
+
+    def register_swagger_client(
+        self,
+        app_url: str,
+        *,
+        client_id: str = "swagger-ui",
+        redirect_path: str = "/docs/oauth2-redirect",
+    ) -> str:
+        """Register Swagger UI of the FastAPI app at ``app_url`` (``describe_security``'s
+        ``client_id``): a public client (``auth_method="none"``; PKCE S256, as for every
+        client) redirected to ``app_url`` + ``redirect_path`` (FastAPI's
+        ``swagger_ui_oauth2_redirect_url``), the app's origin allowed (CORS); its id."""
+        self.allow_origin(app_url)
+        client_id, _ = self.register_client(
+            client_id=client_id,
+            redirect_uris=[app_url.rstrip("/") + redirect_path],
+            grant_types=("authorization_code",),  # no refresh token: Swagger UI does not use it
+            auth_method="none",
+        )
+        return client_id
 
     def check_scopes(self, scope: str | None) -> tuple[str, ...]:
         """The scopes of a request, or ``invalid_scope`` when malformed (RFC 6749 §3.3:

@@ -98,3 +98,11 @@ def test_api_examples_refuse_then_serve(name: str) -> None:
                 assert issuer is not None
                 document = http.get(url.replace("/orders", "/openapi.json")).json()
                 assert f'"{issuer.group(1)}/authorize"' in json.dumps(document)
+                # ... and its page may exchange the code at the issuer's token endpoint.
+                origin = url.removesuffix("/orders")
+                preflight = http.options(
+                    issuer.group(1) + "/token",
+                    headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+                )
+                assert preflight.status_code == 204
+                assert preflight.headers["access-control-allow-origin"] == origin
