@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import httpx
 
+from oauthguard._core.directory import DirectoryBuilder, default_rules
 from oauthguard._core.issuer import Issuer, IssuerEntry, issuers, warn_insecure
 from oauthguard._core.settings import (
     JWT,
@@ -30,7 +31,6 @@ from oauthguard._core.settings import (
     resource_identifiers,
     strings,
 )
-from oauthguard._core.trusted import Directory, default_rules
 from oauthguard._dpop.nonces import check_nonces
 from oauthguard._dpop.proof import DPoPChecker, access_token_hash, check_bearer
 from oauthguard._dpop.replay import check_replay_store
@@ -189,7 +189,7 @@ class ResourceServer:
         )
         self.tokens: ExpiringCache[Verified] = ExpiringCache(self.limits.token_cache_size)
         self.default_rules = default_rules(self.jwt, self.audiences)
-        directory = Directory(
+        directory = DirectoryBuilder(
             self.jwt, self.limits, self.http, self.clock, self.servers, self.tokens.clear
         )
         #: The trusted issuers by ``iss``, each with its keys and the rules of its tokens.

@@ -45,8 +45,8 @@ def issuer_rules(issuer: Issuer, default: TokenRules) -> TokenRules:
     )
 
 
-class Directory:
-    """Builds the key sets and the directory of trusted issuers."""
+class DirectoryBuilder:
+    """Builds the key sets of the configured issuers and the ``IssuerDirectory`` of them."""
 
     def __init__(
         self,
