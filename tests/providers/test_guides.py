@@ -36,3 +36,19 @@ def test_the_readme_and_the_providers_page_link_every_guide() -> None:
     index = (GUIDES / "index.md").read_text()
     for name in NAMES:
         assert f"({name}.md)" in index
+
+
+def blocks_of_testing(name: str) -> list[str]:
+    """The Python blocks of the guide's "Testing without ..." section."""
+    text = (GUIDES / f"{name}.md").read_text()
+    section = text.split("## Testing without", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_guides_testing_code_mints_a_provider_shaped_token(name: str) -> None:
+    namespace: dict[str, object] = {"app": Starlette()}
+    for block in code_section(name) + blocks_of_testing(name):
+        exec(compile(block, f"docs/providers/{name}.md", "exec"), namespace)
+    token = namespace["token"]
+    assert isinstance(token, str) and token.count(".") == 2
