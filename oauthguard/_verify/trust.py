@@ -17,7 +17,7 @@ from typing import Any
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._verify.claims import ClaimPath, read_roles, read_scopes
 from oauthguard._verify.keys import KeySet
-from oauthguard._wire.errors import InvalidToken
+from oauthguard._wire.errors import GuardError, InvalidToken
 
 logger = logging.getLogger("oauthguard")
 
@@ -69,6 +69,18 @@ class TokenRules:
         if client not in self.clients:
             shown = "no client" if client is None else f"the client {client[:64]!r}"
             raise InvalidToken(f"the token was issued to {shown}, which is not allowed here")
+
+    def run_checks(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
+        """This issuer's own checks. One that fails unexpectedly refuses the token: fail
+        closed, and no "try again later" for an answer that would be the same next time."""
+        for check in self.checks:
+            try:
+                check(header, claims)
+            except GuardError:
+                raise
+            except Exception:
+                logger.exception("Issuer(checks=...) failed")
+                raise InvalidToken("the token could not be checked by its issuer's rules") from None
 
     def scopes(self, claims: Mapping[str, Any]) -> frozenset[str]:
         return read_scopes(claims, self.scope_paths)
