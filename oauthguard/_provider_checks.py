@@ -99,7 +99,10 @@ def entra_tenant(header: Header, claims: Claims) -> None:
     iss, tid = claims.get("iss"), claims.get("tid")
     # https://learn.microsoft.com/entra/identity-platform/access-tokens#validate-the-issuer:
     # the tenant ID claim and the tenant in the issuer must agree.
-    if not isinstance(iss, str) or not isinstance(tid, str) or f"/{tid}/" not in iss + "/":
+    # The tenant is the first path segment of both https://sts.windows.net/{tid}/ and
+    # {authority}/{tid}/v2.0: the whole segment, not any part of the URL.
+    segments = iss.split("/") if isinstance(iss, str) else []
+    if not isinstance(tid, str) or not tid or len(segments) < 4 or segments[3] != tid:
         raise InvalidToken("the token's tid does not name the tenant of its issuer")
 
 

@@ -23,12 +23,19 @@ MAX_ITEMS = 5
 
 
 def shown(value: object) -> str:
-    """A claim's value for the log: a truncated string's repr, a few items of a list."""
+    """A claim's value for the log: a truncated string's repr, a few items of a list (an
+    item that is a list itself shown as ``<list>``: one level only, so a deeply nested
+    claim costs no recursion)."""
+    if isinstance(value, list):
+        items = ", ".join(scalar_shown(item) for item in value[:MAX_ITEMS])
+        return f"[{items}{', ...' if len(value) > MAX_ITEMS else ''}]"
+    return scalar_shown(value)
+
+
+def scalar_shown(value: object) -> str:
+    """A string's truncated repr, a number or boolean as is, the type of anything else."""
     if isinstance(value, str):
         return repr(value[:MAX_SHOWN]) + ("..." if len(value) > MAX_SHOWN else "")
-    if isinstance(value, list):
-        items = ", ".join(shown(item) for item in value[:MAX_ITEMS])
-        return f"[{items}{', ...' if len(value) > MAX_ITEMS else ''}]"
     if value is None or isinstance(value, bool | int | float):
         return repr(value)
     return f"<{type(value).__name__}>"

@@ -298,8 +298,7 @@ class JWTVerifier:
         rules = trusted.rules
         audience = check_aud_claim(claims, rules.audiences, rules.audience_required)
         rules.check_client(claims)
-        for check in rules.checks:  # the provider's own, after the standard checks
-            check(header, claims)
+        rules.run_checks(header, claims)  # the provider's own, after the standard checks
         return build_token(claims, audience, exp, rules)
 
     def _remember_header(self, head: str, header: dict[str, Any], alg: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._verify.claims import ClaimPath, read_roles, read_scopes
 from oauthguard._verify.keys import KeySet
-from oauthguard._wire.errors import InvalidToken
+from oauthguard._wire.errors import GuardError, InvalidToken
 
 logger = logging.getLogger("oauthguard")
 
@@ -70,6 +70,18 @@ class TokenRules:
             shown = "no client" if client is None else f"the client {client[:64]!r}"
             raise InvalidToken(f"the token was issued to {shown}, which is not allowed here")
 
+    def run_checks(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
+        """This issuer's own checks. One that fails unexpectedly refuses the token: fail
+        closed, and no "try again later" for an answer that would be the same next time."""
+        for check in self.checks:
+            try:
+                check(header, claims)
+            except GuardError:
+                raise
+            except Exception:
+                logger.exception("Issuer(checks=...) failed")
+                raise InvalidToken("the token could not be checked by its issuer's rules") from None
+
     def scopes(self, claims: Mapping[str, Any]) -> frozenset[str]:
         return read_scopes(claims, self.scope_paths)
 
@@ -110,8 +122,10 @@ class TenantTemplate:
         self.rules = rules
         self._keys_for = keys_for
         self._clock = clock
-        # tenant -> (its issuer,) or (None,) when it is not allowed
-        self._tenants: ExpiringCache[tuple[TrustedIssuer | None]] = ExpiringCache(TENANT_CACHE_SIZE)
+        # Allowed tenants and refused ones apart: anyone can send tokens naming made-up
+        # tenants, and these must never push an allowed tenant's keys out of the cache.
+        self._tenants: ExpiringCache[TrustedIssuer] = ExpiringCache(TENANT_CACHE_SIZE)
+        self._refused: ExpiringCache[bool] = ExpiringCache(TENANT_CACHE_SIZE)
         #: How many times ``allowed`` was called.
         self.calls = 0
 
@@ -128,15 +142,17 @@ class TenantTemplate:
     def trusted(self, iss: str, tenant: str) -> TrustedIssuer | None:
         """The issuer of an allowed tenant; None (and a log line) for any other."""
         now = self._clock()
-        answer = self._tenants.get(tenant, now)
-        if answer is not None:
-            return answer[0]
-        found = None
-        if self._allows(tenant):
-            found = TrustedIssuer(iss, self._keys_for(iss, tenant), self.rules)
-        self._tenants.put(tenant, (found,), now + TENANT_CACHE_TTL, now)
-        if found is None:
+        found = self._tenants.get(tenant, now)
+        if found is not None:
+            return found
+        if self._refused.get(tenant, now) is not None:
+            return None
+        if not self._allows(tenant):
+            self._refused.put(tenant, True, now + TENANT_CACHE_TTL, now)
             logger.info("tokens of the tenant %r of %s are not accepted", tenant, self.template)
+            return None
+        found = TrustedIssuer(iss, self._keys_for(iss, tenant), self.rules)
+        self._tenants.put(tenant, found, now + TENANT_CACHE_TTL, now)
         return found
 
     def _allows(self, tenant: str) -> bool:

@@ -166,3 +166,9 @@ def test_both_versions_go_in_authorization_servers_beside_other_issuers() -> Non
     ]
     with pytest.raises(ConfigurationError, match="given twice"):
         ResourceServer(resource="https://api.example.com", authorization_servers=[both, both[0]])
+
+
+@pytest.mark.parametrize("tid", ["v2.0", ""])
+def test_a_tid_that_is_only_part_of_the_issuer_is_refused(stack: Stack, tid: str) -> None:
+    token = stack.issuer.access_token(claims={"tid": tid})
+    assert "tid" in refused(stack.get("/me", token))

@@ -235,3 +235,36 @@ def test_an_untrusted_issuer_is_explained_by_any_issuer_that_knows_it(
         "fix: this is a token of the other endpoint; set accessTokenAcceptedVersion"
         f"; see {InvalidToken.docs}"
     )
+
+
+@pytest.mark.parametrize("claim", ["aud", "iss", "client_id"])
+def test_a_deeply_nested_claim_is_refused_as_invalid_token_not_as_a_failure(
+    issuers: tuple[TestIssuer, TestIssuer], caplog: pytest.LogCaptureFixture, claim: str
+) -> None:
+    a, _ = issuers
+    nested: Any = "x"
+    for _ in range(800):  # within what JSON parsing takes, beyond a recursive log line
+        nested = [nested]
+    app = api(Issuer(a.issuer))
+    # no signature needs to verify: the issuer is refused (or the aud) before any key is used
+    token = a.token(now=NOW, audience="someone-else", claims={claim: nested})
+    with caplog.at_level(logging.INFO, logger="oauthguard"):
+        assert_refused(app.get("/mcp", headers=bearer(token)), 401, "invalid_token")
+    assert "<list>" in refusals(caplog)[0]
+
+
+def test_a_check_that_fails_unexpectedly_refuses_the_token_cleanly(
+    issuers: tuple[TestIssuer, TestIssuer], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, _ = issuers
+
+    def broken(header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
+        if claims["token_use"] != "access":  # a claim this check took for granted
+            raise InvalidToken("not an access token")
+
+    app = api(Issuer(a.issuer, checks=(broken,)))
+    with caplog.at_level(logging.INFO, logger="oauthguard"):
+        params = assert_refused(get(app, a), 401, "invalid_token")
+        assert get(app, a, claims={"token_use": "access"}).status_code == 200
+    assert params["error_description"] == "the token could not be checked by its issuer's rules"
+    assert "Issuer(checks=...) failed" in caplog.text

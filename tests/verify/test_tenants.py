@@ -229,3 +229,19 @@ def test_the_tenants_kept_are_bounded() -> None:
     assert len(asked) == len(made) == TENANT_CACHE_SIZE + 1  # t1 still kept
     assert template.trusted("https://login.test/t0/v2.0", "t0") is not None
     assert asked[-1] == "t0"  # the oldest left, so it is asked again
+
+
+def test_tokens_of_tenants_not_allowed_do_not_evict_an_allowed_tenants_keys(
+    tenants: tuple[Tenants, Recording],
+) -> None:
+    served, recording = tenants
+    contoso = served.issuers["contoso"]
+    app = api(Issuer(served.template, tenants=lambda tenant: tenant == "contoso"))
+    assert get(app, contoso).status_code == 200
+    before = len(recording.paths)
+    # anyone can send tokens naming made-up tenants: refused before any signature is checked
+    for n in range(TENANT_CACHE_SIZE):
+        iss = served.template.replace("{tenant}", f"stranger{n}")
+        assert_refused(get(app, contoso, iss=iss), 401, "invalid_token")
+    assert get(app, contoso).status_code == 200
+    assert recording.paths[before:] == []  # contoso's keys were kept, not fetched again
