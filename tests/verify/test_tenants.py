@@ -4,6 +4,7 @@ leave the template's place refused — over real HTTP on loopback."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from guards import build_guard
 from support import Recording, assert_refused, free_port, serve
 
 from oauthguard import Issuer
+from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard._verify.trust import TENANT_CACHE_SIZE, TENANT_CACHE_TTL
 from oauthguard.testing import TestIssuer
 
@@ -231,17 +233,26 @@ def test_the_tenants_kept_are_bounded() -> None:
     assert asked[-1] == "t0"  # the oldest left, so it is asked again
 
 
-def test_tokens_of_tenants_not_allowed_do_not_evict_an_allowed_tenants_keys(
+@pytest.mark.anyio
+async def test_tokens_of_tenants_not_allowed_do_not_evict_an_allowed_tenants_keys(
     tenants: tuple[Tenants, Recording],
 ) -> None:
     served, recording = tenants
     contoso = served.issuers["contoso"]
-    app = api(Issuer(served.template, tenants=lambda tenant: tenant == "contoso"))
-    assert get(app, contoso).status_code == 200
-    before = len(recording.paths)
-    # anyone can send tokens naming made-up tenants: refused before any signature is checked
-    for n in range(TENANT_CACHE_SIZE):
-        iss = served.template.replace("{tenant}", f"stranger{n}")
-        assert_refused(get(app, contoso, iss=iss), 401, "invalid_token")
-    assert get(app, contoso).status_code == 200
+    guard = api(Issuer(served.template, tenants=lambda tenant: tenant == "contoso")).app
+    transport = httpx.ASGITransport(app=guard)
+    async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as app:
+        valid = bearer(contoso.token(audience=RESOURCE, now=NOW))
+        assert (await app.get("/mcp", headers=valid)).status_code == 200
+        before = len(recording.paths)
+        # anyone can send tokens naming made-up tenants, unsigned (their signatures are
+        # another token's): refused before any signature is checked
+        header, payload, signature = valid["Authorization"].removeprefix("Bearer ").split(".")
+        claims = json.loads(b64url_decode(payload))
+        for n in range(TENANT_CACHE_SIZE):
+            claims["iss"] = served.template.replace("{tenant}", f"stranger{n}")
+            forged = f"{header}.{b64url_encode(json.dumps(claims).encode())}.{signature}"
+            response = await app.get("/mcp", headers=bearer(forged))
+            assert_refused(response, 401, "invalid_token")
+        assert (await app.get("/mcp", headers=valid)).status_code == 200
     assert recording.paths[before:] == []  # contoso's keys were kept, not fetched again
