@@ -48,7 +48,8 @@ def read_scopes(claims: Mapping[str, Any], paths: Sequence[ClaimPath]) -> frozen
     """
     found: frozenset[str] | None = None
     for path in paths:
-        value = claim_at(claims, path)
+        # one name (the common case) is one lookup
+        value = claims.get(path[0]) if len(path) == 1 else claim_at(claims, path)
         if value is None:
             continue
         if not isinstance(value, (str, list)):

@@ -11,7 +11,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -48,11 +48,20 @@ class Key:
     crv: str | None
     alg: str | None
     public_key: Any
+    #: Every algorithm the key fits (read on each fresh token: a set lookup in C).
+    algorithms: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fitting = frozenset(alg for alg in KEY_TYPES if self._fits(alg))
+        object.__setattr__(self, "algorithms", fitting)
 
     def fits(self, alg: str) -> bool:
         """RFC 8725 §3.1: the algorithm matches the key's type, curve and declared ``alg``."""
-        expected = KEY_TYPES.get(alg)
-        if expected is None or self.kty != expected[0] or self.crv not in expected[1]:
+        return alg in self.algorithms
+
+    def _fits(self, alg: str) -> bool:
+        expected = KEY_TYPES[alg]
+        if self.kty != expected[0] or self.crv not in expected[1]:
             return False
         return self.alg is None or self.alg == alg
 

@@ -32,6 +32,8 @@ TENANT_CACHE_TTL = 3600.0
 #: cache keys. It holds Entra's tenant ids (GUIDs) and domains, realm names, Okta server ids.
 TENANT_SYNTAX = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
+#: The roles of a token of an issuer that names no roles claim: one shared value.
+NO_ROLES: frozenset[str] = frozenset()
 #: ``(header, claims) -> None``; raises ``InvalidToken(description)`` to refuse the token.
 TokenCheck = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
 #: ``(header, claims, refusal description) -> the fix to log``, or None.
@@ -86,7 +88,7 @@ class TokenRules:
         return read_scopes(claims, self.scope_paths)
 
     def roles(self, claims: Mapping[str, Any]) -> frozenset[str]:
-        return read_roles(claims, self.role_paths) if self.role_paths else frozenset()
+        return read_roles(claims, self.role_paths) if self.role_paths else NO_ROLES
 
 
 class TrustedIssuer:

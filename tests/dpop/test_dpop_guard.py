@@ -3,6 +3,8 @@ RFC 9728 metadata, the header rules, and the verified-token cache."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from dpop_setup import RESOURCE, Clock, Setup
 from guards import build_guard
@@ -14,8 +16,10 @@ from starlette.websockets import WebSocket
 from support import assert_refused, challenge
 
 from oauthguard import AccessToken, ConfigurationError
+from oauthguard._jose.b64 import b64url_decode
 from oauthguard._wire.challenge import parse_challenges
 from oauthguard.testing import DPoPKey, TestIssuer
+from oauthguard.testing._keys import sign_jws
 
 pytestmark = pytest.mark.anyio
 METADATA = "https://api.test/.well-known/oauth-protected-resource/mcp"
@@ -359,3 +363,19 @@ async def test_an_empty_cnf_is_an_unbound_token() -> None:
     setup = Setup()
     token = setup.token(bound=False, cnf={})
     assert (await setup.call(token, None, scheme="Bearer")).status_code == 200
+
+
+@pytest.mark.parametrize("cnf", [None, "jkt", ["jkt"], 1, {"jkt": None, "kid": "k1"}, {"jkt": 7}])
+@pytest.mark.parametrize("scheme", ["Bearer", "DPoP"])
+async def test_a_cnf_that_is_not_an_object_with_a_jkt_string_is_refused(
+    cnf: object, scheme: str
+) -> None:
+    # RFC 7800 §3.1: cnf is a JSON object; a "cnf": null is malformed, never "no binding"
+    setup = Setup()
+    header, payload, _ = setup.token(bound=False).split(".")
+    claims = {**json.loads(b64url_decode(payload)), "cnf": cnf}
+    token = sign_jws(json.loads(b64url_decode(header)), claims, setup.issuer.private_key("ES256"))
+    assert json.loads(b64url_decode(token.split(".")[1]))["cnf"] == cnf
+    proof = setup.proof(token) if scheme == "DPoP" else None
+    response = await setup.call(token, proof, scheme=scheme)
+    assert_refused(response, 401, "invalid_token", scheme=scheme)
