@@ -263,7 +263,8 @@ def check_bearer(token: AccessToken) -> None:
 
 def replay_key(jkt: str, htm: str, htu: str, jti: str) -> str:
     """RFC 9449 §11.1: a proof's identity, per key and target, as a fixed-length digest."""
-    return hashlib.sha256(f"{jkt}\n{htm}\n{htu}\n{jti}".encode()).hexdigest()
+    # BLAKE2b (in CPython itself): half the instructions of OpenSSL's SHA-256 for a key this short.
+    return hashlib.blake2b(f"{jkt}\n{htm}\n{htu}\n{jti}".encode(), digest_size=32).hexdigest()
 
 
 class DPoPChecker:

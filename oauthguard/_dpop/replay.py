@@ -49,7 +49,7 @@ class MemoryReplayStore:
         self._next_sweep = math.inf  # no entry expires before this
 
     async def first_use(self, key: str, ttl: float) -> bool:
-        digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+        digest = _digest(key)
         now = self._clock()
         if now >= self._turn_at:
             self._previous, self._current = self._current, {}
@@ -59,7 +59,7 @@ class MemoryReplayStore:
             expiry = self._previous.get(digest)
         if expiry is not None and expiry > now:
             return False
-        if len(self) >= self.max_entries:
+        if len(self._current) + len(self._previous) >= self.max_entries:
             self._make_room(now)
         self._span = max(self._span, ttl)
         self._current[digest] = now + ttl
@@ -83,6 +83,17 @@ class MemoryReplayStore:
 
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
+
+
+def _digest(key: str) -> bytes:
+    """The 16 bytes kept for ``key``: the guard's keys are 256-bit hex digests already, so
+    their first half is used as it is; any other key is hashed."""
+    if len(key) == 64:
+        try:
+            return bytes.fromhex(key[:32])
+        except ValueError:
+            pass
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
 def check_replay_store(value: object, clock: Callable[[], float]) -> ReplayStore:
