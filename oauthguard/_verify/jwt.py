@@ -10,6 +10,7 @@ from typing import Any
 from oauthguard._jose.b64 import b64url_decode
 from oauthguard._jose.jsonobj import loads as loads_json
 from oauthguard._jose.signatures import verify_signature
+from oauthguard._verify.claims import read_actor
 from oauthguard._verify.diagnostics import annotate, annotate_encrypted
 from oauthguard._verify.keys import KEY_TYPES, Key
 from oauthguard._verify.trust import IssuerDirectory, TokenRules, TrustedIssuer, client_id_of
@@ -196,10 +197,12 @@ def build_token(
     audience: tuple[str, ...],
     expires_at: float | None,
     rules: TokenRules,
+    raw: str = "",
 ) -> AccessToken:
     """The ``AccessToken`` for validated claims (shared with introspection), its scopes and
-    roles read where its issuer's ``rules`` say."""
+    roles read where its issuer's ``rules`` say; ``raw`` is the token string itself."""
     jkt = bound_key(claims.get("cnf", {}))
+    act = claims.get("act")
     sub, iss = claims.get("sub"), claims.get("iss")
     # Positional: a frozen dataclass takes keywords at twice the cost, on every fresh token.
     return AccessToken(
@@ -213,6 +216,8 @@ def build_token(
         "Bearer",  # scheme
         jkt,
         rules.roles(claims),  # roles
+        None if act is None else read_actor(act),  # actor, RFC 8693 §4.1
+        raw,
     )
 
 
@@ -299,7 +304,7 @@ class JWTVerifier:
         audience = check_aud_claim(claims, rules.audiences, rules.audience_required)
         rules.check_client(claims)
         rules.run_checks(header, claims)  # the provider's own, after the standard checks
-        return build_token(claims, audience, exp, rules)
+        return build_token(claims, audience, exp, rules, ".".join(token_parts))
 
     def _remember_header(self, head: str, header: dict[str, Any], alg: str) -> None:
         if len(self._headers) >= HEADER_CACHE_SIZE:
