@@ -31,6 +31,7 @@ from oauthguard.testing._authserver import (
 )
 from oauthguard.testing._clients import ClientRegistry
 from oauthguard.testing._cors import AllowRegisteredOrigins
+from oauthguard.testing._exchange import ExchangeGrant
 from oauthguard.testing._keys import (
     KEY_FACTORIES,
     DPoPKey,
@@ -139,6 +140,8 @@ class TestIssuer(ProviderTokens, ClientRegistry):
             self.add_key(alg)
         self.encryption_key = self.add_encryption_key() if self.profile is not None else None
         self.server = AuthorizationServer(self)
+        #: The token-exchange grant and each client's policy (``allow_exchange``).
+        self.exchanges = ExchangeGrant(self.issuer, self.keys, self.server.issued, self.clock)
         prefix = urlsplit(self.issuer).path.rstrip("/")
         documents = [
             Route(self.metadata_path, self._metadata_endpoint),
@@ -352,13 +355,16 @@ class TestIssuer(ProviderTokens, ClientRegistry):
         scopes: Sequence[str],
         resources: Sequence[str],
         jkt: str | None = None,
+        claims: Mapping[str, Any] | None = None,
     ) -> str:
         """The access token for a grant: ``aud`` from the RFC 8707 resources, ``cnf.jkt``
-        for a DPoP-bound one (RFC 9449 §6); remembered for introspection."""
+        for a DPoP-bound one (RFC 9449 §6), ``claims`` added (an exchange's ``act``);
+        remembered for introspection."""
+        extra = dict(claims or {})
         audience: str | list[str] | None = (
             resources[0] if len(resources) == 1 else list(resources) or None
         )
-        claims: dict[str, Any] = {"client_id": client_id}
+        claims = {"client_id": client_id, **extra}
         if jkt is not None:
             claims["cnf"] = {"jkt": jkt}
         scope = " ".join(scopes) or None
@@ -379,7 +385,7 @@ class TestIssuer(ProviderTokens, ClientRegistry):
                 audience=audience,
                 client_id=client_id,
                 expires_in=self.token_lifetime,
-                claims={"cnf": claims.get("cnf")},
+                claims={"cnf": claims.get("cnf"), **extra},
                 now=now,
             )
         else:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -47,11 +47,19 @@ class Issuing(Protocol):
         scopes: Sequence[str],
         resources: Sequence[str],
         jkt: str | None = None,
+        claims: Mapping[str, Any] | None = None,
     ) -> str: ...
+
+    def exchange_grant(self, client: Client, form: FormData) -> Grant: ...
 
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:token-exchange",  # RFC 8693, see _exchange.py
+)
 CODE_LIFETIME = 60.0
 DPOP_WINDOW, DPOP_LEEWAY = 300.0, 30.0
 MAX_ISSUED = 10_000
@@ -122,6 +130,8 @@ class Grant:
     redirect_uri: str | None = None
     code_challenge: str | None = None
     expires_at: float = float("inf")
+    #: Claims the issued token carries beside the usual ones (``act`` of an exchange).
+    claims: Mapping[str, Any] = field(default_factory=dict)
 
 
 def check_dpop_proof(value: str, method: str, url: str, now: float) -> str:
@@ -373,6 +383,8 @@ class AuthorizationServer:
                 raise OAuthError("unauthorized_client", "public clients cannot use this grant")
             scopes = self.issuer.check_scopes(str(scope) if scope is not None else None)
             return Grant(client.client_id, client.client_id, scopes, resources)
+        if grant_type == GRANT_TYPES[3]:  # RFC 8693 token exchange
+            return self.issuer.exchange_grant(client, form)
         if grant_type == "refresh_token":
             grant = self.refresh_tokens.get(str(form.get("refresh_token", "")))
             if grant is None or grant.client_id != client.client_id:
@@ -403,7 +415,7 @@ class AuthorizationServer:
         self, client: Client, grant: Grant, jkt: str | None, grant_type: str
     ) -> dict[str, Any]:
         access_token = self.issuer.issue(
-            grant.subject, grant.client_id, grant.scopes, grant.resources, jkt
+            grant.subject, grant.client_id, grant.scopes, grant.resources, jkt, grant.claims
         )
         answer: dict[str, Any] = {
             "access_token": access_token,
@@ -411,8 +423,10 @@ class AuthorizationServer:
             "expires_in": int(self.issuer.token_lifetime),
             "scope": " ".join(grant.scopes),
         }
+        if grant_type == GRANT_TYPES[3]:  # RFC 8693 §2.2.1: REQUIRED
+            answer["issued_token_type"] = "urn:ietf:params:oauth:token-type:access_token"
         # RFC 6749 §4.4.3: none for client credentials; RFC 7591 §2: only if registered.
-        if grant_type != "client_credentials" and "refresh_token" in client.grant_types:
+        if grant_type in GRANT_TYPES[:2] and "refresh_token" in client.grant_types:
             refresh = secrets.token_urlsafe(32)
             self.refresh_tokens[refresh] = grant
             answer["refresh_token"] = refresh
