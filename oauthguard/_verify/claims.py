@@ -114,7 +114,7 @@ def read_actor(value: object) -> Actor | None:
     links: list[Mapping[str, Any]] = []
     while value is not None:
         if not isinstance(value, dict):
-            raise InvalidToken("the token's act claim is not a JSON object (RFC 8693 §4.1)")
+            raise InvalidToken("the token's act claim is not a JSON object")  # RFC 8693 §4.1
         if len(links) == MAX_ACTOR_DEPTH:
             raise InvalidToken(f"the token's act claim nests more than {MAX_ACTOR_DEPTH} actors")
         links.append(value)
