@@ -34,11 +34,13 @@ ORDERS_API = f"http://127.0.0.1:{ORDERS_PORT}/orders"
 MCP_ENDPOINT = f"http://127.0.0.1:{MCP_PORT}/mcp"
 
 issuer = TestIssuer(f"http://127.0.0.1:{ISSUER_PORT}")
+# --8<-- [start:exchange]
 # The MCP server is a client of the authorization server, allowed to exchange its callers'
 # tokens for the orders API with the scope orders:read, and nothing else.
 client_id, client_secret = issuer.register_client(client_id="mcp-server")
 issuer.allow_exchange(client_id, targets=[ORDERS_API], scopes="orders:read")
 exchange = TokenExchange(issuer.issuer, client_id=client_id, client_secret=client_secret)
+# --8<-- [end:exchange]
 
 
 # -- the downstream API: its own resource, its own guard ------------------------------------
@@ -63,6 +65,7 @@ orders_api = OAuthGuard(
 )
 
 # -- the MCP server --------------------------------------------------------------------------
+# --8<-- [start:tool]
 mcp = MCPServer("orders assistant")
 
 
@@ -75,6 +78,9 @@ async def my_orders() -> dict[str, Any]:
     response.raise_for_status()
     answer: dict[str, Any] = response.json()
     return answer
+
+
+# --8<-- [end:tool]
 
 
 mcp_app = protect(

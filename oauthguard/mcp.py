@@ -19,8 +19,8 @@ import httpx
 
 try:
     from mcp.server.auth.middleware.auth_context import auth_context_var, get_access_token
-    from mcp.server.mcpserver.exceptions import ToolError
     from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser as _SDKUser
+    from mcp.server.mcpserver.exceptions import ToolError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'"
@@ -32,9 +32,9 @@ from oauthguard._asgi.types import ASGIApp, Receive, Scope, Send, send_response
 from oauthguard._core.issuer import IssuerEntry
 from oauthguard._core.server import ResourceServer
 from oauthguard._core.settings import JWT, DPoP, Issuer, Limits, Metadata
+from oauthguard._dpop.htu import origin_of
 from oauthguard._exchange.answers import ExchangedToken, ExchangeRefused
 from oauthguard._exchange.settings import TokenExchange
-from oauthguard._dpop.htu import origin_of
 from oauthguard._introspection.verifier import Introspection
 from oauthguard._mcp.calls import (
     COVERED_PROTOCOL_VERSIONS,
