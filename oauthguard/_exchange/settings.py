@@ -95,36 +95,22 @@ class TokenExchange:
                 f"got {self.auth_method!r}"
             )
         self._check_credentials()
-        types = [
+        subject_type, requested_type, actor_type = (
             token_type(name, getattr(self, name))
             for name in ("subject_token_type", "requested_token_type", "actor_token_type")
-        ]
-        if not (
-            self.actor_token is None
-            or isinstance(self.actor_token, str)
-            or callable(self.actor_token)
-        ):
-            raise ConfigurationError(
-                "TokenExchange(actor_token=...) must be a token string or a function giving one"
-            )
-        if self.dpop_key is not None and not callable(getattr(self.dpop_key, "proof", None)):
-            raise ConfigurationError(
-                "TokenExchange(dpop_key=...) must make DPoP proofs: proof(method, url, token=, "
-                "nonce=), as oauthguard.testing.DPoPKey does"
-            )
-        if (
-            isinstance(self.cache_size, bool)
-            or not isinstance(self.cache_size, int)
-            or self.cache_size < 0
-        ):
-            raise ConfigurationError("TokenExchange(cache_size=...) must be a non-negative integer")
-        _seconds("cache_margin", self.cache_margin)
-        _seconds("cache_ttl", self.cache_ttl)
-        _seconds("timeout", self.timeout, positive=True)
-        if self.clock is not None and not callable(self.clock):
-            raise ConfigurationError("TokenExchange(clock=...) must be a function giving seconds")
-        flow = self._flow()
+        )
+        self._check_collaborators()
         clock = self.clock or time.time
+        policy = Policy(
+            self._flow(),
+            subject_type,
+            requested_type,
+            self.actor_token,
+            actor_type,
+            self.cache_margin,
+            self.cache_ttl,
+            self.timeout,
+        )
         client = ClientAuthentication(
             self.auth_method,
             self.client_id,
@@ -132,16 +118,6 @@ class TokenExchange:
             signing_key=self.signing_key,
             clock=clock,
             settings="TokenExchange",
-        )
-        policy = Policy(
-            flow,
-            types[0],
-            types[1],
-            self.actor_token,
-            types[2],
-            self.cache_margin,
-            self.cache_ttl,
-            self.timeout,
         )
         exchanger = Exchanger(
             policy,
@@ -154,6 +130,27 @@ class TokenExchange:
             clock=clock,
         )
         object.__setattr__(self, "exchanger", exchanger)
+
+    def _check_collaborators(self) -> None:
+        """The actor token, DPoP key, cache bounds, timeout and clock."""
+        actor = self.actor_token
+        if not (actor is None or isinstance(actor, str) or callable(actor)):
+            raise ConfigurationError(
+                "TokenExchange(actor_token=...) must be a token string or a function giving one"
+            )
+        if self.dpop_key is not None and not callable(getattr(self.dpop_key, "proof", None)):
+            raise ConfigurationError(
+                "TokenExchange(dpop_key=...) must make DPoP proofs: proof(method, url, token=, "
+                "nonce=), as oauthguard.testing.DPoPKey does"
+            )
+        size = self.cache_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ConfigurationError("TokenExchange(cache_size=...) must be a non-negative integer")
+        _seconds("cache_margin", self.cache_margin)
+        _seconds("cache_ttl", self.cache_ttl)
+        _seconds("timeout", self.timeout, positive=True)
+        if self.clock is not None and not callable(self.clock):
+            raise ConfigurationError("TokenExchange(clock=...) must be a function giving seconds")
 
     def _check_target(self) -> Source | None:
         """The issuer whose metadata names the token endpoint, or the endpoint itself."""

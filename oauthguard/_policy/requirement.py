@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -14,7 +13,6 @@ from starlette.websockets import WebSocket
 from oauthguard._asgi.context import context_of
 from oauthguard._asgi.endpoints import ProtectedApp, Refusal, connection_of
 from oauthguard._asgi.types import Scope
-from oauthguard._http.paths import PathTable
 from oauthguard._policy.privileges import Privileges, build_privileges
 from oauthguard._policy.scopes import NO_IMPLICATIONS, granted_scopes, scope_list, scopes_granted
 from oauthguard._policy.stepup import check_acr, check_max_age, check_required_audience
@@ -28,8 +26,6 @@ from oauthguard._wire.redaction import unexpected
 from oauthguard._wire.tokens import AccessToken
 
 E = TypeVar("E", bound=Callable[..., Any])
-
-_METHOD = re.compile(r"[A-Z]+")
 
 
 class _DependencySignature:
@@ -393,24 +389,3 @@ def require(
         claims=claims,
         actors=actors,
     )
-
-
-def build_rules(rules: Mapping[Any, Any] | None) -> PathTable[Requirement]:
-    """``{"/admin": require("admin"), ("POST", "/orders"): require("orders:write")}``."""
-    if rules is None:
-        return PathTable()
-    if not isinstance(rules, Mapping):
-        raise ConfigurationError("rules must be a dict of path (or (method, path)) to require(...)")
-    entries: list[tuple[str | None, str, Requirement]] = []
-    for key, requirement in rules.items():
-        method, path = key if isinstance(key, tuple) and len(key) == 2 else (None, key)
-        if method is not None and (
-            not isinstance(method, str) or not _METHOD.fullmatch(method.upper())
-        ):
-            raise ConfigurationError(f"rules: {method!r} in {key!r} is not an HTTP method")
-        if not isinstance(requirement, Requirement):
-            raise ConfigurationError(
-                f"rules: the value for {key!r} must be require(...), got {requirement!r}"
-            )
-        entries.append((method, path, requirement))
-    return PathTable(entries, "rules")

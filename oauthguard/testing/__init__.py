@@ -360,13 +360,9 @@ class TestIssuer(ProviderTokens, ClientRegistry):
         """The access token for a grant: ``aud`` from the RFC 8707 resources, ``cnf.jkt``
         for a DPoP-bound one (RFC 9449 §6), ``claims`` added (an exchange's ``act``);
         remembered for introspection."""
-        extra = dict(claims or {})
-        audience: str | list[str] | None = (
-            resources[0] if len(resources) == 1 else list(resources) or None
-        )
+        audience = resources[0] if len(resources) == 1 else list(resources) or None
+        extra = {**(claims or {}), **({"cnf": {"jkt": jkt}} if jkt is not None else {})}
         claims = {"client_id": client_id, **extra}
-        if jkt is not None:
-            claims["cnf"] = {"jkt": jkt}
         scope = " ".join(scopes) or None
         now = self.clock()
         if self.opaque:
@@ -385,7 +381,7 @@ class TestIssuer(ProviderTokens, ClientRegistry):
                 audience=audience,
                 client_id=client_id,
                 expires_in=self.token_lifetime,
-                claims={"cnf": claims.get("cnf"), **extra},
+                claims={"cnf": None, **extra},
                 now=now,
             )
         else:

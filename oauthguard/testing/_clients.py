@@ -13,8 +13,8 @@ from oauthguard.testing._authserver import (
     AuthorizationServer,
     Client,
     Grant,
-    OAuthError,
 )
+from oauthguard.testing._checks import OAuthError
 from oauthguard.testing._cors import origin_of
 from oauthguard.testing._exchange import ExchangeGrant
 

@@ -19,7 +19,8 @@ from oauthguard._jose.signatures import verify_signature
 from oauthguard._verify.jwt import split_jws
 from oauthguard._wire.errors import InvalidToken
 from oauthguard._wire.tokens import split_scope
-from oauthguard.testing._authserver import Client, Grant, OAuthError, check_resources
+from oauthguard.testing._authserver import Client, Grant
+from oauthguard.testing._checks import OAuthError, check_resources
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 _TYPES = "urn:ietf:params:oauth:token-type:"
