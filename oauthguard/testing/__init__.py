@@ -73,8 +73,9 @@ class TestIssuer(ProviderTokens, ClientRegistry):
 
     Its ``app`` serves RFC 8414 metadata, the JWKS, RFC 7591 registration, ``/authorize``
     (approves at once as ``subject``; PKCE S256 required), ``/token`` (authorization_code,
-    client_credentials, refresh_token; ``aud`` from RFC 8707 ``resource``; DPoP-bound when a
-    proof is sent) and RFC 7662 ``/introspect``. ``allowed_scopes`` limits what may be
+    client_credentials, refresh_token, and RFC 8693 token exchange for the clients
+    ``allow_exchange`` names; ``aud`` from RFC 8707 ``resource``; DPoP-bound when a proof is
+    sent) and RFC 7662 ``/introspect``. ``allowed_scopes`` limits what may be
     requested (None: anything); ``opaque=True`` issues opaque tokens for introspection.
 
     ``profile`` (``"auth0"``, ``"entra"``, ``"okta"``, ``"keycloak"``, ``"cognito"`` or a

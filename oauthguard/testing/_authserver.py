@@ -1,6 +1,7 @@
 """The authorization-server endpoints of ``TestIssuer``, for tests and demos.
 
-RFC 7591 registration; RFC 6749 §4.1 / §4.4 / §6 grants with RFC 7636 PKCE (S256 only);
+RFC 7591 registration; RFC 6749 §4.1 / §4.4 / §6 grants with RFC 7636 PKCE (S256 only), and
+RFC 8693 token exchange (``_exchange.py``);
 RFC 8707 resource indicators; RFC 9207 ``iss`` in the authorization response; RFC 9449 §5
 DPoP-bound tokens; RFC 7662 introspection. Every authorization request is approved at once.
 """

@@ -164,14 +164,9 @@ GOOD = {
 
 
 def exchange_with(http: httpx.AsyncClient, **settings: Any) -> TokenExchange:
-    return TokenExchange(
-        token_endpoint=ENDPOINT,
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        http_client=http,
-        clock=Clock(),
-        **settings,
-    )
+    options: dict[str, Any] = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    options.update(settings)
+    return TokenExchange(token_endpoint=ENDPOINT, http_client=http, clock=Clock(), **options)
 
 
 def _raise(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
@@ -335,3 +330,42 @@ async def test_a_subject_without_a_token_string_is_refused() -> None:
     exchange = exchange_with(answering(200, GOOD))
     with pytest.raises(ConfigurationError, match="carries no token string"):
         await exchange.token_for(object(), resource=DOWNSTREAM)
+
+
+async def test_private_key_jwt_sends_a_fresh_assertion_for_the_token_endpoint() -> None:
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    forms: list[dict[str, list[str]]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        from urllib.parse import parse_qs
+
+        forms.append(parse_qs(request.content.decode()))
+        assert "authorization" not in request.headers
+        return httpx.Response(200, content=json.dumps(GOOD).encode())
+
+    exchange = exchange_with(
+        mock(answer), auth_method="private_key_jwt", private_key=key, client_secret=None
+    )
+    await exchange.token_for("first", resource=DOWNSTREAM)
+    await exchange.token_for("second", resource=DOWNSTREAM)
+    assertions = [form["client_assertion"][0] for form in forms]
+    assert forms[0]["client_assertion_type"] == [
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    ]
+    claims = [
+        pyjwt.decode(
+            a,
+            key.public_key(),
+            algorithms=["ES256"],
+            audience=ENDPOINT,
+            options={"verify_iat": False, "verify_exp": False},  # the injected clock's time
+        )
+        for a in assertions
+    ]
+    # RFC 7523 §3: iss = sub = client_id, aud = the token endpoint, a new jti each time.
+    assert {(c["iss"], c["sub"]) for c in claims} == {(CLIENT_ID, CLIENT_ID)}
+    assert claims[0]["jti"] != claims[1]["jti"]
+    assert claims[0]["exp"] - claims[0]["iat"] == 60
