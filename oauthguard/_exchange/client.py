@@ -91,8 +91,10 @@ class Exchanger:
         cache_size: int,
         http_client: httpx.AsyncClient,
         clock: Callable[[], float],
+        tenant_allowed: Callable[[str], bool] = lambda tenant: False,
     ) -> None:
         self.policy = policy
+        self._tenant_allowed = tenant_allowed
         self._client = client
         self._source = source
         self._endpoint = token_endpoint
@@ -243,6 +245,10 @@ class Exchanger:
             if not isinstance(tid, str) or not TENANT_SYNTAX.fullmatch(tid):
                 raise ExchangeRefused(
                     "invalid_request", "the token names no tenant (tid) to exchange it in"
+                )
+            if not self._tenant_allowed(tid):  # the issuer's tenants=, as the guard checks
+                raise ExchangeRefused(
+                    "invalid_request", "the token's tenant (tid) is not one of the issuer's"
                 )
             source = Source(
                 source.issuer.replace(TENANT, tid),

@@ -128,8 +128,19 @@ class TokenExchange:
             cache_size=self.cache_size,
             http_client=self.http_client or httpx.AsyncClient(timeout=self.timeout),
             clock=clock,
+            tenant_allowed=self._tenant_check(),
         )
         object.__setattr__(self, "exchanger", exchanger)
+
+    def _tenant_check(self) -> Callable[[str], bool]:
+        """Which tenants a ``{tenant}`` issuer exchanges in: its ``tenants=``."""
+        tenants = self.issuer.tenants if isinstance(self.issuer, Issuer) else None
+        if tenants is None:
+            return lambda tenant: False
+        if callable(tenants):
+            return lambda tenant: tenants(tenant) is True
+        allowed = frozenset(tenants)
+        return allowed.__contains__
 
     def _check_collaborators(self) -> None:
         """The actor token, DPoP key, cache bounds, timeout and clock."""

@@ -148,6 +148,12 @@ async def test_a_multi_tenant_preset_exchanges_in_the_callers_tenant(entra: Entr
     assert tenant == GUEST and form["assertion"] == ["guest-token"]
     with pytest.raises(ExchangeRefused, match="names no tenant"):
         await exchange.token_for("no-tid-here", resource=GRAPH)
+    stranger = AccessToken(
+        "eve", API, frozenset(), (API,), None, None, {"tid": API}, raw="stranger-token"
+    )
+    with pytest.raises(ExchangeRefused, match="not one of the issuer's"):
+        await exchange.token_for(stranger, resource=GRAPH)
+    assert len(entra.forms) == 1  # neither reached Entra
     await exchange.aclose()
 
 
