@@ -2,7 +2,9 @@
 
 ``protect(app, ...)`` puts ``OAuthGuard`` and ``MCPAuth`` around the SDK's streamable-HTTP
 app; inside tools the SDK's ``get_access_token()`` returns the token oauthguard validated.
-``MCPTokenVerifier`` is for servers that keep the SDK's own auth.
+``MCPTokenVerifier`` is for servers that keep the SDK's own auth. A tool that calls another
+API on the caller's behalf gets a token for it with ``exchanged_token(exchange, resource=...)``
+(RFC 8693; the MCP authorization spec forbids passing the caller's token on).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from urllib.parse import urlsplit
 import httpx
 
 try:
-    from mcp.server.auth.middleware.auth_context import auth_context_var
+    from mcp.server.auth.middleware.auth_context import auth_context_var, get_access_token
     from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser as _SDKUser
+    from mcp.server.mcpserver.exceptions import ToolError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "oauthguard.mcp needs the mcp package: pip install 'oauthguard[mcp]'"
@@ -30,6 +33,8 @@ from oauthguard._core.issuer import IssuerEntry
 from oauthguard._core.server import ResourceServer
 from oauthguard._core.settings import JWT, DPoP, Issuer, Limits, Metadata
 from oauthguard._dpop.htu import origin_of
+from oauthguard._exchange.answers import ExchangedToken, ExchangeRefused
+from oauthguard._exchange.settings import TokenExchange
 from oauthguard._introspection.verifier import Introspection
 from oauthguard._mcp.calls import (
     COVERED_PROTOCOL_VERSIONS,
@@ -43,7 +48,12 @@ from oauthguard._mcp.calls import (
 )
 from oauthguard._mcp.verifier import MCPTokenVerifier, requiring_aud, sdk_access_token
 from oauthguard._policy import Requirement, require
-from oauthguard._wire.errors import ConfigurationError, GuardError, InsufficientScope
+from oauthguard._wire.errors import (
+    ConfigurationError,
+    GuardError,
+    InsufficientScope,
+    TemporarilyUnavailable,
+)
 from oauthguard._wire.tokens import AccessToken
 
 __all__ = [
@@ -51,6 +61,7 @@ __all__ = [
     "MCPAuth",
     "MCPTokenVerifier",
     "MCPUser",
+    "exchanged_token",
     "protect",
     "sdk_access_token",
 ]
@@ -341,3 +352,30 @@ def _pinned_origin(resource: str, resources: str | Iterable[str]) -> str:
                 "reach, or dpop=DPoP(public_origin=None) to take it from each request"
             )
     return origin
+
+
+async def exchanged_token(
+    exchange: TokenExchange,
+    *,
+    resource: str | Iterable[str] | None = None,
+    audience: str | Iterable[str] | None = None,
+    scope: str | Iterable[str] | None = None,
+) -> ExchangedToken:
+    """Inside a tool: the caller's token exchanged for one meant for the downstream API
+    ``resource`` (or ``audience``) with ``scope`` (``TokenExchange.token_for`` on the token
+    ``get_access_token()`` returns). MCP authorization forbids passing the caller's own
+    token on: send this one (``token.headers(method, url)``).
+
+    The authorization server's refusal (``ExchangeRefused``: a target or scope its policy
+    does not allow, ...) and its absence (``TemporarilyUnavailable``) become the SDK's
+    ``ToolError``, so the client sees a tool error saying why rather than a bare failure.
+    """
+    caller = get_access_token()
+    if caller is None:
+        raise ToolError("this tool calls another API on the caller's behalf: it needs a token")
+    try:
+        return await exchange.token_for(caller, resource=resource, audience=audience, scope=scope)
+    except ExchangeRefused as refused:
+        raise ToolError(refused.description) from refused
+    except TemporarilyUnavailable as failure:
+        raise ToolError(f"{failure.description}; try again later") from failure

@@ -203,6 +203,7 @@ def entra(
         discovery="oidc",
         checks=(checks.entra_access_token, checks.entra_tenant),
         explain=checks.entra_explain(tuple(sorted(set(versions))), api),
+        token_exchange="entra_obo",  # Entra exchanges tokens on-behalf-of, not by RFC 8693
     )
     made = [v2] if 2 in versions else []
     if 1 in versions:  # the same API and rules; v1.0's own issuer and keys

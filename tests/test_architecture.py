@@ -91,12 +91,13 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 LAYERS = [
     ("oauthguard._jose", "oauthguard._http", "oauthguard._wire"),
     ("oauthguard._verify", "oauthguard._introspection", "oauthguard._dpop"),
-    ("oauthguard._core",),
+    ("oauthguard._core", "oauthguard._exchange"),
     ("oauthguard._asgi", "oauthguard._policy"),
 ]
 PUBLIC = {
     "oauthguard",
     "oauthguard.django",
+    "oauthguard.exchange",
     "oauthguard.fastapi",
     "oauthguard.litestar",
     "oauthguard.mcp",

@@ -16,6 +16,8 @@ from oauthguard._wire.errors import ConfigurationError
 logger = logging.getLogger("oauthguard")
 
 Discovery = Literal["auto", "oauth", "oidc"]
+#: How ``oauthguard.exchange.TokenExchange`` exchanges a token at an issuer.
+ExchangeFlow = Literal["rfc8693", "entra_obo"]
 
 
 def http_refusal(name: str, url: str, issuer_opt_in: bool = True) -> ConfigurationError:
@@ -86,7 +88,10 @@ class Issuer:
     without ``aud`` passes the audience check (Cognito); one with ``aud`` still needs one
     of ours. ``checks``: ``(header, claims) -> None`` run after the standard checks, each
     raising ``InvalidToken(description)`` to refuse. ``explain(header, claims, description)``:
-    the fix to log for a refused token of this issuer, or None.
+    the fix to log for a refused token of this issuer, or None. ``token_exchange``: how
+    ``oauthguard.exchange.TokenExchange`` exchanges tokens at this issuer: ``"rfc8693"``
+    (RFC 8693 token exchange) or ``"entra_obo"`` (Microsoft Entra's on-behalf-of flow, which
+    ``providers.entra`` sets).
     """
 
     url: str
@@ -102,6 +107,7 @@ class Issuer:
     audience_required: bool = True
     checks: tuple[TokenCheck, ...] = ()
     explain: Explain | None = None
+    token_exchange: ExchangeFlow = "rfc8693"
 
     def __post_init__(self) -> None:
         if not isinstance(self.allow_http, bool):
@@ -129,6 +135,11 @@ class Issuer:
                 "Issuer(checks=...) must be callables (header, claims) -> None"
             )
         _set(self, "checks", checks)
+        if self.token_exchange not in ("rfc8693", "entra_obo"):
+            raise ConfigurationError(
+                "Issuer(token_exchange=...) must be 'rfc8693' (RFC 8693) or 'entra_obo' "
+                f"(Entra's on-behalf-of flow); got {self.token_exchange!r}"
+            )
         if self.explain is not None and not callable(self.explain):
             raise ConfigurationError(
                 "Issuer(explain=...) must be a callable (header, claims, description) -> str | None"

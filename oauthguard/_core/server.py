@@ -328,6 +328,8 @@ class ResourceServer:
         """Verify a token the cache does not hold, build its user, and keep both while
         the token is valid (and the verifier allows reuse)."""
         verified = await self.verifier.verify(token)
+        if verified.raw != token:  # a verifier of the app's own: the string it verified
+            verified = dataclasses.replace(verified, raw=token)
         ath = None
         if verified.jkt is not None:  # RFC 9449 §6: usable only with proofs of its key
             verified = dataclasses.replace(verified, scheme="DPoP")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,7 @@ async def fetch_document(
     *,
     timeout: float,
     limit: int = MAX_DOCUMENT_BYTES,
-    form: Mapping[str, str] | None = None,
+    form: Mapping[str, str | Sequence[str]] | None = None,
     headers: Mapping[str, str] | None = None,
     read_statuses: Container[int] = (200,),
 ) -> Fetched:

@@ -13,6 +13,12 @@ import httpx
 
 from oauthguard._http.breaker import CircuitBreaker, Ticket, retry_after
 from oauthguard._http.cache import ExpiringCache
+from oauthguard._http.client_auth import (
+    AUTH_METHODS,
+    ClientAuthentication,
+    SigningKey,
+    load_signing_key,
+)
 from oauthguard._http.fetch import Fetched, UnreadableBody, fetch_document
 from oauthguard._http.singleflight import SingleFlight
 from oauthguard._http.urls import INSECURE_HTTP, fetchable
@@ -25,12 +31,6 @@ from oauthguard._introspection.answers import (
     json_members,
     status_failure,
     transport_failure,
-)
-from oauthguard._introspection.client_auth import (
-    AUTH_METHODS,
-    ClientAuthentication,
-    SigningKey,
-    load_signing_key,
 )
 from oauthguard._introspection.signed import MEDIA_TYPE, BadSignedResponse, read_signed_response
 from oauthguard._verify.discovery import AuthorizationServers
@@ -234,7 +234,7 @@ class IntrospectionVerifier:
             self._breaker.released(ticket)  # cancelled, or no endpoint: no word on the service
         now = self._clock()
         try:
-            verified = self.check(members, now)
+            verified = self.check(members, now, token)
         except InvalidToken as refusal:
             self._inactive.put(
                 digest, refusal.description, now + self.settings.negative_cache_ttl, now
@@ -252,7 +252,7 @@ class IntrospectionVerifier:
         self._active.put(digest, verified, until, now)
         return verified
 
-    def check(self, members: Mapping[str, Any], now: float) -> AccessToken:
+    def check(self, members: Mapping[str, Any], now: float, raw: str = "") -> AccessToken:
         """RFC 7662 §2.2: only ``active: true`` passes, then the members are checked."""
         if members.get("active") is not True:
             raise InvalidToken("the token is not active")
@@ -271,7 +271,7 @@ class IntrospectionVerifier:
         exp = check_window(members, now, self._leeway)
         rules.check_client(members)
         # RFC 7662 §2.2: scope is a space-separated string; RFC 9449 §6.2: cnf.jkt binds.
-        return build_token(members, audience, exp, rules)
+        return build_token(members, audience, exp, rules, raw)
 
     async def _fetch(self, token: str) -> dict[str, Any]:
         """RFC 7662 §2.1: POST the token with our client authentication; the members."""

@@ -6,7 +6,8 @@ in ``tool_scopes``. Every refusal is answered by the guard in front of the app, 
 challenges are the same everywhere.
 """
 
-from oauthguard._policy.requirement import Requirement, build_rules, require
+from oauthguard._policy.requirement import Requirement, require
+from oauthguard._policy.rules import build_rules
 from oauthguard._policy.scopes import (
     NO_IMPLICATIONS,
     build_implications,

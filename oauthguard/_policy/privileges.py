@@ -207,6 +207,8 @@ class Privileges:
     roles: tuple[str, ...] = ()
     client_sets: tuple[tuple[str, ...], ...] = ()
     claims: tuple[ClaimNeed, ...] = ()
+    #: The actors that may act for the subject (RFC 8693 §4.1), one set per requirement.
+    actor_sets: tuple[tuple[str, ...], ...] = ()
     role_set: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -223,6 +225,8 @@ class Privileges:
         for clients in self.client_sets:
             if client not in clients:
                 return False
+        if self.actor_sets and not _actor_allowed(token, self.actor_sets):
+            return False
         claims = token.claims
         for need in self.claims:  # noqa: SIM110 (a loop: no generator per request)
             if not need.met(claims):
@@ -244,6 +248,8 @@ class Privileges:
             if token.client_id not in clients:
                 misses.append(_client_miss(token.client_id, clients))
                 break
+        if self.actor_sets and not _actor_allowed(token, self.actor_sets):
+            misses.append(_actor_miss(token, self.actor_sets))
         for need in self.claims:
             miss = need.miss(token.claims)
             if miss is not None:
@@ -260,7 +266,26 @@ class Privileges:
             tuple(dict.fromkeys(role for part in present for role in part.roles)),
             tuple(dict.fromkeys(clients for part in present for clients in part.client_sets)),
             tuple(dict.fromkeys(need for part in present for need in part.claims)),
+            tuple(dict.fromkeys(actors for part in present for actors in part.actor_sets)),
         )
+
+
+def _actor_allowed(token: AccessToken, actor_sets: tuple[tuple[str, ...], ...]) -> bool:
+    """RFC 8693 §4.1: only the current (outermost) actor counts; a token nobody acts in
+    (no ``act``) is its subject acting for itself, which ``actors=`` does not restrict."""
+    actor = token.actor
+    if actor is None:
+        return True
+    return all(actor.subject in actors for actors in actor_sets)
+
+
+def _actor_miss(token: AccessToken, actor_sets: tuple[tuple[str, ...], ...]) -> str:
+    subject = token.actor.subject if token.actor is not None else None
+    allowed = [actor for actors in actor_sets for actor in actors]
+    if not allowed:
+        return "the token is delegated (act), and this operation is for its subject alone"
+    who = "an actor without sub" if subject is None else f"the actor {shown(subject)}"
+    return f"the token is delegated to {who}, not one of {named(allowed)}"
 
 
 def _client_miss(client: object, allowed: tuple[str, ...]) -> str:
@@ -276,10 +301,13 @@ def build_privileges(
     roles: str | Iterable[str] | None,
     clients: str | Iterable[str] | None,
     claims: Mapping[str, Any] | None,
+    actors: str | Iterable[str] | None = None,
 ) -> Privileges | None:
-    """``require(roles=, clients=, claims=)``, validated; None when none is given."""
+    """``require(roles=, clients=, claims=, actors=)``, validated; None when none is given.
+    ``actors=()`` is a need too: no actor at all may act for the subject."""
     role_names = name_list("roles", roles, "role")
     client_ids = name_list("clients", clients, "client id")
+    actor_ids = None if actors is None else name_list("actors", actors, "actor")
     if claims is not None and not isinstance(claims, Mapping):
         raise ConfigurationError(
             "claims must be a dict of claim name to the value it must hold, like "
@@ -289,6 +317,11 @@ def build_privileges(
         ClaimNeed(name, claim_path(name), claim_values(name, value))
         for name, value in (claims or {}).items()
     )
-    if not (role_names or client_ids or needs):
+    if not (role_names or client_ids or needs or actor_ids is not None):
         return None
-    return Privileges(role_names, (client_ids,) if client_ids else (), needs)
+    return Privileges(
+        role_names,
+        (client_ids,) if client_ids else (),
+        needs,
+        (actor_ids,) if actor_ids is not None else (),
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -14,7 +13,6 @@ from starlette.websockets import WebSocket
 from oauthguard._asgi.context import context_of
 from oauthguard._asgi.endpoints import ProtectedApp, Refusal, connection_of
 from oauthguard._asgi.types import Scope
-from oauthguard._http.paths import PathTable
 from oauthguard._policy.privileges import Privileges, build_privileges
 from oauthguard._policy.scopes import NO_IMPLICATIONS, granted_scopes, scope_list, scopes_granted
 from oauthguard._policy.stepup import check_acr, check_max_age, check_required_audience
@@ -28,8 +26,6 @@ from oauthguard._wire.redaction import unexpected
 from oauthguard._wire.tokens import AccessToken
 
 E = TypeVar("E", bound=Callable[..., Any])
-
-_METHOD = re.compile(r"[A-Z]+")
 
 
 class _DependencySignature:
@@ -74,6 +70,7 @@ class Requirement:
         roles: str | Iterable[str] | None = None,
         clients: str | Iterable[str] | None = None,
         claims: Mapping[str, Any] | None = None,
+        actors: str | Iterable[str] | None = None,
     ) -> None:
         self.scopes = scope_list("scopes", scopes)
         self.any_scopes = scope_list("any_scopes", any_scopes)
@@ -92,7 +89,7 @@ class Requirement:
                 f"max_age, like 300), got {max_age!r}"
             )
         self.max_age = max_age
-        self._privileges = build_privileges(roles, clients, claims)
+        self._privileges = build_privileges(roles, clients, claims, actors)
         self._every = frozenset(self.scopes)
         self._some = frozenset(self.any_scopes)
         # Built once: a path rule's check names it on every request it refuses.
@@ -126,6 +123,14 @@ class Requirement:
         return sets[0] if len(sets) == 1 else tuple(c for s in sets for c in s)
 
     @property
+    def actors(self) -> tuple[str, ...] | None:
+        """The actors that may act for the token's subject (None: not restricted)."""
+        sets = self._privileges.actor_sets if self._privileges is not None else ()
+        if not sets:
+            return None
+        return sets[0] if len(sets) == 1 else tuple(a for s in sets for a in s)
+
+    @property
     def claims(self) -> dict[str, tuple[Any, ...]]:
         """Each claim the token must hold and the values it must hold, every one."""
         needs = self._privileges.claims if self._privileges is not None else ()
@@ -147,6 +152,8 @@ class Requirement:
         for name in ("roles", "clients", "claims"):
             if getattr(self, name):
                 args.append(f"{name}={getattr(self, name)!r}")
+        if self.actors is not None:
+            args.append(f"actors={self.actors!r}")
         return f"require({', '.join(args)})"
 
     @classmethod
@@ -334,6 +341,7 @@ def require(
     roles: str | Iterable[str] | None = None,
     clients: str | Iterable[str] | None = None,
     claims: Mapping[str, Any] | None = None,
+    actors: str | Iterable[str] | None = None,
 ) -> Requirement:
     """What an operation needs from the access token.
 
@@ -363,6 +371,12 @@ def require(
     (a MAY there) unless scopes are missing as well: no scope a client could request grants
     a role or changes its client, so a client that re-authorizes on ``insufficient_scope``
     has nothing to ask for. These are checked before step-up, which cannot grant them.
+
+    ``actors``: who may act for the subject of a delegated token (RFC 8693 §4.1: the
+    ``sub`` of the outermost ``act``, ``AccessToken.actor``; the earlier actors nested in it
+    are not judged). A token without ``act`` (its subject acting itself) passes;
+    ``actors=()`` refuses every delegated token. A refused actor is a 403
+    ``insufficient_scope`` like a role.
     """
     return Requirement(
         scopes,
@@ -373,25 +387,5 @@ def require(
         roles=roles,
         clients=clients,
         claims=claims,
+        actors=actors,
     )
-
-
-def build_rules(rules: Mapping[Any, Any] | None) -> PathTable[Requirement]:
-    """``{"/admin": require("admin"), ("POST", "/orders"): require("orders:write")}``."""
-    if rules is None:
-        return PathTable()
-    if not isinstance(rules, Mapping):
-        raise ConfigurationError("rules must be a dict of path (or (method, path)) to require(...)")
-    entries: list[tuple[str | None, str, Requirement]] = []
-    for key, requirement in rules.items():
-        method, path = key if isinstance(key, tuple) and len(key) == 2 else (None, key)
-        if method is not None and (
-            not isinstance(method, str) or not _METHOD.fullmatch(method.upper())
-        ):
-            raise ConfigurationError(f"rules: {method!r} in {key!r} is not an HTTP method")
-        if not isinstance(requirement, Requirement):
-            raise ConfigurationError(
-                f"rules: the value for {key!r} must be require(...), got {requirement!r}"
-            )
-        entries.append((method, path, requirement))
-    return PathTable(entries, "rules")

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from oauthguard._wire.errors import InvalidToken
-from oauthguard._wire.tokens import MalformedScope, parse_scope
+from oauthguard._wire.tokens import Actor, MalformedScope, parse_scope
 
 #: A claim to read: the names leading to it from the top of the claims, one per level.
 ClaimPath = tuple[str, ...]
@@ -99,3 +99,33 @@ def read_roles(claims: Mapping[str, Any], paths: Sequence[ClaimPath]) -> frozens
             )
         found = found.union(roles)
     return found
+
+
+#: The deepest chain of actors read (RFC 8693 §4.1 nests one ``act`` per earlier actor).
+MAX_ACTOR_DEPTH = 16
+
+
+_NO_ACTOR = object()
+
+
+def read_actor(value: object) -> Actor | None:
+    """The ``act`` claim (RFC 8693 §4.1): a JSON object naming the current actor, with the
+    earlier actors nested in its own ``act``. A value that is no such object, or a chain
+    deeper than ``MAX_ACTOR_DEPTH``, cannot be read with certainty: the token is refused
+    rather than read as not delegated."""
+    links: list[Mapping[str, Any]] = []
+    while value is not _NO_ACTOR:  # a present null is no object either
+        if not isinstance(value, dict):
+            raise InvalidToken("the token's act claim is not a JSON object")  # RFC 8693 §4.1
+        if len(links) == MAX_ACTOR_DEPTH:
+            raise InvalidToken(f"the token's act claim nests more than {MAX_ACTOR_DEPTH} actors")
+        links.append(value)
+        value = value.get("act", _NO_ACTOR)
+    actor: Actor | None = None
+    for link in reversed(links):  # the earliest actor first, each later one wraps it
+        names = [link.get(name) for name in ("sub", "iss", "client_id")]
+        if not all(name is None or isinstance(name, str) for name in names):
+            raise InvalidToken("the token's act claim has a sub, iss or client_id not a string")
+        sub, iss, client = names
+        actor = Actor(sub, iss, client, link, actor)
+    return actor

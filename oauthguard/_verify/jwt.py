@@ -10,6 +10,7 @@ from typing import Any
 from oauthguard._jose.b64 import b64url_decode
 from oauthguard._jose.jsonobj import loads as loads_json
 from oauthguard._jose.signatures import verify_signature
+from oauthguard._verify.claims import read_actor
 from oauthguard._verify.diagnostics import annotate, annotate_encrypted
 from oauthguard._verify.keys import KEY_TYPES, Key
 from oauthguard._verify.trust import IssuerDirectory, TokenRules, TrustedIssuer, client_id_of
@@ -201,10 +202,12 @@ def build_token(
     audience: tuple[str, ...],
     expires_at: float | None,
     rules: TokenRules,
+    raw: str = "",
 ) -> AccessToken:
     """The ``AccessToken`` for validated claims (shared with introspection), its scopes and
-    roles read where its issuer's ``rules`` say."""
-    cnf = claims.get("cnf", _ABSENT)  # a "cnf": null is malformed, never absent
+    roles read where its issuer's ``rules`` say; ``raw`` is the token string itself."""
+    # a "cnf" or "act" of null is malformed, never absent
+    cnf, act = claims.get("cnf", _ABSENT), claims.get("act", _ABSENT)
     jkt = None if cnf is _ABSENT else bound_key(cnf)
     sub, iss = claims.get("sub"), claims.get("iss")
     # Positional: a frozen dataclass takes keywords at twice the cost, on every fresh token.
@@ -219,6 +222,8 @@ def build_token(
         "Bearer",  # scheme
         jkt,
         rules.roles(claims),  # roles
+        None if act is _ABSENT else read_actor(act),  # actor, RFC 8693 §4.1
+        raw,
     )
 
 
@@ -278,13 +283,16 @@ class JWTVerifier:
             if trusted is None:
                 raise InvalidToken("the token's issuer is not trusted")
             token_parts = (head, body, signature)
-            return await self._verified(token_parts, header, alg, claims, trusted, known is None)
+            return await self._verified(
+                token, token_parts, header, alg, claims, trusted, known is None
+            )
         except InvalidToken as refusal:
             annotate(refusal, header, claims, self.issuers, trusted)
             raise
 
     async def _verified(
         self,
+        token: str,
         token_parts: tuple[str, str, str],
         header: dict[str, Any],
         alg: str,
@@ -307,7 +315,7 @@ class JWTVerifier:
             rules.check_client(claims)
         if rules.checks:
             rules.run_checks(header, claims)  # the provider's own, after the standard checks
-        return build_token(claims, audience, exp, rules)
+        return build_token(claims, audience, exp, rules, token)
 
     def _remember_header(self, head: str, header: dict[str, Any], alg: str) -> None:
         if len(self._headers) >= HEADER_CACHE_SIZE:

@@ -57,12 +57,41 @@ def parse_scope(value: str | list[Any]) -> frozenset[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts on behalf of a token's subject: the ``act`` claim (RFC 8693 §4.1).
+
+    ``subject``, ``issuer`` and ``client_id`` are its ``sub``, ``iss`` and ``client_id``;
+    ``claims`` every member of the ``act`` object. ``previous`` is the actor before this one
+    (a nested ``act``): the chain, for the record only; RFC 8693 §4.1 makes the outermost
+    actor the current one, the only one an access decision considers.
+    """
+
+    subject: str | None
+    issuer: str | None = None
+    client_id: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    previous: Actor | None = None
+
+    @property
+    def chain(self) -> tuple[Actor, ...]:
+        """This actor, then each earlier one, the most recent first."""
+        actors: list[Actor] = []
+        actor: Actor | None = self
+        while actor is not None:
+            actors.append(actor)
+            actor = actor.previous
+        return tuple(actors)
+
+
+@dataclass(frozen=True, slots=True)
 class AccessToken:
     """A validated access token, whatever its source (JWT or introspection).
 
     ``scopes`` is what Starlette's ``@requires`` reads; ``roles`` are the roles the issuer
     granted; ``claims`` holds every claim of the JWT or every member of the introspection
-    response.
+    response. ``actor`` is who acts for the subject in a delegated token (RFC 8693 §4.1
+    ``act``), None otherwise. ``raw`` is the token string as the client sent it (never in
+    its repr): what ``oauthguard.exchange.TokenExchange`` exchanges for a downstream API.
     """
 
     subject: str | None
@@ -77,6 +106,10 @@ class AccessToken:
     jkt: str | None = None
     #: The roles the issuer granted (read from its ``Issuer(roles_claims=...)``).
     roles: frozenset[str] = frozenset()
+    #: The current actor of a delegated token (RFC 8693 §4.1 ``act``), if any.
+    actor: Actor | None = None
+    #: The token as it was sent: never logged, never in the repr.
+    raw: str = field(default="", repr=False, compare=False)
 
     def has_scopes(self, *scopes: str) -> bool:
         """True when the token carries every one of ``scopes``."""

@@ -31,6 +31,7 @@ from oauthguard.testing._authserver import (
 )
 from oauthguard.testing._clients import ClientRegistry
 from oauthguard.testing._cors import AllowRegisteredOrigins
+from oauthguard.testing._exchange import ExchangeGrant
 from oauthguard.testing._keys import (
     KEY_FACTORIES,
     DPoPKey,
@@ -72,8 +73,9 @@ class TestIssuer(ProviderTokens, ClientRegistry):
 
     Its ``app`` serves RFC 8414 metadata, the JWKS, RFC 7591 registration, ``/authorize``
     (approves at once as ``subject``; PKCE S256 required), ``/token`` (authorization_code,
-    client_credentials, refresh_token; ``aud`` from RFC 8707 ``resource``; DPoP-bound when a
-    proof is sent) and RFC 7662 ``/introspect``. ``allowed_scopes`` limits what may be
+    client_credentials, refresh_token, and RFC 8693 token exchange for the clients
+    ``allow_exchange`` names; ``aud`` from RFC 8707 ``resource``; DPoP-bound when a proof is
+    sent) and RFC 7662 ``/introspect``. ``allowed_scopes`` limits what may be
     requested (None: anything); ``opaque=True`` issues opaque tokens for introspection.
 
     ``profile`` (``"auth0"``, ``"entra"``, ``"okta"``, ``"keycloak"``, ``"cognito"`` or a
@@ -139,6 +141,8 @@ class TestIssuer(ProviderTokens, ClientRegistry):
             self.add_key(alg)
         self.encryption_key = self.add_encryption_key() if self.profile is not None else None
         self.server = AuthorizationServer(self)
+        #: The token-exchange grant and each client's policy (``allow_exchange``).
+        self.exchanges = ExchangeGrant(self.issuer, self.keys, self.server.issued, self.clock)
         prefix = urlsplit(self.issuer).path.rstrip("/")
         documents = [
             Route(self.metadata_path, self._metadata_endpoint),
@@ -352,15 +356,14 @@ class TestIssuer(ProviderTokens, ClientRegistry):
         scopes: Sequence[str],
         resources: Sequence[str],
         jkt: str | None = None,
+        claims: Mapping[str, Any] | None = None,
     ) -> str:
         """The access token for a grant: ``aud`` from the RFC 8707 resources, ``cnf.jkt``
-        for a DPoP-bound one (RFC 9449 §6); remembered for introspection."""
-        audience: str | list[str] | None = (
-            resources[0] if len(resources) == 1 else list(resources) or None
-        )
-        claims: dict[str, Any] = {"client_id": client_id}
-        if jkt is not None:
-            claims["cnf"] = {"jkt": jkt}
+        for a DPoP-bound one (RFC 9449 §6), ``claims`` added (an exchange's ``act``);
+        remembered for introspection."""
+        audience = resources[0] if len(resources) == 1 else list(resources) or None
+        extra = {**(claims or {}), **({"cnf": {"jkt": jkt}} if jkt is not None else {})}
+        claims = {"client_id": client_id, **extra}
         scope = " ".join(scopes) or None
         now = self.clock()
         if self.opaque:
@@ -379,7 +382,7 @@ class TestIssuer(ProviderTokens, ClientRegistry):
                 audience=audience,
                 client_id=client_id,
                 expires_in=self.token_lifetime,
-                claims={"cnf": claims.get("cnf")},
+                claims={"cnf": None, **extra},
                 now=now,
             )
         else:

@@ -1,6 +1,7 @@
 """The authorization-server endpoints of ``TestIssuer``, for tests and demos.
 
-RFC 7591 registration; RFC 6749 §4.1 / §4.4 / §6 grants with RFC 7636 PKCE (S256 only);
+RFC 7591 registration; RFC 6749 §4.1 / §4.4 / §6 grants with RFC 7636 PKCE (S256 only), and
+RFC 8693 token exchange (``_exchange.py``);
 RFC 8707 resource indicators; RFC 9207 ``iss`` in the authorization response; RFC 9449 §5
 DPoP-bound tokens; RFC 7662 introspection. Every authorization request is approved at once.
 """
@@ -8,10 +9,9 @@ DPoP-bound tokens; RFC 7662 introspection. Every authorization request is approv
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -20,10 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-import oauthguard._dpop.proof as dpop
-from oauthguard._jose.b64 import b64url_encode
-from oauthguard._wire.errors import InvalidDPoPProof
 from oauthguard._wire.tokens import split_scope
+from oauthguard.testing._checks import (
+    OAuthError,
+    check_dpop_proof,
+    check_pkce,
+    check_resources,
+    narrow,
+)
 
 
 class Issuing(Protocol):
@@ -47,15 +51,21 @@ class Issuing(Protocol):
         scopes: Sequence[str],
         resources: Sequence[str],
         jkt: str | None = None,
+        claims: Mapping[str, Any] | None = None,
     ) -> str: ...
+
+    def exchange_grant(self, client: Client, form: FormData) -> Grant: ...
 
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:token-exchange",  # RFC 8693, see _exchange.py
+)
 CODE_LIFETIME = 60.0
-DPOP_WINDOW, DPOP_LEEWAY = 300.0, 30.0
 MAX_ISSUED = 10_000
-_VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 MAX_FORM_BYTES = 64 * 1024
@@ -82,24 +92,6 @@ async def read_form(request: Request) -> FormData:
     return FormData(fields)
 
 
-class OAuthError(Exception):
-    """An RFC 6749 §5.2 error response."""
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error, self.description, self.status = error, description, status
-
-    def response(self) -> Response:
-        headers = {"cache-control": "no-store"}
-        if self.status == 401:
-            headers["www-authenticate"] = 'Basic realm="token"'
-        return JSONResponse(
-            {"error": self.error, "error_description": self.description},
-            status_code=self.status,
-            headers=headers,
-        )
-
-
 @dataclass(frozen=True)
 class Client:
     """A registered client."""
@@ -122,52 +114,8 @@ class Grant:
     redirect_uri: str | None = None
     code_challenge: str | None = None
     expires_at: float = float("inf")
-
-
-def check_dpop_proof(value: str, method: str, url: str, now: float) -> str:
-    """RFC 9449 §5: the resource server's proof checks (§4.3) at the token endpoint; the
-    thumbprint of the proof's key, for ``cnf.jkt``."""
-    try:
-        proof = dpop.parse_proof(value)
-        dpop.check_proof_typ(proof.header)
-        alg = dpop.check_alg(proof.header, frozenset(dpop.DEFAULT_DPOP_ALGORITHMS))
-        jwk = dpop.check_jwk(proof.header, alg)
-        jkt = dpop.thumbprint(jwk)
-        dpop.check_proof_signature(alg, dpop.load_key(jwk), proof)
-        dpop.check_jti(proof.claims)
-        dpop.check_htm(proof.claims, method)
-        dpop.check_htu(proof.claims, url)
-        dpop.check_iat(proof.claims, now, max_age=DPOP_WINDOW, leeway=DPOP_LEEWAY)
-    except InvalidDPoPProof as error:
-        raise OAuthError("invalid_dpop_proof", error.description) from None
-    return jkt
-
-
-def check_pkce(verifier: str | None, challenge: str | None) -> None:
-    """RFC 7636 §4.1 and §4.6: S256 of a 43-128 character verifier."""
-    if not verifier or not 43 <= len(verifier) <= 128 or not set(verifier) <= _VERIFIER_CHARS:
-        raise OAuthError("invalid_grant", "code_verifier is missing or malformed")
-    digest = b64url_encode(hashlib.sha256(verifier.encode("ascii")).digest())
-    if challenge is None or not secrets.compare_digest(digest, challenge):
-        raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
-
-
-def check_resources(values: Sequence[str]) -> tuple[str, ...]:
-    """RFC 8707 §2: absolute URIs without a fragment, else ``invalid_target``."""
-    for value in values:
-        parts = urlsplit(value)
-        if not parts.scheme or not parts.netloc or "#" in value:
-            raise OAuthError("invalid_target", f"resource {value!r} is not an absolute URI")
-    return tuple(dict.fromkeys(values))
-
-
-def narrow(requested: Sequence[str], granted: tuple[str, ...], error: str) -> tuple[str, ...]:
-    """RFC 6749 §6 / RFC 8707 §2.2: a later request may only ask for a subset."""
-    if not requested:
-        return granted
-    if granted and not set(requested) <= set(granted):
-        raise OAuthError(error, "the request asks for more than was granted")
-    return tuple(dict.fromkeys(requested))
+    #: Claims the issued token carries beside the usual ones (``act`` of an exchange).
+    claims: Mapping[str, Any] = field(default_factory=dict)
 
 
 class AuthorizationServer:
@@ -373,6 +321,8 @@ class AuthorizationServer:
                 raise OAuthError("unauthorized_client", "public clients cannot use this grant")
             scopes = self.issuer.check_scopes(str(scope) if scope is not None else None)
             return Grant(client.client_id, client.client_id, scopes, resources)
+        if grant_type == GRANT_TYPES[3]:  # RFC 8693 token exchange
+            return self.issuer.exchange_grant(client, form)
         if grant_type == "refresh_token":
             grant = self.refresh_tokens.get(str(form.get("refresh_token", "")))
             if grant is None or grant.client_id != client.client_id:
@@ -403,7 +353,7 @@ class AuthorizationServer:
         self, client: Client, grant: Grant, jkt: str | None, grant_type: str
     ) -> dict[str, Any]:
         access_token = self.issuer.issue(
-            grant.subject, grant.client_id, grant.scopes, grant.resources, jkt
+            grant.subject, grant.client_id, grant.scopes, grant.resources, jkt, grant.claims
         )
         answer: dict[str, Any] = {
             "access_token": access_token,
@@ -411,8 +361,10 @@ class AuthorizationServer:
             "expires_in": int(self.issuer.token_lifetime),
             "scope": " ".join(grant.scopes),
         }
+        if grant_type == GRANT_TYPES[3]:  # RFC 8693 §2.2.1: REQUIRED
+            answer["issued_token_type"] = "urn:ietf:params:oauth:token-type:access_token"
         # RFC 6749 §4.4.3: none for client credentials; RFC 7591 §2: only if registered.
-        if grant_type != "client_credentials" and "refresh_token" in client.grant_types:
+        if grant_type in GRANT_TYPES[:2] and "refresh_token" in client.grant_types:
             refresh = secrets.token_urlsafe(32)
             self.refresh_tokens[refresh] = grant
             answer["refresh_token"] = refresh

@@ -3,19 +3,53 @@ a browser (CORS), and the scopes they may ask for."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+from starlette.datastructures import FormData
 
 from oauthguard._wire.tokens import is_scope_token, split_scope
-from oauthguard.testing._authserver import GRANT_TYPES, AuthorizationServer, OAuthError
+from oauthguard.testing._authserver import (
+    GRANT_TYPES,
+    AuthorizationServer,
+    Client,
+    Grant,
+)
+from oauthguard.testing._checks import OAuthError
 from oauthguard.testing._cors import origin_of
+from oauthguard.testing._exchange import ExchangeGrant
 
 
 class ClientRegistry:
-    """Client registration and CORS origins of a ``TestIssuer``."""
+    """Client registration, CORS origins and token-exchange policies of a ``TestIssuer``."""
 
     server: AuthorizationServer
     cors_origins: set[str]
     allowed_scopes: tuple[str, ...] | None
+    exchanges: ExchangeGrant
+
+    def allow_exchange(
+        self,
+        client_id: str,
+        *,
+        targets: str | Iterable[str],
+        scopes: str | Iterable[str] | None = None,
+        delegation: bool = True,
+    ) -> None:
+        """Let ``client_id`` exchange tokens (RFC 8693) for ``targets`` (resources or
+        audiences) with ``scopes`` (None: any); ``delegation``: the issued tokens name it
+        (or the subject of its actor token) as the actor (``act``, RFC 8693 §4.1). Other
+        targets are ``invalid_target``, other scopes ``invalid_scope``, a client without a
+        policy ``unauthorized_client``."""
+        self.exchanges.allow(
+            client_id,
+            [targets] if isinstance(targets, str) else targets,
+            split_scope(scopes) if isinstance(scopes, str) else scopes,
+            delegation,
+        )
+
+    def exchange_grant(self, client: Client, form: FormData) -> Grant:
+        """The grant of a token-exchange request (for the token endpoint)."""
+        return self.exchanges.grant(client, form)
 
     def register_client(
         self,

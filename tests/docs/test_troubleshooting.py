@@ -28,7 +28,7 @@ REFUSALS = {
 }
 # Functions whose returned (or appended) strings become descriptions.
 PRODUCERS = {"path_problem", "_describe", "_raw_path_problem", "method_problem", "miss", "misses"}
-PRODUCERS |= {"_client_miss"}
+PRODUCERS |= {"_client_miss", "_actor_miss"}
 # Pieces shorter than this are glue (", ", "; ") and say nothing on their own.
 SHORTEST = 6
 

@@ -106,3 +106,27 @@ def test_api_examples_refuse_then_serve(name: str) -> None:
                 )
                 assert preflight.status_code == 204
                 assert preflight.headers["access-control-allow-origin"] == origin
+
+
+@pytest.mark.anyio
+async def test_mcp_downstream_example_calls_the_api_with_an_exchanged_token() -> None:
+    import httpx2
+    from mcp.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    with running("mcp_downstream.py") as out:
+        endpoint = re.search(r"MCP endpoint \(protected\): +(\S+)", out)
+        api = re.search(r"Orders API \(downstream\): +(\S+)", out)
+        token = re.search(r"valid 5 minutes\):\n +(\S+)", out)
+        assert endpoint is not None and api is not None and token is not None, out
+        headers = {"Authorization": f"Bearer {token.group(1)}"}
+        async with (
+            httpx2.AsyncClient(headers=headers) as http,
+            Client(streamable_http_client(endpoint.group(1), http_client=http)) as client,
+        ):
+            result = await client.call_tool("my_orders", {})
+    assert not result.is_error, result
+    assert result.structured_content == {
+        "orders": [{"id": "o-1", "owner": "alice"}],
+        "seen_by_the_api": {"aud": [api.group(1)], "sub": "alice", "actor": "mcp-server"},
+    }

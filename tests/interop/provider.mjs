@@ -13,9 +13,16 @@
 // are RFC 9068 JWTs with the MCP scopes. `POST /__rotate` replaces the signing keys
 // by new ones (new kids); the old keys leave the JWKS at once. It answers with the new kids.
 // Issued opaque tokens stay valid across a rotation.
+//
+// It also exchanges tokens (RFC 8693) for the client `exchanger`, with a grant handler that
+// is test code (registerGrantType): the subject token must be one of its own JWT access
+// tokens; the client's policy names the resources and scopes it may exchange for; the issued
+// token is the provider's own JWT access token for that resource, keeping the subject's `sub`
+// and naming the client as the actor (RFC 8693 §4.1 `act`).
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 const port = Number(process.argv[2] ?? process.env.PORT);
@@ -44,6 +51,14 @@ const RESOURCES = {
 const SCOPE = 'read write';
 const MCP_SCOPE = 'mcp:tools mcp:admin';
 
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+// RFC 8693: which resources and scopes each client may exchange tokens for.
+const EXCHANGE_POLICY = {
+  exchanger: { resources: ['https://other.oauthguard.test/jwt'], scopes: ['read'] },
+  'exchanger-post': { resources: ['https://other.oauthguard.test/jwt'], scopes: ['read'] },
+};
+
 // The JWS algorithm of each client's JWT access tokens.
 const SIGNING_ALG = { 'rs256-client': 'RS256', 'es256-client': 'ES256' };
 
@@ -55,6 +70,16 @@ const clients = [
     response_types: [],
     redirect_uris: [],
     token_endpoint_auth_method: 'client_secret_basic',
+    scope: SCOPE,
+  })),
+  // Clients that exchange tokens (RFC 8693), authenticating with Basic or in the body.
+  ...Object.keys(EXCHANGE_POLICY).map((clientId) => ({
+    client_id: clientId,
+    client_secret: `${clientId}-secret`,
+    grant_types: [TOKEN_EXCHANGE],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: clientId.endsWith('-post') ? 'client_secret_post' : 'client_secret_basic',
     scope: SCOPE,
   })),
   // A machine client of the MCP endpoints.
@@ -178,6 +203,9 @@ function configuration() {
     // offline_access: refresh tokens (and the refresh_token grant) for end users' clients.
     scopes: [...SCOPE.split(' '), ...MCP_SCOPE.split(' '), 'offline_access'],
     clientBasedCORS: () => false,
+    // The actor of an exchanged token (RFC 8693 §4.1), set by the grant handler below.
+    extraTokenClaims: (ctx, token) => (
+      token.gty === 'token-exchange' && ctx?.state?.act ? { act: ctx.state.act } : undefined),
     conformIdTokenClaims: true,
     findAccount,
     features: {
@@ -208,10 +236,68 @@ function configuration() {
   };
 }
 
+function one(value) {
+  return Array.isArray(value) ? value : [value].filter(Boolean);
+}
+
+// RFC 8693 §2.1-2.2: the token-exchange grant, as test code.
+function registerTokenExchange(provider, jwks) {
+  const ownKeys = createLocalJWKSet({
+    keys: jwks.keys.map(({ kty, crv, x, y, n, e, kid, alg }) => ({ kty, crv, x, y, n, e, kid, alg })),
+  });
+  const handler = async (ctx) => {
+    const { client, params } = ctx.oidc;
+    const policy = EXCHANGE_POLICY[client.clientId];
+    if (!policy) throw new errors.UnauthorizedClient('this client may not exchange tokens');
+    if (!params.subject_token || params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+      throw new errors.InvalidRequest('subject_token of type access_token is required');
+    }
+    let subject;
+    try {
+      ({ payload: subject } = await jwtVerify(params.subject_token, ownKeys, { issuer, typ: 'at+jwt' }));
+    } catch {
+      throw new errors.InvalidGrant('the subject_token is invalid or expired');
+    }
+    const targets = [...one(params.resource), ...one(params.audience)];
+    if (targets.length !== 1 || !policy.resources.includes(targets[0])) {
+      throw new errors.InvalidTarget('this client may not exchange for that target');
+    }
+    const scopes = params.scope ? params.scope.split(' ') : policy.scopes;
+    if (!scopes.every((scope) => policy.scopes.includes(scope))) {
+      throw new errors.InvalidScope('this client may not exchange for that scope', params.scope);
+    }
+    const token = new provider.AccessToken({
+      accountId: subject.sub, client, gty: 'token-exchange', grantId: `exchange-${subject.jti}`,
+      scope: scopes.join(' '),
+    });
+    token.resourceServer = {
+      audience: targets[0],
+      scope: SCOPE,
+      accessTokenFormat: 'jwt',
+      jwt: { sign: { alg: 'ES256' } },
+      identifier: () => targets[0],
+    };
+    ctx.state.act = { sub: client.clientId, ...(subject.act ? { act: subject.act } : {}) };
+    const value = await token.save();
+    ctx.body = {
+      access_token: value,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: token.expiration,
+      scope: token.scope,
+    };
+  };
+  provider.registerGrantType(TOKEN_EXCHANGE, handler, [
+    'subject_token', 'subject_token_type', 'requested_token_type', 'resource', 'audience', 'scope',
+    'actor_token', 'actor_token_type',
+  ], ['resource', 'audience']);
+}
+
 function newProvider() {
   const config = configuration();
   const kids = config.jwks.keys.map((key) => key.kid);
   const provider = new Provider(issuer, config);
+  registerTokenExchange(provider, config.jwks);
   provider.on('server_error', (ctx, error) => console.error('server_error', error));
   return { kids, handle: provider.callback() };
 }

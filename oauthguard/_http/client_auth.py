@@ -1,4 +1,5 @@
-"""How the resource server authenticates to the introspection endpoint (RFC 7662 §2.1).
+"""How oauthguard authenticates as a client to an authorization server's endpoints:
+introspection (RFC 7662 §2.1) and the token endpoint of a token exchange (RFC 8693 §2.1).
 
 ``client_secret_basic`` (RFC 6749 §2.3.1), ``client_secret_post`` (RFC 6749 §2.3.1) and
 ``private_key_jwt`` (RFC 7523 §2.2, the assertion of RFC 7523 §3).
@@ -123,7 +124,10 @@ def form_encode(value: str) -> str:
 
 
 class ClientAuthentication:
-    """The form fields and headers that authenticate one introspection request."""
+    """The form fields and headers that authenticate one request of this client.
+
+    ``settings`` names the settings group in messages (``Introspection``, ``TokenExchange``).
+    """
 
     def __init__(
         self,
@@ -133,17 +137,19 @@ class ClientAuthentication:
         client_secret: str | None = None,
         signing_key: SigningKey | None = None,
         clock: Callable[[], float],
+        settings: str = "Introspection",
     ) -> None:
         self.method = method
         self.client_id = client_id
         self._secret = client_secret or ""
         self._signing_key = signing_key
         self._clock = clock
+        self._missing_key = (
+            f"{settings}(auth_method='private_key_jwt') needs private_key= "
+            "(a cryptography private key, PEM or a private JWK)"
+        )
         if method == "private_key_jwt" and signing_key is None:
-            raise ConfigurationError(
-                "Introspection(auth_method='private_key_jwt') needs private_key= "
-                "(a cryptography private key, PEM or a private JWK)"
-            )
+            raise ConfigurationError(self._missing_key)
         pair = f"{form_encode(client_id)}:{form_encode(self._secret)}"
         self._basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
@@ -162,10 +168,7 @@ class ClientAuthentication:
         """RFC 7523 §3: iss = sub = client_id, aud, a fresh jti and a short exp."""
         key = self._signing_key
         if key is None:
-            raise ConfigurationError(
-                "Introspection(auth_method='private_key_jwt') needs private_key= "
-                "(a cryptography private key, PEM or a private JWK)"
-            )
+            raise ConfigurationError(self._missing_key)
         now = int(self._clock())
         claims = {
             "iss": self.client_id,

@@ -1,0 +1,1 @@
+"""Token exchange for calling downstream APIs (RFC 8693, and Entra's on-behalf-of flow)."""
