@@ -1,0 +1,61 @@
+"""``oauthguard check ISSUER`` and bad input to the commands, run as a subprocess: a clear
+message and a distinct exit status, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import RESOURCE, run_command
+from support import free_port
+
+from oauthguard.testing import TestIssuer
+
+
+def test_a_usable_issuer_passes_every_check(issuer: TestIssuer) -> None:
+    ran = run_command("check", issuer.issuer, "--json")
+    report = json.loads(ran.out)
+    assert ran.code == 0 and report["ok"] is True, ran.out
+    statuses = {check["name"]: check["status"] for check in report["checks"]}
+    assert statuses == {
+        "RFC 8414 discovery": "pass",
+        "OpenID discovery": "pass",
+        "keys": "pass",
+        "algorithms": "pass",
+        "Cache-Control": "pass",
+        "clock": "pass",
+    }
+    assert report["metadata"]["oauth"] == issuer.issuer + issuer.metadata_path
+    assert report["jwks_uri"] == issuer.jwks_uri and "max-age=300" in report["cache_control"]
+    assert [key["algorithms"] for key in report["keys"]] == [["RS256"]]
+    assert abs(report["clock_offset"]) <= 2
+
+
+def test_an_issuer_whose_metadata_names_another_is_unusable(issuer: TestIssuer) -> None:
+    ran = run_command("check", issuer.issuer + "/")  # the document names it without the slash
+    assert ran.code == 1
+    assert "✗ RFC 8414 discovery" in ran.out and "its issuer" in ran.out
+    assert "trailing slash" in ran.out and ran.out.rstrip().endswith("failed")
+
+
+def test_an_unreachable_issuer_exits_3() -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    ran = run_command("check", closed)
+    assert ran.code == 3 and "ConnectError" in ran.out and "unreachable" in ran.out
+    token = TestIssuer(closed).token(audience=RESOURCE)
+    ran = run_command("inspect", token, "--issuer", closed, "--resource", RESOURCE)
+    assert ran.code == 3 and "503" in ran.out
+
+
+def test_bad_input_is_a_usage_error_on_stderr() -> None:
+    cases = {
+        ("check", "http://issuer.example.com"): "--allow-http",
+        ("check", "issuer.example.com"): "not an https URL",
+        ("check", "https://issuer.example.com:99999"): "is not a URL",
+        ("inspect", "not-a-jwt", "--issuer", "https://a.example"): "not a JWT",
+        ("inspect", "eyJhbGciOiJSUzI1NiJ9.eyJpc3Mi.c2ln"): "cut short",
+        ("inspect", "a.b", "--issuer", "https://a.example"): "cut short",
+    }
+    for args, message in cases.items():
+        ran = run_command(*args)
+        assert ran.code == 2, (args, ran)
+        assert message in ran.err and ran.out == "", (args, ran.err)
