@@ -190,8 +190,9 @@ async def ask_the_guard(inspection: Inspection, failed: list[str]) -> None:
     except GuardError as refusal:
         if not failed:  # a check the steps above do not show one by one
             report.add("guard", "fail", refusal.description, refusal.detail or None)
-        first = (failed[0] if failed else refusal.description)[:200]
-        report.verdict = f"refused: the guard answers {refusal.status} {refusal.error}: {first}"
+        # What the client is told: a provider's kind check may name the token for what it is
+        said = refusal.description[:200]
+        report.verdict = f"refused: the guard answers {refusal.status} {refusal.error}: {said}"
         return
     report.exit_code = ACCEPTED
     report.verdict = (

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import free_port, serve
@@ -49,6 +52,33 @@ def served(profile: str | None = None) -> Iterator[TestIssuer]:
 def issuer() -> Iterator[TestIssuer]:
     """A plain RFC 8414 issuer on loopback."""
     yield from served()
+
+
+class SkewedDate:
+    """Answers with a ``Date`` header ``skew`` seconds ahead of this machine's clock."""
+
+    def __init__(self, app: Any, skew: float) -> None:
+        self.app, self.skew = app, skew
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def dated(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                date = formatdate(time.time() + self.skew, usegmt=True).encode()
+                message["headers"] = [*message.get("headers", []), (b"date", date)]
+            await send(message)
+
+        await self.app(scope, receive, dated)
+
+
+@pytest.fixture(scope="module")
+def skewed() -> Iterator[TestIssuer]:
+    """An issuer whose clock is two minutes ahead of this machine's (its tokens' iat and its
+    Date header alike)."""
+    port = free_port()
+    ahead = 120.0
+    issuer = TestIssuer(f"http://127.0.0.1:{port}", clock=lambda: time.time() + ahead)
+    with serve(SkewedDate(issuer.app, ahead), port=port, date_header=False):
+        yield issuer
 
 
 @pytest.fixture(scope="module")

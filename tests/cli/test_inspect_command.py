@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 
 from conftest import RESOURCE, run_command
@@ -64,11 +65,17 @@ def test_an_expired_token_says_how_long_ago(issuer: TestIssuer) -> None:
     assert line.startswith("✗") and "expired" in line and "min ago" in line
 
 
-def test_a_token_not_valid_yet_points_at_the_clocks(issuer: TestIssuer) -> None:
-    token = issuer.token(audience=RESOURCE, claims={"nbf": int(time.time()) + 900})
-    code, out = inspect(issuer, token)
+def test_a_clock_behind_the_issuers_is_named_by_both_commands(skewed: TestIssuer) -> None:
+    """The issuer's tokens look issued in the future; its Date header says by how much."""
+    code, out = inspect(skewed, skewed.token(audience=RESOURCE))
     assert code == 1
-    assert "not valid yet" in line_of(out, "exp/nbf") and "NTP" in line_of(out, "exp/nbf")
+    line = line_of(out, "exp/nbf")
+    # Date has whole seconds: the offset seen is 119 to 121 s
+    assert "issued in the future" in line
+    assert re.search(r"clock is 1(19|20|21) s behind the issuer's", line), line
+    ran = run_command("check", skewed.issuer)
+    assert ran.code == 1
+    assert re.search(r"✗ clock +offset \+1(19|20|21) s", ran.out), ran.out
 
 
 def test_a_dpop_bound_token_sent_as_bearer_is_refused_and_accepted_as_dpop(
