@@ -81,8 +81,16 @@ def time_fix(claims: Claims, leeway: float, clock_offset: float | None) -> str:
     )
 
 
-def binding_fix(scheme: str) -> str:
-    if scheme == "Bearer":
+def binding_fix(scheme: str, bound: bool, mode: str) -> str:
+    """RFC 9449 §7: the scheme must match the token's binding and the API's DPoP setting."""
+    if mode == "required" and not bound:
+        return (
+            "this API takes DPoP-bound tokens only (DPoP(mode='required')): the client must "
+            "send a DPoP proof when it asks for the token (RFC 9449 §5), then use the DPoP scheme"
+        )
+    if mode == "disabled":
+        return "this API does not take DPoP (DPoP(mode='disabled')): send an unbound Bearer token"
+    if bound:
         return (
             "the token is DPoP-bound (cnf.jkt): send it as 'Authorization: DPoP <token>' with "
             "a DPoP proof of its key in the DPoP header (RFC 9449 §7.1); --scheme DPoP checks it so"

@@ -21,6 +21,7 @@ from oauthguard._core.settings import JWT, Limits
 from oauthguard._dpop.proof import check_binding
 from oauthguard._verify.diagnostics import annotate_encrypted
 from oauthguard._verify.jwt import json_segment
+from oauthguard._wire.credentials import Credentials
 from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidToken
 from oauthguard._wire.errors import TemporarilyUnavailable as Unavailable
 
@@ -180,7 +181,9 @@ async def ask_the_guard(inspection: Inspection, failed: list[str]) -> None:
         if inspection.scheme == "Bearer":
             headers = {"authorization": f"Bearer {inspection.token}"}
             await server.check_request("GET", server.resource, headers)
-        else:
+        else:  # the proof itself is not checked: the scheme, the token and its binding are
+            credentials = Credentials("DPoP", inspection.token, (b"not-checked",))
+            server.dpop_checker.proof_of(credentials)
             token = await server.verify(inspection.token)
             check_binding(token, token.jkt or "")
     except Unavailable as exc:

@@ -293,8 +293,8 @@ def check_binding_of(inspection: Inspection, token: AccessToken) -> None:
         else:
             check_binding(token, token.jkt or "")
     except GuardError as refusal:
-        said = refusal.description
-        inspection.report.add("binding", "fail", said, hints.binding_fix(scheme))
+        fix = hints.binding_fix(scheme, token.jkt is not None, inspection.server.dpop.mode)
+        inspection.report.add("binding", "fail", refusal.description, fix)
         return
     how = f"bound to the DPoP key {token.jkt}" if token.jkt else "not DPoP-bound"
     proof = "; each request needs a proof of that key" if token.jkt else ""

@@ -101,14 +101,10 @@ def test_a_token_of_another_issuer_is_refused_with_the_fix(issuer: TestIssuer) -
     assert line_of(out, "signature").startswith("✓")  # the named issuer's keys verify it
 
 
-def test_a_token_of_an_unknown_kid_and_a_forged_signature(issuer: TestIssuer) -> None:
+def test_a_token_of_an_unknown_kid_names_the_keys(issuer: TestIssuer) -> None:
     stranger = TestIssuer(issuer.issuer)
     code, out = inspect(issuer, stranger.token(audience=RESOURCE, kid="rs256-elsewhere"))
     assert code == 1 and "no key with kid 'rs256-elsewhere'" in line_of(out, "keys")
-    head, body, _ = issuer.token(audience=RESOURCE).split(".")
-    forged = f"{head}.{body}.{stranger.token(audience=RESOURCE).split('.')[2]}"
-    code, out = inspect(issuer, forged)
-    assert code == 1 and "changed or cut short" in line_of(out, "signature")
 
 
 def test_without_issuer_nothing_is_accepted(issuer: TestIssuer) -> None:
