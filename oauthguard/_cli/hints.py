@@ -59,7 +59,14 @@ def audience_fix(claims: Claims, resource: str) -> str:
     )
 
 
-def time_fix(claims: Claims, leeway: float, clock_offset: float | None) -> str:
+def time_fix(claims: Claims, leeway: float, clock_offset: float | None, said: str = "") -> str:
+    """The fix for a refused ``exp``, ``nbf`` or ``iat``: the clock first, when the issuer's
+    ``Date`` says it is off by more than the leeway."""
+    if "not a number" in said:
+        return (
+            "exp, nbf and iat are NumericDates, seconds since 1970 as a JSON number "
+            "(RFC 7519 §2): the issuer writes them otherwise"
+        )
     now = time.time()
     if clock_offset is not None and abs(clock_offset) > leeway:
         side = "behind" if clock_offset > 0 else "ahead of"

@@ -82,9 +82,10 @@ def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         header = json_segment(parts[0])
         claims = json_segment(parts[1]) if len(parts) == 3 else {}
     except InvalidToken as exc:
+        cut = "well-formed" in exc.description
         raise UsageError(
-            f"{exc.description}: a segment is not base64url-encoded JSON (was the token cut "
-            "short when it was copied?)"
+            exc.description
+            + (": a segment is not base64url-encoded JSON (was it cut short when copied?)" * cut)
         ) from None
     return header, claims
 

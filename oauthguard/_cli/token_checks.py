@@ -133,7 +133,9 @@ def check_algorithm(inspection: Inspection) -> str | None:
     try:
         alg = check_header(without_typ, allowed, False)
     except InvalidToken as refusal:
-        inspection.refuse("alg", refusal, hints.algorithm_fix(inspection.header.get("alg")))
+        named = inspection.header.get("alg")
+        fix = hints.algorithm_fix(named) if "(alg)" in refusal.description else None
+        inspection.refuse("alg", refusal, fix)
         return None
     inspection.report.add("alg", "pass", f"{alg}, one the guard accepts")
     return alg
@@ -223,7 +225,8 @@ def check_lifetime(inspection: Inspection) -> None:
         exp = check_times(inspection.claims, inspection.server.clock(), leeway)
     except InvalidToken as refusal:
         offset = inspection.exchanges.clock_offset()
-        inspection.refuse("exp/nbf", refusal, hints.time_fix(inspection.claims, leeway, offset))
+        fix = hints.time_fix(inspection.claims, leeway, offset, refusal.description)
+        inspection.refuse("exp/nbf", refusal, fix)
         inspection.report.steps[-1].detail += f" ({times_of(inspection.claims)})"
         return
     left = exp - time.time()
@@ -302,7 +305,11 @@ def check_binding_of(inspection: Inspection, token: AccessToken) -> None:
 
 
 def when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A NumericDate as a UTC date, or as the number when no calendar holds it."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):
+        return f"{timestamp:.0f}"
 
 
 def times_of(claims: Mapping[str, Any]) -> str:

@@ -62,6 +62,7 @@ def test_the_fixes_name_the_usual_mistakes() -> None:
     assert "clock is 120 s behind" in time_fix({"exp": now - 60}, 30, 120)
     assert "clock is 90 s ahead of" in time_fix({"nbf": now + 60, "exp": now + 600}, 30, -90)
     assert "expired 2 h ago" in time_fix({"exp": now - 7200}, 30, 0)
+    assert "NumericDates" in time_fix({"exp": "soon"}, 30, None, "the exp claim is not a number")
     assert (ago(42), ago(300), ago(3 * 86400)) == ("42 s", "5 min", "3 days")
 
 
