@@ -24,6 +24,7 @@ from oauthguard._verify.jwt import json_segment
 from oauthguard._wire.credentials import Credentials
 from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidToken
 from oauthguard._wire.errors import TemporarilyUnavailable as Unavailable
+from oauthguard._wire.redaction import token_digest
 
 #: What the guard is built with for the checks that need no issuer or resource (never
 #: fetched: RFC 2606 reserves .invalid).
@@ -92,7 +93,8 @@ def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 async def inspect_token(token: str, args: argparse.Namespace, logs: KeptLogs) -> Report:
     header, claims = unverified_parts(token)
-    report = Report("inspect", "token", sections={"header": header, "claims": claims})
+    subject = f"token sha256:{token_digest(token)}"  # never the token itself
+    report = Report("inspect", subject, sections={"header": header, "claims": claims})
     report.sections_note = " (unverified)"
     exchanges = Exchanges()
     async with http_client(exchanges, args.timeout) as http:
@@ -121,8 +123,9 @@ def build_server(
             raise UsageError("--use-token-issuer: the token has no iss to fetch keys from")
         urls = [iss]
     settings: list[Issuer] = []
+    option = "--issuer" if args.issuer else "the token's iss"
     for url in urls:
-        checked = checked_url("--issuer", url, args.allow_http)
+        checked = checked_url(option, url, args.allow_http)
         settings += issuer_setting(
             checked,
             args.provider,

@@ -49,6 +49,7 @@ def test_json_has_the_documented_shape(issuer: TestIssuer) -> None:
     report = json.loads(out)
     assert code == report["exit_code"] == 1 and report["ok"] is False
     assert report["version"] == 1 and report["command"] == "inspect"
+    assert report["subject"].startswith("token sha256:")
     assert report["header"]["alg"] == "RS256" and report["claims"]["iss"] == issuer.issuer
     checks = {check["name"]: check for check in report["checks"]}
     assert set(checks["aud"]) == {"name", "status", "detail", "fix"}
