@@ -48,6 +48,7 @@ async def check_issuer(issuer: str, args: argparse.Namespace, logs: KeptLogs) ->
             document = await check_discovery(report, servers, logs, source, title)
             if document is not None:
                 found.append((source, document))
+        settle_discoveries(report)
         if not found:
             report.exit_code = REFUSED if exchanges.answers else UNAVAILABLE
             report.verdict = verdict_of(report, issuer)
@@ -75,12 +76,18 @@ async def check_discovery(
     except TemporarilyUnavailable as exc:
         reasons = [line.partition(" (")[2].rstrip(")") for line in logs.since(start, "could not")]
         detail = "; ".join(reasons) or exc.description
-        fix = None
-        if "its issuer" in detail:
-            fix = (
-                "the metadata names another issuer identifier: tokens carry that one as iss; "
-                "name the issuer exactly as its metadata does (a trailing slash counts)"
-            )
+        fix = (
+            "the metadata names another issuer identifier: tokens carry that one as iss; "
+            "name the issuer exactly as its metadata does (a trailing slash counts)"
+            if "its issuer" in detail
+            else f"is {source.issuer} the issuer identifier, the iss its tokens carry? "
+            "(Keycloak's ends with /realms/<realm>, Auth0's with a slash, Entra's with /v2.0)"
+            if "HTTP 404" in detail
+            else "it does not answer from here: check the URL, DNS and any proxy; an app that "
+            "reaches the issuer at another address sets Issuer(internal_url=...)"
+            if "Error" in detail or "Timeout" in detail
+            else None
+        )
         report.add(f"{title} discovery", "fail", detail, fix)
         report.facts.setdefault("metadata", {})[source.discovery] = None
         return None
@@ -97,12 +104,11 @@ def settle_discoveries(report: Report) -> None:
     if any(step.status == "pass" for step in steps):
         for step in steps:
             if step.status == "fail":
-                step.status = "warn"
+                step.status, step.fix = "warn", None
 
 
 async def check_keys(report: Report, keys: KeySet, logs: KeptLogs, jwt: JWT) -> None:
     """The JWKS fetched and read as the guard reads it; the algorithms its keys verify."""
-    settle_discoveries(report)
     start = len(logs.lines)
     try:
         await keys.warm()

@@ -39,10 +39,21 @@ def test_an_issuer_whose_metadata_names_another_is_unusable(issuer: TestIssuer) 
     assert "trailing slash" in ran.out and ran.out.rstrip().endswith("failed")
 
 
+def test_a_url_that_is_not_the_issuer_is_asked_about(
+    capsys: pytest.CaptureFixture[str], issuer: TestIssuer
+) -> None:
+    assert main(["check", issuer.issuer + "/api", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [check["status"] for check in report["checks"]] == ["fail", "fail"]
+    assert "the issuer identifier" in report["checks"][0]["fix"]
+    assert report["metadata"] == {"oauth": None, "oidc": None}
+
+
 def test_an_unreachable_issuer_exits_3() -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     ran = run_command("check", closed)
     assert ran.code == 3 and "ConnectError" in ran.out and "unreachable" in ran.out
+    assert "Issuer(internal_url=...)" in ran.out
     token = TestIssuer(closed).token(audience=RESOURCE)
     ran = run_command("inspect", token, "--issuer", closed, "--resource", RESOURCE)
     assert ran.code == 3 and "503" in ran.out
