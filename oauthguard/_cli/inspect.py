@@ -212,7 +212,7 @@ def unjudged(inspection: Inspection, issuer_unnamed: bool) -> str:
     if issuer_unnamed:
         iss = inspection.claims.get("iss")
         return (
-            f"not accepted: you did not name the issuer; if you trust {iss!r}, run again "
+            f"not trusted: you did not name the issuer; if you trust {iss!r}, run again "
             "with --issuer naming it"
         )
     if not inspection.named:
