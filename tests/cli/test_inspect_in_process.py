@@ -60,3 +60,10 @@ def test_a_forged_signature_is_refused(capsys: Capture, issuer: TestIssuer) -> N
     assert found["signature"]["status"] == "fail"
     assert "changed or cut short" in found["signature"]["fix"]
     assert found["report"]["verdict"].endswith("the token's signature does not verify")
+
+
+def test_an_id_token_of_a_plain_issuer_is_named(capsys: Capture, issuer: TestIssuer) -> None:
+    claims = {"aud": "web-app", "azp": "web-app", "nonce": "n-0S6_WzA2Mj", "client_id": None}
+    found = inspected(capsys, issuer, issuer.token(claims=claims))
+    assert found["aud"]["status"] == "fail"
+    assert "OpenID Connect ID token (it carries nonce)" in found["aud"]["fix"]

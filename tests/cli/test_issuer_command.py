@@ -10,14 +10,19 @@ import sys
 
 import httpx
 from conftest import RESOURCE, run_command
+from support import free_port
 
 
 def test_the_issuer_serves_tokens_to_its_client_and_stops_on_ctrl_c() -> None:
-    command = [sys.executable, "-m", "oauthguard", "issuer", "--json", "--scope", "orders:read"]
+    port = free_port()
+    command = [sys.executable, "-m", "oauthguard", "issuer", "--json", "--port", str(port)]
+    command += ["--scope", "orders:read", "--swagger-ui", "http://127.0.0.1:8000"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         facts = json.loads(process.stdout.readline())
+        assert facts["issuer"] == f"http://127.0.0.1:{port}"
+        assert facts["swagger_ui_client_ids"] == ["swagger-ui"]
         answer = httpx.post(
             facts["token_endpoint"],
             data={"grant_type": "client_credentials", "resource": RESOURCE, "scope": "orders:read"},
