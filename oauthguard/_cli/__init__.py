@@ -5,11 +5,13 @@ error, 3 the issuer could not be reached, 4 an unexpected error (see docs/guides
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from oauthguard._cli import check, inspect, issuer
+from oauthguard._cli.common import Streams
 from oauthguard._cli.report import INTERNAL, USAGE, Report, UsageError, render_json, render_text
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -66,24 +68,37 @@ def positive(value: str) -> float:
     return number
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; its exit status. Errors go to stderr, never as a traceback."""
-    args = parser().parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run the command with the arguments ``argv`` (default: the process's); its exit
+    status. It reads and writes the streams given (default: the process's own). Errors go
+    to ``stderr`` as one line, never as a traceback."""
+    streams = Streams(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
+    try:  # argparse writes its usage errors and --help to sys.stdout and sys.stderr
+        with contextlib.redirect_stdout(streams.stdout), contextlib.redirect_stderr(streams.stderr):
+            args = parser().parse_args(argv)
+    except SystemExit as exited:  # --help (0) or bad arguments (2), already printed
+        return exited.code if isinstance(exited.code, int) else USAGE
     try:
-        result = args.run(args)
+        result = args.run(args, streams)
+        if isinstance(result, Report):
+            (render_json if args.json else render_text)(result, streams.stdout)
+            return result.exit_code
+        return int(result)
     except UsageError as exc:
-        sys.stderr.write(f"oauthguard {args.command}: {exc}\n")
+        streams.stderr.write(f"oauthguard {args.command}: {exc}\n")
         return USAGE
     except KeyboardInterrupt:
-        sys.stderr.write(f"oauthguard {args.command}: interrupted\n")
+        streams.stderr.write(f"oauthguard {args.command}: interrupted\n")
         return INTERRUPTED
-    except Exception as exc:  # a bug of ours: one line, never a traceback
-        sys.stderr.write(
+    except Exception as exc:  # a bug of ours, or an output that cannot print the report
+        streams.stderr.write(
             f"oauthguard {args.command}: unexpected error ({type(exc).__name__}: {exc}); "
             "please report it\n"
         )
         return INTERNAL
-    if isinstance(result, Report):
-        (render_json if args.json else render_text)(result, sys.stdout)
-        return result.exit_code
-    return int(result)

@@ -11,7 +11,14 @@ from typing import Any
 import anyio
 import httpx
 
-from oauthguard._cli.common import Exchanges, KeptLogs, checked_url, http_client, kept_logs
+from oauthguard._cli.common import (
+    Exchanges,
+    KeptLogs,
+    Streams,
+    checked_url,
+    http_client,
+    kept_logs,
+)
 from oauthguard._cli.report import ACCEPTED, REFUSED, UNAVAILABLE, Report
 from oauthguard._core.settings import JWT
 from oauthguard._verify.discovery import AuthorizationServers, Source
@@ -30,9 +37,9 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> Report:
+def run(args: argparse.Namespace, streams: Streams) -> Report:
     issuer = checked_url("issuer", args.issuer, args.allow_http)
-    with kept_logs(args.verbose) as logs:
+    with kept_logs(streams.stderr if args.verbose else None) as logs:
         return anyio.run(check_issuer, issuer, args, logs)
 
 

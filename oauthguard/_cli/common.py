@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import logging
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,16 @@ from oauthguard._wire.redaction import token_digest
 MAX_INPUT_BYTES = 1024 * 1024
 #: Schemes a token pasted from an Authorization header may start with.
 SCHEMES = ("bearer", "dpop")
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Where a command reads its input and writes its output and its errors: the process's
+    own streams, or any text streams a caller (a test) hands to ``main``."""
+
+    stdin: TextIO
+    stdout: TextIO
+    stderr: TextIO
 
 
 @dataclass
@@ -99,10 +108,11 @@ class KeptLogs(logging.Handler):
 
 
 @contextlib.contextmanager
-def kept_logs(verbose: bool) -> Iterator[KeptLogs]:
-    """Keep the ``oauthguard`` logger's lines for the duration of a command."""
+def kept_logs(echo: TextIO | None) -> Iterator[KeptLogs]:
+    """Keep the ``oauthguard`` logger's lines for the duration of a command (printed to
+    ``echo`` too, when given: ``-v``)."""
     logger = logging.getLogger("oauthguard")
-    handler = KeptLogs(sys.stderr if verbose else None)
+    handler = KeptLogs(echo)
     saved = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -5,12 +5,18 @@ would accept the token."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 import anyio
 
-from oauthguard._cli.common import Exchanges, KeptLogs, checked_url, http_client, kept_logs
+from oauthguard._cli.common import (
+    Exchanges,
+    KeptLogs,
+    Streams,
+    checked_url,
+    http_client,
+    kept_logs,
+)
 from oauthguard._cli.common import read_token as read_token_input
 from oauthguard._cli.presets import PROVIDERS, issuer_setting
 from oauthguard._cli.report import ACCEPTED, REFUSED, UNAVAILABLE, Report, UsageError
@@ -63,9 +69,9 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> Report:
-    token = read_token_input(args.token, sys.stdin)
-    with kept_logs(args.verbose) as logs:
+def run(args: argparse.Namespace, streams: Streams) -> Report:
+    token = read_token_input(args.token, streams.stdin)
+    with kept_logs(streams.stderr if args.verbose else None) as logs:
         return anyio.run(inspect_token, token, args, logs)
 
 

@@ -8,9 +8,9 @@ import argparse
 import json
 import secrets
 import socket
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
+from oauthguard._cli.common import Streams
 from oauthguard._cli.report import UsageError
 from oauthguard._http.urls import is_loopback_host
 
@@ -69,7 +69,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, streams: Streams) -> int:
     try:
         import uvicorn
     except ImportError:
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         client_id=args.client_id, client_secret=secret, redirect_uris=args.redirect_uri
     )
     swagger = [issuer.register_swagger_client(url) for url in args.swagger_ui]
-    announce(issuer, args.client_id, secret, swagger, args.json)
+    announce(streams.stdout, issuer, args.client_id, secret, swagger, args.json)
     config = uvicorn.Config(issuer.app, log_level="warning" if not args.verbose else "info")
     server = uvicorn.Server(config)
     try:
@@ -96,12 +96,17 @@ def run(args: argparse.Namespace) -> int:
         pass  # uvicorn raises the Ctrl-C it handled again, once it has stopped
     finally:
         sock.close()
-    sys.stderr.write("oauthguard issuer: stopped\n")
+    streams.stderr.write("oauthguard issuer: stopped\n")
     return 0
 
 
 def announce(
-    issuer: TestIssuer, client_id: str, secret: str, swagger: list[str], as_json: bool
+    out: TextIO,
+    issuer: TestIssuer,
+    client_id: str,
+    secret: str,
+    swagger: list[str],
+    as_json: bool,
 ) -> None:
     """What a developer needs: the issuer, its endpoints, the client's credentials."""
     metadata = issuer.metadata()
@@ -116,12 +121,12 @@ def announce(
         "swagger_ui_client_ids": swagger,
     }
     if as_json:
-        sys.stdout.write(json.dumps(facts) + "\n")
+        out.write(json.dumps(facts) + "\n")
     else:
         lines = [f"{name.replace('_', ' ')}: {value}" for name, value in facts.items() if value]
         example = (
             f"curl -u {client_id}:{secret} -d grant_type=client_credentials "
             f"-d resource=https://api.example.com {metadata['token_endpoint']}"
         )
-        sys.stdout.write("\n".join(lines) + f"\n\na token:\n  {example}\n\nCtrl-C stops it.\n")
-    sys.stdout.flush()
+        out.write("\n".join(lines) + f"\n\na token:\n  {example}\n\nCtrl-C stops it.\n")
+    out.flush()

@@ -1,8 +1,11 @@
 """The ``oauthguard`` command's tests: issuers served by uvicorn over loopback, and the
-command run as a subprocess against them."""
+command run against them in-process through its entry function ``main`` (a few tests, of
+what only a process of its own shows, run it as one)."""
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 from support import free_port, serve
 
+from oauthguard._cli import main
 from oauthguard.testing import TestIssuer
 
 RESOURCE = "https://api.example.com"
@@ -29,13 +33,30 @@ class Ran:
     err: str
 
 
-def run_command(*args: str, stdin: str | None = None, script: bool = False) -> Ran:
-    """``python -m oauthguard ARGS`` (``script``: the installed ``oauthguard`` script)."""
+def run_command(*args: str, stdin: str = "") -> Ran:
+    """``oauthguard ARGS`` in this process: ``main`` with its own streams. An exception
+    escaping ``main`` (a traceback, in a process) fails the test."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), stdin=io.StringIO(stdin), stdout=out, stderr=err)
+    assert "Traceback" not in err.getvalue(), err.getvalue()
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def run_process(
+    *args: str, stdin: str | None = None, script: bool = False, env: dict[str, str] | None = None
+) -> Ran:
+    """``python -m oauthguard ARGS`` as a process (``script``: the installed ``oauthguard``
+    script), with ``env`` added to this process's environment."""
     program = [str(Path(sys.executable).with_name("oauthguard"))] if script else [
         sys.executable, "-m", "oauthguard"
     ]  # fmt: skip
     done = subprocess.run(
-        [*program, *args], input=stdin, capture_output=True, text=True, timeout=60
+        [*program, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
     assert "Traceback" not in done.stderr, done.stderr
     return Ran(done.returncode, done.stdout, done.stderr)

@@ -1,12 +1,12 @@
-"""``oauthguard check ISSUER`` and bad input to the commands, run as a subprocess: a clear
-message and a distinct exit status, never a traceback."""
+"""``oauthguard check ISSUER`` and bad input to the commands: a clear message and a distinct
+exit status, never a traceback (in-process, and as a process for an error of its output)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from conftest import RESOURCE, run_command
+from conftest import RESOURCE, run_command, run_process
 from support import free_port
 
 from oauthguard._cli import main
@@ -70,15 +70,18 @@ BAD_INPUT = {
 }
 
 
-def test_bad_input_is_a_usage_error_on_stderr() -> None:
-    for args in list(BAD_INPUT)[:2] + list(BAD_INPUT)[3:4]:  # as a process, a few
+def test_every_bad_input_is_a_usage_error() -> None:
+    for args, message in BAD_INPUT.items():
         ran = run_command(*args)
         assert ran.code == 2, (args, ran)
-        assert BAD_INPUT[args] in ran.err and ran.out == "", (args, ran.err)
+        assert message in ran.err and ran.out == "", (args, ran.err)
 
 
-def test_every_bad_input_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    for args, message in BAD_INPUT.items():
-        assert main(list(args)) == 2, args
-        printed = capsys.readouterr()
-        assert message in printed.err and printed.out == "", (args, printed)
+def test_an_output_that_cannot_print_the_report_is_one_line_not_a_traceback() -> None:
+    """An unexpected error in a process of its own: stdout that cannot encode the report's
+    ✓ and ✗ (PYTHONIOENCODING=ascii) exits 4 with one line on stderr."""
+    args = ("inspect", "e30.e30.c2ln", "--resource", RESOURCE)
+    ran = run_process(*args, env={"PYTHONIOENCODING": "ascii"})  # no Traceback on stderr
+    assert ran.code == 4, ran
+    assert ran.err.startswith("oauthguard inspect: unexpected error (UnicodeEncodeError")
+    assert ran.err.count("\n") == 1 and "please report it" in ran.err

@@ -1,6 +1,6 @@
-"""``oauthguard inspect``, run as a subprocess against issuers served over loopback: the
-guard's checks one by one with their fixes, and an exit status of 0 only for a token the
-guard accepts."""
+"""``oauthguard inspect`` against issuers served over loopback (in-process, and once as the
+installed script): the guard's checks one by one with their fixes, and an exit status of 0
+only for a token the guard accepts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import re
 import time
 
-from conftest import RESOURCE, run_command
+from conftest import RESOURCE, run_command, run_process
 
 from oauthguard.testing import DPoPKey, TestIssuer
 
@@ -31,7 +31,7 @@ def line_of(out: str, check: str) -> str:
 
 def test_a_good_token_from_stdin_is_accepted_by_the_installed_script(issuer: TestIssuer) -> None:
     token = issuer.token(audience=RESOURCE, scope="orders:read")
-    ran = run_command(
+    ran = run_process(
         "inspect", "--issuer", issuer.issuer, "--resource", RESOURCE,
         stdin=f"Bearer {token}\n", script=True,
     )  # fmt: skip
