@@ -1,0 +1,105 @@
+"""What a command found: its checks, each passed or failed with the fix, in text or JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TextIO
+
+#: The exit statuses of every command (documented in docs/guides/command.md).
+ACCEPTED = 0  # inspect: the guard would accept the token; check: it could use the issuer
+REFUSED = 1  # the guard would refuse the token (401) / could not use the issuer
+USAGE = 2  # bad arguments or input: a malformed URL or token, http without the opt-in
+UNAVAILABLE = 3  # the issuer could not be reached: the guard would answer 503 for now
+INTERNAL = 4  # an unexpected error of the command's own (a bug: please report it)
+
+#: The version of the ``--json`` shape; a change that removes or renames a member bumps it.
+JSON_VERSION = 1
+
+Status = Literal["pass", "fail", "warn", "skip"]
+SYMBOLS: Mapping[Status, str] = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
+
+
+class UsageError(Exception):
+    """Bad arguments or input: the message is shown on stderr, the exit status is 2."""
+
+
+@dataclass
+class Step:
+    """One check: its name, whether it passed, what was found and, when it failed, the fix."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
+
+
+@dataclass
+class Report:
+    """A command's result: its checks, a one-line verdict and the exit status it gives."""
+
+    command: str
+    subject: str
+    steps: list[Step] = field(default_factory=list)
+    verdict: str = ""
+    exit_code: int = REFUSED
+    #: What the command shows before its checks (inspect: the unverified header and claims).
+    sections: dict[str, Any] = field(default_factory=dict)
+    #: What the text output says after each section's title ("(unverified)").
+    sections_note: str = ""
+    #: More members of the JSON shape (check: the metadata URL, the keys, the clock offset).
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, name: str, status: Status, detail: str, fix: str | None = None) -> Step:
+        step = Step(name, status, printable(detail), None if fix is None else printable(fix))
+        self.steps.append(step)
+        return step
+
+    def failed(self, name: str) -> bool:
+        return any(step.name == name and step.status == "fail" for step in self.steps)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": JSON_VERSION,
+            "command": self.command,
+            "subject": self.subject,
+            "ok": self.exit_code == ACCEPTED,
+            "exit_code": self.exit_code,
+            "verdict": self.verdict,
+            **self.sections,
+            **self.facts,
+            "checks": [step.as_json() for step in self.steps],
+        }
+
+
+def printable(text: str) -> str:
+    """``text`` with anything not printable (terminal escapes a token may carry) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
+
+
+def render_text(report: Report, out: TextIO) -> None:
+    """The report for a person: sections as indented JSON, one line per check, the verdict."""
+    for title, value in report.sections.items():
+        out.write(f"{title.replace('_', ' ')}{report.sections_note}:\n")
+        shown = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        out.write("".join(f"  {line}\n" for line in printable(shown).splitlines()))
+    if report.sections:
+        out.write("\n")
+    width = max((len(step.name) for step in report.steps), default=0)
+    for step in report.steps:
+        out.write(f"{SYMBOLS[step.status]} {step.name.ljust(width)}  {step.detail}\n")
+        if step.fix:
+            out.write(f"  {' ' * width}  fix: {step.fix}\n")
+    out.write(f"\n{report.verdict}\n")
+
+
+def render_json(report: Report, out: TextIO) -> None:
+    """The report for a script: one JSON object (the shape of docs/guides/command.md)."""
+    json.dump(report.as_json(), out, indent=2, default=str)
+    out.write("\n")
