@@ -30,7 +30,7 @@ from oauthguard._core.issuer import IssuerEntry
 from oauthguard._core.server import ResourceServer
 from oauthguard._core.settings import JWT, DPoP, Issuer, Limits, Metadata
 from oauthguard._dpop.htu import origin_of
-from oauthguard._introspection.verifier import Introspection
+from oauthguard._introspection.settings import Introspection
 from oauthguard._mcp.calls import (
     COVERED_PROTOCOL_VERSIONS,
     UNREAD,

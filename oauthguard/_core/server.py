@@ -36,7 +36,8 @@ from oauthguard._dpop.proof import DPoPChecker, access_token_hash, check_bearer
 from oauthguard._dpop.replay import check_replay_store
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._http.paths import PathTable, path_problem
-from oauthguard._introspection.verifier import AutoVerifier, Introspection, IntrospectionVerifier
+from oauthguard._introspection.settings import Introspection
+from oauthguard._introspection.verifier import AutoVerifier, IntrospectionVerifier
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._verify.keys import KeySet
