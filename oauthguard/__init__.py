@@ -17,6 +17,7 @@ from oauthguard._wire.errors import (
     InvalidRequest,
     InvalidToken,
     MissingCredentials,
+    StartupError,
     TemporarilyUnavailable,
     UseDPoPNonce,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "OAuthGuard",
     "ReplayStore",
     "ResourceServer",
+    "StartupError",
     "TemporarilyUnavailable",
     "TokenVerifier",
     "UseDPoPNonce",

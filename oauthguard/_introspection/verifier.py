@@ -119,6 +119,10 @@ class IntrospectionVerifier:
         expiry = self._active.expiry(hashlib.sha256(token.encode()).hexdigest())
         return now if expiry is None else expiry
 
+    def paused(self) -> bool:
+        """Whether new tokens get 503 at once: the endpoint failed and its pause runs."""
+        return self._breaker.state(self._clock()) == "open"
+
     async def _verify_new(self, token: str, digest: str) -> AccessToken:
         """A token this process holds no answer for: from the shared cache, or introspected
         (and then shared)."""
