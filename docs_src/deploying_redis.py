@@ -19,7 +19,11 @@ server = ResourceServer(
     introspection=Introspection(
         client_id="orders-api",
         client_secret=os.environ["INTROSPECTION_SECRET"],
-        shared_cache=RedisIntrospectionCache.from_url(os.environ["REDIS_URL"]),
+        shared_cache=RedisIntrospectionCache.from_url(
+            os.environ["REDIS_URL"],
+            # Entries are signed: one written by anyone without the secret is never read.
+            secret=os.environ["INTROSPECTION_CACHE_SECRET"],
+        ),
     ),
     # Exit at startup (uvicorn: status 3) rather than serve 503s when no keys can be had.
     jwt=JWT(require_keys_at_startup=True),

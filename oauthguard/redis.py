@@ -6,6 +6,8 @@ Install with ``pip install '.[redis]'`` from a checkout of oauthguard.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
 import time
@@ -17,12 +19,13 @@ from redis.exceptions import RedisError, ResponseError
 
 from oauthguard._http.breaker import CircuitBreaker, Ticket, retry_after
 from oauthguard._introspection.shared import MAX_ENTRY_BYTES
-from oauthguard._wire.errors import TemporarilyUnavailable
+from oauthguard._wire.errors import ConfigurationError, TemporarilyUnavailable
 
 logger = logging.getLogger("oauthguard")
 __all__ = ["RedisIntrospectionCache", "RedisReplayStore"]
 
 _UNAVAILABLE = "DPoP replay protection is unavailable; try again later"
+_MAC_BYTES = 32  # HMAC-SHA256
 
 
 class RedisReplayStore:
@@ -102,8 +105,13 @@ class RedisIntrospectionCache:
     source of truth: when it fails or takes longer than ``timeout``, the token is
     introspected as without it (logged once per outage, counted in ``failures`` and
     ``outages``), and while it keeps failing it is left alone for a pause (0.5 s, doubling
-    up to 30 s) before one request tries it again. Whoever can write to this Redis can
-    write answers: give it the protection you give the replay store.
+    up to 30 s) before one request tries it again.
+
+    Whoever can write to this Redis could write answers. ``secret`` (at least 16 bytes, the
+    same in every worker and host, as for ``DPoPNonces``) prefixes each entry with an
+    HMAC-SHA256 of its key and value: an entry without a valid one (written by anyone
+    without the secret, or copied from another key) is a miss, counted in ``rejected``.
+    Without it, give Redis the protection you give the replay store.
     """
 
     def __init__(
@@ -111,16 +119,21 @@ class RedisIntrospectionCache:
         client: redis.asyncio.Redis,
         *,
         prefix: str = "oauthguard:introspection:",
+        secret: str | bytes | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.prefix = prefix
+        self._secret = _secret(secret)
+        self._overhead = 0 if self._secret is None else _MAC_BYTES
         self._clock = clock
         self._breaker = CircuitBreaker()
         self._down = False
         #: Calls that failed, and outages (a failure after a success, or the first one).
         self.failures = 0
         self.outages = 0
+        #: Entries refused for a missing or wrong HMAC (with ``secret``).
+        self.rejected = 0
 
     @classmethod
     def from_url(
@@ -128,6 +141,7 @@ class RedisIntrospectionCache:
         url: str,
         *,
         prefix: str = "oauthguard:introspection:",
+        secret: str | bytes | None = None,
         timeout: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         **options: Any,
@@ -137,7 +151,8 @@ class RedisIntrospectionCache:
         ``timeout`` bounds each call: past it, the token is introspected instead."""
         options.setdefault("socket_timeout", timeout)
         options.setdefault("socket_connect_timeout", timeout)
-        return cls(redis.asyncio.from_url(url, **options), prefix=prefix, clock=clock)
+        client = redis.asyncio.from_url(url, **options)
+        return cls(client, prefix=prefix, secret=secret, clock=clock)
 
     async def get(self, key: str) -> bytes | None:
         ticket = self._breaker.admit(self._clock())
@@ -145,7 +160,8 @@ class RedisIntrospectionCache:
             return None  # paused after failures: the authorization server answers
         try:
             # Inclusive end: one byte more than an entry may hold tells a larger one apart.
-            data = await self.client.getrange(self.prefix + key, 0, MAX_ENTRY_BYTES)
+            end = MAX_ENTRY_BYTES + self._overhead
+            data = await self.client.getrange(self.prefix + key, 0, end)
         except ResponseError:  # Redis answered (a key of another type): a miss, no outage
             self._succeeded(ticket)
             return None
@@ -158,13 +174,34 @@ class RedisIntrospectionCache:
             self._breaker.released(ticket)
         if isinstance(data, str):  # a client made with decode_responses=True
             data = data.encode("utf-8", "surrogateescape")
-        if not isinstance(data, bytes) or not data or len(data) > MAX_ENTRY_BYTES:
+        if not isinstance(data, bytes) or not data or len(data) > MAX_ENTRY_BYTES + self._overhead:
             return None  # absent (GETRANGE of no key is empty), or larger than we write
-        return data
+        return self._verified(key, data)
+
+    def _verified(self, key: str, data: bytes) -> bytes | None:
+        """The value of an entry whose HMAC is right (every entry, without ``secret``)."""
+        if self._secret is None:
+            return data
+        mac, value = data[:_MAC_BYTES], data[_MAC_BYTES:]
+        if not hmac.compare_digest(mac, self._mac(key, value)):
+            self.rejected += 1
+            logger.warning(
+                "the shared introspection cache holds an entry with a wrong HMAC (key %s...): "
+                "ignored; is the same secret set everywhere, and Redis protected?",
+                key[:12],
+            )
+            return None
+        return value
+
+    def _mac(self, key: str, value: bytes) -> bytes:
+        assert self._secret is not None
+        return hmac.new(self._secret, key.encode() + b"\0" + value, hashlib.sha256).digest()
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         if len(value) > MAX_ENTRY_BYTES:
             return
+        if self._secret is not None:
+            value = self._mac(key, value) + value
         ticket = self._breaker.admit(self._clock())
         if not isinstance(ticket, Ticket):
             return
@@ -199,3 +236,15 @@ class RedisIntrospectionCache:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
+
+
+def _secret(value: object) -> bytes | None:
+    if value is None:
+        return None
+    key = value.encode() if isinstance(value, str) else value
+    if not isinstance(key, bytes) or len(key) < 16:
+        raise ConfigurationError(
+            "RedisIntrospectionCache(secret=...) needs at least 16 bytes of secret, the same "
+            "in every worker and host (for example from an environment variable), or None"
+        )
+    return key

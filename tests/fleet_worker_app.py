@@ -21,6 +21,7 @@ from oauthguard.redis import RedisIntrospectionCache, RedisReplayStore
 
 RESOURCE = "https://api.test/mcp"
 CLIENT_ID, CLIENT_SECRET = "fleet-resource-server", "fleet-secret"
+CACHE_SECRET = "the fleet's shared cache secret"
 
 
 async def whoami(request: Request) -> Response:
@@ -47,7 +48,9 @@ class WorkerPid:
 def server() -> ResourceServer:
     issuer, redis_url = os.environ["FLEET_ISSUER"], os.environ.get("FLEET_REDIS")
     if os.environ["FLEET_MODE"] == "introspection":
-        shared = RedisIntrospectionCache.from_url(redis_url) if redis_url else None
+        shared = (
+            RedisIntrospectionCache.from_url(redis_url, secret=CACHE_SECRET) if redis_url else None
+        )
         introspection = Introspection(
             client_id=CLIENT_ID,
             client_secret=CLIENT_SECRET,

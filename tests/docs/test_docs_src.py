@@ -132,6 +132,7 @@ def test_the_examples_built_at_import_answer_without_a_token(
     monkeypatch.setenv("DPOP_NONCE_SECRET", "a" * 32)
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # never reached: no token
     monkeypatch.setenv("INTROSPECTION_SECRET", "s3cret")
+    monkeypatch.setenv("INTROSPECTION_CACHE_SECRET", "b" * 32)
     for name, scheme in (("deploying_redis.py", "DPoP"), ("behind_a_proxy.py", "Bearer")):
         with served(name) as (_, client):
             assert_refused(client.get("/orders"), 401, None, scheme)

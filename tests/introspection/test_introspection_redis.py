@@ -16,6 +16,7 @@ from fleet_worker_app import CLIENT_ID, CLIENT_SECRET, RESOURCE
 from redis_support import running_redis, start_redis, start_uvicorn, stop, wait_for_port
 from support import Recording, free_port, serve
 
+from oauthguard import ConfigurationError
 from oauthguard._introspection.shared import MAX_ENTRY_BYTES
 from oauthguard.redis import RedisIntrospectionCache
 from oauthguard.testing import TestIssuer
@@ -62,6 +63,34 @@ async def test_no_more_than_an_entry_is_read_and_odd_keys_are_misses(redis_url: 
         assert cache.failures == cache.outages == 0
     finally:
         await cache.aclose()
+
+
+async def test_with_a_secret_only_entries_it_signed_for_their_key_are_read(
+    redis_url: str,
+) -> None:
+    secret = "a secret of every worker and host"
+    cache = RedisIntrospectionCache.from_url(redis_url, prefix="test-mac:", secret=secret)
+    other = RedisIntrospectionCache.from_url(redis_url, prefix="test-mac:", secret="x" * 16)
+    try:
+        await cache.put("k1", b'{"v":1}', 60)
+        assert await cache.get("k1") == b'{"v":1}'
+        stored = await cache.client.get("test-mac:k1")
+        assert stored is not None and stored.endswith(b'{"v":1}') and len(stored) == 32 + 7
+        await cache.client.set("test-mac:forged", b'{"v":1}')  # written without the secret
+        await cache.client.set("test-mac:copied", stored)  # a good entry, under another key
+        await cache.client.set("test-mac:short", b"x")
+        for key in ("forged", "copied", "short"):
+            assert await cache.get(key) is None
+        assert cache.rejected == 3
+        assert await other.get("k1") is None  # another secret
+    finally:
+        await cache.aclose()
+        await other.aclose()
+
+
+def test_the_secret_has_16_bytes_at_least() -> None:
+    with pytest.raises(ConfigurationError, match="16 bytes"):
+        RedisIntrospectionCache(redis.asyncio.Redis(), secret="short")
 
 
 async def test_an_outage_is_logged_once_counted_and_left_alone_for_a_pause(

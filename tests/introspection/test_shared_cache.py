@@ -116,6 +116,21 @@ async def test_a_shared_answer_lasts_no_longer_than_the_first_introspection_allo
     assert server.calls == 2
 
 
+@pytest.mark.parametrize(
+    "binding",
+    [{"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}, {"token_type": "DPoP"}],
+)
+async def test_a_shared_answer_keeps_its_dpop_binding(
+    server: IntrospectionServer, binding: dict[str, Any]
+) -> None:
+    active(server, "opaque-bound", time.time(), **binding)
+    async with workers(server, MemoryIntrospectionCache(), endpoint=server.endpoint) as clients:
+        for client in clients:  # RFC 9449 §7.2: never as Bearer, in whichever worker
+            refused = await client.get("/mcp", headers=bearer("opaque-bound"))
+            assert "DPoP" in assert_refused(refused, 401, "invalid_token")["error_description"]
+    assert server.calls == 1
+
+
 async def test_two_clients_of_one_endpoint_do_not_share_answers(
     server: IntrospectionServer,
 ) -> None:
