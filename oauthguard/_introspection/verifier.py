@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -95,6 +95,7 @@ class IntrospectionVerifier:
         self._breaker = CircuitBreaker()
         self._paused_because = ""  # the failure that last opened the breaker
         self._shared = settings.shared_cache
+        self._shared_down = False  # its last call failed: the next failure is not logged
         where = settings.endpoint or " ".join(sorted(self._key_sets))  # one issuer if none
         self._namespace = namespace(where, settings.client_id)
         #: How many introspection requests were sent.
@@ -184,15 +185,9 @@ class IntrospectionVerifier:
     async def _read_shared(self, key: str) -> tuple[dict[str, Any], float] | None:
         """The usable entry under ``key``, or None: absent, unreadable, or the store failed
         or took longer than ``Introspection(timeout=)`` (then the endpoint is asked)."""
-        assert self._shared is not None
-        data = None
-        try:
-            with anyio.move_on_after(self.settings.timeout) as scope:
-                data = await self._shared.get(key)
-            if scope.cancelled_caught:
-                self._shared_failed("read", TimeoutError(f"no answer in {self.settings.timeout}s"))
-        except Exception as exc:  # a store of the user's own that raises: a miss
-            self._shared_failed("read", exc)
+        shared = self._shared
+        assert shared is not None
+        data = await self._shared_call("read", lambda: shared.get(key))
         entry = decode_entry(data, self._clock())
         if entry is not None:
             self.shared_hits += 1
@@ -207,24 +202,42 @@ class IntrospectionVerifier:
         return None
 
     async def _write_shared(self, key: str, members: Mapping[str, Any], until: float) -> None:
-        assert self._shared is not None
+        shared = self._shared
+        assert shared is not None
         ttl = until - self._clock()
         data = encode_entry(members, until)
-        if data is None or ttl <= 0:
-            return  # too large to share, or already expired: this process keeps it alone
-        try:
-            with anyio.move_on_after(self.settings.timeout) as scope:
-                await self._shared.put(key, data, ttl)
-            if scope.cancelled_caught:
-                self._shared_failed("write", TimeoutError(f"no answer in {self.settings.timeout}s"))
-        except Exception as exc:
-            self._shared_failed("write", exc)
+        if data is not None and ttl > 0:  # else too large to share, or expired: kept here
+            await self._shared_call("write", lambda: shared.put(key, data, ttl))
 
-    def _shared_failed(self, what: str, exc: Exception) -> None:
+    async def _shared_call(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """What a call to the shared cache gives, or None when it raises or times out (a
+        store of the user's own may do either): counted, logged once per outage."""
+        timeout = self.settings.timeout
+        failure: Exception | None = None
+        result = None
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                result = await call()
+            if scope.cancelled_caught:
+                failure = TimeoutError(f"no answer within {timeout:g}s")
+        except Exception as exc:
+            failure = exc
+        if failure is None:
+            if self._shared_down:
+                self._shared_down = False
+                logger.info("the shared introspection cache answers again")
+            return result
         self.shared_failures += 1
-        logger.warning(
-            "the shared introspection cache failed to %s: %s: %s", what, type(exc).__name__, exc
-        )
+        if not self._shared_down:
+            self._shared_down = True
+            logger.warning(
+                "the shared introspection cache failed to %s: %s: %s; tokens are "
+                "introspected without it until it answers",
+                what,
+                type(failure).__name__,
+                failure,
+            )
+        return None
 
     def check(self, members: Mapping[str, Any], now: float) -> AccessToken:
         """RFC 7662 §2.2: only ``active: true`` passes, then the members are checked."""

@@ -266,7 +266,9 @@ async def test_a_failing_store_leaves_the_endpoint_to_answer(
     verifier = guard.server.verifier
     assert getattr(verifier, "introspection", verifier).shared_failures == 4
     failure = "TimeoutError" if hang else "ConnectionError"
-    assert f"the shared introspection cache failed to read: {failure}" in caplog.text
+    # Logged once for the outage, not once per call.
+    assert caplog.text.count(f"the shared introspection cache failed to read: {failure}") == 1
+    assert caplog.text.count("the shared introspection cache failed") == 1
 
 
 def test_the_shared_cache_must_be_a_cache() -> None:
@@ -281,3 +283,30 @@ def test_entries_round_trip_and_refuse_what_json_cannot_hold() -> None:
     assert encode_entry({"active": True, "x": float("nan")}, 1.0) is None
     assert encode_entry({"active": True, "x": "y" * MAX_ENTRY_BYTES}, 1.0) is None
     assert decode_entry(data.decode(), 1_000.0) is None  # a str is not what a store returns
+
+
+class Recovering(MemoryIntrospectionCache):
+    """The in-memory store, down until ``up`` is set."""
+
+    up = False
+
+    async def get(self, key: str) -> bytes | None:
+        if not self.up:
+            raise ConnectionError("down")
+        return await super().get(key)
+
+
+async def test_a_store_that_answers_again_is_used_again(
+    server: IntrospectionServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    active(server, "opaque-1", time.time())
+    active(server, "opaque-2", time.time())
+    store = Recovering()
+    async with workers(server, store, endpoint=server.endpoint) as (first, second):
+        with caplog.at_level(logging.INFO, logger="oauthguard"):
+            assert (await first.get("/mcp", headers=bearer("opaque-1"))).status_code == 200
+            store.up = True
+            assert (await first.get("/mcp", headers=bearer("opaque-2"))).status_code == 200
+            assert (await second.get("/mcp", headers=bearer("opaque-1"))).status_code == 200
+    assert "the shared introspection cache answers again" in caplog.text
+    assert server.calls == 2  # the second worker read opaque-1's answer, written while down
