@@ -121,6 +121,25 @@ async def test_an_outage_is_logged_once_counted_and_left_alone_for_a_pause(
         await cache.aclose()
 
 
+async def test_a_slow_redis_is_a_miss_after_the_timeout() -> None:
+    process, url = start_redis()
+    clock = Clock()
+    cache = RedisIntrospectionCache.from_url(url, timeout=0.3, clock=clock)
+    admin = redis.asyncio.from_url(url)
+    try:
+        await cache.put("k", b"entry", 60)
+        await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # Redis stops answering
+        assert await cache.get("k") is None
+        assert (cache.failures, cache.outages) == (1, 1)
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        clock.now += 1  # past the pause the breaker took
+        assert await cache.get("k") == b"entry"
+    finally:
+        await admin.aclose()
+        await cache.aclose()
+        stop(process)
+
+
 # -- uvicorn --workers 4 ------------------------------------------------------------------
 def fleet_issuer() -> tuple[TestIssuer, int]:
     port = free_port()
