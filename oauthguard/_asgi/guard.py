@@ -11,7 +11,7 @@ from oauthguard._asgi.endpoints import answer_refusals
 from oauthguard._asgi.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
 from oauthguard._asgi.readiness import ReadinessEndpoint
 from oauthguard._asgi.readiness import readiness_path as readiness_path_of
-from oauthguard._asgi.resources import ServedResource, resource_paths
+from oauthguard._asgi.resources import ServedResource, guard_server, resource_paths
 from oauthguard._asgi.types import (
     ASGIApp,
     Message,
@@ -22,13 +22,12 @@ from oauthguard._asgi.types import (
     send_response,
 )
 from oauthguard._core.issuer import IssuerEntry
-from oauthguard._core.server import ResourceServer, given_or_built
+from oauthguard._core.server import ResourceServer
 from oauthguard._core.settings import DPoP, Issuer, Metadata
 from oauthguard._dpop.htu import request_uri
 from oauthguard._dpop.nonces import nonce_headers
 from oauthguard._http.paths import (
     NormalPaths,
-    PathTable,
     check_public_paths,
     method_problem,
     routed_path,
@@ -89,7 +88,9 @@ class OAuthGuard:
         self.rules = build_rules(rules)
         self._has_rules = bool(self.rules)  # read on every request: no __bool__ call then
         self._normal_paths = NormalPaths()
-        self.server = server = _server(server, resource, authorization_servers, dpop, self.rules)
+        self.server = server = guard_server(
+            server, resource, authorization_servers, dpop, self.rules
+        )
         self.metadata = metadata if metadata is not None else Metadata()
         if not isinstance(self.metadata, Metadata):
             raise ConfigurationError(
@@ -382,30 +383,3 @@ def sending_nonce(send: Send, nonce: str) -> Send:
         await send(message)
 
     return send_with_nonce
-
-
-def _server(
-    server: ResourceServer | None,
-    resource: str | None,
-    authorization_servers: Any,
-    dpop: DPoP | str | None,
-    rules: PathTable[Requirement],
-) -> ResourceServer:
-    """The guard's server: the one given, or one built from the shorthand arguments. The
-    audiences of ``rules`` are resources it serves (their paths need tokens for them)."""
-    audiences = [rule.audience for _, rule in rules.items() if rule.audience is not None]
-    server = given_or_built(
-        "OAuthGuard",
-        server,
-        resource=resource,
-        authorization_servers=authorization_servers,
-        dpop=dpop,
-        resources=audiences if server is None else None,
-    )
-    for audience in audiences:
-        if audience not in server.resources:
-            raise ConfigurationError(
-                f"rules: require(audience={audience!r}) names a resource the server does not "
-                f"serve; add it to ResourceServer(resources=[...])"
-            )
-    return server
