@@ -555,3 +555,57 @@ def signed_parts(tokens: list[str]) -> Iterator[tuple[bytes, bytes]]:
     for token in tokens:
         head, payload, signature = token.split(".")
         yield f"{head}.{payload}".encode("ascii"), b64url_decode(signature)
+
+
+# -- introspection answers shared through Redis ---------------------------------------------
+#: Whether rows may start a service of their own (``run.py --no-services`` says not).
+START_SERVICES = True
+
+
+def _start_redis() -> str:
+    """A redis-server of the benchmark's own on a free loopback port, stopped at exit."""
+    import atexit
+    import shutil
+    import socket
+    import subprocess
+
+    if not START_SERVICES:
+        raise Unavailable("--no-services: no redis-server started")
+    if shutil.which("redis-server") is None:
+        raise Unavailable("no redis-server on this machine")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    atexit.register(process.terminate)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    raise Unavailable("redis-server did not start")
+
+
+def introspection_redis_app(issuer: TestIssuer) -> App:
+    """Introspection with no cache in this process: every request reads the token's answer
+    from Redis (the first one, in the warm-up round, introspects and writes it)."""
+    try:
+        from oauthguard import Introspection
+        from oauthguard.redis import RedisIntrospectionCache
+    except ImportError:
+        raise Unavailable("RedisIntrospectionCache is not in this checkout") from None
+    settings = Introspection(
+        endpoint=issuer.base + "/introspect",
+        client_id="bench",
+        client_secret="bench-secret",
+        cache_size=0,  # no local cache: the verified-token cache keeps nothing either
+        shared_cache=RedisIntrospectionCache.from_url(_start_redis()),
+    )
+    client = httpx.AsyncClient(transport=IntrospectionTransport(issuer))
+    return guarded_app(issuer, http_client=client, introspection=settings)

@@ -4,8 +4,9 @@ from oauthguard._asgi.guard import OAuthGuard
 from oauthguard._core.server import ResourceServer
 from oauthguard._core.settings import JWT, DPoP, Issuer, Limits, Metadata
 from oauthguard._dpop.nonces import DPoPNonces
-from oauthguard._dpop.replay import ReplayStore
-from oauthguard._introspection.verifier import Introspection
+from oauthguard._dpop.replay import MemoryReplayStore, ReplayStore
+from oauthguard._introspection.settings import Introspection
+from oauthguard._introspection.shared import IntrospectionCache, MemoryIntrospectionCache
 from oauthguard._policy import require
 from oauthguard._wire.errors import (
     ConfigurationError,
@@ -16,6 +17,7 @@ from oauthguard._wire.errors import (
     InvalidRequest,
     InvalidToken,
     MissingCredentials,
+    StartupError,
     TemporarilyUnavailable,
     UseDPoPNonce,
 )
@@ -33,16 +35,20 @@ __all__ = [
     "InsufficientScope",
     "InsufficientUserAuthentication",
     "Introspection",
+    "IntrospectionCache",
     "InvalidDPoPProof",
     "InvalidRequest",
     "InvalidToken",
     "Issuer",
     "Limits",
+    "MemoryIntrospectionCache",
+    "MemoryReplayStore",
     "Metadata",
     "MissingCredentials",
     "OAuthGuard",
     "ReplayStore",
     "ResourceServer",
+    "StartupError",
     "TemporarilyUnavailable",
     "TokenVerifier",
     "UseDPoPNonce",

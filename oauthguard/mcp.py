@@ -35,7 +35,7 @@ from oauthguard._core.settings import JWT, DPoP, Issuer, Limits, Metadata
 from oauthguard._dpop.htu import origin_of
 from oauthguard._exchange.answers import ExchangedToken, ExchangeRefused
 from oauthguard._exchange.settings import TokenExchange
-from oauthguard._introspection.verifier import Introspection
+from oauthguard._introspection.settings import Introspection
 from oauthguard._mcp.calls import (
     COVERED_PROTOCOL_VERSIONS,
     UNREAD,

@@ -41,6 +41,7 @@ _JWT = {
     "jwks_cache_ttl": "keys_ttl",
     "jwks_refresh_cooldown": "keys_refresh_cooldown",
     "jwks_max_stale": "keys_max_stale",
+    "require_keys_at_startup": "require_keys_at_startup",
 }
 _DPOP = {
     "dpop": "mode",
@@ -57,7 +58,7 @@ _LIMITS = {
     "http_timeout": "http_timeout",
 }
 _METADATA = ("scopes_supported", "resource_name", "resource_documentation", "realm")
-_GUARD = ("rules", "public_paths", "scope_implies")
+_GUARD = ("rules", "public_paths", "scope_implies", "readiness_path")
 
 
 def _group(options: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:

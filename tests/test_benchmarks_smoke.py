@@ -14,11 +14,12 @@ BENCHMARKS = ROOT / "benchmarks"
 
 
 def run_quick_benchmark(output: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``python benchmarks/run.py --quick --json output``, run as ``__main__`` in this
-    process: a subprocess would import oauthguard, Starlette and the MCP SDK again (~1 s of
-    CPU) only to run the same script."""
+    """``python benchmarks/run.py --quick --no-services --json output``, run as ``__main__``
+    in this process: a subprocess would import oauthguard, Starlette and the MCP SDK again
+    (~1 s of CPU) only to run the same script. No redis-server: the fast suite starts none."""
     script = BENCHMARKS / "run.py"
-    monkeypatch.setattr(sys, "argv", [str(script), "--quick", "--json", str(output)])
+    argv = [str(script), "--quick", "--no-services", "--json", str(output)]
+    monkeypatch.setattr(sys, "argv", argv)
     # As ``python script`` would: the script's folder first (for its ``import cases``).
     monkeypatch.setattr(sys, "path", [str(BENCHMARKS), *sys.path])
     monkeypatch.delitem(sys.modules, "cases", raising=False)

@@ -9,7 +9,9 @@ from typing import Any
 from oauthguard._asgi.context import CONTEXT, RequestContext
 from oauthguard._asgi.endpoints import answer_refusals
 from oauthguard._asgi.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
-from oauthguard._asgi.resources import ServedResource, resource_paths
+from oauthguard._asgi.readiness import ReadinessEndpoint
+from oauthguard._asgi.readiness import readiness_path as readiness_path_of
+from oauthguard._asgi.resources import ServedResource, guard_server, resource_paths
 from oauthguard._asgi.types import (
     ASGIApp,
     Message,
@@ -20,13 +22,12 @@ from oauthguard._asgi.types import (
     send_response,
 )
 from oauthguard._core.issuer import IssuerEntry
-from oauthguard._core.server import ResourceServer, given_or_built
+from oauthguard._core.server import ResourceServer
 from oauthguard._core.settings import DPoP, Issuer, Metadata
 from oauthguard._dpop.htu import request_uri
 from oauthguard._dpop.nonces import nonce_headers
 from oauthguard._http.paths import (
     NormalPaths,
-    PathTable,
     check_public_paths,
     method_problem,
     routed_path,
@@ -34,7 +35,7 @@ from oauthguard._http.paths import (
 from oauthguard._policy import Requirement, build_implications, build_rules
 from oauthguard._wire.challenge import Challenger
 from oauthguard._wire.credentials import Credentials
-from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidRequest
+from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidRequest, StartupError
 from oauthguard._wire.redaction import token_digest, unexpected
 from oauthguard._wire.tokens import AccessToken, AnonymousUser
 
@@ -60,6 +61,13 @@ class OAuthGuard:
     ``public_paths`` are exact paths, or prefixes ending in ``*``, that need no token;
     ``scope_implies`` lets broader scopes satisfy narrower ones (``{"admin": {"read"}}``);
     ``metadata`` (``Metadata``) is what the metadata document and challenges say.
+    ``readiness_path`` (``"/ready"``) serves a readiness check for an orchestrator, with no
+    token: 200 while ``ResourceServer.ready()`` (every issuer's keys in hand, the
+    introspection endpoint not paused), else 503; its body never names the configuration.
+
+    On ASGI lifespan startup the issuers' keys are fetched; a ``StartupError``
+    (``JWT(require_keys_at_startup=True)``) is sent as ``lifespan.startup.failed``, which
+    servers treat as fatal whatever their lifespan mode (uvicorn exits with status 3).
     """
 
     def __init__(
@@ -74,12 +82,15 @@ class OAuthGuard:
         public_paths: Iterable[str] = (),
         scope_implies: Mapping[str, Iterable[str]] | None = None,
         metadata: Metadata | None = None,
+        readiness_path: str | None = None,
     ) -> None:
         self.app: ASGIApp = app
         self.rules = build_rules(rules)
         self._has_rules = bool(self.rules)  # read on every request: no __bool__ call then
         self._normal_paths = NormalPaths()
-        self.server = server = _server(server, resource, authorization_servers, dpop, self.rules)
+        self.server = server = guard_server(
+            server, resource, authorization_servers, dpop, self.rules
+        )
         self.metadata = metadata if metadata is not None else Metadata()
         if not isinstance(self.metadata, Metadata):
             raise ConfigurationError(
@@ -98,10 +109,13 @@ class OAuthGuard:
             dpop_algs=dpop_settings.algorithms if dpop_settings.mode != "disabled" else (),
             bearer=dpop_settings.mode != "required",
         )
-        self.documents = {
+        self.documents: dict[str, ASGIApp] = {
             metadata_path(resource): MetadataEndpoint(self._document(resource))
             for resource in server.resources
         }
+        ready_at = readiness_path_of(readiness_path, set(self.documents))
+        if ready_at is not None:  # served like a document: no lookup of its own per request
+            self.documents[ready_at] = ReadinessEndpoint(server)
         self._default, self.served = resource_paths(server, self.rules, self.challenger)
         self._several_resources = len(server.resources) > 1
         # One context per rule, built once: what require(...) and integrations read.
@@ -320,21 +334,30 @@ class OAuthGuard:
         await _send_refusal(scope, receive, send, status, headers, body)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Keys fetched at startup (bounded, never failing); the server's HTTP client closed
-        once the app has shut down."""
-
-        async def receive_and_warm() -> Any:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
+        """Keys fetched at startup, before the app's own startup; the server's HTTP client
+        closed once the app has shut down. A ``StartupError`` is ``lifespan.startup.failed``
+        sent here: raised into the app's lifespan, it would be read by uvicorn's default
+        ``lifespan="auto"`` as lifespan being unsupported, and the server would serve."""
+        first = await receive()
+        if first["type"] == "lifespan.startup":
+            try:
                 await self.server.warm()
-            return message
+            except StartupError as exc:
+                logger.error("%s", exc)
+                await self.server.aclose()
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+        given: list[Message] = [first]
+
+        async def receive_after_startup() -> Any:
+            return given.pop() if given else await receive()
 
         async def send_and_close(message: Message) -> None:
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 await self.server.aclose()
             await send(message)
 
-        await self.app(scope, receive_and_warm, send_and_close)
+        await self.app(scope, receive_after_startup, send_and_close)
 
 
 async def _send_refusal(
@@ -360,30 +383,3 @@ def sending_nonce(send: Send, nonce: str) -> Send:
         await send(message)
 
     return send_with_nonce
-
-
-def _server(
-    server: ResourceServer | None,
-    resource: str | None,
-    authorization_servers: Any,
-    dpop: DPoP | str | None,
-    rules: PathTable[Requirement],
-) -> ResourceServer:
-    """The guard's server: the one given, or one built from the shorthand arguments. The
-    audiences of ``rules`` are resources it serves (their paths need tokens for them)."""
-    audiences = [rule.audience for _, rule in rules.items() if rule.audience is not None]
-    server = given_or_built(
-        "OAuthGuard",
-        server,
-        resource=resource,
-        authorization_servers=authorization_servers,
-        dpop=dpop,
-        resources=audiences if server is None else None,
-    )
-    for audience in audiences:
-        if audience not in server.resources:
-            raise ConfigurationError(
-                f"rules: require(audience={audience!r}) names a resource the server does not "
-                f"serve; add it to ResourceServer(resources=[...])"
-            )
-    return server

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from oauthguard._asgi.metadata import metadata_url
-from oauthguard._core.server import ResourceServer
+from oauthguard._core.server import ResourceServer, given_or_built
+from oauthguard._core.settings import DPoP
 from oauthguard._http.paths import PathTable, normalize_prefix
 from oauthguard._policy import Requirement
 from oauthguard._wire.challenge import Challenger
@@ -62,3 +64,30 @@ def resource_paths(
 def _path(resource: str) -> str:
     """The path of ``resource`` as requests are matched on it: decoded, in normal form."""
     return normalize_prefix(urlsplit(resource).path or "/", "resources") or "/"
+
+
+def guard_server(
+    server: ResourceServer | None,
+    resource: str | None,
+    authorization_servers: Any,
+    dpop: DPoP | str | None,
+    rules: PathTable[Requirement],
+) -> ResourceServer:
+    """The guard's server: the one given, or one built from the shorthand arguments. The
+    audiences of ``rules`` are resources it serves (their paths need tokens for them)."""
+    audiences = [rule.audience for _, rule in rules.items() if rule.audience is not None]
+    server = given_or_built(
+        "OAuthGuard",
+        server,
+        resource=resource,
+        authorization_servers=authorization_servers,
+        dpop=dpop,
+        resources=audiences if server is None else None,
+    )
+    for audience in audiences:
+        if audience not in server.resources:
+            raise ConfigurationError(
+                f"rules: require(audience={audience!r}) names a resource the server does not "
+                f"serve; add it to ResourceServer(resources=[...])"
+            )
+    return server

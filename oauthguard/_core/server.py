@@ -13,16 +13,24 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
-import anyio
 import httpx
 
 from oauthguard._core.directory import DirectoryBuilder, default_rules
 from oauthguard._core.issuer import Issuer, IssuerEntry, issuers, warn_insecure
+from oauthguard._core.requests import (
+    Authenticated,
+    Headers,
+    UserFactory,
+    Verified,
+    default_user,
+    header_pairs,
+    request_target,
+)
 from oauthguard._core.settings import (
     JWT,
     DPoP,
@@ -31,99 +39,28 @@ from oauthguard._core.settings import (
     resource_identifiers,
     strings,
 )
+from oauthguard._core.startup import (
+    keys_ready,
+    require_some_keys,
+    warm_key_sets,
+    warn_unsafe_defaults,
+)
 from oauthguard._dpop.nonces import check_nonces
 from oauthguard._dpop.proof import DPoPChecker, access_token_hash, check_bearer
 from oauthguard._dpop.replay import check_replay_store
 from oauthguard._http.cache import ExpiringCache
-from oauthguard._http.paths import PathTable, path_problem
-from oauthguard._introspection.verifier import AutoVerifier, Introspection, IntrospectionVerifier
+from oauthguard._http.paths import PathTable
+from oauthguard._introspection.settings import Introspection
+from oauthguard._introspection.verifier import AutoVerifier, IntrospectionVerifier
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier
-from oauthguard._verify.keys import KeySet
 from oauthguard._verify.trust import IssuerDirectory
 from oauthguard._wire.credentials import Credentials, read_credentials
-from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidRequest, InvalidToken
+from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidToken
 from oauthguard._wire.redaction import unexpected
-from oauthguard._wire.tokens import AccessToken, AuthenticatedUser, ReuseLimit, TokenVerifier
+from oauthguard._wire.tokens import AccessToken, ReuseLimit, TokenVerifier
 
 logger = logging.getLogger("oauthguard")
-
-#: Builds ``request.user`` (or any per-token object) from a validated token and its string.
-UserFactory = Callable[[AccessToken, str], Any]
-#: Request headers: a mapping, or (name, value) pairs where a name may repeat.
-Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
-
-
-class Verified:
-    """What the cache of verified tokens holds for one token: the token in the one form it
-    can be used in (DPoP-bound, or Bearer), the user built for it, and, for a DPoP-bound
-    token, its hash for the proofs' ``ath`` (RFC 9449 §4.2). ``bearer``: whether the token
-    passed ``check_bearer``, which reads only the token, so a cached one is checked once."""
-
-    __slots__ = ("ath", "bearer", "token", "user")
-
-    def __init__(self, token: AccessToken, user: Any, ath: str | None) -> None:
-        self.token = token
-        self.user = user
-        self.ath = ath
-        claims = token.claims
-        if token.jkt is None and "cnf" not in claims and "token_type" not in claims:
-            self.bearer = True  # what check_bearer reads is absent: it would pass
-            return
-        try:
-            check_bearer(token)
-        except InvalidToken:
-            self.bearer = False
-        else:
-            self.bearer = True
-
-
-class Authenticated(NamedTuple):
-    """One authenticated request: its token, the user built for it, and the ``DPoP-Nonce``
-    to send with the response (RFC 9449 §8), if any."""
-
-    token: AccessToken
-    user: Any
-    dpop_nonce: str | None
-
-
-def default_user(token: AccessToken, raw: str) -> AuthenticatedUser:
-    """The user of a token unless ``user_factory`` says otherwise (Starlette-compatible)."""
-    return AuthenticatedUser(token)
-
-
-def header_pairs(headers: Headers) -> list[tuple[bytes, bytes]]:
-    """Headers as ASGI has them: lowercase byte names, byte values, repeats kept."""
-    multi = getattr(headers, "multi_items", None)  # httpx and Starlette Headers
-    items: Iterable[tuple[Any, Any]] = (
-        multi() if callable(multi) else headers.items() if isinstance(headers, Mapping) else headers
-    )
-    pairs = []
-    try:
-        for name, value in items:
-            raw_name = name if isinstance(name, bytes) else str(name).encode("latin-1")
-            raw_value = value if isinstance(value, bytes) else str(value).encode("latin-1")
-            pairs.append((raw_name.lower(), raw_value))
-    except UnicodeEncodeError:  # RFC 9110 §5.5: a field value is octets, never wider
-        raise InvalidRequest("a request header holds characters outside ISO-8859-1") from None
-    return pairs
-
-
-def request_target(url: str, public_origin: str | None) -> tuple[str, bytes, str]:
-    """The path, query and DPoP ``htu`` (RFC 9449 §4.3: no query or fragment) of a request
-    to ``url``; ``InvalidRequest`` for a URL that is no URL, or whose path is not in normal
-    form (the path picks the resource, as in ``OAuthGuard``)."""
-    try:
-        parts = urlsplit(url)
-        raw_path = parts.path or "/"
-        path, raw, query = unquote(raw_path), raw_path.encode("ascii"), parts.query.encode("ascii")
-    except (ValueError, TypeError, AttributeError):  # UnicodeEncodeError is a ValueError
-        raise InvalidRequest("the request URL is not an absolute URI (RFC 3986 §4.3)") from None
-    problem = path_problem(path, raw)
-    if problem is not None:
-        raise InvalidRequest(problem)
-    htu = url.partition("?")[0].partition("#")[0]
-    return path, query, htu if public_origin is None else public_origin + raw_path
 
 
 class ResourceServer:
@@ -209,6 +146,8 @@ class ResourceServer:
             _check_introspection(introspection, self.issuers)
         self.introspection = introspection
         self._custom_verifier = verifier is not None
+        self._introspection: IntrospectionVerifier | None = None
+        self._warned = False
         self.verifier: TokenVerifier = verifier or self._build_verifier()
         self._reuse_limit = self.verifier if isinstance(self.verifier, ReuseLimit) else None
         self.dpop_checker = self._build_dpop_checker()
@@ -236,7 +175,7 @@ class ResourceServer:
         settings = self.introspection
         if settings is None:
             return jwt
-        introspection = IntrospectionVerifier(
+        introspection = self._introspection = IntrospectionVerifier(
             settings,
             http_client=self.http,
             servers=self.servers,
@@ -345,21 +284,31 @@ class ResourceServer:
     # -- life cycle ------------------------------------------------------------------------
     async def warm(self) -> None:
         """Fetch every issuer's keys now, for at most twice ``Limits.http_timeout`` (nothing
-        with a custom ``verifier``). Failures are logged, never raised: requests then get
-        503 until the keys arrive."""
-
-        async def warm_one(key_set: KeySet) -> None:
-            try:
-                await key_set.warm()
-            except Exception as exc:
-                logger.warning("could not warm the keys of %s: %s", key_set.issuer, exc)
-
+        with a custom ``verifier``). Failures are logged: requests then get 503 until the
+        keys arrive, or, with ``JWT(require_keys_at_startup=True)``, ``StartupError`` is
+        raised when no issuer's keys came. Warns, once, of a default that protects one
+        process only (DPoP proofs recorded in memory)."""
+        if not self._warned:
+            self._warned = True
+            warn_unsafe_defaults(self.dpop)
         if self._custom_verifier:
             return
-        with anyio.move_on_after(2 * self.limits.http_timeout):
-            async with anyio.create_task_group() as tasks:
-                for key_set in self.key_sets.values():
-                    tasks.start_soon(warm_one, key_set)
+        key_sets = list(self.key_sets.values())
+        fetched = await warm_key_sets(key_sets, 2 * self.limits.http_timeout)
+        if self.jwt.require_keys_at_startup:
+            require_some_keys(key_sets, fetched)
+
+    async def ready(self) -> bool:
+        """Whether this server can check tokens now, for a readiness check: every issuer's
+        keys in hand (those missing are fetched first, for at most ``Limits.http_timeout``)
+        and the introspection endpoint, if any, not paused after failures. Always True with
+        a custom ``verifier``."""
+        if self._custom_verifier:
+            return True
+        if self._introspection is not None and self._introspection.paused():
+            return False
+        key_sets = list(self.key_sets.values())
+        return await keys_ready(key_sets, self.clock, self.limits.http_timeout)
 
     async def aclose(self) -> None:
         """Close the HTTP client, if this server created it."""
@@ -367,7 +316,11 @@ class ResourceServer:
             await self.http.aclose()
 
     async def __aenter__(self) -> ResourceServer:
-        await self.warm()
+        try:
+            await self.warm()
+        except BaseException:
+            await self.aclose()  # no __aexit__ follows a failed __aenter__
+            raise
         return self
 
     async def __aexit__(

@@ -93,7 +93,10 @@ class JWT:
     ``keys_ttl``: how long a JWKS is used before it is fetched again (less when its
     ``Cache-Control`` says so); ``keys_refresh_cooldown``: the least time between two
     fetches for a token whose ``kid`` is unknown; ``keys_max_stale``: how long the last keys
-    stay in use while the issuer cannot be reached.
+    stay in use while the issuer cannot be reached. ``require_keys_at_startup=True`` makes
+    startup fail (``StartupError``; under uvicorn the process exits with status 3) when no
+    issuer's keys can be fetched then; by default the server starts and answers 503 until
+    they can be.
     """
 
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
@@ -104,6 +107,7 @@ class JWT:
     keys_ttl: float = 600
     keys_refresh_cooldown: float = 30
     keys_max_stale: float = 86400
+    require_keys_at_startup: bool = False
 
     def __post_init__(self) -> None:
         _set(self, "algorithms", check_algorithms(self.algorithms, "JWT(algorithms=...)"))
@@ -116,6 +120,11 @@ class JWT:
         cooldown = seconds("JWT(keys_refresh_cooldown=...)", self.keys_refresh_cooldown)
         _set(self, "keys_refresh_cooldown", cooldown)
         _set(self, "keys_max_stale", seconds("JWT(keys_max_stale=...)", self.keys_max_stale))
+        if not isinstance(self.require_keys_at_startup, bool):
+            raise ConfigurationError(
+                "JWT(require_keys_at_startup=...) must be True (startup fails without keys) "
+                f"or False (503 until they come), got {self.require_keys_at_startup!r}"
+            )
 
 
 @dataclass(frozen=True)

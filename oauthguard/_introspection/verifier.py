@@ -1,27 +1,23 @@
-"""Opaque tokens through RFC 7662 introspection: the settings and ``IntrospectionVerifier``."""
+"""Opaque tokens through RFC 7662 introspection: ``IntrospectionVerifier``."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import anyio
 import httpx
 
 from oauthguard._http.breaker import CircuitBreaker, Ticket, retry_after
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._http.client_auth import (
-    AUTH_METHODS,
     ClientAuthentication,
-    SigningKey,
-    load_signing_key,
 )
 from oauthguard._http.fetch import Fetched, UnreadableBody, fetch_document
 from oauthguard._http.singleflight import SingleFlight
-from oauthguard._http.urls import INSECURE_HTTP, fetchable
 from oauthguard._introspection.answers import (
     AboutThisToken,
     IntrospectionFailure,
@@ -32,118 +28,17 @@ from oauthguard._introspection.answers import (
     status_failure,
     transport_failure,
 )
+from oauthguard._introspection.settings import Introspection
+from oauthguard._introspection.shared import decode_entry, encode_entry, namespace, shared_key
 from oauthguard._introspection.signed import MEDIA_TYPE, BadSignedResponse, read_signed_response
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier, build_token, check_aud_claim, check_window
 from oauthguard._verify.keys import KeySet
 from oauthguard._verify.trust import IssuerDirectory, TokenRules
-from oauthguard._wire.errors import ConfigurationError, InvalidToken, TemporarilyUnavailable
+from oauthguard._wire.errors import InvalidToken, TemporarilyUnavailable
 from oauthguard._wire.tokens import AccessToken
 
 logger = logging.getLogger("oauthguard")
-
-
-def _seconds(name: str, value: object, *, positive: bool = False) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value < 0
-        or (positive and value == 0)
-        or not math.isfinite(value)
-    ):
-        kind = "a positive" if positive else "a non-negative"
-        raise ConfigurationError(f"Introspection({name}=...) must be {kind} number of seconds")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Introspection:
-    """How to introspect opaque access tokens (RFC 7662), for ``OAuthGuard(introspection=)``.
-
-    ``endpoint`` defaults to the ``introspection_endpoint`` in the authorization server's
-    metadata. The resource server authenticates as ``client_id`` with ``auth_method``:
-    ``client_secret_basic`` or ``client_secret_post`` (with ``client_secret``) or
-    ``private_key_jwt`` (with ``private_key``: a ``cryptography`` private key, PEM or JWK).
-    Active results are cached until the token's ``exp`` but at most ``cache_ttl`` seconds
-    (the delay after which a revocation is seen), inactive ones ``negative_cache_ttl``.
-    ``require_aud=True`` refuses active responses without ``aud`` (RFC 7662 makes it
-    optional), ``False`` accepts them; ``None`` leaves it to where the settings are used:
-    ``OAuthGuard`` accepts them, ``oauthguard.mcp.protect()`` and
-    ``oauthguard.mcp.MCPTokenVerifier`` refuse them (MCP servers must check that a token was
-    issued for them). ``jwt_response`` asks for RFC 9701 signed responses and verifies them
-    with the issuer's keys. ``token_format="auto"`` verifies JWTs locally and introspects
-    the other tokens; ``"opaque"`` introspects every token.
-    """
-
-    endpoint: str | None = None
-    client_id: str
-    client_secret: str | None = field(default=None, repr=False)
-    private_key: Any = field(default=None, repr=False)
-    auth_method: str = "client_secret_basic"
-    cache_ttl: float = 60
-    negative_cache_ttl: float = 5
-    cache_size: int = 10_000
-    timeout: float = 5
-    require_aud: bool | None = None
-    jwt_response: bool = False
-    token_format: str = "auto"
-    signing_key: SigningKey | None = field(init=False, default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.endpoint is not None and not (
-            isinstance(self.endpoint, str) and fetchable(self.endpoint)
-        ):
-            raise ConfigurationError(
-                f"Introspection(endpoint=...) must be an https URL, got {self.endpoint!r} "
-                f"(http only on loopback, or on any host with {INSECURE_HTTP}=1)"
-            )
-        if not isinstance(self.client_id, str) or not self.client_id:
-            raise ConfigurationError("Introspection(client_id=...) must be a non-empty string")
-        if self.auth_method not in AUTH_METHODS:
-            raise ConfigurationError(
-                f"Introspection(auth_method=...) must be one of "
-                f"{', '.join(AUTH_METHODS)}; got {self.auth_method!r}"
-            )
-        self._check_credentials()
-        if self.token_format not in ("auto", "opaque"):
-            raise ConfigurationError(
-                "Introspection(token_format=...) must be 'auto' (JWTs checked here, other "
-                f"tokens introspected) or 'opaque' (every token introspected); got "
-                f"{self.token_format!r}"
-            )
-        _seconds("cache_ttl", self.cache_ttl)
-        _seconds("negative_cache_ttl", self.negative_cache_ttl)
-        _seconds("timeout", self.timeout, positive=True)
-        if self.require_aud is not None and not isinstance(self.require_aud, bool):
-            raise ConfigurationError(
-                "Introspection(require_aud=...) must be True, False or "
-                f"None; got {self.require_aud!r}"
-            )
-        if (
-            isinstance(self.cache_size, bool)
-            or not isinstance(self.cache_size, int)
-            or self.cache_size < 0
-        ):
-            raise ConfigurationError("Introspection(cache_size=...) must be a non-negative integer")
-
-    def _check_credentials(self) -> None:
-        if self.auth_method == "private_key_jwt":
-            if self.private_key is None:
-                raise ConfigurationError(
-                    "Introspection(auth_method='private_key_jwt') needs "
-                    "private_key= (a cryptography key, PEM or JWK)"
-                )
-            object.__setattr__(self, "signing_key", load_signing_key(self.private_key))
-            return
-        if self.private_key is not None:
-            raise ConfigurationError(
-                f"Introspection: private_key is given but auth_method is "
-                f"{self.auth_method!r}; use auth_method='private_key_jwt'"
-            )
-        if not isinstance(self.client_secret, str) or not self.client_secret:
-            raise ConfigurationError(
-                f"Introspection(auth_method={self.auth_method!r}) needs "
-                "client_secret= (a non-empty string)"
-            )
 
 
 class IntrospectionVerifier:
@@ -157,6 +52,11 @@ class IntrospectionVerifier:
     of the service open a circuit breaker (``oauthguard._http.breaker``): tokens not in the
     cache are then answered 503 at once while one request at a time probes the endpoint.
     Answers are read up to 1 MiB.
+
+    With ``Introspection(shared_cache=)`` a token this process has not seen is looked up
+    there first (under a hash of the endpoint, the client and the token), and every answer
+    is written there: read back, it goes through the same checks as a fresh one, and an
+    entry that cannot be read, or a store that fails, is a miss, so the endpoint is asked.
     """
 
     def __init__(
@@ -196,8 +96,14 @@ class IntrospectionVerifier:
         self._flight: SingleFlight[AccessToken] = SingleFlight()
         self._breaker = CircuitBreaker()
         self._paused_because = ""  # the failure that last opened the breaker
+        self._shared = settings.shared_cache
+        self._shared_down = False  # its last call failed: the next failure is not logged
+        where = settings.endpoint or " ".join(sorted(self._key_sets))  # one issuer if none
+        self._namespace = namespace(where, settings.client_id)
         #: How many introspection requests were sent.
         self.calls = 0
+        #: Tokens found in, missing from, and unreadable in the shared cache; its failures.
+        self.shared_hits = self.shared_misses = self.shared_malformed = self.shared_failures = 0
 
     async def verify(self, token: str) -> AccessToken:
         """The token as the authorization server describes it, checked like a JWT's claims."""
@@ -209,14 +115,34 @@ class IntrospectionVerifier:
         refusal = self._inactive.get(digest, now)
         if refusal is not None:
             raise InvalidToken(refusal)
-        return await self._flight.run(digest, lambda: self._introspect(token, digest))
+        return await self._flight.run(digest, lambda: self._verify_new(token, digest))
 
     def reuse_until(self, token: str, verified: AccessToken, now: float) -> float:
         """Until when a verified token may be reused: no longer than this cache keeps it."""
         expiry = self._active.expiry(hashlib.sha256(token.encode()).hexdigest())
         return now if expiry is None else expiry
 
-    async def _introspect(self, token: str, digest: str) -> AccessToken:
+    def paused(self) -> bool:
+        """Whether new tokens get 503 at once: the endpoint failed and its pause runs."""
+        return self._breaker.state(self._clock()) == "open"
+
+    async def _verify_new(self, token: str, digest: str) -> AccessToken:
+        """A token this process holds no answer for: from the shared cache, or introspected
+        (and then shared)."""
+        key = None
+        if self._shared is not None:
+            key = shared_key(self._namespace, token)
+            entry = await self._read_shared(key)
+            if entry is not None:
+                outcome, _ = self._conclude(entry[0], token, digest, entry[1])
+                return _result(outcome)
+        members = await self._introspect(token, digest)
+        outcome, until = self._conclude(members, token, digest, math.inf)
+        if key is not None:
+            await self._write_shared(key, members, until)
+        return _result(outcome)
+
+    async def _introspect(self, token: str, digest: str) -> dict[str, Any]:
         ticket = self._admit()
         try:
             members = await self._fetch(token)
@@ -232,25 +158,88 @@ class IntrospectionVerifier:
             self._breaker.succeeded(ticket)
         finally:
             self._breaker.released(ticket)  # cancelled, or no endpoint: no word on the service
+        return members
+
+    def _conclude(
+        self, members: Mapping[str, Any], token: str, digest: str, limit: float
+    ) -> tuple[AccessToken | InvalidToken, float]:
+        """The token an answer describes, or its refusal, kept here until the returned time
+        (never past ``limit``, when a shared entry stops being usable)."""
         now = self._clock()
         try:
             verified = self.check(members, now, token)
         except InvalidToken as refusal:
-            self._inactive.put(
-                digest, refusal.description, now + self.settings.negative_cache_ttl, now
-            )
+            until = min(limit, now + self.settings.negative_cache_ttl)
+            self._inactive.put(digest, refusal.description, until, now)
             logger.info(
                 "introspected token sha256:%s refused: %s; see %s",
                 digest[:12],
                 refusal.description,
                 refusal.docs,
             )
-            raise
-        until = now + self.settings.cache_ttl
+            return refusal, until
+        until = min(limit, now + self.settings.cache_ttl)
         if verified.expires_at is not None:
             until = min(until, verified.expires_at)  # RFC 7662 §4: never past exp
         self._active.put(digest, verified, until, now)
-        return verified
+        return verified, until
+
+    async def _read_shared(self, key: str) -> tuple[dict[str, Any], float] | None:
+        """The usable entry under ``key``, or None: absent, unreadable, or the store failed
+        or took longer than ``Introspection(timeout=)`` (then the endpoint is asked)."""
+        shared = self._shared
+        assert shared is not None
+        data = await self._shared_call("read", lambda: shared.get(key))
+        entry = decode_entry(data, self._clock())
+        if entry is not None:
+            self.shared_hits += 1
+            return entry
+        self.shared_misses += 1
+        if data is not None:
+            self.shared_malformed += 1
+            logger.warning(
+                "ignored an unreadable or expired shared introspection entry (key %s...)",
+                key[:12],
+            )
+        return None
+
+    async def _write_shared(self, key: str, members: Mapping[str, Any], until: float) -> None:
+        shared = self._shared
+        assert shared is not None
+        ttl = until - self._clock()
+        data = encode_entry(members, until)
+        if data is not None and ttl > 0:  # else too large to share, or expired: kept here
+            await self._shared_call("write", lambda: shared.put(key, data, ttl))
+
+    async def _shared_call(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """What a call to the shared cache gives, or None when it raises or times out (a
+        store of the user's own may do either): counted, logged once per outage."""
+        timeout = self.settings.timeout
+        failure: Exception | None = None
+        result = None
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                result = await call()
+            if scope.cancelled_caught:
+                failure = TimeoutError(f"no answer within {timeout:g}s")
+        except Exception as exc:
+            failure = exc
+        if failure is None:
+            if self._shared_down:
+                self._shared_down = False
+                logger.info("the shared introspection cache answers again")
+            return result
+        self.shared_failures += 1
+        if not self._shared_down:
+            self._shared_down = True
+            logger.warning(
+                "the shared introspection cache failed to %s: %s: %s; tokens are "
+                "introspected without it until it answers",
+                what,
+                type(failure).__name__,
+                failure,
+            )
+        return None
 
     def check(self, members: Mapping[str, Any], now: float, raw: str = "") -> AccessToken:
         """RFC 7662 §2.2: only ``active: true`` passes, then the members are checked."""
@@ -404,3 +393,9 @@ class AutoVerifier:
         if self.jwt.issuer_of(token) is not None:
             return math.inf
         return self.introspection.reuse_until(token, verified, now)
+
+
+def _result(outcome: AccessToken | InvalidToken) -> AccessToken:
+    if isinstance(outcome, InvalidToken):
+        raise outcome
+    return outcome

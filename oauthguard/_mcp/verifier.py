@@ -14,7 +14,7 @@ from oauthguard._core.issuer import IssuerEntry
 from oauthguard._core.server import ResourceServer, given_or_built
 from oauthguard._core.settings import JWT, Issuer, Limits
 from oauthguard._dpop.proof import check_bearer
-from oauthguard._introspection.verifier import Introspection
+from oauthguard._introspection.settings import Introspection
 from oauthguard._wire.errors import GuardError
 from oauthguard._wire.redaction import redacted_traceback, token_digest
 from oauthguard._wire.tokens import AccessToken

@@ -185,6 +185,11 @@ class KeySet:
         last = self._last_miss_refresh
         return last is None or now - last >= self._cooldown
 
+    def usable(self, now: float) -> bool:
+        """Whether keys are in hand at ``now`` (fresh, or stale but still within
+        ``max_stale``)."""
+        return self._by_kid is not None and now < self._usable_until
+
     async def warm(self) -> None:
         """Fetch the keys now (on startup); raises ``TemporarilyUnavailable`` on failure."""
         await self._refresh_or_stale(self._clock())

@@ -18,6 +18,12 @@ class ConfigurationError(ValueError):
     """
 
 
+class StartupError(RuntimeError):
+    """The resource server cannot start: raised by ``ResourceServer.warm()`` (on entering
+    ``async with``, or on ASGI lifespan startup) when ``JWT(require_keys_at_startup=True)``
+    and no issuer's signing keys could be fetched."""
+
+
 class GuardError(Exception):
     """A request was refused. Carries everything the challenge needs.
 

@@ -131,9 +131,13 @@ def test_the_examples_built_at_import_answer_without_a_token(
 ) -> None:
     monkeypatch.setenv("DPOP_NONCE_SECRET", "a" * 32)
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # never reached: no token
+    monkeypatch.setenv("INTROSPECTION_SECRET", "s3cret")
+    monkeypatch.setenv("INTROSPECTION_CACHE_SECRET", "b" * 32)
     for name, scheme in (("deploying_redis.py", "DPoP"), ("behind_a_proxy.py", "Bearer")):
         with served(name) as (_, client):
             assert_refused(client.get("/orders"), 401, None, scheme)
+            if name == "deploying_redis.py":  # started: the issuer's keys are in hand
+                assert client.get("/ready").json() == {"status": "ready"}
 
 
 def test_the_logging_example_gives_the_guard_logger_a_handler() -> None:

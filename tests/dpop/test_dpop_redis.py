@@ -4,7 +4,6 @@ processes, and failing closed when Redis is down."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,8 @@ import pytest
 import redis.asyncio
 from dpop_setup import RESOURCE, Setup
 from proofs import ClientKey
-from support import assert_refused, free_port, require_service, serve
+from redis_support import running_redis, start_redis, stop, wait_for_port
+from support import assert_refused, free_port, serve
 
 from oauthguard.redis import RedisReplayStore
 from oauthguard.testing import TestIssuer
@@ -25,57 +25,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
-def start_redis() -> tuple[subprocess.Popen[bytes], str]:
-    require_service("redis-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, process)
-    return process, f"redis://127.0.0.1:{port}/0"
-
-
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    process, url = start_redis()
-    try:
-        yield url
-    finally:
-        stop(process)
+    yield from running_redis()
 
 
 async def test_the_redis_store_records_a_key_once_for_its_ttl(redis_url: str) -> None:

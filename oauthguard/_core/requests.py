@@ -1,0 +1,90 @@
+"""What one request to a ``ResourceServer`` is made of: its headers and target, the entry
+the cache of verified tokens holds for its token, and what authenticating it gives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from oauthguard._dpop.proof import check_bearer
+from oauthguard._http.paths import path_problem
+from oauthguard._wire.errors import InvalidRequest, InvalidToken
+from oauthguard._wire.tokens import AccessToken, AuthenticatedUser
+
+#: Builds ``request.user`` (or any per-token object) from a validated token and its string.
+UserFactory = Callable[[AccessToken, str], Any]
+#: Request headers: a mapping, or (name, value) pairs where a name may repeat.
+Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
+
+
+class Verified:
+    """What the cache of verified tokens holds for one token: the token in the one form it
+    can be used in (DPoP-bound, or Bearer), the user built for it, and, for a DPoP-bound
+    token, its hash for the proofs' ``ath`` (RFC 9449 §4.2). ``bearer``: whether the token
+    passed ``check_bearer``, which reads only the token, so a cached one is checked once."""
+
+    __slots__ = ("ath", "bearer", "token", "user")
+
+    def __init__(self, token: AccessToken, user: Any, ath: str | None) -> None:
+        self.token = token
+        self.user = user
+        self.ath = ath
+        claims = token.claims
+        if token.jkt is None and "cnf" not in claims and "token_type" not in claims:
+            self.bearer = True  # what check_bearer reads is absent: it would pass
+            return
+        try:
+            check_bearer(token)
+        except InvalidToken:
+            self.bearer = False
+        else:
+            self.bearer = True
+
+
+class Authenticated(NamedTuple):
+    """One authenticated request: its token, the user built for it, and the ``DPoP-Nonce``
+    to send with the response (RFC 9449 §8), if any."""
+
+    token: AccessToken
+    user: Any
+    dpop_nonce: str | None
+
+
+def default_user(token: AccessToken, raw: str) -> AuthenticatedUser:
+    """The user of a token unless ``user_factory`` says otherwise (Starlette-compatible)."""
+    return AuthenticatedUser(token)
+
+
+def header_pairs(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI has them: lowercase byte names, byte values, repeats kept."""
+    multi = getattr(headers, "multi_items", None)  # httpx and Starlette Headers
+    items: Iterable[tuple[Any, Any]] = (
+        multi() if callable(multi) else headers.items() if isinstance(headers, Mapping) else headers
+    )
+    pairs = []
+    try:
+        for name, value in items:
+            raw_name = name if isinstance(name, bytes) else str(name).encode("latin-1")
+            raw_value = value if isinstance(value, bytes) else str(value).encode("latin-1")
+            pairs.append((raw_name.lower(), raw_value))
+    except UnicodeEncodeError:  # RFC 9110 §5.5: a field value is octets, never wider
+        raise InvalidRequest("a request header holds characters outside ISO-8859-1") from None
+    return pairs
+
+
+def request_target(url: str, public_origin: str | None) -> tuple[str, bytes, str]:
+    """The path, query and DPoP ``htu`` (RFC 9449 §4.3: no query or fragment) of a request
+    to ``url``; ``InvalidRequest`` for a URL that is no URL, or whose path is not in normal
+    form (the path picks the resource, as in ``OAuthGuard``)."""
+    try:
+        parts = urlsplit(url)
+        raw_path = parts.path or "/"
+        path, raw, query = unquote(raw_path), raw_path.encode("ascii"), parts.query.encode("ascii")
+    except (ValueError, TypeError, AttributeError):  # UnicodeEncodeError is a ValueError
+        raise InvalidRequest("the request URL is not an absolute URI (RFC 3986 §4.3)") from None
+    problem = path_problem(path, raw)
+    if problem is not None:
+        raise InvalidRequest(problem)
+    htu = url.partition("?")[0].partition("#")[0]
+    return path, query, htu if public_origin is None else public_origin + raw_path
