@@ -37,6 +37,7 @@ from oauthguard._dpop.replay import check_replay_store
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._http.paths import PathTable, path_problem
 from oauthguard._introspection.verifier import AutoVerifier, Introspection, IntrospectionVerifier
+from oauthguard._telemetry import TELEMETRY
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._verify.keys import KeySet
@@ -154,6 +155,7 @@ class ResourceServer:
         clock: Callable[[], float] | None = None,
         user_factory: UserFactory | None = None,
     ) -> None:
+        TELEMETRY.refresh()
         self.resource = check_resource(resource)
         self.issuers = issuers(authorization_servers)
         self.jwt = _group("jwt", jwt, JWT)
@@ -323,7 +325,11 @@ class ResourceServer:
     async def _verify_new(self, token: str, now: float) -> Verified:
         """Verify a token the cache does not hold, build its user, and keep both while
         the token is valid (and the verifier allows reuse)."""
-        verified = await self.verifier.verify(token)
+        metrics = TELEMETRY.refresh()
+        if metrics is None:
+            verified = await self.verifier.verify(token)
+        else:
+            verified = await metrics.timed_verification(self.verifier.verify, token)
         ath = None
         if verified.jkt is not None:  # RFC 9449 §6: usable only with proofs of its key
             verified = dataclasses.replace(verified, scheme="DPoP")
@@ -348,6 +354,7 @@ class ResourceServer:
             except Exception as exc:
                 logger.warning("could not warm the keys of %s: %s", key_set.issuer, exc)
 
+        TELEMETRY.refresh()  # an SDK configured since the server was built
         if self._custom_verifier:
             return
         with anyio.move_on_after(2 * self.limits.http_timeout):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from oauthguard._telemetry import Metrics
 from oauthguard._wire.errors import ConfigurationError, TemporarilyUnavailable
 
 
@@ -83,6 +84,17 @@ class MemoryReplayStore:
 
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
+
+
+async def counted_first_use(store: ReplayStore, key: str, ttl: float, metrics: Metrics) -> bool:
+    """``store.first_use(key, ttl)``, its result counted: recorded, replayed or failed."""
+    try:
+        first = await store.first_use(key, ttl)
+    except Exception:
+        metrics.replay_store("failed")
+        raise
+    metrics.replay_store("recorded" if first else "replayed")
+    return first
 
 
 def check_replay_store(value: object, clock: Callable[[], float]) -> ReplayStore:

@@ -33,6 +33,7 @@ from oauthguard._introspection.client_auth import (
     load_signing_key,
 )
 from oauthguard._introspection.signed import MEDIA_TYPE, BadSignedResponse, read_signed_response
+from oauthguard._telemetry import TELEMETRY
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier, build_token, check_aud_claim, check_window
 from oauthguard._verify.keys import KeySet
@@ -194,7 +195,7 @@ class IntrospectionVerifier:
         self._active: ExpiringCache[AccessToken] = ExpiringCache(settings.cache_size)
         self._inactive: ExpiringCache[str] = ExpiringCache(settings.cache_size)
         self._flight: SingleFlight[AccessToken] = SingleFlight()
-        self._breaker = CircuitBreaker()
+        self._breaker = CircuitBreaker(name="introspection")
         self._paused_because = ""  # the failure that last opened the breaker
         #: How many introspection requests were sent.
         self.calls = 0
@@ -204,9 +205,11 @@ class IntrospectionVerifier:
         digest = hashlib.sha256(token.encode()).hexdigest()
         now = self._clock()
         cached = self._active.get(digest, now)
+        refusal = self._inactive.get(digest, now) if cached is None else None
+        if TELEMETRY.metrics is not None:
+            TELEMETRY.metrics.introspection_cache(cached is not None or refusal is not None)
         if cached is not None:
             return cached
-        refusal = self._inactive.get(digest, now)
         if refusal is not None:
             raise InvalidToken(refusal)
         return await self._flight.run(digest, lambda: self._introspect(token, digest))
@@ -218,15 +221,20 @@ class IntrospectionVerifier:
 
     async def _introspect(self, token: str, digest: str) -> AccessToken:
         ticket = self._admit()
+        metrics = TELEMETRY.metrics
         try:
             members = await self._fetch(token)
         except AboutThisToken as failure:
             # The service answered: one odd token must not turn every new token away.
             self._breaker.succeeded(ticket)
             self._log(logging.WARNING, failure, " for one token")
+            if metrics is not None:
+                metrics.introspection("unreadable")
             raise
         except ServiceFailure as failure:
             self._log(logging.ERROR, failure)
+            if metrics is not None:
+                metrics.introspection("failed")
             raise self._failed(ticket, failure, digest) from None
         else:
             self._breaker.succeeded(ticket)
@@ -236,6 +244,8 @@ class IntrospectionVerifier:
         try:
             verified = self.check(members, now)
         except InvalidToken as refusal:
+            if metrics is not None:
+                metrics.introspection("inactive")
             self._inactive.put(
                 digest, refusal.description, now + self.settings.negative_cache_ttl, now
             )
@@ -250,6 +260,8 @@ class IntrospectionVerifier:
         if verified.expires_at is not None:
             until = min(until, verified.expires_at)  # RFC 7662 §4: never past exp
         self._active.put(digest, verified, until, now)
+        if metrics is not None:
+            metrics.introspection("active")
         return verified
 
     def check(self, members: Mapping[str, Any], now: float) -> AccessToken:
@@ -289,6 +301,7 @@ class IntrospectionVerifier:
                 form=form,
                 headers=headers,
                 read_statuses=(200, 400),
+                span="oauthguard introspection",
             )
         except httpx.HTTPError as exc:
             raise transport_failure(exc, self.settings.timeout) from None
