@@ -65,12 +65,20 @@ def _version() -> str:
 class Metrics:
     """The instruments, made once from one meter, and what each records."""
 
+    @classmethod
+    def of(cls, meter_provider: Any) -> Metrics:
+        """The instruments of oauthguard's meter from ``meter_provider``."""
+        return cls(meter_provider.get_meter(SCOPE, _version()))
+
     def __init__(self, meter: Any) -> None:
         counter, histogram = meter.create_counter, meter.create_histogram
-        self._requests = counter(
+        # Counted on every request: in a dict here, reported when the reader collects.
+        self._requests = Tally(
+            meter,
             "oauthguard.requests",
-            unit="{request}",
-            description="Requests the guard decided on, by outcome (accepted or refused)",
+            "{request}",
+            "Requests the guard decided on, by outcome (accepted or refused)",
+            (OUTCOME, ERROR_TYPE, SCHEME, ISSUER, HTTP_ROUTE),
         )
         self._verification = histogram(
             "oauthguard.token.verification.duration",
@@ -102,10 +110,12 @@ class Metrics:
             unit="{lookup}",
             description="Lookups in the introspection cache by result: hit or miss",
         )
-        self._replay = counter(
+        self._replay = Tally(
+            meter,
             "oauthguard.dpop.replay_store.operations",
-            unit="{operation}",
-            description="DPoP replay-store checks by result: recorded, replayed, failed",
+            "{operation}",
+            "DPoP replay-store checks by result: recorded, replayed, failed",
+            (RESULT,),
         )
         self._breaker = counter(
             "oauthguard.breaker.state_changes",
@@ -114,20 +124,10 @@ class Metrics:
         )
 
     def accepted(self, scheme: str, issuer: str | None, route: str | None) -> None:
-        attributes = {OUTCOME: "accepted", SCHEME: scheme}
-        if issuer is not None:
-            attributes[ISSUER] = issuer
-        if route is not None:
-            attributes[HTTP_ROUTE] = route
-        self._requests.add(1, attributes)
+        self._requests.add(("accepted", None, scheme, issuer, route))
 
     def refused(self, error: str | None, scheme: str | None, route: str | None) -> None:
-        attributes = {OUTCOME: "refused", ERROR_TYPE: error or NO_CREDENTIALS}
-        if scheme is not None:
-            attributes[SCHEME] = scheme
-        if route is not None:
-            attributes[HTTP_ROUTE] = route
-        self._requests.add(1, attributes)
+        self._requests.add(("refused", error or NO_CREDENTIALS, scheme, None, route))
 
     def verification(self, seconds: float, error: str | None, issuer: str | None) -> None:
         attributes = {ERROR_TYPE: error} if error is not None else {}
@@ -164,16 +164,53 @@ class Metrics:
         self._introspection_cache.add(1, {RESULT: "hit" if hit else "miss"})
 
     def replay_store(self, result: str) -> None:
-        self._replay.add(1, {RESULT: result})
+        self._replay.add((result,))
 
     def breaker(self, name: str, state: str) -> None:
         self._breaker.add(1, {BREAKER: name, STATE: state})
 
 
+class Tally:
+    """A counter for the hot path: one dict update per event, the attribute sets built
+    only when a reader collects (an observable counter reporting the running totals).
+
+    At most ``MAX_SERIES`` attribute sets are kept (what the attributes hold is bounded by
+    the configuration and the app's routes; this is the backstop), the rest counted in
+    one series marked ``otel.metric.overflow`` as the SDK marks its own.
+    """
+
+    MAX_SERIES = 2000
+
+    def __init__(
+        self, meter: Any, name: str, unit: str, description: str, names: tuple[str, ...]
+    ) -> None:
+        self._names = names
+        self._totals: dict[tuple[str | None, ...], int] = {}
+        self._overflow = (None,) * len(names)
+        meter.create_observable_counter(
+            name, callbacks=[self._observe], unit=unit, description=description
+        )
+
+    def add(self, key: tuple[str | None, ...]) -> None:
+        totals = self._totals
+        if key not in totals and len(totals) >= self.MAX_SERIES:
+            key = self._overflow
+        totals[key] = totals.get(key, 0) + 1
+
+    def _observe(self, options: Any) -> Iterator[Any]:
+        for key, total in self._totals.copy().items():  # a copy: this is the reader's thread
+            if key == self._overflow:
+                yield otel_metrics.Observation(total, {"otel.metric.overflow": True})
+                continue
+            pairs = zip(self._names, key, strict=True)
+            attributes = {name: value for name, value in pairs if value}
+            yield otel_metrics.Observation(total, attributes)
+
+
 class Telemetry:
     """The process's instruments and tracer, None until a provider is configured."""
 
-    __slots__ = ("_pinned", "metrics", "tracer")
+    __slots__ = ("_global", "_pinned", "metrics", "tracer")
 
     def __init__(self) -> None:
         #: The instruments, or None: nothing is recorded.
@@ -181,33 +218,36 @@ class Telemetry:
         #: The tracer, or None: no span is made.
         self.tracer: Any = None
         self._pinned = False
+        #: What the global providers gave, once they were configured.
+        self._global: tuple[Metrics | None, Any] = (None, None)
 
     def refresh(self) -> Metrics | None:
         """Bind to the global providers once one is configured; the instruments, if any.
         Called off the hot path only: it looks the providers up while none is bound."""
         if otel_metrics is None or self._pinned:
             return self.metrics
-        if self.metrics is None:
+        if self._global[0] is None:
             provider = otel_metrics.get_meter_provider()
-            if _configured(provider):
-                self.metrics = Metrics(otel_metrics.get_meter(SCOPE, _version(), provider))
-        if self.tracer is None:
+            if _configured(provider):  # it can be set once: the instruments are made once
+                self._global = (Metrics.of(provider), self._global[1])
+        if self._global[1] is None:
             tracer_provider = otel_trace.get_tracer_provider()
             if _configured(tracer_provider):
-                self.tracer = otel_trace.get_tracer(SCOPE, _version(), tracer_provider)
+                tracer = otel_trace.get_tracer(SCOPE, _version(), tracer_provider)
+                self._global = (self._global[0], tracer)
+        self.metrics, self.tracer = self._global
         return self.metrics
 
-    def use(self, meter_provider: Any = None, tracer_provider: Any = None) -> None:
-        """Bind to these providers instead of the global ones (a benchmark measuring
-        both in one process); ``use()`` goes back to the global providers."""
-        self._pinned = meter_provider is not None or tracer_provider is not None
-        self.metrics = self.tracer = None
-        if meter_provider is not None:
-            self.metrics = Metrics(meter_provider.get_meter(SCOPE, _version()))
-        if tracer_provider is not None:
-            self.tracer = tracer_provider.get_tracer(SCOPE, _version())
-        if not self._pinned:
-            self.refresh()
+    def use(self, metrics: Metrics | None = None, tracer: Any = None) -> None:
+        """Record through these (None: nothing of that kind), never through the global
+        providers: a benchmark measuring with and without an SDK in one process."""
+        self._pinned = True
+        self.metrics, self.tracer = metrics, tracer
+
+    def use_global(self) -> None:
+        """Back to the global providers (the default)."""
+        self._pinned = False
+        self.refresh()
 
     def http_span(
         self, name: str, method: str, url: str, issuer: str | None = None
