@@ -4,7 +4,7 @@ oauthguard records through the OpenTelemetry API only; the application picks the
 the exporter, here OpenTelemetry's Prometheus exporter, served on a port of its own so the
 metrics stay off the public API.
 
-Install:       pip install '.[otel,demo]' opentelemetry-sdk opentelemetry-exporter-prometheus
+Install:       pip install '.[prometheus,demo]'   (an SDK and the exporter, and uvicorn)
 Run the demo:  python examples/telemetry_prometheus.py   (a local TestIssuer; prints curl
                commands and the metrics URL)
 In production: OAUTHGUARD_RESOURCE=https://api.example.com/orders \\

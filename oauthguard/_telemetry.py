@@ -2,12 +2,12 @@
 
 Everything goes through the OpenTelemetry API (``pip install oauthguard[otel]``) and its
 global providers, as a library should: the application configures an SDK (or not), never
-oauthguard. ``TELEMETRY.refresh()`` looks the global providers up off the hot path (a server
-built or started, a new token verified, a document fetched) and binds the instruments once
-a provider other than the API's own default is set, so an SDK configured after import is
-picked up at the next such moment. Until then ``TELEMETRY.metrics`` and ``TELEMETRY.tracer``
-are None, and every call site is one attribute test: without the API, or without an SDK,
-a request costs nothing more.
+oauthguard. ``TELEMETRY.refresh()`` looks the global providers up at a few moments, never
+per request: a server built, the app started (before and after its own startup), a document
+fetched. It binds the instruments once a provider other than the API's own default is set,
+so an SDK configured after import is picked up at the next such moment. Until then
+``TELEMETRY.metrics`` and ``TELEMETRY.tracer`` are None, and every call site is one
+attribute test: without the API, or without an SDK, a request costs nothing more.
 
 Attributes never carry a token, a subject, a client id or a request path: the issuer (a
 configured one, or the verified ``iss`` of an allowed tenant), the refusal's OAuth ``error``
@@ -223,7 +223,7 @@ class Telemetry:
 
     def refresh(self) -> Metrics | None:
         """Bind to the global providers once one is configured; the instruments, if any.
-        Called off the hot path only: it looks the providers up while none is bound."""
+        Never called per request: looking the providers up costs microseconds."""
         if otel_metrics is None or self._pinned:
             return self.metrics
         if self._global[0] is None:

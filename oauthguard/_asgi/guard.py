@@ -341,6 +341,8 @@ class OAuthGuard:
             return message
 
         async def send_and_close(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                TELEMETRY.refresh()  # an SDK the app's own startup configured
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 await self.server.aclose()
             await send(message)

@@ -325,7 +325,7 @@ class ResourceServer:
     async def _verify_new(self, token: str, now: float) -> Verified:
         """Verify a token the cache does not hold, build its user, and keep both while
         the token is valid (and the verifier allows reuse)."""
-        metrics = TELEMETRY.refresh()
+        metrics = TELEMETRY.metrics
         if metrics is None:
             verified = await self.verifier.verify(token)
         else:

@@ -221,7 +221,7 @@ class IntrospectionVerifier:
 
     async def _introspect(self, token: str, digest: str) -> AccessToken:
         ticket = self._admit()
-        metrics = TELEMETRY.metrics
+        metrics = TELEMETRY.refresh()  # a call to make: the moment to look for an SDK
         try:
             members = await self._fetch(token)
         except AboutThisToken as failure:

@@ -1,6 +1,6 @@
 """Without OpenTelemetry, or with its API and no SDK, nothing is bound and nothing recorded;
-an SDK configured after import is picked up at the next new token. Each case in a process
-of its own: the global providers can be set only once in a process."""
+an SDK configured after import is picked up when the app starts, never looked up per
+request. Each case in a process of its own: the global providers can be set only once."""
 
 from __future__ import annotations
 
@@ -53,9 +53,29 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 reader = InMemoryMetricReader()
 metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-asyncio.run(get(first))  # a cache hit: the hot path looks nothing up
+asyncio.run(get(issuer.token(audience="https://api.test/data")))  # no lookup per request
 assert bound.metrics is None
-asyncio.run(get(issuer.token(audience="https://api.test/data")))  # a new token binds
+
+
+async def start_and_get(token):
+    messages = [{"type": "lifespan.startup"}]
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else await asyncio.Event().wait()
+
+    async def send(message):
+        sent.append(message["type"])
+
+    lifespan = asyncio.ensure_future(guard({"type": "lifespan", "state": {}}, receive, send))
+    while not sent:
+        await asyncio.sleep(0)
+    assert sent == ["lifespan.startup.complete"], sent
+    await get(token)
+    lifespan.cancel()
+
+
+asyncio.run(start_and_get(first))  # the app starts: the SDK is bound; a cache hit counted
 points = [
     (metric.name, point.value)
     for resource in reader.get_metrics_data().resource_metrics
