@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -72,12 +73,11 @@ def child(mode: str, requests: int, checkout: Path) -> None:
         raise SystemExit(f"the app answered {sorted(set(statuses))}, not 200")
 
 
-def collected(mode: str, requests: int, checkout: Path) -> int:
-    """Instructions callgrind counted in a whole child process."""
+def collected(mode: str, requests: int, checkout: Path, *, valgrind: bool = True) -> int:
+    """Instructions callgrind counted in a whole child process. Every child hashes strings
+    alike (PYTHONHASHSEED) and finds its bytecode compiled (a run without valgrind first):
+    otherwise start-up alone varies by more than many requests cost."""
     command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
         sys.executable,
         str(Path(__file__).resolve()),
         "--child",
@@ -87,7 +87,12 @@ def collected(mode: str, requests: int, checkout: Path) -> int:
         "--checkout",
         str(checkout),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if not valgrind:
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        return 0
+    command[:0] = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     found = COLLECTED.search(result.stderr)
     if result.returncode != 0 or found is None:
         raise SystemExit(f"{mode}: callgrind failed:\n{result.stderr[-2000:]}")
@@ -108,6 +113,7 @@ def main() -> None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     per_request = {}
     for mode in args.modes:
+        collected(mode, args.requests, args.checkout, valgrind=False)
         once = collected(mode, args.requests, args.checkout)
         twice = collected(mode, 2 * args.requests, args.checkout)
         per_request[mode] = (twice - once) / args.requests
