@@ -163,3 +163,17 @@ def test_public_paths_and_the_metadata_document_are_not_counted(recorded: Record
     assert client.get(ORDER_PATH).status_code == 200
     assert client.get("/.well-known/oauth-protected-resource/orders").status_code == 200
     assert recorded.new(REQUESTS) == {}
+
+
+def test_verification_times_fall_in_buckets_made_for_seconds(recorded: Recorded) -> None:
+    issuer = TestIssuer(algorithms=("RS256",))
+    client = client_for(issuer)
+    token = issuer.token(audience=RESOURCE, subject=SUBJECT)
+    assert client.get(ORDER_PATH, headers={"authorization": f"Bearer {token}"}).is_success
+    [point] = [
+        point
+        for name, attributes, point in recorded.recorder.points()
+        if name == VERIFICATION and ("oauthguard.issuer", issuer.issuer) in attributes
+    ]
+    assert point.explicit_bounds[:3] == (0.0001, 0.00025, 0.0005)
+    assert point.max < 5  # seconds, not milliseconds
