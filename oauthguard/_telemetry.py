@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib.metadata
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -264,15 +264,16 @@ class Telemetry:
         if self.tracer is None:
             return _NO_SPAN
         parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]  # an IPv6 address keeps its brackets
         attributes: dict[str, Any] = {
             "http.request.method": method,
             # Semantic conventions: url.full never carries credentials; nor a query here.
-            "url.full": f"{parts.scheme}://{parts.hostname or ''}"
-            f"{f':{parts.port}' if parts.port else ''}{parts.path}",
+            "url.full": f"{parts.scheme}://{host}{parts.path}",
             "server.address": parts.hostname or "",
         }
-        if parts.port:
-            attributes["server.port"] = parts.port
+        with suppress(ValueError):  # a port that is no number: the request fails anyway
+            if parts.port:
+                attributes["server.port"] = parts.port
         if issuer is not None:
             attributes[ISSUER] = issuer
         return _client_span(self.tracer, name, attributes)

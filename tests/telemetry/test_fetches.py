@@ -146,3 +146,44 @@ def test_fetch_spans_are_children_of_the_asgi_instrumentation_request_span(
         assert span.kind.name == "CLIENT"
         assert span.parent is not None and span.parent.span_id == request.context.span_id
         assert span.context.trace_id == request.context.trace_id
+
+
+def test_span_urls_never_carry_credentials_or_a_query(recorded: Recorded) -> None:
+    from oauthguard._telemetry import TELEMETRY
+
+    with TELEMETRY.http_span("probe", "GET", "https://user:secret@[::1]:8443/jwks?key=v") as span:
+        assert span is not None
+    [probe] = recorded.spans("probe")
+    assert probe.attributes["url.full"] == "https://[::1]:8443/jwks"
+    assert probe.attributes["server.address"] == "::1"
+    assert probe.attributes["server.port"] == 8443
+
+
+@pytest.mark.anyio
+async def test_metadata_served_stale_while_discovery_fails_is_counted(
+    recorded: Recorded,
+) -> None:
+    clock = Clock()
+    port = free_port()
+    issuer = TestIssuer(f"http://127.0.0.1:{port}", algorithms=("RS256",), clock=clock)
+    async with httpx.AsyncClient() as http:
+        guard = build_guard(
+            Starlette(routes=[Route("/data", data)]),
+            resource=RESOURCE,
+            authorization_servers=[issuer.issuer],
+            http_client=http,
+            clock=clock,
+            http_timeout=2,
+        )
+        transport = httpx.ASGITransport(app=guard)
+        async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as client:
+            with serve(issuer.app, port=port):
+                first = await client.get("/data", headers=bearer(issuer.token(audience=RESOURCE)))
+                assert first.is_success
+            clock.advance(86400 + 1)  # the metadata is due too; the issuer is gone
+            again = await client.get("/data", headers=bearer(issuer.token(audience=RESOURCE)))
+            assert again.is_success  # the last good keys, within keys_max_stale
+
+    assert recorded.count(METADATA, oauthguard_result="ok") == 1
+    assert recorded.count(METADATA, oauthguard_result="stale", oauthguard_issuer=issuer.issuer)
+    assert recorded.count(JWKS, oauthguard_result="stale") == 1

@@ -177,3 +177,27 @@ def test_verification_times_fall_in_buckets_made_for_seconds(recorded: Recorded)
     ]
     assert point.explicit_bounds[:3] == (0.0001, 0.00025, 0.0005)
     assert point.max < 5  # seconds, not milliseconds
+
+
+def test_a_counter_keeps_at_most_its_series_and_counts_the_rest_as_overflow() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from oauthguard._telemetry import Metrics, Tally
+
+    reader = InMemoryMetricReader()
+    metrics = Metrics.of(MeterProvider(metric_readers=[reader]))
+    for n in range(Tally.MAX_SERIES + 5):
+        metrics.accepted("Bearer", "https://issuer.test", f"/route-{n}")
+    data = reader.get_metrics_data()
+    assert data is not None
+    [points] = [
+        metric.data.data_points
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == REQUESTS
+    ]
+    assert len(points) == Tally.MAX_SERIES + 1
+    [overflow] = [p for p in points if dict(p.attributes or {}).get("otel.metric.overflow")]
+    assert overflow.value == 5
