@@ -28,6 +28,7 @@ from starlette.routing import Route, request_response
 
 from oauthguard import InvalidToken, Issuer, OAuthGuard, ResourceServer
 from oauthguard._jose.b64 import b64url_decode, b64url_encode
+from oauthguard._telemetry import Metrics, otel_metrics
 from oauthguard.testing import TestIssuer, sign_jws
 
 RESOURCE = "https://api.test/mcp"
@@ -49,6 +50,9 @@ class AppCase:
     body: bytes = b""  # what ``receive`` hands the app, for every request
     lifespan: bool = False  # the app needs its ASGI lifespan started (the MCP SDK's does)
     status: int = 200  # what every response must be (a refusal case expects its refusal)
+    #: The OpenTelemetry instruments bound while the case runs (None: nothing bound, as
+    #: without the SDK); bound between batches, never while one is timed.
+    telemetry: Metrics | None = None
 
 
 @dataclass
@@ -609,3 +613,20 @@ def introspection_redis_app(issuer: TestIssuer) -> App:
     )
     client = httpx.AsyncClient(transport=IntrospectionTransport(issuer))
     return guarded_app(issuer, http_client=client, introspection=settings)
+
+
+def otel_api() -> None:
+    """``Unavailable`` without the OpenTelemetry API (the ``otel`` extra)."""
+    if otel_metrics is None:
+        raise Unavailable("opentelemetry-api is not installed: pip install '.[otel]'")
+
+
+def otel_sdk_metrics() -> Metrics:
+    """oauthguard's instruments from an SDK meter provider with an in-memory reader."""
+    otel_api()
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    except ImportError:
+        raise Unavailable("opentelemetry-sdk is not installed") from None
+    return Metrics.of(MeterProvider(metric_readers=[InMemoryMetricReader()]))

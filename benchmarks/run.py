@@ -32,6 +32,7 @@ import cases
 from cases import AppCase, FloorCase, Tokens, Unavailable, bearer, mcp_scope_for, scope_for
 
 from oauthguard import Limits
+from oauthguard._telemetry import TELEMETRY
 from oauthguard.testing import TestIssuer
 
 Case = AppCase | FloorCase
@@ -113,6 +114,13 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
 
     def introspected_requests(_: int) -> list[cases.Scope]:
         return [scope_for(opaque) for _ in range(per_round)]
+
+    def with_telemetry(case: AppCase, sdk: bool) -> AppCase:
+        if sdk:
+            case.telemetry = cases.otel_sdk_metrics()
+        else:
+            cases.otel_api()
+        return case
 
     def introspected() -> AppCase:
         return AppCase(cases.introspection_app(issuer), introspected_requests)
@@ -286,6 +294,22 @@ def rows(issuer: TestIssuer, per_round: int, rounds: int) -> list[Row]:
             lambda: refused(lambda: cases.flooded_scope(b"x-padding")),
         ),
         Row("introspected", "OAuthGuard, cached introspected opaque token", introspected),
+        # OpenTelemetry: the API installed and no SDK is how oauthguard runs for most users.
+        Row(
+            "otel_api_cached",
+            "OAuthGuard, cache hit, OpenTelemetry API, no SDK",
+            lambda: with_telemetry(AppCase(cases.guarded_app(issuer), same_token), sdk=False),
+        ),
+        Row(
+            "otel_sdk_cached",
+            "OAuthGuard, cache hit, OTel SDK + in-memory reader",
+            lambda: with_telemetry(AppCase(cases.guarded_app(issuer), same_token), sdk=True),
+        ),
+        Row(
+            "otel_sdk_fresh",
+            "OAuthGuard, fresh RS256, OTel SDK + in-memory reader",
+            lambda: with_telemetry(AppCase(cases.guarded_app(issuer), fresh(rs256)), sdk=True),
+        ),
         Row(
             "introspected_redis",
             "OAuthGuard, introspected token read from Redis",
@@ -463,6 +487,37 @@ TARGETS = [
         lambda v: True,
     ),
     Target(
+        "cache hit / bare route, OTel API without SDK",
+        "≤ 1.3×",
+        ("otel_api_cached", "bare"),
+        lambda m: m["otel_api_cached"] / m["bare"],
+        lambda v: v <= 1.3,
+    ),
+    # The same code as the plain cache hit: nothing is bound without an SDK. The ratio
+    # is the noise of the run; instructions (benchmarks/instructions.py) tell the rest.
+    Target(
+        "cache hit: OTel API without SDK / plain",
+        "≈ 1× (≤ 1.05×)",
+        ("otel_api_cached", "cached"),
+        lambda m: m["otel_api_cached"] / m["cached"],
+        lambda v: v <= 1.05,
+    ),
+    Target(
+        "cache hit: OTel SDK + in-memory reader − plain",
+        "(shown)",
+        ("otel_sdk_cached", "cached"),
+        lambda m: m["otel_sdk_cached"] - m["cached"],
+        lambda v: True,
+        unit=" µs",
+    ),
+    Target(
+        "fresh RS256: OTel SDK + in-memory reader / plain",
+        "(shown)",
+        ("otel_sdk_fresh", "fresh_rs256"),
+        lambda m: m["otel_sdk_fresh"] / m["fresh_rs256"],
+        lambda v: True,
+    ),
+    Target(
         "cached introspected token − bare route",
         "< 10 µs",
         ("introspected",),
@@ -516,6 +571,10 @@ async def time_batch(
     scopes, app, send = case.requests(round_index), case.app, checked.send
     receive = receiver(case.body)
     checked.expected = case.status
+    if case.telemetry is None:
+        TELEMETRY.use_global()  # as without an SDK: the providers looked up off the hot path
+    else:
+        TELEMETRY.use(case.telemetry)
     start = clock()
     for scope in scopes:
         await app(scope, receive, send)
@@ -561,6 +620,7 @@ async def measure(
     try:
         return await measure_started(built, rounds, clock)
     finally:
+        TELEMETRY.use_global()
         for stop in stops:
             await stop()
 

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from oauthguard._http.breaker import CircuitBreaker, Ticket, retry_after
 from oauthguard._introspection.shared import MAX_ENTRY_BYTES
+from oauthguard._telemetry import TELEMETRY
 from oauthguard._wire.errors import ConfigurationError, TemporarilyUnavailable
 
 logger = logging.getLogger("oauthguard")
@@ -50,7 +51,7 @@ class RedisReplayStore:
         self.client = client
         self.prefix = prefix
         self._clock = clock
-        self._breaker = CircuitBreaker()
+        self._breaker = CircuitBreaker(name="dpop_replay_store")
 
     @classmethod
     def from_url(
@@ -72,9 +73,10 @@ class RedisReplayStore:
         if not isinstance(ticket, Ticket):
             raise TemporarilyUnavailable(_UNAVAILABLE, retry_after=retry_after(ticket))
         try:
-            created = await self.client.set(
-                self.prefix + key, b"1", nx=True, px=max(1, math.ceil(ttl * 1000))
-            )
+            with TELEMETRY.redis_span("oauthguard dpop replay", "SET"):
+                created = await self.client.set(
+                    self.prefix + key, b"1", nx=True, px=max(1, math.ceil(ttl * 1000))
+                )
         except (RedisError, OSError) as exc:
             logger.warning("the DPoP replay store (Redis) failed: %s: %s", type(exc).__name__, exc)
             # Keys are digests of distinct proofs: three failing in a row is Redis failing.

@@ -89,7 +89,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 #: Each layer may import only the layers below it (DESIGN.md "Layers").
 LAYERS = [
-    ("oauthguard._jose", "oauthguard._http", "oauthguard._wire"),
+    ("oauthguard._jose", "oauthguard._http", "oauthguard._wire", "oauthguard._telemetry"),
     ("oauthguard._verify", "oauthguard._introspection", "oauthguard._dpop"),
     ("oauthguard._core", "oauthguard._exchange"),
     ("oauthguard._asgi", "oauthguard._policy"),

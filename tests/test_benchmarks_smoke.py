@@ -53,6 +53,9 @@ def test_quick_benchmark_prints_the_table_and_writes_json(
         "MCP fresh: protect / SDK+PyJWKClient, overhead",
         "MCP fresh: protect / SDK+static key, overhead",
         "MCP repeated: protect / bare MCP POST",
+        "OAuthGuard, cache hit, OpenTelemetry API, no SDK",
+        "OAuthGuard, cache hit, OTel SDK + in-memory reader",
+        "cache hit: OTel SDK + in-memory reader − plain",
     ):
         assert label in stdout
     results = json.loads(output.read_text())
@@ -77,6 +80,9 @@ def test_quick_benchmark_prints_the_table_and_writes_json(
         "protect_tools_cached",
         "protect_read_fresh",
         "protect_read_cached",
+        "otel_api_cached",  # the test extra has the OpenTelemetry API and SDK
+        "otel_sdk_cached",
+        "otel_sdk_fresh",
     } <= set(medians)
     assert all(value > 0 for value in medians.values())
     for target in results["targets"]:

@@ -17,6 +17,8 @@ from oauthguard._wire.errors import ConfigurationError, GuardError
 
 #: The scope key under which the guard keeps the request's ``RequestContext``.
 CONTEXT = "oauthguard"
+#: The scope key that marks a request the app refused through the guard (counted once).
+REFUSED = "oauthguard.refused"
 
 #: Answers a refusal: the challenge of the request's resource, as an HTTP response or a
 #: WebSocket denial.
@@ -61,3 +63,10 @@ def context_of(scope: Scope, what: str) -> RequestContext:
             "app; add it with app.add_middleware(OAuthGuard, ...)"
         )
     return context
+
+
+def route_template(scope: Scope) -> str | None:
+    """The route template the framework matched (Starlette's and FastAPI's route, Litestar's
+    ``path_template``), never the path itself: a path may hold identifiers."""
+    route = getattr(scope.get("route"), "path", None) or scope.get("path_template")
+    return route if isinstance(route, str) else None

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from oauthguard._asgi.context import CONTEXT, RequestContext
+from oauthguard._asgi.context import CONTEXT, REFUSED, RequestContext, route_template
 from oauthguard._asgi.endpoints import answer_refusals
 from oauthguard._asgi.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
 from oauthguard._asgi.readiness import ReadinessEndpoint
@@ -33,6 +33,7 @@ from oauthguard._http.paths import (
     routed_path,
 )
 from oauthguard._policy import Requirement, build_implications, build_rules
+from oauthguard._telemetry import TELEMETRY
 from oauthguard._wire.challenge import Challenger
 from oauthguard._wire.credentials import Credentials
 from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidRequest, StartupError
@@ -219,6 +220,9 @@ class OAuthGuard:
             if started:
                 raise
             await self.refuse(scope, receive, send, error)
+        finally:
+            if TELEMETRY.metrics is not None and REFUSED not in scope:
+                TELEMETRY.metrics.accepted(token.scheme, token.issuer, route_template(scope))
 
     def rule_for(self, method: str | None, path: str, routed: str) -> Requirement | None:
         """The path rule of a request. Rules name the paths the app routes (``routed``,
@@ -289,6 +293,9 @@ class OAuthGuard:
                 error.docs,
             )
         scheme = error.scheme or (credentials.scheme if credentials is not None else None)
+        if TELEMETRY.metrics is not None:
+            used = credentials.scheme if credentials is not None else None
+            TELEMETRY.metrics.refused(error.error, used, None)
         challenge_scope = rule.challenge_scope if rule is not None else None
         await self._answer(scope, receive, send, error, scheme, challenge_scope)
 
@@ -311,7 +318,11 @@ class OAuthGuard:
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """``render`` for a refusal from inside the app: the scheme the token came with."""
         token = scope.get("auth")
-        scheme = error.scheme or (token.scheme if isinstance(token, AccessToken) else None)
+        used = token.scheme if isinstance(token, AccessToken) else None
+        scheme = error.scheme or used
+        if TELEMETRY.metrics is not None and REFUSED not in scope:
+            TELEMETRY.metrics.refused(error.error, used, route_template(scope))
+        scope[REFUSED] = True
         logger.info(
             "refused %s %r: %s; see %s",
             scope.get("method", "WS"),
@@ -353,6 +364,8 @@ class OAuthGuard:
             return given.pop() if given else await receive()
 
         async def send_and_close(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                TELEMETRY.refresh()  # an SDK the app's own startup configured
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 await self.server.aclose()
             await send(message)

@@ -52,6 +52,7 @@ from oauthguard._http.cache import ExpiringCache
 from oauthguard._http.paths import PathTable
 from oauthguard._introspection.settings import Introspection
 from oauthguard._introspection.verifier import AutoVerifier, IntrospectionVerifier
+from oauthguard._telemetry import TELEMETRY
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._verify.trust import IssuerDirectory
@@ -95,6 +96,7 @@ class ResourceServer:
         clock: Callable[[], float] | None = None,
         user_factory: UserFactory | None = None,
     ) -> None:
+        TELEMETRY.refresh()
         self.resource = check_resource(resource)
         self.issuers = issuers(authorization_servers)
         self.jwt = _group("jwt", jwt, JWT)
@@ -266,7 +268,11 @@ class ResourceServer:
     async def _verify_new(self, token: str, now: float) -> Verified:
         """Verify a token the cache does not hold, build its user, and keep both while
         the token is valid (and the verifier allows reuse)."""
-        verified = await self.verifier.verify(token)
+        metrics = TELEMETRY.metrics
+        if metrics is None:
+            verified = await self.verifier.verify(token)
+        else:
+            verified = await metrics.timed_verification(self.verifier.verify, token)
         if verified.raw != token:  # a verifier of the app's own: the string it verified
             verified = dataclasses.replace(verified, raw=token)
         ath = None
@@ -291,6 +297,7 @@ class ResourceServer:
         if not self._warned:
             self._warned = True
             warn_unsafe_defaults(self.dpop)
+        TELEMETRY.refresh()  # an SDK configured since the server was built
         if self._custom_verifier:
             return
         key_sets = list(self.key_sets.values())

@@ -18,12 +18,13 @@ from typing import Any, Literal, NamedTuple
 
 from oauthguard._dpop.htu import same_uri
 from oauthguard._dpop.nonces import DPoPNonces
-from oauthguard._dpop.replay import ReplayStore
+from oauthguard._dpop.replay import ReplayStore, counted_first_use
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard._jose.jsonobj import loads as loads_json
 from oauthguard._jose.jwk import PRIVATE_MEMBERS, WeakKey, public_key
 from oauthguard._jose.signatures import verify_signature
+from oauthguard._telemetry import TELEMETRY
 from oauthguard._verify.jwt import bound_key
 from oauthguard._verify.keys import KEY_TYPES
 from oauthguard._wire.credentials import Credentials
@@ -346,7 +347,12 @@ class DPoPChecker:
         # RFC 9449 §11.1: recorded last, once the proof is known to be the key holder's (a
         # forged one must not use up the jti of another), for as long as it could pass.
         ttl = max(iat + self.max_age - now, 0) + self.leeway + 1
-        if not await self.replay_store.first_use(replay_key(jkt, method, checked_htu, jti), ttl):
+        key = replay_key(jkt, method, checked_htu, jti)
+        if TELEMETRY.metrics is None:
+            first = await self.replay_store.first_use(key, ttl)
+        else:
+            first = await counted_first_use(self.replay_store, key, ttl, TELEMETRY.metrics)
+        if not first:
             raise InvalidDPoPProof("the DPoP proof was already used (jti replay)")
         return fresh_nonce
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from oauthguard._telemetry import Metrics
 from oauthguard._wire.errors import ConfigurationError, TemporarilyUnavailable
 
 
@@ -94,6 +95,17 @@ def _digest(key: str) -> bytes:
         except ValueError:
             pass
     return hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
+async def counted_first_use(store: ReplayStore, key: str, ttl: float, metrics: Metrics) -> bool:
+    """``store.first_use(key, ttl)``, its result counted: recorded, replayed or failed."""
+    try:
+        first = await store.first_use(key, ttl)
+    except Exception:
+        metrics.replay_store("failed")
+        raise
+    metrics.replay_store("recorded" if first else "replayed")
+    return first
 
 
 def check_replay_store(value: object, clock: Callable[[], float]) -> ReplayStore:

@@ -17,6 +17,8 @@ import email.utils
 import math
 from collections.abc import Hashable
 
+from oauthguard._telemetry import TELEMETRY
+
 
 class Ticket:
     """Leave for one call; the probe's ticket holds the half-open breaker's one slot."""
@@ -28,8 +30,15 @@ class CircuitBreaker:
     """Whether to call a service now, from what its recent calls did (see the module)."""
 
     def __init__(
-        self, *, first_pause: float = 0.5, max_pause: float = 30.0, distinct: int = 3
+        self,
+        *,
+        first_pause: float = 0.5,
+        max_pause: float = 30.0,
+        distinct: int = 3,
+        name: str = "breaker",
     ) -> None:
+        #: What telemetry calls this breaker (its state changes are counted).
+        self.name = name
         self.first_pause = first_pause
         self.max_pause = max_pause
         self.distinct = distinct
@@ -56,11 +65,14 @@ class CircuitBreaker:
         if self._probe is not None:
             return min(1.0, self.max_pause)  # the probe's answer comes within the timeout
         self._probe = Ticket()
+        self._changed("half-open")
         return self._probe
 
     def succeeded(self, ticket: Ticket) -> None:
         """The service answered: closed, the schedule reset."""
         self.released(ticket)
+        if self._open_until is not None:
+            self._changed("closed")
         self._open_until = None
         self._pause = 0.0
         self._failed_keys.clear()
@@ -86,7 +98,12 @@ class CircuitBreaker:
         self._pause = min(self.max_pause, max(self.first_pause, 2 * self._pause))
         self._open_until = now + max(self._pause, min(wait, self.max_pause))
         self._failed_keys.clear()
+        self._changed("open")
         return True
+
+    def _changed(self, state: str) -> None:
+        if TELEMETRY.metrics is not None:
+            TELEMETRY.metrics.breaker(self.name, state)
 
     def wait(self, now: float) -> float:
         """Seconds until the open breaker lets a probe through; 0 when it would now."""

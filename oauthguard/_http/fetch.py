@@ -18,6 +18,8 @@ from typing import Any
 import anyio
 import httpx
 
+from oauthguard._telemetry import TELEMETRY, traced_status
+
 #: The largest metadata document, JWKS or introspection response read (real ones are a few
 #: KiB).
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -55,6 +57,8 @@ async def fetch_document(
     form: Mapping[str, str | Sequence[str]] | None = None,
     headers: Mapping[str, str] | None = None,
     read_statuses: Container[int] = (200,),
+    span: str = "oauthguard fetch",
+    issuer: str | None = None,
 ) -> Fetched:
     """GET ``url`` as JSON, or POST ``form`` to it; ``DocumentTooLarge`` past ``limit``
     bytes, ``httpx.HTTPError`` when the server does not answer. Only the bodies of
@@ -63,18 +67,24 @@ async def fetch_document(
 
     ``timeout`` bounds the whole exchange too, not only each read: a server dripping its
     body byte by byte must not hold the fetch (and every request waiting on it) for long.
+    The exchange is a client span named ``span`` when a tracer is bound (``_telemetry``).
     """
     sent = {"accept": "application/json", **(headers or {}), "accept-encoding": "identity"}
     options: dict[str, Any] = {"headers": sent, "timeout": timeout}
+    method = "GET"
     if form is not None:
+        method = "POST"
         options.update(data=form, follow_redirects=False)
-    with anyio.move_on_after(timeout):
-        async with http.stream("POST" if form is not None else "GET", url, **options) as response:
-            if response.status_code not in read_statuses:
-                return Fetched(response.status_code, response.headers, b"")
-            body = await _read_capped(response, limit)
-            return Fetched(response.status_code, response.headers, body)
-    raise httpx.ReadTimeout(f"no whole response within {timeout:g} s")
+    with TELEMETRY.http_span(span, method, url, issuer) as traced:
+        with anyio.move_on_after(timeout):
+            async with http.stream(method, url, **options) as response:
+                if traced is not None:
+                    traced_status(traced, response.status_code)
+                if response.status_code not in read_statuses:
+                    return Fetched(response.status_code, response.headers, b"")
+                body = await _read_capped(response, limit)
+                return Fetched(response.status_code, response.headers, body)
+        raise httpx.ReadTimeout(f"no whole response within {timeout:g} s")
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
@@ -114,11 +124,16 @@ class FetchFailed(Exception):
 
 
 async def fetch_json(
-    http: httpx.AsyncClient, url: str, *, timeout: float
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    timeout: float,
+    span: str = "oauthguard fetch",
+    issuer: str | None = None,
 ) -> tuple[Any, httpx.Headers]:
     """The JSON document at ``url`` (a 200 response) and its headers; ``FetchFailed``."""
     try:
-        response = await fetch_document(http, url, timeout=timeout)
+        response = await fetch_document(http, url, timeout=timeout, span=span, issuer=issuer)
     except httpx.HTTPError as exc:
         raise FetchFailed(f"{type(exc).__name__}: {exc}", answered=False) from None
     except UnreadableBody as exc:

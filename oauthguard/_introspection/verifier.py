@@ -31,6 +31,7 @@ from oauthguard._introspection.answers import (
 from oauthguard._introspection.settings import Introspection
 from oauthguard._introspection.shared import decode_entry, encode_entry, namespace, shared_key
 from oauthguard._introspection.signed import MEDIA_TYPE, BadSignedResponse, read_signed_response
+from oauthguard._telemetry import TELEMETRY
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier, build_token, check_aud_claim, check_window
 from oauthguard._verify.keys import KeySet
@@ -94,7 +95,7 @@ class IntrospectionVerifier:
         self._active: ExpiringCache[AccessToken] = ExpiringCache(settings.cache_size)
         self._inactive: ExpiringCache[str] = ExpiringCache(settings.cache_size)
         self._flight: SingleFlight[AccessToken] = SingleFlight()
-        self._breaker = CircuitBreaker()
+        self._breaker = CircuitBreaker(name="introspection")
         self._paused_because = ""  # the failure that last opened the breaker
         self._shared = settings.shared_cache
         self._shared_down = False  # its last call failed: the next failure is not logged
@@ -110,9 +111,11 @@ class IntrospectionVerifier:
         digest = hashlib.sha256(token.encode()).hexdigest()
         now = self._clock()
         cached = self._active.get(digest, now)
+        refusal = self._inactive.get(digest, now) if cached is None else None
+        if TELEMETRY.metrics is not None:
+            TELEMETRY.metrics.introspection_cache(cached is not None or refusal is not None)
         if cached is not None:
             return cached
-        refusal = self._inactive.get(digest, now)
         if refusal is not None:
             raise InvalidToken(refusal)
         return await self._flight.run(digest, lambda: self._verify_new(token, digest))
@@ -138,21 +141,29 @@ class IntrospectionVerifier:
                 return _result(outcome)
         members = await self._introspect(token, digest)
         outcome, until = self._conclude(members, token, digest, math.inf)
+        if TELEMETRY.metrics is not None:
+            refused = isinstance(outcome, InvalidToken)
+            TELEMETRY.metrics.introspection("inactive" if refused else "active")
         if key is not None:
             await self._write_shared(key, members, until)
         return _result(outcome)
 
     async def _introspect(self, token: str, digest: str) -> dict[str, Any]:
         ticket = self._admit()
+        metrics = TELEMETRY.refresh()  # a call to make: the moment to look for an SDK
         try:
             members = await self._fetch(token)
         except AboutThisToken as failure:
             # The service answered: one odd token must not turn every new token away.
             self._breaker.succeeded(ticket)
             self._log(logging.WARNING, failure, " for one token")
+            if metrics is not None:
+                metrics.introspection("unreadable")
             raise
         except ServiceFailure as failure:
             self._log(logging.ERROR, failure)
+            if metrics is not None:
+                metrics.introspection("failed")
             raise self._failed(ticket, failure, digest) from None
         else:
             self._breaker.succeeded(ticket)
@@ -278,6 +289,7 @@ class IntrospectionVerifier:
                 form=form,
                 headers=headers,
                 read_statuses=(200, 400),
+                span="oauthguard introspection",
             )
         except httpx.HTTPError as exc:
             raise transport_failure(exc, self.settings.timeout) from None

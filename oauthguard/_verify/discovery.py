@@ -14,6 +14,7 @@ import httpx
 from oauthguard._http.fetch import FetchFailed, fetch_json
 from oauthguard._http.singleflight import SingleFlight
 from oauthguard._http.urls import https_or_loopback
+from oauthguard._telemetry import TELEMETRY
 from oauthguard._wire.errors import TemporarilyUnavailable
 
 logger = logging.getLogger("oauthguard")
@@ -164,6 +165,7 @@ class AuthorizationServers:
 
     async def _discover(self, source: Source) -> dict[str, Any]:
         issuer = source.issuer
+        metrics = TELEMETRY.refresh()
         reasons = []
         for url in source.metadata_urls():
             try:
@@ -177,15 +179,21 @@ class AuthorizationServers:
             remember(self._documents, source, (document, self._clock()))
             self._failed_at.pop(source, None)
             logger.info("discovered metadata of %s at %s", issuer, url)
+            if metrics is not None:
+                metrics.metadata_fetch("ok", issuer)
             return document
         message = f"the metadata of {issuer} could not be fetched"
         logger.warning("%s (%s)", message, "; ".join(reasons))
+        if metrics is not None:  # ``get`` serves the last good document, if there is one
+            metrics.metadata_fetch("stale" if source in self._documents else "failed", issuer)
         remember(self._failed_at, source, (self._clock(), message))
         raise TemporarilyUnavailable(message, retry_after=math.ceil(self._retry_after))
 
     async def _fetch(self, url: str, issuer: str) -> dict[str, Any]:
         try:
-            document, _ = await fetch_json(self._http, url, timeout=self._timeout)
+            document, _ = await fetch_json(
+                self._http, url, timeout=self._timeout, span="oauthguard metadata", issuer=issuer
+            )
         except FetchFailed as exc:
             raise (MetadataError if exc.answered else Unreachable)(str(exc)) from None
         if not isinstance(document, dict):

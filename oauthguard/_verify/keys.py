@@ -20,6 +20,7 @@ from oauthguard._http.fetch import FetchFailed, fetch_json
 from oauthguard._http.singleflight import SingleFlight
 from oauthguard._http.urls import https_or_loopback
 from oauthguard._jose.jwk import public_key
+from oauthguard._telemetry import TELEMETRY
 from oauthguard._verify.discovery import AuthorizationServers, Source
 from oauthguard._wire.errors import TemporarilyUnavailable
 
@@ -217,10 +218,27 @@ class KeySet:
             self._fresh_until = min(now + self._cooldown, self._usable_until)
 
     async def _fetch(self) -> None:
+        """Fetch the keys (once, for every caller waiting on the single flight), the
+        result counted: ok, failed, or stale when the last good keys are served instead."""
+        metrics = TELEMETRY.refresh()
+        try:
+            await self._fetch_keys()
+        except TemporarilyUnavailable:
+            if metrics is not None:
+                now = self._clock()
+                stale = self._by_kid is not None and now < self._usable_until
+                metrics.jwks_fetch("stale" if stale else "failed", self.issuer)
+            raise
+        if metrics is not None:
+            metrics.jwks_fetch("ok", self.issuer)
+
+    async def _fetch_keys(self) -> None:
         uri = self._jwks_uri or await self._discovered_jwks_uri()
         self.fetches += 1
         try:
-            document, headers = await fetch_json(self._http, uri, timeout=self._timeout)
+            document, headers = await fetch_json(
+                self._http, uri, timeout=self._timeout, span="oauthguard jwks", issuer=self.issuer
+            )
             keys = parse_jwks(document)
         except (FetchFailed, ValueError) as exc:
             raise self._failure(uri, str(exc)) from None
@@ -238,6 +256,8 @@ class KeySet:
             # A key left the JWKS (rotation, or revocation of a compromised key): what it
             # verified before must not outlive it in any cache.
             logger.info("keys %s of %s left its JWKS", removed, self.issuer)
+            if TELEMETRY.metrics is not None:
+                TELEMETRY.metrics.keys_removed(len(removed), self.issuer)
             if self._on_keys_removed is not None:
                 self._on_keys_removed()
         self._failed_at = None
