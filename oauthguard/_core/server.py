@@ -50,8 +50,9 @@ from oauthguard._dpop.proof import DPoPChecker, access_token_hash, check_bearer
 from oauthguard._dpop.replay import check_replay_store
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._http.paths import PathTable
+from oauthguard._introspection.auto import AutoVerifier
 from oauthguard._introspection.settings import Introspection
-from oauthguard._introspection.verifier import AutoVerifier, IntrospectionVerifier
+from oauthguard._introspection.verifier import IntrospectionVerifier
 from oauthguard._telemetry import TELEMETRY
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier

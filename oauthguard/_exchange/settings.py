@@ -19,7 +19,7 @@ from oauthguard._http.client_auth import (
     AUTH_METHODS,
     ClientAuthentication,
     SigningKey,
-    load_signing_key,
+    client_credentials,
 )
 from oauthguard._http.urls import INSECURE_HTTP, fetchable
 from oauthguard._verify.discovery import Source
@@ -208,24 +208,10 @@ class TokenExchange:
         return flow
 
     def _check_credentials(self) -> None:
-        if self.auth_method == "private_key_jwt":
-            if self.private_key is None:
-                raise ConfigurationError(
-                    "TokenExchange(auth_method='private_key_jwt') needs private_key= "
-                    "(a cryptography key, PEM or JWK)"
-                )
-            object.__setattr__(self, "signing_key", load_signing_key(self.private_key))
-            return
-        if self.private_key is not None:
-            raise ConfigurationError(
-                f"TokenExchange: private_key is given but auth_method is "
-                f"{self.auth_method!r}; use auth_method='private_key_jwt'"
-            )
-        if not isinstance(self.client_secret, str) or not self.client_secret:
-            raise ConfigurationError(
-                f"TokenExchange(auth_method={self.auth_method!r}) needs client_secret= "
-                "(a non-empty string)"
-            )
+        key = client_credentials(
+            "TokenExchange", self.auth_method, self.client_secret, self.private_key
+        )
+        object.__setattr__(self, "signing_key", key)
 
     async def token_for(
         self,

@@ -62,6 +62,30 @@ def load_signing_key(value: object) -> SigningKey:
     return SigningKey(key, alg or expected, kid if isinstance(kid, str) else None)
 
 
+def client_credentials(
+    group: str, auth_method: str, client_secret: object, private_key: object
+) -> SigningKey | None:
+    """The signing key of a settings ``group`` (``Introspection``, ``TokenExchange``) for
+    its ``auth_method``, after checking it was given what that method needs."""
+    if auth_method == "private_key_jwt":
+        if private_key is None:
+            raise ConfigurationError(
+                f"{group}(auth_method='private_key_jwt') needs private_key= "
+                "(a cryptography key, PEM or JWK)"
+            )
+        return load_signing_key(private_key)
+    if private_key is not None:
+        raise ConfigurationError(
+            f"{group}: private_key is given but auth_method is {auth_method!r}; "
+            "use auth_method='private_key_jwt'"
+        )
+    if not isinstance(client_secret, str) or not client_secret:
+        raise ConfigurationError(
+            f"{group}(auth_method={auth_method!r}) needs client_secret= (a non-empty string)"
+        )
+    return None
+
+
 def _json_object(text: str) -> Mapping[str, Any]:
     try:
         value = json.loads(text)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from oauthguard._http.client_auth import AUTH_METHODS, SigningKey, load_signing_key
+from oauthguard._http.client_auth import AUTH_METHODS, SigningKey, client_credentials
 from oauthguard._http.urls import INSECURE_HTTP, fetchable
 from oauthguard._introspection.shared import IntrospectionCache, check_shared_cache
 from oauthguard._wire.errors import ConfigurationError
@@ -102,21 +102,7 @@ class Introspection:
         check_shared_cache(self.shared_cache)
 
     def _check_credentials(self) -> None:
-        if self.auth_method == "private_key_jwt":
-            if self.private_key is None:
-                raise ConfigurationError(
-                    "Introspection(auth_method='private_key_jwt') needs "
-                    "private_key= (a cryptography key, PEM or JWK)"
-                )
-            object.__setattr__(self, "signing_key", load_signing_key(self.private_key))
-            return
-        if self.private_key is not None:
-            raise ConfigurationError(
-                f"Introspection: private_key is given but auth_method is "
-                f"{self.auth_method!r}; use auth_method='private_key_jwt'"
-            )
-        if not isinstance(self.client_secret, str) or not self.client_secret:
-            raise ConfigurationError(
-                f"Introspection(auth_method={self.auth_method!r}) needs "
-                "client_secret= (a non-empty string)"
-            )
+        key = client_credentials(
+            "Introspection", self.auth_method, self.client_secret, self.private_key
+        )
+        object.__setattr__(self, "signing_key", key)

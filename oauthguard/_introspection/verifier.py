@@ -33,7 +33,7 @@ from oauthguard._introspection.shared import decode_entry, encode_entry, namespa
 from oauthguard._introspection.signed import MEDIA_TYPE, BadSignedResponse, read_signed_response
 from oauthguard._telemetry import TELEMETRY
 from oauthguard._verify.discovery import AuthorizationServers
-from oauthguard._verify.jwt import JWTVerifier, build_token, check_aud_claim, check_window
+from oauthguard._verify.jwt import build_token, check_aud_claim, check_window
 from oauthguard._verify.keys import KeySet
 from oauthguard._verify.trust import IssuerDirectory, TokenRules
 from oauthguard._wire.errors import InvalidToken, TemporarilyUnavailable
@@ -383,28 +383,6 @@ class IntrospectionVerifier:
             failure.reason,
             failure.setting,
         )
-
-
-class AutoVerifier:
-    """``token_format="auto"``: JWTs of our issuers are verified locally, the rest introspected.
-
-    Only the unverified ``iss`` routes the token; a JWT of ours that fails is refused, it
-    is never retried through introspection.
-    """
-
-    def __init__(self, jwt: JWTVerifier, introspection: IntrospectionVerifier) -> None:
-        self.jwt = jwt
-        self.introspection = introspection
-
-    async def verify(self, token: str) -> AccessToken:
-        if self.jwt.issuer_of(token) is not None:
-            return await self.jwt.verify(token)
-        return await self.introspection.verify(token)
-
-    def reuse_until(self, token: str, verified: AccessToken, now: float) -> float:
-        if self.jwt.issuer_of(token) is not None:
-            return math.inf
-        return self.introspection.reuse_until(token, verified, now)
 
 
 def _result(outcome: AccessToken | InvalidToken) -> AccessToken:
