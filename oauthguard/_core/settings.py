@@ -21,6 +21,7 @@ from oauthguard._dpop.proof import DEFAULT_DPOP_ALGORITHMS
 from oauthguard._dpop.replay import ReplayStore
 from oauthguard._http.urls import insecure_http, is_insecure
 from oauthguard._verify.jwt import ASYMMETRIC_ALGORITHMS
+from oauthguard._wire.config import seconds
 from oauthguard._wire.errors import ConfigurationError
 from oauthguard._wire.tokens import is_scope_token, split_scope
 
@@ -36,20 +37,6 @@ def strings(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
     if not all(isinstance(item, str) and item for item in items):
         raise ConfigurationError(f"{name} must be a string or an iterable of non-empty strings")
     return items
-
-
-def seconds(name: str, value: object, *, positive: bool = False) -> float:
-    """A number of seconds (not a bool), non-negative or positive."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or value < 0
-        or (positive and value == 0)
-        or value != value  # NaN
-    ):
-        kind = "a positive" if positive else "a non-negative"
-        raise ConfigurationError(f"{name} must be {kind} number of seconds, got {value!r}")
-    return float(value)
 
 
 def integer(name: str, value: object, minimum: int) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,19 +22,8 @@ from oauthguard._http.client_auth import (
 )
 from oauthguard._http.urls import INSECURE_HTTP, fetchable
 from oauthguard._verify.discovery import Source
+from oauthguard._wire.config import seconds
 from oauthguard._wire.errors import ConfigurationError
-
-
-def _seconds(name: str, value: object, *, positive: bool = False) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value < 0
-        or (positive and value == 0)
-        or not math.isfinite(value)
-    ):
-        kind = "a positive" if positive else "a non-negative"
-        raise ConfigurationError(f"TokenExchange({name}=...) must be {kind} number of seconds")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,9 +145,9 @@ class TokenExchange:
         size = self.cache_size
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ConfigurationError("TokenExchange(cache_size=...) must be a non-negative integer")
-        _seconds("cache_margin", self.cache_margin)
-        _seconds("cache_ttl", self.cache_ttl)
-        _seconds("timeout", self.timeout, positive=True)
+        seconds("TokenExchange(cache_margin=...)", self.cache_margin, finite=True)
+        seconds("TokenExchange(cache_ttl=...)", self.cache_ttl, finite=True)
+        seconds("TokenExchange(timeout=...)", self.timeout, positive=True, finite=True)
         if self.clock is not None and not callable(self.clock):
             raise ConfigurationError("TokenExchange(clock=...) must be a function giving seconds")
 

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from oauthguard._http.client_auth import AUTH_METHODS, SigningKey, client_credentials
 from oauthguard._http.urls import INSECURE_HTTP, fetchable
 from oauthguard._introspection.shared import IntrospectionCache, check_shared_cache
+from oauthguard._wire.config import seconds
 from oauthguard._wire.errors import ConfigurationError
-
-
-def _seconds(name: str, value: object, *, positive: bool = False) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value < 0
-        or (positive and value == 0)
-        or not math.isfinite(value)
-    ):
-        kind = "a positive" if positive else "a non-negative"
-        raise ConfigurationError(f"Introspection({name}=...) must be {kind} number of seconds")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,9 +73,9 @@ class Introspection:
                 f"tokens introspected) or 'opaque' (every token introspected); got "
                 f"{self.token_format!r}"
             )
-        _seconds("cache_ttl", self.cache_ttl)
-        _seconds("negative_cache_ttl", self.negative_cache_ttl)
-        _seconds("timeout", self.timeout, positive=True)
+        seconds("Introspection(cache_ttl=...)", self.cache_ttl, finite=True)
+        seconds("Introspection(negative_cache_ttl=...)", self.negative_cache_ttl, finite=True)
+        seconds("Introspection(timeout=...)", self.timeout, positive=True, finite=True)
         if self.require_aud is not None and not isinstance(self.require_aud, bool):
             raise ConfigurationError(
                 "Introspection(require_aud=...) must be True, False or "
