@@ -214,7 +214,7 @@ def read_issued(
     issued_type = members.get("issued_token_type")
     if issued_type is None and not issued_type_required:
         issued_type = ACCESS_TOKEN_TYPE  # Entra's on-behalf-of answers name none
-    if issued_type not in USABLE_TYPES:
+    if not isinstance(issued_type, str) or issued_type not in USABLE_TYPES:
         # RFC 8693 §2.2.1: REQUIRED; anything but an access token or JWT is no access token.
         raise malformed(f"issued_token_type {printable_text(str(issued_type))[:80]!r}")
     token_type = members.get("token_type")

@@ -155,9 +155,10 @@ def answering(status: int = 200, body: Any = None, **headers: str) -> httpx.Asyn
     return mock(lambda request: httpx.Response(status, content=content, headers=headers))
 
 
+ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 GOOD = {
     "access_token": "downstream-token",
-    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+    "issued_token_type": ACCESS,
     "token_type": "Bearer",
     "expires_in": 60,
 }
@@ -198,6 +199,9 @@ def _raise(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
             ),
             "sent a malformed answer",
         ),
+        # not a string, nor hashable: no TypeError out of the check of its type
+        (answering(200, {**GOOD, "issued_token_type": [ACCESS]}), "sent a malformed answer"),
+        (answering(200, {**GOOD, "issued_token_type": {}}), "sent a malformed answer"),
         (answering(200, {**GOOD, "token_type": "mac"}), "sent a malformed answer"),
         (answering(200, {**GOOD, "token_type": "DPoP"}), "sent a malformed answer"),  # no key
         (answering(200, {**GOOD, "expires_in": "soon"}), "sent a malformed answer"),
