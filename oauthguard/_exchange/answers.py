@@ -10,6 +10,7 @@ cannot read) is ``ExchangeUnavailable``, a 503: the caller did nothing wrong.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -223,10 +224,14 @@ def read_issued(
     if scheme not in ("bearer", "dpop") or (scheme == "dpop" and dpop_key is None):
         raise malformed(f"token_type {printable_text(str(token_type))[:40]!r}")
     lifetime = members.get("expires_in")
+    # RFC 6749 §5.1: a lifetime in seconds; Python's json also reads NaN, Infinity and
+    # integers past any float, none of them a lifetime (and the last not even a float).
     if lifetime is not None and (
-        isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not lifetime > 0
+        isinstance(lifetime, bool)
+        or not isinstance(lifetime, (int, float))
+        or not 0 < lifetime <= sys.float_info.max
     ):
-        raise malformed("expires_in is not a positive number")
+        raise malformed("expires_in is not a positive, finite number of seconds")
     scope = members.get("scope", requested_scope)  # §2.2.1: absent means as requested
     if scope is not None and not (isinstance(scope, str) and is_scope_string(scope)):
         raise malformed("scope is not an RFC 6749 §3.3 scope string")

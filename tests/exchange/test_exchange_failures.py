@@ -164,6 +164,11 @@ GOOD = {
 }
 
 
+def with_expires_in(number: str) -> bytes:
+    """A good answer whose expires_in is ``number`` as written in the JSON text."""
+    return json.dumps({**GOOD, "expires_in": 60}).replace("60", number).encode()
+
+
 def exchange_with(http: httpx.AsyncClient, **settings: Any) -> TokenExchange:
     options: dict[str, Any] = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
     options.update(settings)
@@ -206,6 +211,12 @@ def _raise(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
         (answering(200, {**GOOD, "token_type": "DPoP"}), "sent a malformed answer"),  # no key
         (answering(200, {**GOOD, "expires_in": "soon"}), "sent a malformed answer"),
         (answering(200, {**GOOD, "expires_in": 0}), "sent a malformed answer"),
+        # Python's json reads these (RFC 8259 §6 has no such numbers): no OverflowError, no
+        # token expiring never
+        (answering(200, with_expires_in("1" + "0" * 400)), "sent a malformed answer"),
+        (answering(200, with_expires_in("1e999")), "sent a malformed answer"),
+        (answering(200, with_expires_in("Infinity")), "sent a malformed answer"),
+        (answering(200, with_expires_in("NaN")), "sent a malformed answer"),
         (answering(200, {**GOOD, "scope": 'a "b"'}), "sent a malformed answer"),
         (answering(200, b"x" * (1024 * 1024 + 1)), "sent a response we cannot read"),
     ],
