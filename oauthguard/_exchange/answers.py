@@ -188,7 +188,8 @@ def error_answer(response: Fetched, target: str, now: float) -> GuardError:
             claims=claims if isinstance(claims, str) and len(claims) < 4096 else None,
         )
     wait = parse_retry_after(response.headers.get("retry-after"), now)
-    retry_after = max(1, min(int(wait) or 5, 300))
+    # parse_retry_after gives infinity for a delay past any pause: bounded before int()
+    retry_after = max(1, int(min(wait, 300)) or 5)
     return ExchangeUnavailable(
         f"answered HTTP {status}",
         f"HTTP {status} without an RFC 6749 error",

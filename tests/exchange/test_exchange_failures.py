@@ -242,6 +242,17 @@ async def test_retry_after_of_a_failing_endpoint_is_passed_on() -> None:
     assert failed.value.retry_after == 42
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "passed_on"),
+    [("9999999999999", 300), ("Fri, 31 Dec 9999 23:59:59 GMT", 300), ("soon", 5)],
+)
+async def test_retry_after_beyond_any_pause_is_bounded(retry_after: str, passed_on: int) -> None:
+    exchange = exchange_with(answering(503, {}, **{"retry-after": retry_after}))
+    with pytest.raises(TemporarilyUnavailable) as failed:
+        await exchange.token_for("subject", resource=DOWNSTREAM)
+    assert failed.value.retry_after == passed_on
+
+
 async def test_a_refusal_keeps_the_servers_code_description_and_claims_bounded() -> None:
     body = {
         "error": "interaction_required",
