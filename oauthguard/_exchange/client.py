@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -50,7 +50,7 @@ class Policy:
     flow: str  # "rfc8693" or "entra_obo"
     subject_token_type: str
     requested_token_type: str
-    actor_token: ActorSource | None
+    actor_token: ActorSource | None = field(repr=False)  # a token: never in a repr
     actor_token_type: str
     cache_margin: float
     cache_ttl: float

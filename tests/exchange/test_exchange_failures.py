@@ -395,3 +395,11 @@ async def test_private_key_jwt_sends_a_fresh_assertion_for_the_token_endpoint() 
     assert {(c["iss"], c["sub"]) for c in claims} == {(CLIENT_ID, CLIENT_ID)}
     assert claims[0]["jti"] != claims[1]["jti"]
     assert claims[0]["exp"] - claims[0]["iat"] == 60
+
+
+def test_no_secret_of_the_settings_is_in_a_repr() -> None:
+    exchange = exchange_with(
+        answering(200, GOOD), client_secret="client-secret-42", actor_token="actor-token-42"
+    )
+    shown = repr(exchange) + repr(exchange.exchanger.policy)
+    assert "client-secret-42" not in shown and "actor-token-42" not in shown
