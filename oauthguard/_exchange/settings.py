@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -24,6 +25,8 @@ from oauthguard._http.client_auth import (
 from oauthguard._http.urls import INSECURE_HTTP, fetchable
 from oauthguard._verify.discovery import Source
 from oauthguard._wire.errors import ConfigurationError
+
+logger = logging.getLogger("oauthguard")
 
 
 def _seconds(name: str, value: object, *, positive: bool = False) -> None:
@@ -138,7 +141,16 @@ class TokenExchange:
         if tenants is None:
             return lambda tenant: False
         if callable(tenants):
-            return lambda tenant: tenants(tenant) is True
+            judge = tenants
+
+            def allowed_by_function(tenant: str) -> bool:
+                try:
+                    return judge(tenant) is True
+                except Exception:  # fail closed, as the guard does for the same function
+                    logger.exception("Issuer(tenants=...) failed for the tenant %r", tenant)
+                    return False
+
+            return allowed_by_function
         allowed = frozenset(tenants)
         return allowed.__contains__
 

@@ -157,6 +157,23 @@ async def test_a_multi_tenant_preset_exchanges_in_the_callers_tenant(entra: Entr
     await exchange.aclose()
 
 
+async def test_a_tenants_function_that_fails_refuses_the_exchange(
+    entra: EntraStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    def tenant_directory(tid: str) -> bool:
+        raise LookupError("the tenant directory is down")
+
+    exchange = exchange_at(entra, tenants=tenant_directory)
+    caller = AccessToken(
+        "alice", API, frozenset(), (API,), None, None, {"tid": GUEST}, raw="guest-token"
+    )
+    # fail closed, as the guard does: a tenant the function cannot judge is not allowed
+    with pytest.raises(ExchangeRefused, match="not one of the issuer's"):
+        await exchange.token_for(caller, resource=GRAPH)
+    assert entra.forms == [] and "tenant directory is down" in caplog.text
+    await exchange.aclose()
+
+
 async def test_entras_refusal_keeps_its_code_and_claims_challenge(entra: EntraStandIn) -> None:
     exchange = exchange_at(entra)
     with pytest.raises(ExchangeRefused) as refused:
