@@ -29,6 +29,7 @@ JWT_TOKEN_TYPE = TOKEN_TYPE_PREFIX + "jwt"
 #: The issued token types usable as an access token downstream (RFC 8693 §3).
 USABLE_TYPES = frozenset({ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE})
 CREDENTIAL_SETTINGS = "TokenExchange(client_id=, client_secret=/private_key=, auth_method=)"
+DPOP_SETTING = "TokenExchange(dpop_key=) and the token endpoint's DPoP-Nonce"
 #: The longest text taken from the authorization server's error description.
 MAX_DESCRIPTION = 300
 
@@ -179,6 +180,12 @@ def error_answer(response: Fetched, target: str, now: float) -> GuardError:
     if isinstance(code, str) and code and is_scope_string(code) and " " not in code:
         if code in ("temporarily_unavailable", "server_error"):
             return ExchangeUnavailable(f"answered {code}", f"HTTP {status} {code}")
+        if code in ("use_dpop_nonce", "invalid_dpop_proof"):
+            # RFC 9449 §5, §8: our proof is refused (its nonce, even after the one retry),
+            # not the caller's token.
+            return ExchangeUnavailable(
+                f"refused our DPoP proof ({code})", f"HTTP {status} {code}", DPOP_SETTING
+            )
         described = printable_text(document.get("error_description")) if document else ""
         claims = document.get("claims") if document else None
         return ExchangeRefused(
