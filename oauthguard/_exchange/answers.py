@@ -30,6 +30,8 @@ JWT_TOKEN_TYPE = TOKEN_TYPE_PREFIX + "jwt"
 USABLE_TYPES = frozenset({ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE})
 CREDENTIAL_SETTINGS = "TokenExchange(client_id=, client_secret=/private_key=, auth_method=)"
 DPOP_SETTING = "TokenExchange(dpop_key=) and the token endpoint's DPoP-Nonce"
+#: The longest ``error`` code passed on (RFC 6749 §5.2's and RFC 8693's are under 30).
+MAX_ERROR_CODE = 64
 #: The longest text taken from the authorization server's error description.
 MAX_DESCRIPTION = 300
 
@@ -177,7 +179,12 @@ def error_answer(response: Fetched, target: str, now: float) -> GuardError:
             f"HTTP {status} {printable_text(code) or ''}".rstrip(),
             CREDENTIAL_SETTINGS,
         )
-    if isinstance(code, str) and code and is_scope_string(code) and " " not in code:
+    if (
+        isinstance(code, str)
+        and 0 < len(code) <= MAX_ERROR_CODE
+        and is_scope_string(code)
+        and " " not in code
+    ):
         if code in ("temporarily_unavailable", "server_error"):
             return ExchangeUnavailable(f"answered {code}", f"HTTP {status} {code}")
         if code in ("use_dpop_nonce", "invalid_dpop_proof"):

@@ -192,6 +192,8 @@ def _raise(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
         (answering(400, b"<html>bad</html>"), "answered HTTP 400"),
         (answering(401, {"error": "invalid_client"}), "refused our client credentials"),
         (answering(400, {"error": "invalid_client"}), "refused our client credentials"),
+        # an error code no RFC names, long enough to fill a header: no code we can pass on
+        (answering(400, {"error": "invalid_" + "x" * 100_000}), "answered HTTP 400"),
         (answering(400, {"error": "temporarily_unavailable"}), "answered temporarily_unavailable"),
         (answering(200, b"not json"), "sent a malformed answer"),
         (answering(200, ["a", "list"]), "sent a malformed answer"),
