@@ -19,6 +19,7 @@ import httpx
 
 from oauthguard._http.breaker import parse_retry_after
 from oauthguard._http.fetch import Fetched
+from oauthguard._wire.credentials import is_b64token
 from oauthguard._wire.errors import TROUBLESHOOTING, GuardError, TemporarilyUnavailable
 from oauthguard._wire.tokens import is_scope_string
 
@@ -225,7 +226,8 @@ def read_issued(
 ) -> ExchangedToken:
     """RFC 8693 §2.2.1: the members of a successful answer, checked; ``malformed`` else."""
     token = members.get("access_token")
-    if not isinstance(token, str) or not token or not token.isascii() or not token.isprintable():
+    # RFC 6750 §2.1 / RFC 9449 §7.1: it goes in Authorization as one b64token (token68).
+    if not isinstance(token, str) or not token.isascii() or not is_b64token(token.encode()):
         raise malformed("no access_token string in the answer")
     issued_type = members.get("issued_token_type")
     if issued_type is None and not issued_type_required:

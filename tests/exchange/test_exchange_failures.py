@@ -199,6 +199,10 @@ def _raise(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
         (answering(200, ["a", "list"]), "sent a malformed answer"),
         (answering(200, {**GOOD, "access_token": None}), "sent a malformed answer"),
         (answering(200, {**GOOD, "access_token": "a b\n"}), "sent a malformed answer"),
+        # RFC 6750 §2.1: what cannot go in an Authorization header as one b64token, each
+        # reader of that header would split its own way
+        (answering(200, {**GOOD, "access_token": "a b"}), "sent a malformed answer"),
+        (answering(200, {**GOOD, "access_token": "a, Basic Zm9v"}), "sent a malformed answer"),
         (answering(200, {**GOOD, "issued_token_type": None}), "sent a malformed answer"),
         (
             answering(
