@@ -200,7 +200,7 @@ def error_answer(response: Fetched, target: str, now: float) -> GuardError:
             code,
             described,
             target=target,
-            claims=claims if isinstance(claims, str) and len(claims) < 4096 else None,
+            claims=claims if _header_safe(claims) else None,
         )
     wait = parse_retry_after(response.headers.get("retry-after"), now)
     # parse_retry_after gives infinity for a delay past any pause: bounded before int()
@@ -209,6 +209,14 @@ def error_answer(response: Fetched, target: str, now: float) -> GuardError:
         f"answered HTTP {status}",
         f"HTTP {status} without an RFC 6749 error",
         retry_after=retry_after,
+    )
+
+
+def _header_safe(claims: object) -> bool:
+    """An Entra claims challenge goes back to the client in a header (base64 in its
+    WWW-Authenticate): bounded, printable ASCII only (RFC 9110 §5.5)."""
+    return (
+        isinstance(claims, str) and len(claims) < 4096 and claims.isascii() and claims.isprintable()
     )
 
 

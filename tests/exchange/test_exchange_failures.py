@@ -275,6 +275,19 @@ async def test_a_refusal_keeps_the_servers_code_description_and_claims_bounded()
     assert error.claims == body["claims"]
 
 
+@pytest.mark.parametrize(
+    "claims",
+    ['{"access_token":{}}\r\nSet-Cookie: a=b', '{"access_token":{"acr":"\u00e9"}}', 7],
+)
+async def test_a_claims_challenge_a_header_cannot_carry_is_dropped(claims: object) -> None:
+    # Entra's claims challenge goes back to the client, in a header: printable ASCII only
+    body = {"error": "interaction_required", "claims": claims}
+    exchange = exchange_with(answering(400, body))
+    with pytest.raises(ExchangeRefused) as refused:
+        await exchange.token_for("subject", resource=DOWNSTREAM)
+    assert refused.value.claims is None
+
+
 async def test_an_answer_without_expires_in_is_used_once_not_cached() -> None:
     answer = {key: value for key, value in GOOD.items() if key != "expires_in"}
     exchange = exchange_with(answering(200, answer))
