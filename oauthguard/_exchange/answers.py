@@ -10,6 +10,7 @@ cannot read) is ``ExchangeUnavailable``, a 503: the caller did nothing wrong.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ import httpx
 
 from oauthguard._http.breaker import parse_retry_after
 from oauthguard._http.fetch import Fetched
+from oauthguard._wire.credentials import is_b64token
 from oauthguard._wire.errors import TROUBLESHOOTING, GuardError, TemporarilyUnavailable
 from oauthguard._wire.tokens import is_scope_string
 
@@ -28,6 +30,9 @@ JWT_TOKEN_TYPE = TOKEN_TYPE_PREFIX + "jwt"
 #: The issued token types usable as an access token downstream (RFC 8693 §3).
 USABLE_TYPES = frozenset({ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE})
 CREDENTIAL_SETTINGS = "TokenExchange(client_id=, client_secret=/private_key=, auth_method=)"
+DPOP_SETTING = "TokenExchange(dpop_key=) and the token endpoint's DPoP-Nonce"
+#: The longest ``error`` code passed on (RFC 6749 §5.2's and RFC 8693's are under 30).
+MAX_ERROR_CODE = 64
 #: The longest text taken from the authorization server's error description.
 MAX_DESCRIPTION = 300
 
@@ -175,23 +180,43 @@ def error_answer(response: Fetched, target: str, now: float) -> GuardError:
             f"HTTP {status} {printable_text(code) or ''}".rstrip(),
             CREDENTIAL_SETTINGS,
         )
-    if isinstance(code, str) and code and is_scope_string(code) and " " not in code:
+    if (
+        isinstance(code, str)
+        and 0 < len(code) <= MAX_ERROR_CODE
+        and is_scope_string(code)
+        and " " not in code
+    ):
         if code in ("temporarily_unavailable", "server_error"):
             return ExchangeUnavailable(f"answered {code}", f"HTTP {status} {code}")
+        if code in ("use_dpop_nonce", "invalid_dpop_proof"):
+            # RFC 9449 §5, §8: our proof is refused (its nonce, even after the one retry),
+            # not the caller's token.
+            return ExchangeUnavailable(
+                f"refused our DPoP proof ({code})", f"HTTP {status} {code}", DPOP_SETTING
+            )
         described = printable_text(document.get("error_description")) if document else ""
         claims = document.get("claims") if document else None
         return ExchangeRefused(
             code,
             described,
             target=target,
-            claims=claims if isinstance(claims, str) and len(claims) < 4096 else None,
+            claims=claims if _header_safe(claims) else None,
         )
     wait = parse_retry_after(response.headers.get("retry-after"), now)
-    retry_after = max(1, min(int(wait) or 5, 300))
+    # parse_retry_after gives infinity for a delay past any pause: bounded before int()
+    retry_after = max(1, int(min(wait, 300)) or 5)
     return ExchangeUnavailable(
         f"answered HTTP {status}",
         f"HTTP {status} without an RFC 6749 error",
         retry_after=retry_after,
+    )
+
+
+def _header_safe(claims: object) -> bool:
+    """An Entra claims challenge goes back to the client in a header (base64 in its
+    WWW-Authenticate): bounded, printable ASCII only (RFC 9110 §5.5)."""
+    return (
+        isinstance(claims, str) and len(claims) < 4096 and claims.isascii() and claims.isprintable()
     )
 
 
@@ -209,12 +234,13 @@ def read_issued(
 ) -> ExchangedToken:
     """RFC 8693 §2.2.1: the members of a successful answer, checked; ``malformed`` else."""
     token = members.get("access_token")
-    if not isinstance(token, str) or not token or not token.isascii() or not token.isprintable():
+    # RFC 6750 §2.1 / RFC 9449 §7.1: it goes in Authorization as one b64token (token68).
+    if not isinstance(token, str) or not token.isascii() or not is_b64token(token.encode()):
         raise malformed("no access_token string in the answer")
     issued_type = members.get("issued_token_type")
     if issued_type is None and not issued_type_required:
         issued_type = ACCESS_TOKEN_TYPE  # Entra's on-behalf-of answers name none
-    if issued_type not in USABLE_TYPES:
+    if not isinstance(issued_type, str) or issued_type not in USABLE_TYPES:
         # RFC 8693 §2.2.1: REQUIRED; anything but an access token or JWT is no access token.
         raise malformed(f"issued_token_type {printable_text(str(issued_type))[:80]!r}")
     token_type = members.get("token_type")
@@ -223,10 +249,14 @@ def read_issued(
     if scheme not in ("bearer", "dpop") or (scheme == "dpop" and dpop_key is None):
         raise malformed(f"token_type {printable_text(str(token_type))[:40]!r}")
     lifetime = members.get("expires_in")
+    # RFC 6749 §5.1: a lifetime in seconds; Python's json also reads NaN, Infinity and
+    # integers past any float, none of them a lifetime (and the last not even a float).
     if lifetime is not None and (
-        isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not lifetime > 0
+        isinstance(lifetime, bool)
+        or not isinstance(lifetime, (int, float))
+        or not 0 < lifetime <= sys.float_info.max
     ):
-        raise malformed("expires_in is not a positive number")
+        raise malformed("expires_in is not a positive, finite number of seconds")
     scope = members.get("scope", requested_scope)  # §2.2.1: absent means as requested
     if scope is not None and not (isinstance(scope, str) and is_scope_string(scope)):
         raise malformed("scope is not an RFC 6749 §3.3 scope string")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -33,7 +33,12 @@ from oauthguard._http.client_auth import ClientAuthentication
 from oauthguard._http.fetch import Fetched, UnreadableBody, fetch_document
 from oauthguard._http.singleflight import SingleFlight
 from oauthguard._verify.discovery import AuthorizationServers, Source
-from oauthguard._verify.trust import TENANT, TENANT_SYNTAX
+from oauthguard._verify.trust import (
+    TENANT,
+    TENANT_CACHE_SIZE,
+    TENANT_CACHE_TTL,
+    TENANT_SYNTAX,
+)
 from oauthguard._wire.errors import ConfigurationError, GuardError
 from oauthguard._wire.redaction import token_digest
 
@@ -50,7 +55,7 @@ class Policy:
     flow: str  # "rfc8693" or "entra_obo"
     subject_token_type: str
     requested_token_type: str
-    actor_token: ActorSource | None
+    actor_token: ActorSource | None = field(repr=False)  # a token: never in a repr
     actor_token_type: str
     cache_margin: float
     cache_ttl: float
@@ -103,6 +108,8 @@ class Exchanger:
         self.http = http_client
         self._clock = clock
         self._servers = AuthorizationServers(http_client, clock, timeout=policy.timeout)
+        # A {tenant} issuer's metadata per tenant, bounded as the guard bounds their keys.
+        self._tenant_servers: ExpiringCache[AuthorizationServers] = ExpiringCache(TENANT_CACHE_SIZE)
         self._cache: ExpiringCache[ExchangedToken] = ExpiringCache(cache_size)
         self._flight: SingleFlight[ExchangedToken] = SingleFlight()
         self._nonces: dict[str, str] = {}  # token endpoint -> its last DPoP-Nonce (RFC 9449 §8)
@@ -240,23 +247,17 @@ class Exchanger:
         source = self._source
         if source is None:  # the settings give one or the other
             raise ConfigurationError("TokenExchange needs an issuer or token_endpoint=")
+        servers = self._servers
         if TENANT in source.issuer:
-            tid = claims.get("tid")
-            if not isinstance(tid, str) or not TENANT_SYNTAX.fullmatch(tid):
-                raise ExchangeRefused(
-                    "invalid_request", "the token names no tenant (tid) to exchange it in"
-                )
-            if not self._tenant_allowed(tid):  # the issuer's tenants=, as the guard checks
-                raise ExchangeRefused(
-                    "invalid_request", "the token's tenant (tid) is not one of the issuer's"
-                )
+            tid = self._tenant_of(claims)
             source = Source(
                 source.issuer.replace(TENANT, tid),
                 source.internal,
                 source.discovery,
                 source.allow_http,
             )
-        document = await self._servers.get(source)
+            servers = self._servers_of(tid)
+        document = await servers.get(source)
         endpoint = document.get("token_endpoint")
         if not isinstance(endpoint, str) or not source.usable(endpoint):
             raise ExchangeUnavailable(
@@ -264,6 +265,27 @@ class Exchanger:
                 f"the metadata of {source.issuer} has no usable token_endpoint",
             )
         return endpoint
+
+    def _tenant_of(self, claims: Mapping[str, Any]) -> str:
+        """The tenant of a multi-tenant issuer's token (its ``tid``), if the issuer's."""
+        tid = claims.get("tid")
+        if not isinstance(tid, str) or not TENANT_SYNTAX.fullmatch(tid):
+            raise ExchangeRefused(
+                "invalid_request", "the token names no tenant (tid) to exchange it in"
+            )
+        if not self._tenant_allowed(tid):  # the issuer's tenants=, as the guard checks
+            raise ExchangeRefused(
+                "invalid_request", "the token's tenant (tid) is not one of the issuer's"
+            )
+        return tid
+
+    def _servers_of(self, tenant: str) -> AuthorizationServers:
+        now = self._clock()
+        servers = self._tenant_servers.get(tenant, now)
+        if servers is None:
+            servers = AuthorizationServers(self.http, self._clock, timeout=self.policy.timeout)
+            self._tenant_servers.put(tenant, servers, now + TENANT_CACHE_TTL, now)
+        return servers
 
     def _log_failure(self, failure: GuardError, raw: str, target: Target, endpoint: str) -> None:
         if isinstance(failure, ExchangeUnavailable):

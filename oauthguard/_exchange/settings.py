@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from oauthguard._http.urls import INSECURE_HTTP, fetchable
 from oauthguard._verify.discovery import Source
 from oauthguard._wire.config import seconds
 from oauthguard._wire.errors import ConfigurationError
+
+logger = logging.getLogger("oauthguard")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,7 +129,16 @@ class TokenExchange:
         if tenants is None:
             return lambda tenant: False
         if callable(tenants):
-            return lambda tenant: tenants(tenant) is True
+            judge = tenants
+
+            def allowed_by_function(tenant: str) -> bool:
+                try:
+                    return judge(tenant) is True
+                except Exception:  # fail closed, as the guard does for the same function
+                    logger.exception("Issuer(tenants=...) failed for the tenant %r", tenant)
+                    return False
+
+            return allowed_by_function
         allowed = frozenset(tenants)
         return allowed.__contains__
 

@@ -37,7 +37,9 @@ class SingleFlight(Generic[T]):
                 return await self._lead(key, fn)
             await call.done.wait()
             if call.error is not None:
-                raise call.error
+                # Each caller raises the one failure with its own frames only: re-raised
+                # as it is, its traceback would keep every earlier caller's frames too.
+                raise call.error.with_traceback(None)
             if call.has_result:
                 return call.result  # type: ignore[return-value]
 

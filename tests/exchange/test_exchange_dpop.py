@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from oauthguard import DPoP, DPoPNonces, OAuthGuard, ResourceServer
-from oauthguard.exchange import ExchangeAuth, TokenExchange
+from oauthguard import DPoP, DPoPNonces, OAuthGuard, ResourceServer, TemporarilyUnavailable
+from oauthguard.exchange import ExchangeAuth, ExchangeRefused, TokenExchange
 from oauthguard.testing import DPoPKey
 
 pytestmark = pytest.mark.anyio
@@ -130,3 +130,25 @@ async def test_the_token_endpoints_dpop_nonce_is_used_on_one_retry() -> None:
     assert token.token_type == "DPoP"
     assert "nonce" not in proofs[0] and proofs[1]["nonce"] == "n-1"
     assert exchange.calls == 2
+
+
+@pytest.mark.parametrize("code", ["use_dpop_nonce", "invalid_dpop_proof"])
+async def test_a_token_endpoint_refusing_our_proofs_is_a_503_after_one_retry(code: str) -> None:
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)  # a fresh nonce with every refusal: no end of retries to ask
+        return httpx.Response(400, json={"error": code}, headers={"dpop-nonce": f"n-{len(sent)}"})
+
+    exchange = TokenExchange(
+        token_endpoint="https://as.test/token",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        dpop_key=DPoPKey(),
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+    )
+    # RFC 9449 §8 / §5: our proof, not the caller's token, is what the server refuses
+    with pytest.raises(TemporarilyUnavailable) as failed:
+        await exchange.token_for("subject", resource=DOWNSTREAM)
+    assert not isinstance(failed.value, ExchangeRefused) and failed.value.status == 503
+    assert exchange.calls == len(sent) <= 2

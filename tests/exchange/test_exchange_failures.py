@@ -155,12 +155,18 @@ def answering(status: int = 200, body: Any = None, **headers: str) -> httpx.Asyn
     return mock(lambda request: httpx.Response(status, content=content, headers=headers))
 
 
+ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 GOOD = {
     "access_token": "downstream-token",
-    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+    "issued_token_type": ACCESS,
     "token_type": "Bearer",
     "expires_in": 60,
 }
+
+
+def with_expires_in(number: str) -> bytes:
+    """A good answer whose expires_in is ``number`` as written in the JSON text."""
+    return json.dumps({**GOOD, "expires_in": 60}).replace("60", number).encode()
 
 
 def exchange_with(http: httpx.AsyncClient, **settings: Any) -> TokenExchange:
@@ -186,11 +192,17 @@ def _raise(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
         (answering(400, b"<html>bad</html>"), "answered HTTP 400"),
         (answering(401, {"error": "invalid_client"}), "refused our client credentials"),
         (answering(400, {"error": "invalid_client"}), "refused our client credentials"),
+        # an error code no RFC names, long enough to fill a header: no code we can pass on
+        (answering(400, {"error": "invalid_" + "x" * 100_000}), "answered HTTP 400"),
         (answering(400, {"error": "temporarily_unavailable"}), "answered temporarily_unavailable"),
         (answering(200, b"not json"), "sent a malformed answer"),
         (answering(200, ["a", "list"]), "sent a malformed answer"),
         (answering(200, {**GOOD, "access_token": None}), "sent a malformed answer"),
         (answering(200, {**GOOD, "access_token": "a b\n"}), "sent a malformed answer"),
+        # RFC 6750 §2.1: what cannot go in an Authorization header as one b64token, each
+        # reader of that header would split its own way
+        (answering(200, {**GOOD, "access_token": "a b"}), "sent a malformed answer"),
+        (answering(200, {**GOOD, "access_token": "a, Basic Zm9v"}), "sent a malformed answer"),
         (answering(200, {**GOOD, "issued_token_type": None}), "sent a malformed answer"),
         (
             answering(
@@ -198,10 +210,19 @@ def _raise(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
             ),
             "sent a malformed answer",
         ),
+        # not a string, nor hashable: no TypeError out of the check of its type
+        (answering(200, {**GOOD, "issued_token_type": [ACCESS]}), "sent a malformed answer"),
+        (answering(200, {**GOOD, "issued_token_type": {}}), "sent a malformed answer"),
         (answering(200, {**GOOD, "token_type": "mac"}), "sent a malformed answer"),
         (answering(200, {**GOOD, "token_type": "DPoP"}), "sent a malformed answer"),  # no key
         (answering(200, {**GOOD, "expires_in": "soon"}), "sent a malformed answer"),
         (answering(200, {**GOOD, "expires_in": 0}), "sent a malformed answer"),
+        # Python's json reads these (RFC 8259 §6 has no such numbers): no OverflowError, no
+        # token expiring never
+        (answering(200, with_expires_in("1" + "0" * 400)), "sent a malformed answer"),
+        (answering(200, with_expires_in("1e999")), "sent a malformed answer"),
+        (answering(200, with_expires_in("Infinity")), "sent a malformed answer"),
+        (answering(200, with_expires_in("NaN")), "sent a malformed answer"),
         (answering(200, {**GOOD, "scope": 'a "b"'}), "sent a malformed answer"),
         (answering(200, b"x" * (1024 * 1024 + 1)), "sent a response we cannot read"),
     ],
@@ -227,6 +248,17 @@ async def test_retry_after_of_a_failing_endpoint_is_passed_on() -> None:
     assert failed.value.retry_after == 42
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "passed_on"),
+    [("9999999999999", 300), ("Fri, 31 Dec 9999 23:59:59 GMT", 300), ("soon", 5)],
+)
+async def test_retry_after_beyond_any_pause_is_bounded(retry_after: str, passed_on: int) -> None:
+    exchange = exchange_with(answering(503, {}, **{"retry-after": retry_after}))
+    with pytest.raises(TemporarilyUnavailable) as failed:
+        await exchange.token_for("subject", resource=DOWNSTREAM)
+    assert failed.value.retry_after == passed_on
+
+
 async def test_a_refusal_keeps_the_servers_code_description_and_claims_bounded() -> None:
     body = {
         "error": "interaction_required",
@@ -241,6 +273,19 @@ async def test_a_refusal_keeps_the_servers_code_description_and_claims_bounded()
     assert error.server_description.startswith("AADSTS50079: MFArequired xx")
     assert len(error.server_description) == 300
     assert error.claims == body["claims"]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    ['{"access_token":{}}\r\nSet-Cookie: a=b', '{"access_token":{"acr":"\u00e9"}}', 7],
+)
+async def test_a_claims_challenge_a_header_cannot_carry_is_dropped(claims: object) -> None:
+    # Entra's claims challenge goes back to the client, in a header: printable ASCII only
+    body = {"error": "interaction_required", "claims": claims}
+    exchange = exchange_with(answering(400, body))
+    with pytest.raises(ExchangeRefused) as refused:
+        await exchange.token_for("subject", resource=DOWNSTREAM)
+    assert refused.value.claims is None
 
 
 async def test_an_answer_without_expires_in_is_used_once_not_cached() -> None:
@@ -369,3 +414,11 @@ async def test_private_key_jwt_sends_a_fresh_assertion_for_the_token_endpoint() 
     assert {(c["iss"], c["sub"]) for c in claims} == {(CLIENT_ID, CLIENT_ID)}
     assert claims[0]["jti"] != claims[1]["jti"]
     assert claims[0]["exp"] - claims[0]["iat"] == 60
+
+
+def test_no_secret_of_the_settings_is_in_a_repr() -> None:
+    exchange = exchange_with(
+        answering(200, GOOD), client_secret="client-secret-42", actor_token="actor-token-42"
+    )
+    shown = repr(exchange) + repr(exchange.exchanger.policy)
+    assert "client-secret-42" not in shown and "actor-token-42" not in shown

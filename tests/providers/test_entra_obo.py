@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from support import serve
 
 from oauthguard import AccessToken, TemporarilyUnavailable, providers
+from oauthguard._verify.trust import TENANT_CACHE_SIZE
 from oauthguard.exchange import JWT_BEARER_GRANT, ExchangeRefused, TokenExchange
 
 pytestmark = pytest.mark.anyio
@@ -154,6 +156,53 @@ async def test_a_multi_tenant_preset_exchanges_in_the_callers_tenant(entra: Entr
     with pytest.raises(ExchangeRefused, match="not one of the issuer's"):
         await exchange.token_for(stranger, resource=GRAPH)
     assert len(entra.forms) == 1  # neither reached Entra
+    await exchange.aclose()
+
+
+async def test_a_tenants_function_that_fails_refuses_the_exchange(
+    entra: EntraStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    def tenant_directory(tid: str) -> bool:
+        raise LookupError("the tenant directory is down")
+
+    exchange = exchange_at(entra, tenants=tenant_directory)
+    caller = AccessToken(
+        "alice", API, frozenset(), (API,), None, None, {"tid": GUEST}, raw="guest-token"
+    )
+    # fail closed, as the guard does: a tenant the function cannot judge is not allowed
+    with pytest.raises(ExchangeRefused, match="not one of the issuer's"):
+        await exchange.token_for(caller, resource=GRAPH)
+    assert entra.forms == [] and "tenant directory is down" in caplog.text
+    await exchange.aclose()
+
+
+async def test_the_tenants_whose_metadata_is_kept_are_bounded_in_number() -> None:
+    """An API open to every tenant (tenants= a function saying yes) keeps the token
+    endpoints of at most TENANT_CACHE_SIZE of them, as the guard keeps their keys."""
+    fetched: list[str] = []
+
+    def entra(request: httpx.Request) -> httpx.Response:
+        [tenant] = [part for part in request.url.path.split("/") if part.startswith("tenant-")]
+        if request.method == "GET":
+            fetched.append(tenant)  # one discovery document per tenant, its first URL
+            base = f"https://login.test/{tenant}"
+            return httpx.Response(
+                200, json={"issuer": f"{base}/v2.0", "token_endpoint": f"{base}/token"}
+            )
+        return httpx.Response(200, json={"access_token": "t", "token_type": "Bearer"})
+
+    issuer = providers.entra(API, authority="https://login.test", tenants=lambda tid: True)
+    exchange = TokenExchange(
+        issuer,
+        client_id=API,
+        client_secret="app-secret",
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(entra)),
+    )
+    tenants = [f"tenant-{n}" for n in range(TENANT_CACHE_SIZE + 1)] + ["tenant-0"]
+    for tid in tenants:
+        caller = AccessToken("alice", API, frozenset(), (API,), None, None, {"tid": tid}, raw=tid)
+        await exchange.token_for(caller, resource=GRAPH)
+    assert fetched == tenants  # tenant-0's metadata was let go, and fetched again
     await exchange.aclose()
 
 
