@@ -83,6 +83,16 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
+def one_line(text: str) -> str:
+    """``text`` with anything not printable escaped, newlines too: a line no token or
+    answer quoted in it can split or forge."""
+    return (
+        text
+        if text.isprintable()
+        else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    )
+
+
 def render_text(report: Report, out: TextIO) -> None:
     """The report for a person: sections as indented JSON, one line per check, the verdict."""
     for title, value in report.sections.items():
@@ -96,7 +106,7 @@ def render_text(report: Report, out: TextIO) -> None:
         out.write(f"{SYMBOLS[step.status]} {step.name.ljust(width)}  {step.detail}\n")
         if step.fix:
             out.write(f"  {' ' * width}  fix: {step.fix}\n")
-    out.write(f"\n{report.verdict}\n")
+    out.write(f"\n{one_line(report.verdict)}\n")
 
 
 def render_json(report: Report, out: TextIO) -> None:

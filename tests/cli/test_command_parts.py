@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 from email.utils import formatdate
 
 import pytest
 
 from oauthguard._cli import main
-from oauthguard._cli.common import Answer, Exchanges, checked_url, read_token
+from oauthguard._cli.common import Answer, Exchanges, checked_url, kept_logs, read_token
 from oauthguard._cli.hints import ago, id_token_fix, issuer_fix, time_fix
 from oauthguard._cli.presets import detected, issuer_setting
 from oauthguard._cli.report import Report, UsageError, render_json, render_text
@@ -91,6 +92,20 @@ def test_text_escapes_what_a_token_could_forge_and_json_is_stable() -> None:
         "version", "command", "subject", "ok", "exit_code", "verdict", "claims", "checks"
     ]  # fmt: skip
     assert shape["checks"][0]["status"] == "fail"
+
+
+def test_the_verdict_and_the_echoed_logs_escape_what_a_token_could_forge() -> None:
+    # The verdict quotes the guard's refusal, -v the library's log lines: both may hold
+    # what a token or an issuer's answer carries.
+    report = Report("inspect", "token", verdict="refused: \x1b]0;title\x07\x9b2J")
+    text = io.StringIO()
+    render_text(report, text)
+    assert text.getvalue() == "\nrefused: \\x1b]0;title\\x07\\x9b2J\n"
+    echoed = io.StringIO()
+    with kept_logs(echoed) as logs:
+        logging.getLogger("oauthguard").warning("refused: %s", "\x1b[2J\nforged")
+    assert echoed.getvalue() == "warning: refused: \\x1b[2J\\nforged\n"
+    assert logs.lines == ["refused: \x1b[2J\nforged"]  # kept as logged, for the checks
 
 
 def test_usage_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
