@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
@@ -111,5 +112,18 @@ def render_text(report: Report, out: TextIO) -> None:
 
 def render_json(report: Report, out: TextIO) -> None:
     """The report for a script: one JSON object (the shape of docs/guides/command.md)."""
-    json.dump(report.as_json(), out, indent=2, default=str)
+    text = json.dumps(report.as_json(), indent=2, default=str)
+    out.write(_JSON_ESCAPE.sub(_quoted_surrogate, text))
     out.write("\n")
+
+
+# A JSON escape, scanned left to right: a surrogate pair, a lone surrogate, any other.
+_JSON_ESCAPE = re.compile(r"\\ud[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2}|\\ud[89a-f][0-9a-f]{2}|\\.")
+
+
+def _quoted_surrogate(escape: re.Match[str]) -> str:
+    """RFC 8259 §8.2 / RFC 7493 §2.1: a lone surrogate (which a token's JSON may hold) is
+    written as the text ``\\udXXXX``, as the text output shows it; strict parsers refuse
+    the escape itself."""
+    found = escape.group()
+    return "\\" + found if len(found) == 6 else found

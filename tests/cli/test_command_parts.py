@@ -108,6 +108,19 @@ def test_the_verdict_and_the_echoed_logs_escape_what_a_token_could_forge() -> No
     assert logs.lines == ["refused: \x1b[2J\nforged"]  # kept as logged, for the checks
 
 
+def test_json_holds_no_lone_surrogate_a_token_can_carry() -> None:
+    # RFC 8259 §8.2 leaves a lone surrogate's reading to each parser (strict ones refuse
+    # the document, RFC 7493 §2.1 forbids it): it is shown as the text output shows it.
+    report = Report("inspect", "token", sections={"claims": {"sub": "\ud800x", "n": "\udfff"}})
+    report.sections["header"] = {"kid": "\U0001f600", "x5u": "\\ud800", "alg": "caf\u00e9"}
+    out = io.StringIO()
+    render_json(report, out)
+    shape = json.loads(out.getvalue())
+    assert out.getvalue().isascii()
+    assert shape["claims"] == {"sub": "\\ud800x", "n": "\\udfff"}
+    assert shape["header"] == {"kid": "\U0001f600", "x5u": "\\ud800", "alg": "caf\u00e9"}
+
+
 def test_usage_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "http://as.example.com"]) == 2
     assert "--allow-http" in capsys.readouterr().err
