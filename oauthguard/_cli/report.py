@@ -94,11 +94,37 @@ def one_line(text: str) -> str:
     )
 
 
+#: The deepest nesting shown indented: each level repeats on every line below it, so a
+#: token nesting deeper would print (and hold in memory) its size times its depth.
+MAX_INDENTED_DEPTH = 8
+
+
+def indent_for(value: object, deepest: int = MAX_INDENTED_DEPTH) -> int | None:
+    """2 for a value nesting no deeper than ``deepest``; None (one line) otherwise."""
+    return 2 if nesting_depth(value, deepest) <= deepest else None
+
+
+def nesting_depth(value: object, limit: int) -> int:
+    """How deeply ``value`` nests lists and dicts (0 for a scalar), found without recursion
+    and no further than one level past ``limit``."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if depth > limit:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def render_text(report: Report, out: TextIO) -> None:
     """The report for a person: sections as indented JSON, one line per check, the verdict."""
     for title, value in report.sections.items():
         out.write(f"{title.replace('_', ' ')}{report.sections_note}:\n")
-        shown = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        shown = json.dumps(value, indent=indent_for(value), ensure_ascii=False, default=str)
         out.write("".join(f"  {line}\n" for line in printable(shown).splitlines()))
     if report.sections:
         out.write("\n")
@@ -112,7 +138,8 @@ def render_text(report: Report, out: TextIO) -> None:
 
 def render_json(report: Report, out: TextIO) -> None:
     """The report for a script: one JSON object (the shape of docs/guides/command.md)."""
-    text = json.dumps(report.as_json(), indent=2, default=str)
+    document = report.as_json()
+    text = json.dumps(document, indent=indent_for(document, MAX_INDENTED_DEPTH + 1), default=str)
     out.write(_JSON_ESCAPE.sub(_quoted_surrogate, text))
     out.write("\n")
 

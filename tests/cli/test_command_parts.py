@@ -16,6 +16,7 @@ from oauthguard._cli.common import Answer, Exchanges, checked_url, kept_logs, re
 from oauthguard._cli.hints import ago, id_token_fix, issuer_fix, time_fix
 from oauthguard._cli.presets import detected, issuer_setting
 from oauthguard._cli.report import Report, UsageError, render_json, render_text
+from oauthguard._jose.b64 import b64url_encode
 
 
 def test_a_pasted_authorization_value_is_read_as_its_token() -> None:
@@ -119,6 +120,30 @@ def test_json_holds_no_lone_surrogate_a_token_can_carry() -> None:
     assert out.getvalue().isascii()
     assert shape["claims"] == {"sub": "\\ud800x", "n": "\\udfff"}
     assert shape["header"] == {"kid": "\U0001f600", "x5u": "\\ud800", "alg": "caf\u00e9"}
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]])
+def test_deeply_nested_claims_print_in_size_linear_in_the_token(output: list[str]) -> None:
+    # Indented, each level of nesting repeats on every line below it: 900 levels in 2 KB
+    # of token made 1.6 MB of output (a megabyte of such token, gigabytes of memory).
+    nested = "[" * 900 + "]" * 900
+    claims = json.dumps({"iss": "https://as.example.com"})[:-1] + f', "deep": {nested}}}'
+    token = ".".join(
+        b64url_encode(part.encode()) for part in ('{"alg":"RS256"}', claims, "signature")
+    )
+    out = io.StringIO()
+    assert main(["inspect", token, *output], stdin=io.StringIO(), stdout=out) == 1
+    assert len(out.getvalue()) < 10 * len(token) + 5_000  # the checks' lines, the verdict
+    assert nested in out.getvalue().replace(", ", ",").replace("\n", "").replace(" ", "")
+    if output:
+        assert json.loads(out.getvalue())["claims"]["iss"] == "https://as.example.com"
+
+
+def test_shallow_sections_stay_indented() -> None:
+    report = Report("inspect", "token", sections={"claims": {"realm_access": {"roles": ["a"]}}})
+    text = io.StringIO()
+    render_text(report, text)
+    assert '      "roles": [\n        "a"\n' in text.getvalue()
 
 
 def test_usage_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
