@@ -146,6 +146,17 @@ def test_shallow_sections_stay_indented() -> None:
     assert '      "roles": [\n        "a"\n' in text.getvalue()
 
 
+@pytest.mark.parametrize("given", ["argument", "stdin"])
+def test_bytes_that_are_not_utf8_are_a_usage_error(given: str) -> None:
+    # Python reads such bytes (in argv, or on stdin in the C locale) as lone surrogates
+    # (PEP 383): the message's fingerprint of them must not fail in its turn.
+    token = "\udcff\udcfe.e30.c2ln"
+    err = io.StringIO()
+    argv = ["inspect", token] if given == "argument" else ["inspect", "-"]
+    assert main(argv, stdin=io.StringIO(token), stdout=io.StringIO(), stderr=err) == 2
+    assert "outside ASCII: not one token (fingerprint " in err.getvalue()
+
+
 def test_usage_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "http://as.example.com"]) == 2
     assert "--allow-http" in capsys.readouterr().err
