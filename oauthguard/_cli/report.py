@@ -56,7 +56,7 @@ class Report:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def add(self, name: str, status: Status, detail: str, fix: str | None = None) -> Step:
-        step = Step(name, status, printable(detail), None if fix is None else printable(fix))
+        step = Step(name, status, one_line(detail), None if fix is None else one_line(fix))
         self.steps.append(step)
         return step
 
