@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
+from redis.client import NEVER_DECODE
 from redis.exceptions import RedisError, ResponseError
 
 from oauthguard._http.breaker import CircuitBreaker, Ticket, retry_after
@@ -163,7 +164,11 @@ class RedisIntrospectionCache:
         try:
             # Inclusive end: one byte more than an entry may hold tells a larger one apart.
             end = MAX_ENTRY_BYTES + self._overhead
-            data = await self.client.getrange(self.prefix + key, 0, end)
+            # The bytes as stored, even from a client made with decode_responses=True: an
+            # HMAC is no UTF-8, and decoding it would fail every read.
+            data = await self.client.execute_command(  # type: ignore[no-untyped-call]
+                "GETRANGE", self.prefix + key, 0, end, **{NEVER_DECODE: True}
+            )
         except ResponseError:  # Redis answered (a key of another type): a miss, no outage
             self._succeeded(ticket)
             return None
@@ -174,8 +179,6 @@ class RedisIntrospectionCache:
             self._succeeded(ticket)
         finally:
             self._breaker.released(ticket)
-        if isinstance(data, str):  # a client made with decode_responses=True
-            data = data.encode("utf-8", "surrogateescape")
         if not isinstance(data, bytes) or not data or len(data) > MAX_ENTRY_BYTES + self._overhead:
             return None  # absent (GETRANGE of no key is empty), or larger than we write
         return self._verified(key, data)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from oauthguard._cli.report import UsageError
+from oauthguard._cli.report import UsageError, one_line
 from oauthguard._http.urls import INSECURE_HTTP, fetchable, https_or_loopback
 from oauthguard._wire.redaction import token_digest
 
@@ -101,7 +101,7 @@ class KeptLogs(logging.Handler):
         line = record.getMessage()
         self.lines.append(line)
         if self.echo is not None:
-            self.echo.write(f"{record.levelname.lower()}: {line}\n")
+            self.echo.write(f"{record.levelname.lower()}: {one_line(line)}\n")
 
     def since(self, start: int, level_word: str = "") -> list[str]:
         return [line for line in self.lines[start:] if level_word in line]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
@@ -55,7 +56,7 @@ class Report:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def add(self, name: str, status: Status, detail: str, fix: str | None = None) -> Step:
-        step = Step(name, status, printable(detail), None if fix is None else printable(fix))
+        step = Step(name, status, one_line(detail), None if fix is None else one_line(fix))
         self.steps.append(step)
         return step
 
@@ -83,11 +84,47 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
+def one_line(text: str) -> str:
+    """``text`` with anything not printable escaped, newlines too: a line no token or
+    answer quoted in it can split or forge."""
+    return (
+        text
+        if text.isprintable()
+        else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    )
+
+
+#: The deepest nesting shown indented: each level repeats on every line below it, so a
+#: token nesting deeper would print (and hold in memory) its size times its depth.
+MAX_INDENTED_DEPTH = 8
+
+
+def indent_for(value: object, deepest: int = MAX_INDENTED_DEPTH) -> int | None:
+    """2 for a value nesting no deeper than ``deepest``; None (one line) otherwise."""
+    return 2 if nesting_depth(value, deepest) <= deepest else None
+
+
+def nesting_depth(value: object, limit: int) -> int:
+    """How deeply ``value`` nests lists and dicts (0 for a scalar), found without recursion
+    and no further than one level past ``limit``."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if depth > limit:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def render_text(report: Report, out: TextIO) -> None:
     """The report for a person: sections as indented JSON, one line per check, the verdict."""
     for title, value in report.sections.items():
         out.write(f"{title.replace('_', ' ')}{report.sections_note}:\n")
-        shown = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        shown = json.dumps(value, indent=indent_for(value), ensure_ascii=False, default=str)
         out.write("".join(f"  {line}\n" for line in printable(shown).splitlines()))
     if report.sections:
         out.write("\n")
@@ -96,10 +133,24 @@ def render_text(report: Report, out: TextIO) -> None:
         out.write(f"{SYMBOLS[step.status]} {step.name.ljust(width)}  {step.detail}\n")
         if step.fix:
             out.write(f"  {' ' * width}  fix: {step.fix}\n")
-    out.write(f"\n{report.verdict}\n")
+    out.write(f"\n{one_line(report.verdict)}\n")
 
 
 def render_json(report: Report, out: TextIO) -> None:
     """The report for a script: one JSON object (the shape of docs/guides/command.md)."""
-    json.dump(report.as_json(), out, indent=2, default=str)
+    document = report.as_json()
+    text = json.dumps(document, indent=indent_for(document, MAX_INDENTED_DEPTH + 1), default=str)
+    out.write(_JSON_ESCAPE.sub(_quoted_surrogate, text))
     out.write("\n")
+
+
+# A JSON escape, scanned left to right: a surrogate pair, a lone surrogate, any other.
+_JSON_ESCAPE = re.compile(r"\\ud[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2}|\\ud[89a-f][0-9a-f]{2}|\\.")
+
+
+def _quoted_surrogate(escape: re.Match[str]) -> str:
+    """RFC 8259 §8.2 / RFC 7493 §2.1: a lone surrogate (which a token's JSON may hold) is
+    written as the text ``\\udXXXX``, as the text output shows it; strict parsers refuse
+    the escape itself."""
+    found = escape.group()
+    return "\\" + found if len(found) == 6 else found

@@ -75,6 +75,10 @@ async def fetch_document(
     if form is not None:
         method = "POST"
         options.update(data=form, follow_redirects=False)
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:  # a URL from a document (jwks_uri): no request to make
+        raise httpx.UnsupportedProtocol(f"the URL cannot be requested: {exc}") from None
     with TELEMETRY.http_span(span, method, url, issuer) as traced:
         with anyio.move_on_after(timeout):
             async with http.stream(method, url, **options) as response:

@@ -190,8 +190,10 @@ def bound_key(cnf: object) -> str | None:
     if jkt is None and cnf:
         method = sorted(cnf)[0] if "x5t#S256" not in cnf else "x5t#S256"
         what = _CONFIRMATIONS.get(method, "a confirmation method")
+        # The name is the token's: quoted (repr), it forges no log line nor terminal escape.
+        named = method if method in _CONFIRMATIONS else repr(str(method)[:40])
         raise InvalidToken(
-            f"the access token is bound to {what} ({str(method)[:40]}), which "
+            f"the access token is bound to {what} ({named}), which "
             "this resource server cannot check"
         )
     return jkt

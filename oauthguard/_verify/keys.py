@@ -201,9 +201,11 @@ class KeySet:
         return self._all if kid is None else self._by_kid.get(kid, [])
 
     async def _refresh_or_stale(self, now: float) -> None:
-        if self._by_kid is None and self._failed_at is not None:
+        if self._failed_at is not None and not self.usable(now):
             wait = self._failed_at + self._cooldown - now
-            if wait > 0:  # a failing issuer is asked at most once per cooldown
+            # A failing issuer is asked at most once per cooldown, with no keys ever or with
+            # only keys past max_stale: else every request (or readiness check) is a fetch.
+            if wait > 0:
                 raise TemporarilyUnavailable(
                     f"the signing keys of {self.issuer} cannot be fetched",
                     retry_after=math.ceil(wait),

@@ -14,7 +14,9 @@ logger = logging.getLogger("oauthguard")
 
 def token_digest(token: str) -> str:
     """What the logs say instead of a token: a SHA-256 prefix."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
+    # surrogatepass: bytes read as lone surrogates (PEP 383: argv, a C-locale stdin) get a
+    # digest too, instead of an error; any other string's is the same as without it.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def redacted_traceback(exc: BaseException, token: str | None) -> str:

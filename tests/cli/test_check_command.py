@@ -7,7 +7,11 @@ import json
 
 import pytest
 from conftest import RESOURCE, run_command, run_process
-from support import free_port
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from support import free_port, serve
 
 from oauthguard._cli import main
 from oauthguard.testing import TestIssuer
@@ -85,3 +89,36 @@ def test_an_output_that_cannot_print_the_report_is_one_line_not_a_traceback() ->
     assert ran.code == 4, ran
     assert ran.err.startswith("oauthguard inspect: unexpected error (UnicodeEncodeError")
     assert ran.err.count("\n") == 1 and "please report it" in ran.err
+
+
+def hostile_issuer(port: int, jwks_uri: str) -> Starlette:
+    """An issuer whose metadata names ``jwks_uri`` (its JWKS itself fails)."""
+    base = f"http://127.0.0.1:{port}"
+
+    async def metadata(request: Request) -> Response:
+        return JSONResponse({"issuer": base, "jwks_uri": base + jwks_uri})
+
+    async def jwks(request: Request) -> Response:
+        return Response("down", status_code=500)
+
+    return Starlette(
+        routes=[
+            Route("/.well-known/oauth-authorization-server", metadata),
+            Route("/.well-known/openid-configuration", metadata),
+            Route("/jwks", jwks),
+        ]
+    )
+
+
+def test_a_jwks_uri_that_is_no_url_is_a_failed_check_that_forges_no_line() -> None:
+    # A control character in the metadata's jwks_uri: httpx refuses the URL itself, which
+    # the fetch treated as no failure of its own (the command: exit 4, "please report it").
+    port = free_port()
+    forged = "\n✓ signature  verified with the issuer's RS256 key"
+    with serve(hostile_issuer(port, "/jwks#" + forged), port=port):
+        ran = run_command("check", f"http://127.0.0.1:{port}")
+    assert ran.code == 3, ran.err
+    assert "unexpected error" not in ran.err
+    keys = next(line for line in ran.out.splitlines() if line.startswith("✗ keys"))
+    assert "non-printable" in keys and "\\n✓ signature" in keys
+    assert not any(line.startswith("✓ signature") for line in ran.out.splitlines())

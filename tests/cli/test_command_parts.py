@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 from email.utils import formatdate
 
 import pytest
 
 from oauthguard._cli import main
-from oauthguard._cli.common import Answer, Exchanges, checked_url, read_token
+from oauthguard._cli.common import Answer, Exchanges, checked_url, kept_logs, read_token
 from oauthguard._cli.hints import ago, id_token_fix, issuer_fix, time_fix
 from oauthguard._cli.presets import detected, issuer_setting
 from oauthguard._cli.report import Report, UsageError, render_json, render_text
+from oauthguard._jose.b64 import b64url_encode
 
 
 def test_a_pasted_authorization_value_is_read_as_its_token() -> None:
@@ -91,6 +93,68 @@ def test_text_escapes_what_a_token_could_forge_and_json_is_stable() -> None:
         "version", "command", "subject", "ok", "exit_code", "verdict", "claims", "checks"
     ]  # fmt: skip
     assert shape["checks"][0]["status"] == "fail"
+
+
+def test_the_verdict_and_the_echoed_logs_escape_what_a_token_could_forge() -> None:
+    # The verdict quotes the guard's refusal, -v the library's log lines: both may hold
+    # what a token or an issuer's answer carries.
+    report = Report("inspect", "token", verdict="refused: \x1b]0;title\x07\x9b2J")
+    text = io.StringIO()
+    render_text(report, text)
+    assert text.getvalue() == "\nrefused: \\x1b]0;title\\x07\\x9b2J\n"
+    echoed = io.StringIO()
+    with kept_logs(echoed) as logs:
+        logging.getLogger("oauthguard").warning("refused: %s", "\x1b[2J\nforged")
+    assert echoed.getvalue() == "warning: refused: \\x1b[2J\\nforged\n"
+    assert logs.lines == ["refused: \x1b[2J\nforged"]  # kept as logged, for the checks
+
+
+def test_json_holds_no_lone_surrogate_a_token_can_carry() -> None:
+    # RFC 8259 §8.2 leaves a lone surrogate's reading to each parser (strict ones refuse
+    # the document, RFC 7493 §2.1 forbids it): it is shown as the text output shows it.
+    report = Report("inspect", "token", sections={"claims": {"sub": "\ud800x", "n": "\udfff"}})
+    report.sections["header"] = {"kid": "\U0001f600", "x5u": "\\ud800", "alg": "caf\u00e9"}
+    out = io.StringIO()
+    render_json(report, out)
+    shape = json.loads(out.getvalue())
+    assert out.getvalue().isascii()
+    assert shape["claims"] == {"sub": "\\ud800x", "n": "\\udfff"}
+    assert shape["header"] == {"kid": "\U0001f600", "x5u": "\\ud800", "alg": "caf\u00e9"}
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]])
+def test_deeply_nested_claims_print_in_size_linear_in_the_token(output: list[str]) -> None:
+    # Indented, each level of nesting repeats on every line below it: 900 levels in 2 KB
+    # of token made 1.6 MB of output (a megabyte of such token, gigabytes of memory).
+    nested = "[" * 900 + "]" * 900
+    claims = json.dumps({"iss": "https://as.example.com"})[:-1] + f', "deep": {nested}}}'
+    token = ".".join(
+        b64url_encode(part.encode()) for part in ('{"alg":"RS256"}', claims, "signature")
+    )
+    out = io.StringIO()
+    assert main(["inspect", token, *output], stdin=io.StringIO(), stdout=out) == 1
+    assert len(out.getvalue()) < 10 * len(token) + 5_000  # the checks' lines, the verdict
+    assert nested in out.getvalue().replace(", ", ",").replace("\n", "").replace(" ", "")
+    if output:
+        assert json.loads(out.getvalue())["claims"]["iss"] == "https://as.example.com"
+
+
+def test_shallow_sections_stay_indented() -> None:
+    report = Report("inspect", "token", sections={"claims": {"realm_access": {"roles": ["a"]}}})
+    text = io.StringIO()
+    render_text(report, text)
+    assert '      "roles": [\n        "a"\n' in text.getvalue()
+
+
+@pytest.mark.parametrize("given", ["argument", "stdin"])
+def test_bytes_that_are_not_utf8_are_a_usage_error(given: str) -> None:
+    # Python reads such bytes (in argv, or on stdin in the C locale) as lone surrogates
+    # (PEP 383): the message's fingerprint of them must not fail in its turn.
+    token = "\udcff\udcfe.e30.c2ln"
+    err = io.StringIO()
+    argv = ["inspect", token] if given == "argument" else ["inspect", "-"]
+    assert main(argv, stdin=io.StringIO(token), stdout=io.StringIO(), stderr=err) == 2
+    assert "outside ASCII: not one token (fingerprint " in err.getvalue()
 
 
 def test_usage_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ keys when asked (and uvicorn's default lifespan mode seeing it), the readiness c
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import anyio
 import httpx
@@ -204,3 +205,47 @@ async def test_ready_without_asgi_and_with_a_verifier_of_ones_own() -> None:
 
     custom = ResourceServer(resource=RESOURCE, authorization_servers=down(), verifier=Refusing())
     assert await custom.ready()  # nothing of ours to wait for
+
+
+class FailingJWKS:
+    """The issuer, whose JWKS answers 503 once ``failing`` is set; its fetches counted."""
+
+    def __init__(self, issuer: TestIssuer) -> None:
+        self.issuer, self.failing, self.fetches = issuer, False, 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/jwks":
+            self.fetches += 1
+            if self.failing:
+                await send({"type": "http.response.start", "status": 503, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.issuer.app(scope, receive, send)
+
+
+async def test_readiness_asks_an_issuer_whose_keys_aged_out_once_per_cooldown() -> None:
+    # An orchestrator (or anyone) calling the readiness path while the issuer is down must
+    # not turn each call into a fetch of its keys, however old the last good ones are.
+    issuer, clock = TestIssuer("https://issuer.test"), Clock()
+    jwks = FailingJWKS(issuer)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=jwks))
+    jwt = JWT(keys_ttl=600, keys_refresh_cooldown=30, keys_max_stale=3600)
+    async with ResourceServer(
+        resource=RESOURCE, authorization_servers=issuer.issuer, jwt=jwt, http_client=http,
+        clock=clock,
+    ) as server:  # fmt: skip
+        assert await server.ready() and jwks.fetches == 1
+        jwks.failing = True
+        clock.advance(600 + 3600)  # past keys_ttl and keys_max_stale: no keys to use
+        assert not await server.ready()
+        assert jwks.fetches == 2
+        for _ in range(5):
+            assert not await server.ready()
+        assert jwks.fetches == 2  # within the cooldown: not asked again
+        clock.advance(30)
+        assert not await server.ready()
+        assert jwks.fetches == 3
+        jwks.failing = False
+        clock.advance(30)
+        assert await server.ready() and jwks.fetches == 4
+    await http.aclose()

@@ -332,7 +332,7 @@ async def test_a_token_failure_goes_in_the_challenge_of_the_scheme_used() -> Non
         ),
         ({"jwk": {"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}}, "a key (jwk)"),
         ({"kid": "dfd1aa97-6d8d-4575-a0fe-34b96de2bfad"}, "a key id (kid)"),
-        ({"unknown-method": "value"}, "a confirmation method (unknown-method)"),
+        ({"unknown-method": "value"}, "a confirmation method ('unknown-method')"),
     ],
 )
 @pytest.mark.parametrize("scheme", ["Bearer", "DPoP"])
@@ -347,6 +347,20 @@ async def test_a_token_bound_by_a_method_we_cannot_check_is_refused(
     )
     assert says in params["error_description"]
     assert "cannot check" in params["error_description"]
+
+
+async def test_a_cnf_member_named_with_control_characters_forges_no_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    setup = Setup()
+    token = setup.token(bound=False, cnf={"\x1b]0;owned\x07\nrefused GET '/' forged": 1})
+    with caplog.at_level("INFO", logger="oauthguard"):
+        response = await setup.call(token, None, scheme="Bearer")
+    description = assert_refused(response, 401, "invalid_token")["error_description"]
+    assert "a confirmation method (" in description
+    (refused,) = [record.getMessage() for record in caplog.records if "refused" in record.msg]
+    assert refused.isprintable(), refused  # no newline, no terminal escape
+    assert "\\x1b]0;owned\\x07\\nrefused" in refused
 
 
 async def test_a_cnf_with_jkt_and_other_members_is_dpop_bound() -> None:

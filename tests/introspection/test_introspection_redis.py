@@ -88,6 +88,21 @@ async def test_with_a_secret_only_entries_it_signed_for_their_key_are_read(
         await other.aclose()
 
 
+async def test_a_client_that_decodes_responses_reads_signed_entries(redis_url: str) -> None:
+    # decode_responses=True made the client decode the HMAC's bytes as UTF-8: every read
+    # raised (the cache's protocol is None on failure), and no signed entry was ever used.
+    client = redis.asyncio.from_url(redis_url, decode_responses=True)
+    cache = RedisIntrospectionCache(client, prefix="test-decoded:", secret="s" * 32)
+    try:
+        await cache.put("k1", b'{"v":1}', 60)
+        assert await cache.get("k1") == b'{"v":1}'
+        await client.set("test-decoded:odd", "\u00e9t\u00e9")  # UTF-8 text, no HMAC
+        assert await cache.get("odd") is None and cache.rejected == 1
+        assert cache.failures == 0
+    finally:
+        await cache.aclose()
+
+
 def test_the_secret_has_16_bytes_at_least() -> None:
     with pytest.raises(ConfigurationError, match="16 bytes"):
         RedisIntrospectionCache(redis.asyncio.Redis(), secret="short")

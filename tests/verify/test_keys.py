@@ -476,3 +476,17 @@ async def test_requests_for_an_unknown_kid_during_its_refetch_wait_for_it(issuer
         gate.set()
     assert outcomes == ([str([new_kid])] if issuer_up else ["503"]) * 3
     assert server.fetches == 2
+
+
+async def test_a_jwks_uri_that_is_no_url_is_a_failed_fetch_retried_after_the_cooldown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # httpx refuses a URL with a control character before any request (InvalidURL, which
+    # is no HTTPError): a 503 with the cooldown, not an unexpected error on every request.
+    server, clock = JWKSServer(), Clock()
+    keys = key_set(server, clock, jwks_uri=JWKS_URI + "#\n", refresh_cooldown=30)
+    with pytest.raises(TemporarilyUnavailable) as refused:
+        await keys.get(RSA_KID)
+    assert refused.value.retry_after == 30
+    assert "cannot be requested" in caplog.text
+    assert server.fetches == 0
