@@ -214,12 +214,13 @@ class Exchanger:
             fields.setdefault(name, []).append(value)
         credentials: dict[str, str] = {}
         headers: dict[str, str] = {}
-        self._client.apply(credentials, headers, endpoint)  # RFC 8693 §2.1: as at /token
+        # RFC 7523 §3 and RFC 9449 §4.2: the assertion's aud and the proof's htu name the
+        # endpoint as the issuer does, also when it is reached at an internal URL.
+        public = self._source.public_of(endpoint) if self._source is not None else endpoint
+        self._client.apply(credentials, headers, public)  # RFC 8693 §2.1: as at /token
         fields.update(credentials)
         if self._dpop_key is not None:  # RFC 9449 §5: a proof of the key to bind to
-            headers["dpop"] = self._dpop_key.proof(
-                "POST", endpoint, nonce=self._nonces.get(endpoint)
-            )
+            headers["dpop"] = self._dpop_key.proof("POST", public, nonce=self._nonces.get(endpoint))
         self.calls += 1
         try:
             response = await fetch_document(

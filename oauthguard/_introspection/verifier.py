@@ -92,6 +92,8 @@ class IntrospectionVerifier:
             clock=clock,
         )
         self._endpoint = settings.endpoint
+        #: The endpoint as the issuer names it (RFC 7523 §3: a client assertion's aud).
+        self._audience = settings.endpoint
         self._active: ExpiringCache[AccessToken] = ExpiringCache(settings.cache_size)
         self._inactive: ExpiringCache[str] = ExpiringCache(settings.cache_size)
         self._flight: SingleFlight[AccessToken] = SingleFlight()
@@ -279,7 +281,7 @@ class IntrospectionVerifier:
         form = {"token": token, "token_type_hint": "access_token"}
         accept = MEDIA_TYPE if self.settings.jwt_response else "application/json"
         headers = {"accept": accept}
-        self._client.apply(form, headers, endpoint)
+        self._client.apply(form, headers, self._audience or endpoint)
         self.calls += 1
         try:
             response = await fetch_document(
@@ -350,6 +352,7 @@ class IntrospectionVerifier:
                 "endpoint"
             )
         self._endpoint = endpoint
+        self._audience = source.public_of(endpoint)
         return endpoint
 
     def _admit(self) -> Ticket:

@@ -78,6 +78,14 @@ class Source:
         rest = under(url, self.issuer)
         return url if rest is None else self.internal.rstrip("/") + rest
 
+    def public_of(self, url: str) -> str:
+        """``url`` as the issuer names it: under the public base when under the internal one
+        (what a client assertion's ``aud`` and a DPoP proof's ``htu`` must say)."""
+        if self.internal is None:
+            return url
+        rest = under(url, self.internal)
+        return url if rest is None else self.issuer.rstrip("/") + rest
+
     def usable(self, url: object) -> bool:
         """A URL the server is willing to fetch: https, http on loopback, or any http with
         ``allow_http``."""
