@@ -114,7 +114,7 @@ class OAuthGuard:
             metadata_path(resource): MetadataEndpoint(self._document(resource))
             for resource in server.resources
         }
-        ready_at = readiness_path_of(readiness_path, set(self.documents))
+        self._ready_at = ready_at = readiness_path_of(readiness_path, set(self.documents))
         if ready_at is not None:  # served like a document: no lookup of its own per request
             self.documents[ready_at] = ReadinessEndpoint(server)
         self._default, self.served = resource_paths(server, self.rules, self.challenger)
@@ -172,6 +172,9 @@ class OAuthGuard:
             await endpoint(scope, receive, send)
             return
         routed = routed_path(path, root_path) if root_path else path
+        if root_path and routed == self._ready_at and kind == "http":  # as the app routes it
+            await self.documents[routed](scope, receive, send)
+            return
         rule = self.rule_for(scope.get("method"), path, routed) if self._has_rules else None
         scope[CONTEXT] = self._contexts[rule]
         if self._any_public and self.is_public(routed):

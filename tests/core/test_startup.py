@@ -249,3 +249,16 @@ async def test_readiness_asks_an_issuer_whose_keys_aged_out_once_per_cooldown() 
         clock.advance(30)
         assert await server.ready() and jwks.fetches == 4
     await http.aclose()
+
+
+async def test_readiness_is_served_behind_a_root_path_as_the_app_routes_it() -> None:
+    # uvicorn --root-path /api: the path holds the root path, the app routes without it
+    issuer = TestIssuer()
+    app = guard(issuer, readiness_path="/ready", public_paths=[])
+    transport = httpx.ASGITransport(app=app, root_path="/api")
+    async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as api:
+        ready = await api.get("/api/ready")
+        assert ready.status_code == 200, ready.text
+        assert ready.json() == {"status": "ready"}
+        assert (await api.get("/api/mcp")).status_code == 401  # still only that path
+        assert (await api.get("/api/readyz")).status_code == 401
