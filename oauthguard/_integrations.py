@@ -24,9 +24,10 @@ def requirement_of(
     roles: str | Iterable[str] | None = None,
     clients: str | Iterable[str] | None = None,
     claims: Mapping[str, Any] | None = None,
+    actors: str | Iterable[str] | None = None,
 ) -> Requirement:
     """``require(...)``'s arguments as a ``Requirement``, or the ``Requirement`` given."""
-    options = (any_scopes, audience, acr_values, max_age, roles, clients, claims)
+    options = (any_scopes, audience, acr_values, max_age, roles, clients, claims, actors)
     if not isinstance(scopes, Requirement):
         return Requirement(
             scopes,
@@ -37,6 +38,7 @@ def requirement_of(
             roles=roles,
             clients=clients,
             claims=claims,
+            actors=actors,
         )
     if any(option is not None for option in options):
         raise ConfigurationError(

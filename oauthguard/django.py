@@ -105,6 +105,7 @@ def token_required(
     roles: str | Iterable[str] | None = None,
     clients: str | Iterable[str] | None = None,
     claims: Mapping[str, Any] | None = None,
+    actors: str | Iterable[str] | None = None,
 ) -> Callable[[V], V]:
     """A view decorator for what the view needs from the access token: the arguments of
     ``require(...)``, or a ``Requirement``. Sync and async views; for a class-based view,
@@ -120,6 +121,7 @@ def token_required(
         roles=roles,
         clients=clients,
         claims=claims,
+        actors=actors,
     )
     return functools.partial(protect_view, requirement)
 

@@ -125,6 +125,7 @@ def requires(
     roles: str | Iterable[str] | None = None,
     clients: str | Iterable[str] | None = None,
     claims: Mapping[str, Any] | None = None,
+    actors: str | Iterable[str] | None = None,
 ) -> RequirementGuard:
     """A Litestar guard for what a route needs from the access token: the arguments of
     ``require(...)``, or a ``Requirement``. ``guards=[requires("orders:read")]`` on an app,
@@ -144,5 +145,6 @@ def requires(
             roles=roles,
             clients=clients,
             claims=claims,
+            actors=actors,
         )
     )

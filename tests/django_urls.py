@@ -47,7 +47,7 @@ class AsyncAdmin(View):
         return seen(request)
 
 
-@token_required("orders:read", clients="console", claims={"tenant": "acme"})
+@token_required("orders:read", clients="console", claims={"tenant": "acme"}, actors=["mcp-server"])
 def console(request: HttpRequest) -> HttpResponse:
     return seen(request)
 

@@ -225,6 +225,13 @@ def test_clients_and_claims_are_403_with_no_scope_unless_scopes_miss_too(
     )
     ok = httpx.get(url, headers=sent("orders:read", client_id="console", tenant="acme"))
     assert ok.status_code == 200, ok.text
+    # RFC 8693 §4.1: only the named actor may act for the subject
+    good = {"client_id": "console", "tenant": "acme"}
+    acted = httpx.get(url, headers=sent("orders:read", **good, act={"sub": "mcp-server"}))
+    assert acted.status_code == 200, acted.text
+    other = httpx.get(url, headers=sent("orders:read", **good, act={"sub": "intruder"}))
+    params = assert_refused(other, 403, "insufficient_scope")
+    assert "intruder" in params["error_description"] and "scope" not in params
 
 
 def test_token_required_validates_roles_clients_and_claims() -> None:
