@@ -52,6 +52,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+@pytest.fixture(autouse=True)
+def _end_the_test_loop() -> Iterator[None]:
+    """After each test, end the event loop its ``apps.client`` clients shared."""
+    yield
+    apps = sys.modules.get("apps")
+    if apps is not None:
+        apps.close_test_loop()
+
+
 def runs_no_test(config: pytest.Config) -> bool:
     """Whether this process is the controller of xdist workers (they run the tests)."""
     if hasattr(config, "workerinput"):
