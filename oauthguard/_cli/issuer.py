@@ -88,7 +88,8 @@ def run(args: argparse.Namespace, streams: Streams) -> int:
     )
     swagger = [issuer.register_swagger_client(url) for url in args.swagger_ui]
     announce(streams.stdout, issuer, args.client_id, secret, swagger, args.json)
-    config = uvicorn.Config(issuer.app, log_level="warning" if not args.verbose else "info")
+    app = LoopbackHostOnly(issuer.app, sock.getsockname()[1], args.host)
+    config = uvicorn.Config(app, log_level="warning" if not args.verbose else "info")
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])  # uvicorn stops cleanly on SIGINT (Ctrl-C) and SIGTERM
@@ -98,6 +99,46 @@ def run(args: argparse.Namespace, streams: Streams) -> int:
         sock.close()
     streams.stderr.write("oauthguard issuer: stopped\n")
     return 0
+
+
+class LoopbackHostOnly:
+    """The issuer's app, answering only requests that name it at its own loopback address.
+
+    A web page whose own host name resolves to 127.0.0.1 (DNS rebinding) reaches the port
+    as a same-origin page would, but its requests carry its own name in ``Host``: they get a
+    421, and the page cannot drive the issuer, which approves every authorization request.
+    """
+
+    def __init__(self, app: Any, port: int, host: str) -> None:
+        self.app = app
+        names = {host.strip("[]").lower(), "localhost"}
+        self.hosts = {(f"[{name}]" if ":" in name else name) + f":{port}" for name in names}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket") and self._host(scope) not in self.hosts:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            body = b"this issuer answers only at its loopback address"
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 421,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _host(scope: Any) -> str | None:
+        hosts = [value for name, value in scope.get("headers", ()) if name == b"host"]
+        # One Host header (RFC 9112 §3.2); none or several is a request we do not read.
+        return hosts[0].decode("latin-1").lower() if len(hosts) == 1 else None
 
 
 def announce(
