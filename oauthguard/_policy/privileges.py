@@ -276,7 +276,14 @@ def _actor_allowed(token: AccessToken, actor_sets: tuple[tuple[str, ...], ...]) 
     actor = token.actor
     if actor is None:
         return True
-    return all(actor.subject in actors for actors in actor_sets)
+    return _foreign_issuer(token) is None and all(actor.subject in actors for actors in actor_sets)
+
+
+def _foreign_issuer(token: AccessToken) -> str | None:
+    """The actor's ``iss`` when it names another issuer than the token's: its ``sub`` is a
+    name in that issuer's namespace (RFC 8693 §4.1), not the one ``actors=`` names."""
+    issuer = token.actor.issuer if token.actor is not None else None
+    return issuer if issuer is not None and issuer != token.issuer else None
 
 
 def _actor_miss(token: AccessToken, actor_sets: tuple[tuple[str, ...], ...]) -> str:
@@ -285,6 +292,9 @@ def _actor_miss(token: AccessToken, actor_sets: tuple[tuple[str, ...], ...]) -> 
     if not allowed:
         return "the token is delegated (act), and this operation is for its subject alone"
     who = "an actor without sub" if subject is None else f"the actor {shown(subject)}"
+    foreign = _foreign_issuer(token)
+    if foreign is not None:
+        who += f" of another issuer, {shown(foreign)}"
     return f"the token is delegated to {who}, not one of {named(allowed)}"
 
 

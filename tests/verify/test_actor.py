@@ -145,6 +145,19 @@ async def test_require_actors_refuses_another_actor_with_a_403(call: Any) -> Non
     )
 
 
+async def test_an_actor_of_another_issuer_is_not_the_actor_of_that_name(call: Any) -> None:
+    # RFC 8693 §4.1: an actor's sub is unique within its iss; "mcp-server" of another issuer
+    # is someone else, whatever the name.
+    own = await call("/orders/by-mcp", act={"sub": "mcp-server", "iss": "https://issuer.test"})
+    assert own.status_code == 200
+    response = await call("/orders/by-mcp", act={"sub": "mcp-server", "iss": "https://idp.evil"})
+    params = assert_refused(response, 403, "insufficient_scope")
+    assert params["error_description"] == (
+        "the token is delegated to the actor 'mcp-server' of another issuer, "
+        "'https://idp.evil', not one of 'mcp-server'"
+    )
+
+
 async def test_require_no_actors_refuses_every_delegated_token(call: Any) -> None:
     assert (await call("/orders/mine")).status_code == 200
     params = assert_refused(await call("/orders/mine", act={"sub": "x"}), 403, "insufficient_scope")
