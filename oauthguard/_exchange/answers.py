@@ -123,7 +123,9 @@ class ExchangeRefused(GuardError):
 
 class ExchangeUnavailable(TemporarilyUnavailable):
     """No token from the exchange, through no fault of the caller: a 503 saying ``summary``;
-    ``reason`` and ``setting`` are for the log."""
+    ``reason`` and ``setting`` are for the log. ``per_request``: one odd request could
+    cause it (the server hangs, fails or answers garbage on it), so the breaker counts it
+    once per distinct request; ``wait``: the seconds the server's ``Retry-After`` asked for."""
 
     docs = TROUBLESHOOTING + "token-exchange"
 
@@ -133,22 +135,34 @@ class ExchangeUnavailable(TemporarilyUnavailable):
         reason: str,
         setting: str = "TokenExchange(token_endpoint=) or the issuer's metadata",
         retry_after: int = 5,
+        *,
+        per_request: bool = False,
+        wait: float = 0.0,
     ) -> None:
         super().__init__(
             f"the token could not be exchanged: the token endpoint {summary}",
             retry_after=retry_after,
         )
+        self.summary = summary
         self.reason = reason
         self.setting = setting
+        self.per_request = per_request
+        self.wait = wait
 
 
 def transport_failure(exc: httpx.HTTPError, timeout: float) -> ExchangeUnavailable:
-    """No answer: unreachable, or silent past ``timeout``."""
-    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, _UNREACHABLE):
+    """No answer: unreachable (no request could cause it), or silent or gone once the
+    request was sent (one odd request could)."""
+    if isinstance(exc, _UNREACHABLE):
+        return ExchangeUnavailable("is unreachable", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, httpx.TimeoutException):
         return ExchangeUnavailable(
-            "timed out", f"no answer within {timeout:g}s", "TokenExchange(timeout=)"
+            "timed out",
+            f"no answer within {timeout:g}s",
+            "TokenExchange(timeout=)",
+            per_request=True,
         )
-    return ExchangeUnavailable("is unreachable", f"{type(exc).__name__}: {exc}")
+    return ExchangeUnavailable("is unreachable", f"{type(exc).__name__}: {exc}", per_request=True)
 
 
 def printable_text(value: object) -> str:
@@ -209,6 +223,10 @@ def error_answer(response: Fetched, target: str, now: float) -> GuardError:
         f"answered HTTP {status}",
         f"HTTP {status} without an RFC 6749 error",
         retry_after=retry_after,
+        # RFC 6585 §4: 429 is about us, whatever we send; a 5xx or an unreadable 400 may be
+        # one odd request the server fails on.
+        per_request=status != 429 and (status >= 500 or status == 400),
+        wait=wait,
     )
 
 
@@ -221,7 +239,7 @@ def _header_safe(claims: object) -> bool:
 
 
 def malformed(reason: str) -> ExchangeUnavailable:
-    return ExchangeUnavailable("sent a malformed answer", reason)
+    return ExchangeUnavailable("sent a malformed answer", reason, per_request=True)
 
 
 def read_issued(

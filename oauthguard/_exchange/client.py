@@ -28,6 +28,7 @@ from oauthguard._exchange.answers import (
     transport_failure,
 )
 from oauthguard._exchange.requests import Target, entra_form, rfc8693_form
+from oauthguard._http.breaker import CircuitBreaker, Ticket, retry_after
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._http.client_auth import ClientAuthentication
 from oauthguard._http.fetch import Fetched, UnreadableBody, fetch_document
@@ -113,6 +114,9 @@ class Exchanger:
         self._cache: ExpiringCache[ExchangedToken] = ExpiringCache(cache_size)
         self._flight: SingleFlight[ExchangedToken] = SingleFlight()
         self._nonces: dict[str, str] = {}  # token endpoint -> its last DPoP-Nonce (RFC 9449 §8)
+        # Failures of the token endpoint pause the exchanges (oauthguard._http.breaker).
+        self._breaker = CircuitBreaker(name="token_exchange")
+        self._paused_by: ExchangeUnavailable | None = None  # the failure that last opened it
         #: How many requests were sent to the token endpoint.
         self.calls = 0
 
@@ -164,11 +168,7 @@ class Exchanger:
             form = rfc8693_form(
                 raw, policy.subject_token_type, target, policy.requested_token_type, actor
             )
-        try:
-            exchanged = await self._request(endpoint, form, target)
-        except GuardError as failure:
-            self._log_failure(failure, raw, target, endpoint)
-            raise
+        exchanged = await self._call(endpoint, form, target, key, raw)
         now = self._clock()
         until = now + policy.cache_ttl
         if exchanged.expires_at is not None:
@@ -182,6 +182,56 @@ class Exchanger:
             "exchanged token sha256:%s for %s at %s", token_digest(raw), target.named, endpoint
         )
         return exchanged
+
+    async def _call(
+        self, endpoint: str, form: list[tuple[str, str]], target: Target, key: str, raw: str
+    ) -> ExchangedToken:
+        """The token endpoint called with the breaker's leave (a 503 at once while it is
+        open), the outcome told to it: a refusal is the service answering, a failure counts."""
+        ticket = self._admit()
+        try:
+            exchanged = await self._request(endpoint, form, target)
+        except ExchangeUnavailable as failure:
+            self._failed(ticket, failure, key, endpoint)
+            self._log_failure(failure, raw, target, endpoint)
+            raise
+        except GuardError as failure:
+            self._breaker.succeeded(ticket)  # the server answered, about this request
+            self._log_failure(failure, raw, target, endpoint)
+            raise
+        else:
+            self._breaker.succeeded(ticket)
+        finally:
+            self._breaker.released(ticket)  # cancelled: no word on the service
+        return exchanged
+
+    def _admit(self) -> Ticket:
+        admitted = self._breaker.admit(self._clock())
+        if isinstance(admitted, Ticket):
+            return admitted
+        paused = self._paused_by
+        raise ExchangeUnavailable(
+            f"{paused.summary}, and exchanges are paused" if paused else "is paused",
+            paused.reason if paused else "",
+            paused.setting if paused else "",
+            retry_after=retry_after(admitted),
+        )
+
+    def _failed(
+        self, ticket: Ticket, failure: ExchangeUnavailable, key: str, endpoint: str
+    ) -> None:
+        """Count a failure of the token endpoint; its 503 asks to wait out any pause."""
+        now = self._clock()
+        per_request = key if failure.per_request else None
+        if self._breaker.failed(ticket, now, key=per_request, wait=failure.wait):
+            self._paused_by = failure
+            logger.warning(
+                "token exchange at %s paused for %.1fs: exchanges get 503 until the token "
+                "endpoint answers a probe",
+                endpoint,
+                self._breaker.wait(now),
+            )
+        failure.retry_after = max(failure.retry_after, retry_after(self._breaker.wait(now)))
 
     async def _request(
         self, endpoint: str, form: list[tuple[str, str]], target: Target
@@ -234,7 +284,9 @@ class Exchanger:
         except httpx.HTTPError as exc:
             raise transport_failure(exc, self.policy.timeout) from None
         except UnreadableBody as exc:
-            raise ExchangeUnavailable("sent a response we cannot read", str(exc)) from None
+            raise ExchangeUnavailable(
+                "sent a response we cannot read", str(exc), per_request=True
+            ) from None
         nonce = response.headers.get("dpop-nonce")
         if nonce and self._dpop_key is not None and len(nonce) <= 512 and nonce.isprintable():
             self._nonces[endpoint] = nonce  # one per endpoint: bounded by the settings
