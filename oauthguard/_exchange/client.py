@@ -83,6 +83,12 @@ def subject_parts(subject: object) -> tuple[str, Mapping[str, Any], float | None
     )
 
 
+class _Breaker(CircuitBreaker):
+    """The breaker of one token endpoint, and the failure that last opened it."""
+
+    paused_by: ExchangeUnavailable | None = None
+
+
 class Exchanger:
     """Exchanges subject tokens at one authorization server's token endpoint."""
 
@@ -114,9 +120,9 @@ class Exchanger:
         self._cache: ExpiringCache[ExchangedToken] = ExpiringCache(cache_size)
         self._flight: SingleFlight[ExchangedToken] = SingleFlight()
         self._nonces: dict[str, str] = {}  # token endpoint -> its last DPoP-Nonce (RFC 9449 §8)
-        # Failures of the token endpoint pause the exchanges (oauthguard._http.breaker).
-        self._breaker = CircuitBreaker(name="token_exchange")
-        self._paused_by: ExchangeUnavailable | None = None  # the failure that last opened it
+        # Failures of a token endpoint pause the exchanges there (oauthguard._http.breaker):
+        # one breaker per endpoint, so one tenant's failing endpoint pauses no other tenant.
+        self._breakers: ExpiringCache[_Breaker] = ExpiringCache(TENANT_CACHE_SIZE)
         #: How many requests were sent to the token endpoint.
         self.calls = 0
 
@@ -188,28 +194,37 @@ class Exchanger:
     ) -> ExchangedToken:
         """The token endpoint called with the breaker's leave (a 503 at once while it is
         open), the outcome told to it: a refusal is the service answering, a failure counts."""
-        ticket = self._admit()
+        breaker = self._breaker_of(endpoint)
+        ticket = self._admit(breaker)
         try:
             exchanged = await self._request(endpoint, form, target)
         except ExchangeUnavailable as failure:
-            self._failed(ticket, failure, key, endpoint)
+            self._failed(breaker, ticket, failure, key, endpoint)
             self._log_failure(failure, raw, target, endpoint)
             raise
         except GuardError as failure:
-            self._breaker.succeeded(ticket)  # the server answered, about this request
+            breaker.succeeded(ticket)  # the server answered, about this request
             self._log_failure(failure, raw, target, endpoint)
             raise
         else:
-            self._breaker.succeeded(ticket)
+            breaker.succeeded(ticket)
         finally:
-            self._breaker.released(ticket)  # cancelled: no word on the service
+            breaker.released(ticket)  # cancelled: no word on the service
         return exchanged
 
-    def _admit(self) -> Ticket:
-        admitted = self._breaker.admit(self._clock())
+    def _breaker_of(self, endpoint: str) -> _Breaker:
+        now = self._clock()
+        breaker = self._breakers.get(endpoint, now)
+        if breaker is None:
+            breaker = _Breaker(name="token_exchange")
+            self._breakers.put(endpoint, breaker, now + TENANT_CACHE_TTL, now)
+        return breaker
+
+    def _admit(self, breaker: _Breaker) -> Ticket:
+        admitted = breaker.admit(self._clock())
         if isinstance(admitted, Ticket):
             return admitted
-        paused = self._paused_by
+        paused = breaker.paused_by
         raise ExchangeUnavailable(
             f"{paused.summary}, and exchanges are paused" if paused else "is paused",
             paused.reason if paused else "",
@@ -218,20 +233,25 @@ class Exchanger:
         )
 
     def _failed(
-        self, ticket: Ticket, failure: ExchangeUnavailable, key: str, endpoint: str
+        self,
+        breaker: _Breaker,
+        ticket: Ticket,
+        failure: ExchangeUnavailable,
+        key: str,
+        endpoint: str,
     ) -> None:
         """Count a failure of the token endpoint; its 503 asks to wait out any pause."""
         now = self._clock()
         per_request = key if failure.per_request else None
-        if self._breaker.failed(ticket, now, key=per_request, wait=failure.wait):
-            self._paused_by = failure
+        if breaker.failed(ticket, now, key=per_request, wait=failure.wait):
+            breaker.paused_by = failure
             logger.warning(
                 "token exchange at %s paused for %.1fs: exchanges get 503 until the token "
                 "endpoint answers a probe",
                 endpoint,
-                self._breaker.wait(now),
+                breaker.wait(now),
             )
-        failure.retry_after = max(failure.retry_after, retry_after(self._breaker.wait(now)))
+        failure.retry_after = max(failure.retry_after, retry_after(breaker.wait(now)))
 
     async def _request(
         self, endpoint: str, form: list[tuple[str, str]], target: Target

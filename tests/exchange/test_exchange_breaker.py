@@ -18,7 +18,7 @@ import httpx
 import pytest
 from exchange_setup import CLIENT_ID, CLIENT_SECRET, DOWNSTREAM, Clock
 
-from oauthguard import TemporarilyUnavailable
+from oauthguard import AccessToken, TemporarilyUnavailable, providers
 from oauthguard.exchange import ExchangeRefused, TokenExchange
 
 pytestmark = pytest.mark.anyio
@@ -66,7 +66,7 @@ def exchange_at(endpoint: Endpoint, clock: Clock) -> TokenExchange:
     )
 
 
-async def failure(exchange: TokenExchange, subject: str) -> TemporarilyUnavailable:
+async def failure(exchange: TokenExchange, subject: str | AccessToken) -> TemporarilyUnavailable:
     with pytest.raises(TemporarilyUnavailable) as failed:
         await exchange.token_for(subject, resource=DOWNSTREAM)
     assert not isinstance(failed.value, ExchangeRefused)
@@ -173,3 +173,47 @@ async def test_the_pause_lasts_as_long_as_retry_after_asks() -> None:
     endpoint.answer = good
     clock.now += 6
     assert (await exchange.token_for("subject-4", resource=DOWNSTREAM)).access_token
+
+
+async def test_one_tenants_failing_endpoint_pauses_no_other_tenant() -> None:
+    """A multi-tenant Entra issuer exchanges in each caller's tenant, at its own token
+    endpoint: each has a breaker of its own."""
+    home, guest = "9f4c1a52-0000-4000-8000-000000000001", "9f4c1a52-0000-4000-8000-000000000002"
+    calls: list[str] = []
+
+    def entra(request: httpx.Request) -> httpx.Response:
+        tenant = next(part for part in request.url.path.split("/") if part.startswith("9f4c"))
+        if ".well-known" in request.url.path:
+            base = "https://login.test"
+            return httpx.Response(
+                200,
+                json={
+                    "issuer": f"{base}/{tenant}/v2.0",
+                    "token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token",
+                    "jwks_uri": f"{base}/{tenant}/discovery/v2.0/keys",
+                },
+            )
+        calls.append(tenant)
+        if tenant == guest:
+            return httpx.Response(401, json={"error": "invalid_client"})
+        return httpx.Response(200, json={**GOOD, "token_type": "Bearer", "expires_in": 60})
+
+    api = "6e74172b-be56-4843-9ff4-e66a39bb12e3"
+    exchange = TokenExchange(
+        providers.entra(api, authority="https://login.test", tenants=[home, guest]),
+        client_id=api,
+        client_secret="app-secret",
+        auth_method="client_secret_post",
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(entra)),
+        clock=Clock(),
+    )
+
+    def caller(tenant: str, n: int) -> AccessToken:
+        claims = {"tid": tenant}
+        return AccessToken("alice", api, frozenset(), (api,), None, None, claims, raw=f"t{n}")
+
+    for n in range(2):
+        await failure(exchange, caller(guest, n))  # the second one: paused
+    assert calls == [guest]
+    token = await exchange.token_for(caller(home, 2), resource="https://graph.microsoft.com")
+    assert token.access_token == "downstream" and calls == [guest, home]
