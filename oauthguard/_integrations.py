@@ -4,43 +4,23 @@ front), and a refusal's headers as the strings those frameworks' response object
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from oauthguard._asgi.context import CONTEXT, RequestContext
 from oauthguard._asgi.types import Headers, Scope
 from oauthguard._policy import Requirement
+from oauthguard._policy.requirement import RequirementOptions
 from oauthguard._wire.errors import ConfigurationError, GuardError
 from oauthguard._wire.redaction import unexpected
 
 
 def requirement_of(
-    scopes: str | Iterable[str] | Requirement | None,
-    *,
-    any_scopes: str | Iterable[str] | None,
-    audience: str | None,
-    acr_values: str | Iterable[str] | None,
-    max_age: int | None,
-    roles: str | Iterable[str] | None = None,
-    clients: str | Iterable[str] | None = None,
-    claims: Mapping[str, Any] | None = None,
-    actors: str | Iterable[str] | None = None,
+    scopes: str | Iterable[str] | Requirement | None, options: RequirementOptions
 ) -> Requirement:
     """``require(...)``'s arguments as a ``Requirement``, or the ``Requirement`` given."""
-    options = (any_scopes, audience, acr_values, max_age, roles, clients, claims, actors)
     if not isinstance(scopes, Requirement):
-        return Requirement(
-            scopes,
-            any_scopes=any_scopes,
-            audience=audience,
-            acr_values=acr_values,
-            max_age=max_age,
-            roles=roles,
-            clients=clients,
-            claims=claims,
-            actors=actors,
-        )
-    if any(option is not None for option in options):
+        return Requirement(scopes, **options)
+    if any(option is not None for option in options.values()):
         raise ConfigurationError(
             f"give either {scopes!r} or the arguments of require(...), not both"
         )

@@ -21,8 +21,8 @@ body of the guard's own refusals.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, Unpack
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponse  # type: ignore[import-untyped]
@@ -30,6 +30,7 @@ from django.http import HttpResponse  # type: ignore[import-untyped]
 from oauthguard._asgi.types import Scope
 from oauthguard._integrations import context_for, refusal_of, requirement_of, text_headers
 from oauthguard._policy import Requirement
+from oauthguard._policy.requirement import RequirementOptions
 from oauthguard._wire.errors import ConfigurationError, GuardError
 from oauthguard._wire.tokens import AccessToken
 
@@ -97,32 +98,14 @@ def protect_view(requirement: Requirement, view: V) -> V:
 
 def token_required(
     scopes: str | Iterable[str] | Requirement | None = None,
-    *,
-    any_scopes: str | Iterable[str] | None = None,
-    audience: str | None = None,
-    acr_values: str | Iterable[str] | None = None,
-    max_age: int | None = None,
-    roles: str | Iterable[str] | None = None,
-    clients: str | Iterable[str] | None = None,
-    claims: Mapping[str, Any] | None = None,
-    actors: str | Iterable[str] | None = None,
+    **options: Unpack[RequirementOptions],
 ) -> Callable[[V], V]:
     """A view decorator for what the view needs from the access token: the arguments of
     ``require(...)``, or a ``Requirement``. Sync and async views; for a class-based view,
     ``method_decorator(token_required(...), name="dispatch")``. A request that does not meet
     it gets the guard's refusal (``HttpResponse``); without the guard in front, the view
     raises ``ConfigurationError`` (Django answers 500)."""
-    requirement = requirement_of(
-        scopes,
-        any_scopes=any_scopes,
-        audience=audience,
-        acr_values=acr_values,
-        max_age=max_age,
-        roles=roles,
-        clients=clients,
-        claims=claims,
-        actors=actors,
-    )
+    requirement = requirement_of(scopes, options)
     return functools.partial(protect_view, requirement)
 
 

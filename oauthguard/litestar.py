@@ -24,8 +24,8 @@ plugins add to the mapping they are given.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Unpack
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
@@ -35,6 +35,7 @@ from litestar.status_codes import WS_1008_POLICY_VIOLATION
 
 from oauthguard._integrations import context_for, refusal_of, requirement_of, text_headers
 from oauthguard._policy import Requirement
+from oauthguard._policy.requirement import RequirementOptions
 from oauthguard._wire.errors import ConfigurationError, GuardError
 
 __all__ = ["RequirementGuard", "refusal_response", "requires"]
@@ -117,15 +118,7 @@ def missing_handlers(scope: Any, guard: RequirementGuard) -> ConfigurationError:
 
 def requires(
     scopes: str | Iterable[str] | Requirement | None = None,
-    *,
-    any_scopes: str | Iterable[str] | None = None,
-    audience: str | None = None,
-    acr_values: str | Iterable[str] | None = None,
-    max_age: int | None = None,
-    roles: str | Iterable[str] | None = None,
-    clients: str | Iterable[str] | None = None,
-    claims: Mapping[str, Any] | None = None,
-    actors: str | Iterable[str] | None = None,
+    **options: Unpack[RequirementOptions],
 ) -> RequirementGuard:
     """A Litestar guard for what a route needs from the access token: the arguments of
     ``require(...)``, or a ``Requirement``. ``guards=[requires("orders:read")]`` on an app,
@@ -135,16 +128,4 @@ def requires(
     WebSocket the handshake is closed with 1008 (protect WebSocket paths with the guard's
     ``rules=`` for a refusal that carries the challenge).
     """
-    return RequirementGuard(
-        requirement_of(
-            scopes,
-            any_scopes=any_scopes,
-            audience=audience,
-            acr_values=acr_values,
-            max_age=max_age,
-            roles=roles,
-            clients=clients,
-            claims=claims,
-            actors=actors,
-        )
-    )
+    return RequirementGuard(requirement_of(scopes, options))

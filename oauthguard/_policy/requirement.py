@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar, overload
+from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
@@ -49,6 +49,29 @@ class _DependencySignature:
         return signature
 
 
+class RequirementOptions(TypedDict, total=False):
+    """The keyword arguments of ``require(...)`` (and of the Django and Litestar idioms that
+    take the same), as its docstring describes them."""
+
+    any_scopes: str | Iterable[str] | None
+    audience: str | None
+    acr_values: str | Iterable[str] | None
+    max_age: int | None
+    roles: str | Iterable[str] | None
+    clients: str | Iterable[str] | None
+    claims: Mapping[str, Any] | None
+    actors: str | Iterable[str] | None
+
+
+def _unknown_options(names: list[str]) -> str:
+    known = sorted(RequirementOptions.__optional_keys__)
+    hint = "" if names != ["scope"] else " (the scopes are the first argument, or scopes=)"
+    return (
+        f"require(...) takes no {', '.join(names)}{hint}; its keyword arguments are "
+        f"scopes, {', '.join(known)}"
+    )
+
+
 class Requirement:
     """What an operation needs from the access token; built by ``require(...)``.
 
@@ -60,18 +83,13 @@ class Requirement:
     __signature__ = _DependencySignature()
 
     def __init__(
-        self,
-        scopes: str | Iterable[str] | None = None,
-        *,
-        any_scopes: str | Iterable[str] | None = None,
-        audience: str | None = None,
-        acr_values: str | Iterable[str] | None = None,
-        max_age: int | None = None,
-        roles: str | Iterable[str] | None = None,
-        clients: str | Iterable[str] | None = None,
-        claims: Mapping[str, Any] | None = None,
-        actors: str | Iterable[str] | None = None,
+        self, scopes: str | Iterable[str] | None = None, **options: Unpack[RequirementOptions]
     ) -> None:
+        unknown = options.keys() - RequirementOptions.__optional_keys__
+        if unknown:
+            raise ConfigurationError(_unknown_options(sorted(unknown)))
+        any_scopes, audience = options.get("any_scopes"), options.get("audience")
+        acr_values, max_age = options.get("acr_values"), options.get("max_age")
         self.scopes = scope_list("scopes", scopes)
         self.any_scopes = scope_list("any_scopes", any_scopes)
         if audience is not None and (not isinstance(audience, str) or not audience):
@@ -89,7 +107,12 @@ class Requirement:
                 f"max_age, like 300), got {max_age!r}"
             )
         self.max_age = max_age
-        self._privileges = build_privileges(roles, clients, claims, actors)
+        self._privileges = build_privileges(
+            options.get("roles"),
+            options.get("clients"),
+            options.get("claims"),
+            options.get("actors"),
+        )
         self._every = frozenset(self.scopes)
         self._some = frozenset(self.any_scopes)
         # Built once: a path rule's check names it on every request it refuses.
@@ -332,16 +355,7 @@ class Requirement:
 
 
 def require(
-    scopes: str | Iterable[str] | None = None,
-    *,
-    any_scopes: str | Iterable[str] | None = None,
-    audience: str | None = None,
-    acr_values: str | Iterable[str] | None = None,
-    max_age: int | None = None,
-    roles: str | Iterable[str] | None = None,
-    clients: str | Iterable[str] | None = None,
-    claims: Mapping[str, Any] | None = None,
-    actors: str | Iterable[str] | None = None,
+    scopes: str | Iterable[str] | None = None, **options: Unpack[RequirementOptions]
 ) -> Requirement:
     """What an operation needs from the access token.
 
@@ -378,14 +392,4 @@ def require(
     ``actors=()`` refuses every delegated token. A refused actor is a 403
     ``insufficient_scope`` like a role.
     """
-    return Requirement(
-        scopes,
-        any_scopes=any_scopes,
-        audience=audience,
-        acr_values=acr_values,
-        max_age=max_age,
-        roles=roles,
-        clients=clients,
-        claims=claims,
-        actors=actors,
-    )
+    return Requirement(scopes, **options)

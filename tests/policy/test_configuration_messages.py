@@ -30,3 +30,30 @@ RESOURCE = "https://api.example.com/orders"
 def test_the_message_names_argument_reason_and_fix(build: Any, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         build()
+
+
+def test_a_keyword_require_does_not_take_is_refused_not_ignored() -> None:
+    # The keywords are typed (a TypedDict), but only a type checker reads types: at run time
+    # a misspelt one would otherwise be dropped, and the operation left open to any token.
+    options: dict[str, Any] = {"scope": "orders:write"}
+    with pytest.raises(ConfigurationError) as raised:
+        require(**options)
+    assert str(raised.value) == (
+        "require(...) takes no scope (the scopes are the first argument, or scopes=); its "
+        "keyword arguments are scopes, acr_values, actors, any_scopes, audience, claims, "
+        "clients, max_age, roles"
+    )
+    with pytest.raises(ConfigurationError, match=r"takes no role, rolse; its keyword"):
+        require("orders:read", **{"rolse": ["admin"], "role": "admin"})
+
+
+def test_the_framework_idioms_refuse_a_keyword_require_does_not_take() -> None:
+    pytest.importorskip("django")
+    pytest.importorskip("litestar")
+    from oauthguard.django import token_required
+    from oauthguard.litestar import requires
+
+    options: dict[str, Any] = {"clients_ids": ["web"]}
+    for idiom in (token_required, requires):
+        with pytest.raises(ConfigurationError, match="takes no clients_ids"):
+            idiom(**options)
