@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from apps import NOW, RESOURCE, Clock, bearer, client, inner_app
+from apps import NOW, RESOURCE, Clock, bearer, inner_app
 from guards import build_guard
+from inprocess import InProcessClient
 from support import Recording, assert_refused, free_port, serve
 
 from oauthguard import Issuer
@@ -52,8 +53,8 @@ def tenants() -> Iterator[tuple[Tenants, Recording]]:
         yield served, recording
 
 
-def api(*servers: Issuer, clock: Clock | None = None) -> Any:
-    return client(
+def api(*servers: Issuer, clock: Clock | None = None) -> InProcessClient:
+    return InProcessClient(
         build_guard(
             inner_app(),
             resource=RESOURCE,
