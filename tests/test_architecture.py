@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "oauthguard"
+from source_trees import PACKAGE, nodes, package_files, parsed
 
 
 def module_name(path: Path) -> str:
@@ -20,7 +20,7 @@ def imports_of(path: Path) -> set[str]:
     package = module_name(path)
     if path.name != "__init__.py":
         package = package.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in nodes(path):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -34,7 +34,7 @@ def imports_of(path: Path) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    modules = {module_name(path): path for path in package_files()}
     edges: dict[str, set[str]] = {}
     for name, path in modules.items():
         targets = {target for target in imports_of(path) if target in modules}
@@ -130,11 +130,11 @@ def test_imports_point_down_the_layers() -> None:
 def test_the_core_and_below_import_no_framework() -> None:
     frameworks = ("starlette", "fastapi", "mcp", "litestar", "django", "redis")
     found = []
-    for path in PACKAGE.rglob("*.py"):
+    for path in package_files():
         module = module_name(path)
         if layer_of(module) is None or layer_of(module) >= 3:  # the ASGI adapter and up
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in nodes(path):
             names = (
                 [alias.name for alias in node.names]
                 if isinstance(node, ast.Import)
@@ -149,7 +149,7 @@ def test_the_core_and_below_import_no_framework() -> None:
 def test_only_the_documented_modules_are_public_and_each_has_all() -> None:
     public = {
         module_name(path)
-        for path in PACKAGE.rglob("*.py")
+        for path in package_files()
         if not any(part.startswith("_") for part in module_name(path).split(".")[1:])
     }
     assert public == PUBLIC
@@ -157,7 +157,7 @@ def test_only_the_documented_modules_are_public_and_each_has_all() -> None:
         path = PACKAGE.parent / (name.replace(".", "/") + ".py")
         if not path.exists():
             path = PACKAGE.parent / name.replace(".", "/") / "__init__.py"
-        tree = ast.parse(path.read_text())
+        tree = parsed(path)
         assigned = {
             target.id
             for node in tree.body

@@ -10,13 +10,16 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from apps import NOW, RESOURCE, Clock, bearer, client, guard
+from apps import NOW, RESOURCE, Clock, bearer, guard
 from cryptography.hazmat.primitives.asymmetric import ec
 from guards import build_guard
+from inprocess import InProcessClient
 from support import assert_refused
 
 from oauthguard import AccessToken, InvalidToken, OAuthGuard
 from oauthguard.testing import TestIssuer, sign_jws
+
+# Every request here runs in process (inprocess.py): the guard's flow is tested, not a transport.
 
 ISSUER = TestIssuer(algorithms=("RS256", "ES256"))
 
@@ -28,7 +31,7 @@ def good(**options: Any) -> str:
 
 @pytest.fixture
 def api() -> Any:
-    return client(guard(ISSUER, Clock()))
+    return InProcessClient(guard(ISSUER, Clock()))
 
 
 # -- credentials (RFC 6750 §2.1) ---------------------------------------------------------------
@@ -112,7 +115,7 @@ def test_an_oversized_token_is_401_invalid_token_without_parsing(size: int) -> N
     app, counter = counting_guard(Clock())
     oversized = "A" * size
     params = assert_refused(
-        client(app).get("/mcp", headers=bearer(oversized)), 401, "invalid_token"
+        InProcessClient(app).get("/mcp", headers=bearer(oversized)), 401, "invalid_token"
     )
     assert "longer than 16384 bytes" in params["error_description"]
     assert counter.calls == 0
@@ -126,10 +129,10 @@ def test_a_200_kb_header_of_junk_is_refused_the_same_way(api: Any) -> None:
 
 def test_max_token_bytes_is_configurable() -> None:
     token = good()
-    small = client(guard(ISSUER, Clock(), max_token_bytes=len(token) - 1))
+    small = InProcessClient(guard(ISSUER, Clock(), max_token_bytes=len(token) - 1))
     params = assert_refused(small.get("/mcp", headers=bearer(token)), 401, "invalid_token")
     assert f"longer than {len(token) - 1} bytes" in params["error_description"]
-    exact = client(guard(ISSUER, Clock(), max_token_bytes=len(token)))
+    exact = InProcessClient(guard(ISSUER, Clock(), max_token_bytes=len(token)))
     assert exact.get("/mcp", headers=bearer(token)).status_code == 200
 
 
@@ -170,7 +173,7 @@ def test_starlette_requires_keeps_working(api: Any) -> None:
 
 
 def test_public_paths_exact_and_prefix_need_no_token() -> None:
-    api = client(guard(ISSUER, Clock(), public_paths=["/health", "/docs/*"]))
+    api = InProcessClient(guard(ISSUER, Clock(), public_paths=["/health", "/docs/*"]))
     assert api.get("/health").json() == {"authenticated": False}
     assert api.get("/docs/a/b").json() == {"authenticated": False}
     assert_refused(api.get("/health/x"), 401, None)
@@ -244,7 +247,7 @@ class CertificateBound:
 
 
 def test_a_custom_verifiers_certificate_bound_token_is_refused_as_bearer() -> None:
-    api = client(guard(ISSUER, Clock(), verifier=CertificateBound()))
+    api = InProcessClient(guard(ISSUER, Clock(), verifier=CertificateBound()))
     params = assert_refused(api.get("/mcp", headers=bearer("opaque")), 401, "invalid_token")
     assert "client certificate (x5t#S256)" in params["error_description"]
 
@@ -257,7 +260,7 @@ class Exploding:
 def test_a_verifier_that_raises_is_503_never_500_never_a_pass(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    api = client(guard(ISSUER, Clock(), verifier=Exploding()))
+    api = InProcessClient(guard(ISSUER, Clock(), verifier=Exploding()))
     token = good()
     with caplog.at_level(logging.INFO, logger="oauthguard"):
         response = api.get("/mcp", headers=bearer(token))
@@ -278,7 +281,7 @@ class ReturnsNothing:
 
 
 def test_a_verifier_that_returns_garbage_is_503() -> None:
-    api = client(guard(ISSUER, Clock(), verifier=ReturnsNothing()))
+    api = InProcessClient(guard(ISSUER, Clock(), verifier=ReturnsNothing()))
     assert api.get("/mcp", headers=bearer(good())).status_code == 503
 
 
@@ -290,9 +293,11 @@ def test_an_exception_of_the_app_itself_is_the_apps_own_500(
         caplog.at_level(logging.INFO, logger="oauthguard"),
         pytest.raises(RuntimeError, match="the application itself failed"),
     ):
-        client(app).get("/boom", headers=bearer(good()))
+        InProcessClient(app).get("/boom", headers=bearer(good()))
     assert "refused" not in caplog.text
-    response = client(app, raise_server_exceptions=False).get("/boom", headers=bearer(good()))
+    response = InProcessClient(app, raise_server_exceptions=False).get(
+        "/boom", headers=bearer(good())
+    )
     assert response.status_code == 500
     assert "www-authenticate" not in response.headers
 
@@ -302,7 +307,7 @@ def test_no_keys_at_all_is_503_with_retry_after_never_401() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(down))
-    api = client(guard(ISSUER, Clock(), http_client=http))
+    api = InProcessClient(guard(ISSUER, Clock(), http_client=http))
     for _ in range(2):
         response = api.get("/mcp", headers=bearer(good()))
         assert response.status_code == 503
@@ -349,7 +354,7 @@ def test_a_path_cannot_forge_log_lines(api: Any, caplog: pytest.LogCaptureFixtur
 
 def test_a_repeated_token_is_verified_once() -> None:
     app, counter = counting_guard(Clock())
-    api, token = client(app), good()
+    api, token = InProcessClient(app), good()
     for _ in range(5):
         assert api.get("/mcp", headers=bearer(token)).status_code == 200
     assert counter.calls == 1
@@ -358,7 +363,7 @@ def test_a_repeated_token_is_verified_once() -> None:
 def test_a_cached_token_is_refused_once_it_expires() -> None:
     clock = Clock()
     app, counter = counting_guard(clock)
-    api, token = client(app), good(expires_in=60)
+    api, token = InProcessClient(app), good(expires_in=60)
     assert api.get("/mcp", headers=bearer(token)).status_code == 200
     clock.advance(60 + 29)  # still within the leeway
     assert api.get("/mcp", headers=bearer(token)).status_code == 200
@@ -371,7 +376,7 @@ def test_a_cached_token_is_refused_once_it_expires() -> None:
 
 def test_the_cache_is_bounded() -> None:
     app, counter = counting_guard(Clock(), token_cache_size=3)
-    api = client(app)
+    api = InProcessClient(app)
     tokens = [good(subject=f"user-{n}") for n in range(5)]
     for token in tokens:
         assert api.get("/mcp", headers=bearer(token)).status_code == 200
@@ -382,7 +387,7 @@ def test_the_cache_is_bounded() -> None:
 
 def test_refused_tokens_are_not_cached() -> None:
     app, counter = counting_guard(Clock())
-    api, token = client(app), good(claims={"aud": "https://else.test"})
+    api, token = InProcessClient(app), good(claims={"aud": "https://else.test"})
     for _ in range(2):
         assert_refused(api.get("/mcp", headers=bearer(token)), 401, "invalid_token")
     assert counter.calls == 2
@@ -391,7 +396,7 @@ def test_refused_tokens_are_not_cached() -> None:
 
 def test_a_cache_size_of_zero_disables_the_cache() -> None:
     app, counter = counting_guard(Clock(), token_cache_size=0)
-    api, token = client(app), good()
+    api, token = InProcessClient(app), good()
     for _ in range(3):
         assert api.get("/mcp", headers=bearer(token)).status_code == 200
     assert counter.calls == 3
@@ -399,7 +404,7 @@ def test_a_cache_size_of_zero_disables_the_cache() -> None:
 
 def test_once_keys_are_cached_fresh_tokens_need_no_io() -> None:
     issuer = TestIssuer(algorithms=("RS256", "ES256"))
-    api = client(guard(issuer, Clock()))
+    api = InProcessClient(guard(issuer, Clock()))
     first = issuer.token(audience=RESOURCE, now=NOW)
     assert api.get("/mcp", headers=bearer(first)).status_code == 200
     fetched = len(issuer.requests)
@@ -430,7 +435,7 @@ def test_an_invalid_token_error_from_a_custom_verifier_is_its_own_refusal() -> N
         async def verify(self, token: str) -> AccessToken:
             raise InvalidToken('revoked: caf"e\\')
 
-    api = client(guard(ISSUER, Clock(), verifier=Refusing()))
+    api = InProcessClient(guard(ISSUER, Clock(), verifier=Refusing()))
     params = assert_refused(api.get("/mcp", headers=bearer(good())), 401, "invalid_token")
     assert params["error_description"] == 'revoked: caf"e\\'
 
@@ -440,7 +445,7 @@ def test_a_description_with_characters_a_header_cannot_carry_reads_the_same_in_t
         async def verify(self, token: str) -> AccessToken:
             raise InvalidToken("r\u00e9voqu\u00e9\r\nX-Injected: 1")
 
-    api = client(guard(ISSUER, Clock(), verifier=Refusing()))
+    api = InProcessClient(guard(ISSUER, Clock(), verifier=Refusing()))
     response = api.get("/mcp", headers=bearer(good()))
     params = assert_refused(response, 401, "invalid_token")
     assert params["error_description"] == "rvoquX-Injected: 1"
@@ -450,7 +455,7 @@ def test_a_description_with_characters_a_header_cannot_carry_reads_the_same_in_t
 def test_a_flood_of_random_kids_through_the_guard_refetches_once() -> None:
     issuer = TestIssuer(algorithms=("RS256",))
     attacker = ec.generate_private_key(ec.SECP256R1())
-    api = client(guard(issuer, Clock()))
+    api = InProcessClient(guard(issuer, Clock()))
     assert (
         api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))).status_code == 200
     )
@@ -510,7 +515,7 @@ class Switchable(httpx.AsyncBaseTransport):
 def test_a_rotated_kid_while_the_issuer_is_down_is_503_not_401() -> None:
     issuer, clock = TestIssuer(algorithms=("RS256",)), Clock()
     transport = Switchable(issuer)
-    api = client(guard(issuer, clock, http_client=httpx.AsyncClient(transport=transport)))
+    api = InProcessClient(guard(issuer, clock, http_client=httpx.AsyncClient(transport=transport)))
     before = issuer.token(audience=RESOURCE, now=NOW)
     assert api.get("/mcp", headers=bearer(before)).status_code == 200
     issuer.rotate("RS256")
@@ -530,7 +535,7 @@ def test_a_rotated_kid_while_the_issuer_is_down_is_503_not_401() -> None:
 def test_an_unknown_kid_after_a_successful_refetch_is_401_in_the_cooldown() -> None:
     issuer, clock = TestIssuer(algorithms=("RS256",)), Clock()
     transport = Switchable(issuer)
-    api = client(guard(issuer, clock, http_client=httpx.AsyncClient(transport=transport)))
+    api = InProcessClient(guard(issuer, clock, http_client=httpx.AsyncClient(transport=transport)))
     assert (
         api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW))).status_code == 200
     )

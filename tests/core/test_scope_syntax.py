@@ -15,7 +15,8 @@ from typing import Any
 import guards
 import httpx
 import pytest
-from apps import NOW, RESOURCE, Clock, bearer, client, guard
+from apps import NOW, RESOURCE, Clock, bearer, guard
+from inprocess import InProcessClient
 from introspection_server import IntrospectionServer, active, guarded
 from starlette.applications import Starlette
 from support import assert_refused
@@ -28,7 +29,6 @@ from oauthguard._wire.tokens import (
     parse_scope,
     split_scope,
 )
-from oauthguard.mcp import MCPAuth
 from oauthguard.testing import TestIssuer
 
 # Characters str.split() treats as whitespace, or the grammar excludes, inside one scope.
@@ -60,8 +60,8 @@ def token_with(**claims: Any) -> str:
     return ISSUER.token(audience=RESOURCE, now=NOW, claims=claims)
 
 
-def admin_api() -> Any:
-    return client(guard(ISSUER, Clock(), rules={"/mcp": require("admin")}))
+def admin_api() -> InProcessClient:
+    return InProcessClient(guard(ISSUER, Clock(), rules={"/mcp": require("admin")}))
 
 
 # -- the parser ----------------------------------------------------------------------------
@@ -175,6 +175,9 @@ def build_guard(**options: Any) -> OAuthGuard:
 
 @pytest.mark.parametrize("char", NOT_SEPARATORS.values(), ids=NOT_SEPARATORS.keys())
 def test_a_configured_scope_outside_the_grammar_is_refused_by_name(char: str) -> None:
+    # Imported here: the MCP SDK costs every worker ~0.7 s while it collects this module.
+    from oauthguard.mcp import MCPAuth
+
     scope = f"files:read{char}admin"
     attempts = {
         "require": lambda: require(scope),

@@ -8,8 +8,11 @@ functions that make descriptions return. An f-string is matched by its constant 
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
+
+from source_trees import package_files, parsed
 
 import oauthguard
 
@@ -83,13 +86,11 @@ def produced(function: ast.AST, names: dict[str, ast.AST]) -> Iterator[str]:
                 yield from constant_parts(argument, names)
 
 
+@functools.cache  # the source does not change while the tests run; callers only read it
 def descriptions() -> dict[str, str]:
     """Each piece of description text -> where it is made."""
     found: dict[str, str] = {}
-    trees = {
-        path: ast.parse(path.read_text(encoding="utf-8"))
-        for path in sorted((ROOT / "oauthguard").rglob("*.py"))
-    }
+    trees = {path: parsed(path) for path in package_files()}
     # Module constants may be imported from another module: every module's are known.
     everywhere = {name: value for tree in trees.values() for name, value in module_level(tree)}
     for path, tree in trees.items():

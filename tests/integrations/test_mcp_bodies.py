@@ -2,13 +2,13 @@
 read bodies with ``pydantic_core.from_json``, 2026-07-28 with ``json.loads``): a body the
 tool check cannot read with certainty may call every tool, so a token without every tool's
 scopes is refused with the whole scope set, and the tool never runs. Through the real SDK
-app, with uvicorn on loopback."""
+app, with uvicorn on loopback; one keep-alive client a module sends every request."""
 
 from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -16,8 +16,6 @@ from mcp_support import Notes, notes_server
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from support import assert_refused
-
-pytestmark = pytest.mark.anyio
 
 VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 EVERY_SCOPE = "notes:read notes:write"
@@ -27,6 +25,14 @@ EVERY_SCOPE = "notes:read notes:write"
 def notes() -> Iterator[Notes]:
     with notes_server(json_response=True) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    # uvicorn serves from its own thread, so blocking calls reach it; one client keeps its
+    # connection, where a client a request paid for a TLS context and a connect each time.
+    with httpx.Client() as client:
+        yield client
 
 
 def call(
@@ -104,12 +110,11 @@ READ: dict[str, Callable[[str], bytes]] = {
 }
 
 
-async def post(notes: Notes, body: bytes, sent: dict[str, str]) -> httpx.Response:
-    async with httpx.AsyncClient() as http:
-        return await http.post(notes.url, content=body, headers=sent)
+def post(http: httpx.Client, notes: Notes, body: bytes, sent: dict[str, str]) -> httpx.Response:
+    return http.post(notes.url, content=body, headers=sent)
 
 
-async def refused_and_not_run(notes: Notes, response: httpx.Response) -> None:
+def refused_and_not_run(notes: Notes, response: httpx.Response) -> None:
     params = assert_refused(response, 403, "insufficient_scope")
     assert params["scope"] == EVERY_SCOPE
     assert notes.added == [], "the tool ran"
@@ -117,93 +122,94 @@ async def refused_and_not_run(notes: Notes, response: httpx.Response) -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("variant", list(UNREAD))
-async def test_a_body_not_read_with_certainty_may_call_every_tool(
-    notes: Notes, version: str, variant: str
+def test_a_body_not_read_with_certainty_may_call_every_tool(
+    http: httpx.Client, notes: Notes, version: str, variant: str
 ) -> None:
     body = UNREAD[variant](version)
     notes.added.clear()
     for tool in ("add_note", None):  # with the headers a client sends, and without
-        response = await post(notes, body, headers(version, notes.reader, tool))
-        await refused_and_not_run(notes, response)
+        response = post(http, notes, body, headers(version, notes.reader, tool))
+        refused_and_not_run(notes, response)
         assert "may call any tool" in response.json()["error_description"]
     # With every tool's scopes the guard lets the SDK answer, whatever it makes of the body.
-    answered = await post(notes, body, headers(version, notes.writer))
+    answered = post(http, notes, body, headers(version, notes.writer))
     assert answered.status_code not in (401, 403) and answered.status_code < 500
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("variant", list(READ))
-async def test_a_body_read_with_certainty_needs_its_tools_scopes(
-    notes: Notes, version: str, variant: str
+def test_a_body_read_with_certainty_needs_its_tools_scopes(
+    http: httpx.Client, notes: Notes, version: str, variant: str
 ) -> None:
     notes.added.clear()
     for tool in ("add_note", None):
-        response = await post(notes, READ[variant](version), headers(version, notes.reader, tool))
-        await refused_and_not_run(notes, response)
+        response = post(http, notes, READ[variant](version), headers(version, notes.reader, tool))
+        refused_and_not_run(notes, response)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_plain_calls_in_reach_are_served(notes: Notes, version: str) -> None:
+def test_plain_calls_in_reach_are_served(http: httpx.Client, notes: Notes, version: str) -> None:
     # The strict reading refuses nothing a client writes: the tool in reach runs.
     for body in (call(version, '"list_notes"'), call(version, '"list_\\u006eotes"')):
-        response = await post(notes, body.encode(), headers(version, notes.reader, "list_notes"))
+        response = post(http, notes, body.encode(), headers(version, notes.reader, "list_notes"))
         assert response.status_code == 200 and "a note" in response.text, response.text
     notes.added.clear()
-    ran = await post(notes, call(version).encode(), headers(version, notes.writer))
+    ran = post(http, notes, call(version).encode(), headers(version, notes.writer))
     assert ran.status_code == 200 and notes.added == ["hi"], ran.text
 
 
-async def test_the_reviewed_request_is_refused_and_the_tool_does_not_run(notes: Notes) -> None:
+def test_the_reviewed_request_is_refused_and_the_tool_does_not_run(
+    http: httpx.Client, notes: Notes
+) -> None:
     # A notes:read token, MCP-Protocol-Version 2026-07-28, a UTF-8 BOM before the call.
     notes.added.clear()
     body = b"\xef\xbb\xbf" + call("2026-07-28").encode()
-    response = await post(notes, body, headers("2026-07-28", notes.reader))
-    await refused_and_not_run(notes, response)
+    response = post(http, notes, body, headers("2026-07-28", notes.reader))
+    refused_and_not_run(notes, response)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_the_charset_is_not_what_the_body_is_read_in(notes: Notes, version: str) -> None:
+def test_the_charset_is_not_what_the_body_is_read_in(
+    http: httpx.Client, notes: Notes, version: str
+) -> None:
     # The SDK ignores the charset parameter and so does the check: UTF-8 is read as UTF-8.
     notes.added.clear()
     sent = headers(version, notes.reader) | {"content-type": "application/json; charset=utf-16"}
-    await refused_and_not_run(notes, await post(notes, call(version).encode(), sent))
+    refused_and_not_run(notes, post(http, notes, call(version).encode(), sent))
     unread = call(version).encode("utf-16")
-    await refused_and_not_run(notes, await post(notes, unread, sent))
+    refused_and_not_run(notes, post(http, notes, unread, sent))
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_a_chunked_body_is_read_whole(notes: Notes, version: str) -> None:
+def test_a_chunked_body_is_read_whole(http: httpx.Client, notes: Notes, version: str) -> None:
     for body in (call(version).encode(), codecs.BOM_UTF8 + call(version).encode()):
 
-        async def chunks(raw: bytes = body) -> AsyncIterator[bytes]:
+        def chunks(raw: bytes = body) -> Iterator[bytes]:
             for start in range(0, len(raw), 5):
                 yield raw[start : start + 5]
 
         notes.added.clear()
-        async with httpx.AsyncClient() as http:
-            response = await http.post(
-                notes.url, content=chunks(), headers=headers(version, notes.reader)
-            )
-        await refused_and_not_run(notes, response)
+        response = http.post(notes.url, content=chunks(), headers=headers(version, notes.reader))
+        refused_and_not_run(notes, response)
 
 
-async def test_a_body_over_the_limit_is_refused_and_not_run(notes: Notes) -> None:
+def test_a_body_over_the_limit_is_refused_and_not_run(http: httpx.Client, notes: Notes) -> None:
     notes.added.clear()
     padding = json.dumps({"text": "x" * (4 * 1024 * 1024)})
     for version in ("2025-06-18", "2026-07-28"):
         body = call(version, arguments=padding).encode()
-        response = await post(notes, body, headers(version, notes.reader))
+        response = post(http, notes, body, headers(version, notes.reader))
         assert response.status_code == 413 and notes.added == []
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("method", ['"Tools/Call"', '"tools/call "', '"tools/call\\u0000"'])
-async def test_a_method_spelled_otherwise_calls_no_tool(
-    notes: Notes, version: str, method: str
+def test_a_method_spelled_otherwise_calls_no_tool(
+    http: httpx.Client, notes: Notes, version: str, method: str
 ) -> None:
     # The SDK matches methods exactly, as the check does: the SDK answers, nothing runs.
     notes.added.clear()
     body = call(version, method=method).encode()
-    response = await post(notes, body, headers(version, notes.reader, None))
+    response = post(http, notes, body, headers(version, notes.reader, None))
     assert response.status_code not in (401, 403) and response.status_code < 500
     assert notes.added == []

@@ -35,8 +35,6 @@ from oauthguard._wire.challenge import parse_challenges
 from oauthguard.mcp import COVERED_PROTOCOL_VERSIONS, MCPAuth, protect
 from oauthguard.testing import TestIssuer
 
-pytestmark = pytest.mark.anyio
-
 RESOURCE = "https://api.test/mcp"
 ISSUER = TestIssuer("https://issuer.test")
 
@@ -45,6 +43,13 @@ ISSUER = TestIssuer("https://issuer.test")
 def notes() -> Iterator[Notes]:
     with notes_server(json_response=True) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    # One keep-alive client for the module's requests to the notes server (its own thread).
+    with httpx.Client() as client:
+        yield client
 
 
 def sentinel(name: str) -> str:
@@ -62,17 +67,17 @@ def sentinel(name: str) -> str:
         ("=?base64?not base64!?=", "list_notes"),  # a header the SDK cannot decode
     ],
 )
-async def test_a_tool_named_in_a_header_or_the_body_needs_its_scopes(
-    notes: Notes, version: str, named: str, called: str
+def test_a_tool_named_in_a_header_or_the_body_needs_its_scopes(
+    http: httpx.Client, notes: Notes, version: str, named: str, called: str
 ) -> None:
     notes.added.clear()
     sent = headers(version, notes.reader) | {"mcp-method": "tools/call", "mcp-name": named}
-    response = await post(notes, call(version, f'"{called}"').encode(), sent)
-    await refused_and_not_run(notes, response)
+    response = post(http, notes, call(version, f'"{called}"').encode(), sent)
+    refused_and_not_run(notes, response)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_every_copy_of_a_header_counts(notes: Notes, version: str) -> None:
+def test_every_copy_of_a_header_counts(http: httpx.Client, notes: Notes, version: str) -> None:
     notes.added.clear()
     body = call(version, '"list_notes"').encode()
     base = headers(version, notes.reader, None)
@@ -80,23 +85,24 @@ async def test_every_copy_of_a_header_counts(notes: Notes, version: str) -> None
         [("mcp-name", "list_notes"), ("mcp-name", "add_note")],
         [("mcp-method", "prompts/get"), ("mcp-method", "tools/call"), ("mcp-name", "add_note")],
     ):
-        async with httpx.AsyncClient() as http:
-            response = await http.post(notes.url, content=body, headers=[*base.items(), *extra])
-        await refused_and_not_run(notes, response)
+        response = http.post(notes.url, content=body, headers=[*base.items(), *extra])
+        refused_and_not_run(notes, response)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_a_name_for_another_method_is_no_tool(notes: Notes, version: str) -> None:
+def test_a_name_for_another_method_is_no_tool(
+    http: httpx.Client, notes: Notes, version: str
+) -> None:
     # prompts/get's Mcp-Name is a prompt's: the guard lets the SDK answer it.
     body = call(version, '"add_note"', method='"prompts/get"').encode()
     sent = headers(version, notes.reader) | {"mcp-method": "prompts/get"}
-    response = await post(notes, body, sent)
+    response = post(http, notes, body, sent)
     assert response.status_code not in (401, 403) and response.status_code < 500
 
 
 @pytest.mark.parametrize("unknown", ["2099-01-01", "2025-6-18", ""])
-async def test_a_revision_the_check_does_not_know_may_call_every_tool(
-    notes: Notes, unknown: str
+def test_a_revision_the_check_does_not_know_may_call_every_tool(
+    http: httpx.Client, notes: Notes, unknown: str
 ) -> None:
     notes.added.clear()
     body = call("2026-07-28", '"list_notes"').encode()
@@ -105,9 +111,8 @@ async def test_a_revision_the_check_does_not_know_may_call_every_tool(
             *headers("2026-07-28", notes.reader, "list_notes").items(),
             *(("mcp-protocol-version", v) for v in version),
         ]
-        async with httpx.AsyncClient() as http:
-            response = await http.post(notes.url, content=body, headers=sent)
-        await refused_and_not_run(notes, response)
+        response = http.post(notes.url, content=body, headers=sent)
+        refused_and_not_run(notes, response)
 
 
 def test_every_revision_the_sdk_serves_is_one_the_check_reads() -> None:
@@ -142,6 +147,7 @@ def guard(inner: MCPAuth, **options: Any) -> OAuthGuard:
     )
 
 
+@pytest.mark.anyio
 async def test_what_a_token_reaches_is_worked_out_for_each_guard() -> None:
     # One MCPAuth behind two guards: only the first lets "tools:all" imply "mcp:admin".
     inner = MCPAuth(reached, tool_scopes={"admin": "mcp:admin"})
@@ -184,6 +190,7 @@ async def asgi_post(app: Any, messages: list[dict[str, Any]], headers: list[Any]
     return sent
 
 
+@pytest.mark.anyio
 async def test_a_body_the_client_did_not_finish_never_reaches_the_app() -> None:
     seen = []
 
@@ -202,6 +209,7 @@ async def test_a_body_the_client_did_not_finish_never_reaches_the_app() -> None:
     assert seen == []
 
 
+@pytest.mark.anyio
 async def test_a_failure_while_reading_the_calls_is_a_503_never_a_pass() -> None:
     guarded = guard(MCPAuth(reached, tool_scopes={"admin": "mcp:admin"}))
     token = ISSUER.token(audience=RESOURCE, scope="mcp:tools")

@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from apps import NOW, RESOURCE, Clock, bearer, client, guard, inner_app
+from apps import NOW, RESOURCE, Clock, bearer, guard, inner_app
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from guards import build_guard
+from inprocess import InProcessClient
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from proofs import rsa_key
 from support import assert_refused
@@ -180,7 +181,7 @@ BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
 
 @pytest.fixture
 def api() -> Any:
-    return client(guard(ISSUER, Clock()))
+    return InProcessClient(guard(ISSUER, Clock()))
 
 
 @pytest.mark.parametrize("name", BAD_TOKENS)
@@ -228,7 +229,7 @@ def test_lenient_typ_accepts_absent_jwt_and_at_jwt(api: Any, typ: str | None) ->
     ],
 )
 def test_strict_typ_requires_at_jwt(typ: str | None, passes: bool) -> None:
-    api = client(guard(ISSUER, Clock(), strict_typ=True))
+    api = InProcessClient(guard(ISSUER, Clock(), strict_typ=True))
     response = api.get("/mcp", headers=bearer(token(headers={"typ": typ})))
     if passes:
         assert response.status_code == 200, response.text
@@ -244,7 +245,7 @@ def test_times_within_the_leeway_pass(api: Any, claim: str) -> None:
 
 
 def test_leeway_is_configurable() -> None:
-    api = client(guard(ISSUER, Clock(), leeway=0))
+    api = InProcessClient(guard(ISSUER, Clock(), leeway=0))
     assert_refused(api.get("/mcp", headers=bearer(token(exp=int(NOW)))), 401, "invalid_token")
     assert api.get("/mcp", headers=bearer(token(exp=int(NOW) + 1))).status_code == 200
 
@@ -256,13 +257,13 @@ def test_aud_array_containing_us_passes(api: Any) -> None:
 
 
 def test_configured_audiences_replace_the_resource() -> None:
-    api = client(guard(ISSUER, Clock(), audiences=["urn:api"]))
+    api = InProcessClient(guard(ISSUER, Clock(), audiences=["urn:api"]))
     assert api.get("/mcp", headers=bearer(token(aud="urn:api"))).status_code == 200
     assert_refused(api.get("/mcp", headers=bearer(token())), 401, "invalid_token")
 
 
 def test_an_algorithm_outside_the_configured_list_is_refused() -> None:
-    api = client(guard(ISSUER, Clock(), algorithms=["ES256"]))
+    api = InProcessClient(guard(ISSUER, Clock(), algorithms=["ES256"]))
     assert api.get("/mcp", headers=bearer(token("ES256"))).status_code == 200
     params = assert_refused(api.get("/mcp", headers=bearer(token())), 401, "invalid_token")
     assert "algorithm" in params["error_description"]
@@ -271,7 +272,7 @@ def test_an_algorithm_outside_the_configured_list_is_refused() -> None:
 @pytest.mark.parametrize("name", ["jku", "x5u", "jwk", "x5c"])
 def test_key_headers_pointing_elsewhere_are_never_fetched_or_used(name: str) -> None:
     issuer = TestIssuer(algorithms=("RS256",))
-    api = client(guard(issuer, Clock()))
+    api = InProcessClient(guard(issuer, Clock()))
     elsewhere = {
         "jku": "https://attacker.test/jwks.json",
         "x5u": "https://attacker.test/cert.pem",
@@ -295,7 +296,7 @@ def test_an_oct_key_in_the_jwks_never_verifies() -> None:
     issuer = TestIssuer(algorithms=("RS256",))
     secret = b"s" * 32
     issuer.extra_jwks.append({"kty": "oct", "kid": "shared", "k": b64url_encode(secret)})
-    api = client(guard(issuer, Clock()))
+    api = InProcessClient(guard(issuer, Clock()))
     hs = sign_jws(
         {"alg": "HS256", "typ": "at+jwt", "kid": "shared"}, claims(iss=issuer.issuer), secret
     )
@@ -312,7 +313,7 @@ def test_an_oct_key_in_the_jwks_never_verifies() -> None:
 def test_a_pss_signature_without_its_leading_zero_octet_is_refused() -> None:
     # RFC 8017 §8.1.2: a signature is as long as the modulus; a shorter one is another
     # spelling of the same token (OpenSSL would verify it).
-    api = client(guard(ISSUER, Clock()))
+    api = InProcessClient(guard(ISSUER, Clock()))
     for _ in range(20_000):
         value = token("PS256")
         head, body, signature = value.split(".")
@@ -331,7 +332,7 @@ def test_a_small_rsa_key_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
     issuer = TestIssuer(algorithms=("RS256",))
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     issuer.extra_jwks.append(public_jwk(small, "small", "RS256"))
-    api = client(guard(issuer, Clock()))
+    api = InProcessClient(guard(issuer, Clock()))
     forged = sign_jws(
         {"alg": "RS256", "typ": "at+jwt", "kid": "small"}, claims(iss=issuer.issuer), small
     )
@@ -358,7 +359,7 @@ def test_a_published_private_key_is_skipped(kind: str, caplog: pytest.LogCapture
     leaked = json.loads(loader.to_jwk(private))
     leaked.pop("key_ops", None)  # what PyJWT adds for a private key
     issuer.extra_jwks.append({**leaked, "kid": "leaked"})
-    api = client(guard(issuer, Clock(), algorithms=[alg]))
+    api = InProcessClient(guard(issuer, Clock(), algorithms=[alg]))
     forged = sign_jws(
         {"alg": alg, "typ": "at+jwt", "kid": "leaked"}, claims(iss=issuer.issuer), private
     )
@@ -372,7 +373,7 @@ def test_an_ec_key_on_another_curve_does_not_verify_es256() -> None:
     issuer = TestIssuer(algorithms=("RS256",))
     p384 = ec.generate_private_key(ec.SECP384R1())
     issuer.extra_jwks.append(public_jwk(p384, "p384"))
-    api = client(guard(issuer, Clock(), algorithms=["ES256", "ES384"]))
+    api = InProcessClient(guard(issuer, Clock(), algorithms=["ES256", "ES384"]))
     forged = sign_jws(
         {"alg": "ES256", "typ": "at+jwt", "kid": "p384"},
         claims(iss=issuer.issuer),
@@ -391,7 +392,7 @@ def test_a_token_without_kid_is_checked_against_every_key(api: Any) -> None:
 def test_the_fully_specified_ed25519_algorithm_verifies() -> None:
     issuer = TestIssuer(algorithms=("EdDSA",))
     issuer.extra_jwks.append(public_jwk(issuer.private_key("EdDSA"), "ed"))
-    api = client(guard(issuer, Clock(), algorithms=["Ed25519"]))
+    api = InProcessClient(guard(issuer, Clock(), algorithms=["Ed25519"]))
     signed = sign_jws(
         {"alg": "Ed25519", "typ": "at+jwt", "kid": "ed"},
         claims(iss=issuer.issuer),
@@ -424,7 +425,7 @@ def test_with_two_issuers_a_token_is_checked_only_against_its_own_issuers_keys()
         http_client=http,
         authorization_servers=[first.issuer, second.issuer],
     )
-    api = client(app)
+    api = InProcessClient(app)
     for issuer in (first, second):
         response = api.get("/mcp", headers=bearer(issuer.token(audience=RESOURCE, now=NOW)))
         assert response.json()["issuer"] == issuer.issuer
