@@ -28,7 +28,8 @@ if not settings.configured:
 import django_urls
 from django.core.asgi import get_asgi_application
 from django.test import RequestFactory
-from support import assert_refused, serve
+from loopback import serve_nodelay
+from support import assert_refused
 
 from oauthguard import AccessToken, ConfigurationError, OAuthGuard, ResourceServer, require
 from oauthguard.django import token_required
@@ -58,7 +59,7 @@ def issuer() -> TestIssuer:
 
 @pytest.fixture(scope="module")
 def base(issuer: TestIssuer) -> Iterator[str]:
-    with serve(guarded(issuer)) as url:
+    with serve_nodelay(guarded(issuer)) as url:
         yield url
 
 
@@ -150,7 +151,7 @@ def test_without_the_guard_in_front_a_decorated_view_fails_closed(
 ) -> None:
     with (
         caplog.at_level(logging.ERROR, logger="django.request"),
-        serve(get_asgi_application()) as url,
+        serve_nodelay(get_asgi_application()) as url,
     ):
         response = httpx.get(url + "/api/orders", headers=bearer(issuer, "orders:read"))
         # Without the guard no path is public: access_token() never says "no token here".
@@ -195,7 +196,7 @@ def test_a_failure_while_checking_is_a_503_never_a_pass() -> None:
     server = ResourceServer(
         resource=RESOURCE, authorization_servers=["https://issuer.test"], verifier=ListScopes()
     )
-    with serve(OAuthGuard(get_asgi_application(), server)) as url:
+    with serve_nodelay(OAuthGuard(get_asgi_application(), server)) as url:
         response = httpx.get(url + "/api/orders", headers={"Authorization": "Bearer opaque"})
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "temporarily_unavailable"
