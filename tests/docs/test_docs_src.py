@@ -313,6 +313,19 @@ def test_the_starlette_endpoints() -> None:
 
 
 def test_the_litestar_app() -> None:
+    # Litestar's app gives the root logger a queue handler at INFO when it starts; left on,
+    # it would take every later test's records and write them out at the run's end, onto
+    # pytest's closed capture ("--- Logging error ---", a thousand times over).
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        check_the_litestar_app()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def check_the_litestar_app() -> None:
     with served("litestar_app.py") as (issuer, client):
         resource = "https://api.example.com/orders"
         reader = bearer(issuer.token(audience=resource, scope="orders:read"))
