@@ -58,7 +58,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
             "every request and must not be reachable from other machines"
         )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off only on the connections of a
+    # socket that names it, and with it on each response's body, written after its head,
+    # waits ~40 ms for the client's delayed ACK on a kept-alive connection.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))

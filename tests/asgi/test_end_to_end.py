@@ -99,7 +99,7 @@ def test_a_slow_issuer_is_503_after_the_timeout() -> None:
         return PlainTextResponse("too late")
 
     slow_app = Starlette(routes=[Route("/{path:path}", slow)])
-    with serve(slow_app) as slow_url, protected(slow_url, http_timeout=0.2) as (http, resource):
+    with serve(slow_app) as slow_url, protected(slow_url, http_timeout=0.05) as (http, resource):
         try:
             assert_unavailable(http.get("/mcp", headers=bearer(a_token_for(slow_url, resource))))
         finally:

@@ -50,10 +50,10 @@ async def test_an_answer_slower_than_timeout_is_unavailable(
     server: IntrospectionServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.delay = 2
-    async with guarded(server, timeout=0.1) as (client, _):
+    async with guarded(server, timeout=0.05) as (client, _):
         response = await client.get("/mcp", headers=bearer("opaque-1"))
     assert_unavailable(response, "timed out")
-    assert "no answer within 0.1s" in caplog.text and "Introspection(timeout=)" in caplog.text
+    assert "no answer within 0.05s" in caplog.text and "Introspection(timeout=)" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -256,7 +256,7 @@ async def test_a_failing_store_leaves_the_endpoint_to_answer(
 ) -> None:
     active(server, "opaque-1", time.time())
     store = Failing(hang)
-    async with guarded(server, shared_cache=store, timeout=0.2) as (client, guard):
+    async with guarded(server, shared_cache=store, timeout=0.1) as (client, guard):
         with caplog.at_level(logging.WARNING, logger="oauthguard"):
             accepted = await client.get("/mcp", headers=bearer("opaque-1"))
             refused = await client.get("/mcp", headers=bearer("unknown"))

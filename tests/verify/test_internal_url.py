@@ -94,10 +94,13 @@ def test_only_urls_under_the_public_base_are_rewritten() -> None:
 
 def test_a_prefix_that_is_no_whole_path_segment_is_not_rewritten() -> None:
     issuer = TestIssuer(PUBLIC, algorithms=("RS256",))
-    with served(issuer) as (_, address):
+    with served(issuer) as (recording, address):
         issuer.extra_metadata["jwks_uri"] = PUBLIC + "-other/jwks"  # not under PUBLIC
-        app = api(Issuer(PUBLIC, internal_url=f"http://{address}/realms/demo"))
-        unavailable(get(app, issuer))  # idp.example.com
+        # idp.example.com is a closed port on loopback here: the test never leaves the machine.
+        closed = {"idp.example.com": f"127.0.0.1:{free_port()}"}
+        app = api(Issuer(PUBLIC, internal_url=f"http://{address}/realms/demo"), names=closed)
+        unavailable(get(app, issuer))  # asked at idp.example.com, which does not answer
+    assert [path for _, path in recording.seen] == [RFC8414]  # not at the internal URL
 
 
 @pytest.mark.parametrize("opt_in", ["allow_http", "environment"])
