@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import sys
 
@@ -54,8 +55,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def _end_the_test_loop() -> Iterator[None]:
-    """After each test, end the event loop its ``apps.client`` clients shared."""
+    """After each test, end the event loop its ``apps.client`` clients shared, and give the
+    root logger back the handlers and level it had: a Litestar app that starts gives it a
+    queue handler at INFO, which would take every later test's records and write them onto
+    pytest's closed capture at the end of the run."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
+    if root.handlers != handlers or root.level != level:
+        root.handlers[:] = handlers
+        root.setLevel(level)
     apps = sys.modules.get("apps")
     if apps is not None:
         apps.close_test_loop()
