@@ -57,6 +57,15 @@ async def asgi_get(app: Any, path: str, headers: dict[str, str]) -> httpx.Respon
         "server": ("api.test", 443),
         "client": ("127.0.0.1", 50000),
     }
+    sent = await messages_of(app, scope)
+    start, *bodies = sent
+    assert start["type"] == "http.response.start", start
+    body = b"".join(message.get("body", b"") for message in bodies)
+    return httpx.Response(start["status"], headers=start.get("headers", []), content=body)
+
+
+async def messages_of(app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """What ``app`` sends for ``scope``, a request without a body: its ASGI messages."""
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -66,7 +75,4 @@ async def asgi_get(app: Any, path: str, headers: dict[str, str]) -> httpx.Respon
         sent.append(message)
 
     await app(scope, receive, send)
-    start, *bodies = sent
-    assert start["type"] == "http.response.start", start
-    body = b"".join(message.get("body", b"") for message in bodies)
-    return httpx.Response(start["status"], headers=start.get("headers", []), content=body)
+    return sent

@@ -10,6 +10,8 @@ import secrets
 import socket
 from typing import TYPE_CHECKING, Any, TextIO
 
+from starlette.responses import PlainTextResponse
+
 from oauthguard._cli.common import Streams
 from oauthguard._cli.report import UsageError
 from oauthguard._http.urls import is_loopback_host
@@ -122,18 +124,10 @@ class LoopbackHostOnly:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            body = b"this issuer answers only at its loopback address"
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 421,
-                    "headers": [
-                        (b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
+            refusal = PlainTextResponse(
+                "this issuer answers only at its loopback address", status_code=421
             )
-            await send({"type": "http.response.body", "body": body})
+            await refusal(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

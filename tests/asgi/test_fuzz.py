@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from dpop_setup import URL, Setup
+from inprocess import messages_of
 from proofs import REMOVE, b64
 
 from oauthguard._wire.challenge import parse_challenges
@@ -184,15 +185,7 @@ def random_scope(rng: random.Random, headers: list[tuple[bytes, bytes]]) -> dict
 
 
 async def call(app: Any, scope: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]]]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
+    sent = await messages_of(app, scope)
     start = sent[0]
     assert start["type"] == "http.response.start"
     return start["status"], start["headers"]

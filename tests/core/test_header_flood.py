@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from dpop_setup import Setup
+from inprocess import messages_of
 from support import assert_refused, serve
 
 from oauthguard._dpop.htu import parse_networks, request_uri
@@ -132,15 +133,7 @@ def test_forwarded_elements_a_client_sent_are_not_read_past_an_untrusted_for(
 
 
 async def _asgi_status(app: Any, scope: dict[str, Any]) -> tuple[int, dict[bytes, bytes]]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
+    sent = await messages_of(app, scope)
     return sent[0]["status"], dict(sent[0]["headers"])
 
 
