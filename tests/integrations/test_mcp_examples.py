@@ -45,6 +45,7 @@ def running(name: str) -> Iterator[str]:
         process.terminate()
         _, errors = process.communicate(timeout=10)
         assert "Traceback" not in errors, errors
+        assert process.returncode == 0, errors  # every server stopped, at once
 
 
 @pytest.mark.anyio
