@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, request_response
 
-from oauthguard import InvalidToken, Issuer, OAuthGuard, ResourceServer
+from oauthguard import JWT, InvalidToken, Issuer, OAuthGuard, ResourceServer
 from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard._telemetry import Metrics, otel_metrics
 from oauthguard.testing import TestIssuer, sign_jws
@@ -250,6 +250,13 @@ PROVIDER_CLAIMS: dict[str, Any] = {
 }
 
 
+#: The scope and role claims of ``PROVIDER_CLAIMS``, read for every plain issuer URL.
+PROVIDER_JWT = JWT(
+    scopes_claims=("scope", "permissions"),
+    roles_claims=("realm_access.roles", "resource_access.orders-api.roles"),
+)
+
+
 def access_tokens_only(header: Any, claims: Any) -> None:
     """A provider check such as the presets add (Cognito's token_use)."""
     if claims.get("token_use", "access") != "access":
@@ -262,8 +269,8 @@ def issuer_app(issuer: TestIssuer) -> App:
         issuer.issuer,
         audiences=("orders-api",),
         clients=("orders-api",),
-        scopes_claims=("scope", "permissions"),
-        roles_claims=("realm_access.roles", "resource_access.orders-api.roles"),
+        scopes_claims=PROVIDER_JWT.scopes_claims,
+        roles_claims=PROVIDER_JWT.roles_claims,
         checks=(access_tokens_only,),
     )
     server = ResourceServer(

@@ -46,16 +46,19 @@ class Refusal(Response):
         await self.refuse(scope, receive, send, self.error)
 
 
-def answer_refusals(app: object) -> None:
-    """Let a Starlette or FastAPI app answer a ``GuardError`` from its endpoints as the
-    guard does.
+def answer_refusals(app: object) -> bool:
+    """Let a Starlette or FastAPI app (or Starlette's ``ExceptionMiddleware``, the app a
+    guard added with ``add_middleware`` wraps) answer a ``GuardError`` from its endpoints as
+    the guard does; whether it will.
 
     Wrapped from outside (``OAuthGuard(app, ...)``), the guard sees errors only after the
     app's own error handling, which would make a refusal by a FastAPI dependency a 500.
     """
     add_handler = getattr(app, "add_exception_handler", None)
-    if callable(add_handler):
-        add_handler(GuardError, _answer_refusal)
+    if not callable(add_handler):
+        return False
+    add_handler(GuardError, _answer_refusal)
+    return True
 
 
 async def _answer_refusal(connection: HTTPConnection, error: Exception) -> Response | None:

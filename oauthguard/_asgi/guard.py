@@ -102,7 +102,8 @@ class OAuthGuard:
         self._public_exact = frozenset(p for p in public if not p.endswith("*"))
         self._public_prefixes = tuple(p[:-1] for p in public if p.endswith("*"))
         self._any_public = bool(public)
-        answer_refusals(app)
+        #: The app answers a GuardError itself: the guard need not watch what it sends.
+        self._app_answers_refusals = answer_refusals(app)
         dpop_settings = server.dpop
         self.challenger = Challenger(
             metadata_url(server.resource),
@@ -211,16 +212,19 @@ class OAuthGuard:
             send = sending_nonce(send, nonce)
         # call_app, inline: one coroutine fewer on every request.
         started = False
+        if self._app_answers_refusals:
+            tracked = send  # a GuardError it raises is answered inside, or after it started
+        else:
 
-        def send_and_track(message: Message) -> Awaitable[None]:
-            nonlocal started
-            started = True
-            return send(message)  # awaited by the app: no coroutine of our own per message
+            def tracked(message: Message) -> Awaitable[None]:
+                nonlocal started
+                started = True
+                return send(message)  # awaited by the app: no coroutine of ours per message
 
         try:
-            await self.app(scope, receive, send_and_track)
+            await self.app(scope, receive, tracked)
         except GuardError as error:
-            if started:
+            if started or self._app_answers_refusals:
                 raise
             await self.refuse(scope, receive, send, error)
         finally:

@@ -547,3 +547,26 @@ def test_an_unknown_kid_after_a_successful_refetch_is_401_in_the_cooldown() -> N
     params = assert_refused(api.get("/mcp", headers=bearer(other)), 401, "invalid_token")
     assert "no signing key" in params["error_description"]
     assert [r.url.path for r in issuer.requests].count("/jwks") == 2
+
+
+def test_a_guard_error_from_a_plain_asgi_app_is_refused_until_its_response_starts() -> None:
+    from oauthguard import InsufficientScope
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/late":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise InsufficientScope("only the owner may do this", scope="orders:own")
+
+    wrapped = build_guard(
+        app,
+        resource=RESOURCE,
+        authorization_servers=[ISSUER.issuer],
+        http_client=ISSUER.http_client(),
+        clock=Clock(),
+    )
+    api = InProcessClient(wrapped)
+    params = assert_refused(api.get("/mcp", headers=bearer(good())), 403, "insufficient_scope")
+    assert params["scope"] == "orders:own"
+    # Once the response has started the error cannot become a refusal: it propagates.
+    with pytest.raises(InsufficientScope):
+        api.get("/late", headers=bearer(good()))
