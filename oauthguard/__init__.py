@@ -21,13 +21,14 @@ from oauthguard._wire.errors import (
     TemporarilyUnavailable,
     UseDPoPNonce,
 )
-from oauthguard._wire.tokens import AccessToken, TokenVerifier
+from oauthguard._wire.tokens import AccessToken, Actor, TokenVerifier
 
 __version__ = "0.1.0"
 
 __all__ = [
     "JWT",
     "AccessToken",
+    "Actor",
     "ConfigurationError",
     "DPoP",
     "DPoPNonces",

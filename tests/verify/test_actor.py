@@ -158,6 +158,21 @@ async def test_an_actor_of_another_issuer_is_not_the_actor_of_that_name(call: An
     )
 
 
+def test_an_actor_naming_an_issuer_on_a_token_that_names_none_is_refused() -> None:
+    # An introspected token may come without iss: the actor's sub cannot then be known to
+    # be in the token's issuer's namespace, so no name in actors= matches it (fail closed).
+    from oauthguard import AccessToken, Actor, InsufficientScope
+
+    def token(actor_issuer: str | None) -> AccessToken:
+        actor = Actor("mcp-server", issuer=actor_issuer)
+        return AccessToken("alice", "c", frozenset(), (), None, None, actor=actor)
+
+    require(actors="mcp-server").check(token(None), now=0)
+    with pytest.raises(InsufficientScope) as refused:
+        require(actors="mcp-server").check(token("https://issuer.test"), now=0)
+    assert "of another issuer, 'https://issuer.test'" in str(refused.value)
+
+
 async def test_require_no_actors_refuses_every_delegated_token(call: Any) -> None:
     assert (await call("/orders/mine")).status_code == 200
     params = assert_refused(await call("/orders/mine", act={"sub": "x"}), 403, "insufficient_scope")
