@@ -57,7 +57,7 @@ from oauthguard._telemetry import TELEMETRY
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._verify.trust import IssuerDirectory
-from oauthguard._wire.credentials import Credentials, read_credentials
+from oauthguard._wire.credentials import Credentials, check_token, read_credentials
 from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidToken
 from oauthguard._wire.redaction import unexpected
 from oauthguard._wire.tokens import AccessToken, ReuseLimit, TokenVerifier
@@ -262,9 +262,24 @@ class ResourceServer:
         return entry, await self.dpop_checker.check(method, htu, proof, entry.token, ath)
 
     async def verify(self, token: str) -> AccessToken:
-        """The validated token (no proof checks), from the cache when it is there."""
+        """The validated token (no proof checks), from the cache when it is there.
+
+        ``token`` gets the checks a header's token gets before any verifier sees it: not a
+        ``b64token`` within ``Limits(max_token_bytes=)``, it is refused (``InvalidToken``).
+        An unexpected failure is ``TemporarilyUnavailable``, logged with the token redacted:
+        never a pass, never another exception.
+        """
         now = self.clock()
-        return (self.tokens.get(token, now) or await self._verify_new(token, now)).token
+        entry = self.tokens.get(token, now) if isinstance(token, str) else None
+        if entry is not None:
+            return entry.token
+        check_token(token, self.limits.max_token_bytes)
+        try:
+            return (await self._verify_new(token, now)).token
+        except GuardError:
+            raise
+        except Exception as exc:  # fail closed: a bug never lets a token through
+            raise unexpected(exc, "(ResourceServer.verify)", Credentials("Bearer", token)) from exc
 
     async def _verify_new(self, token: str, now: float) -> Verified:
         """Verify a token the cache does not hold, build its user, and keep both while

@@ -87,6 +87,13 @@ def read_credentials(
     if query_string and _query_token(query_string):
         # RFC 6750 §2.3 and §3.1: we never take query tokens, and two methods is an error.
         raise InvalidRequest("the token was sent in the query string as well as in a header")
+    if authorization.startswith(b"Bearer "):
+        # The common case, a token verified before sent as it most often is: what is cached
+        # is a b64token within the size limit, so holds no SP or HTAB the reading below
+        # would take away, and needs none of its checks.
+        text = authorization[7:].decode("latin-1")
+        if text in well_formed:
+            return _new_credentials(Credentials, ("Bearer", text, proofs))
     value = authorization.strip(b" \t")
     scheme_raw, _, token = value.partition(b" ")
     scheme = _SCHEMES.get(scheme_raw.lower())
@@ -103,6 +110,18 @@ def read_credentials(
             f"the Authorization header is not '{scheme} <token>' (RFC 6750 2.1)", scheme=scheme
         )
     return _new_credentials(Credentials, (scheme, text, proofs))
+
+
+def check_token(token: object, max_token_bytes: int) -> None:
+    """A token handed over as a string (``ResourceServer.verify``, a token an SDK read from
+    a header, one from a WebSocket message) gets the checks a header's gets: a string, a
+    ``b64token`` (RFC 6750 §2.1), at most ``max_token_bytes`` long; ``InvalidToken`` if not."""
+    if not isinstance(token, str):
+        raise InvalidToken(f"the token is not a string but {type(token).__name__}")
+    if len(token) > max_token_bytes:
+        raise InvalidToken(f"the token is longer than {max_token_bytes} bytes")
+    if not token.isascii() or not is_b64token(token.encode("ascii")):
+        raise InvalidToken("the token is not a b64token (RFC 6750 2.1)")
 
 
 def _refuse_scheme(value: bytes) -> NoReturn:

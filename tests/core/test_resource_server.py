@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,9 +24,11 @@ from oauthguard import (
     DPoP,
     GuardError,
     InvalidDPoPProof,
+    InvalidToken,
     MissingCredentials,
     OAuthGuard,
     ResourceServer,
+    TemporarilyUnavailable,
 )
 from oauthguard.testing import DPoPKey, TestIssuer
 
@@ -268,3 +271,84 @@ def test_the_server_and_the_guard_take_at_most_twelve_keywords() -> None:
         parameters = inspect.signature(built).parameters
         keywords = [name for name in parameters if name not in ("self", "app")]
         assert len(keywords) <= 12, (built.__name__, keywords)
+
+
+class Counting:
+    """A verifier of the app's own that accepts every token, counting what it is handed."""
+
+    def __init__(self, fails: bool = False) -> None:
+        self.seen: list[str] = []
+        self.fails = fails
+
+    async def verify(self, token: str) -> AccessToken:
+        self.seen.append(token)
+        if self.fails:
+            raise KeyError("a bug in the verifier")
+        expires = time.time() + 3600  # kept in the cache until then
+        return AccessToken("alice", "c", frozenset(), (API,), "https://issuer.test", expires)
+
+
+def counting_server(verifier: Counting) -> ResourceServer:
+    return ResourceServer(
+        resource=API, authorization_servers="https://issuer.test", verifier=verifier
+    )
+
+
+@pytest.mark.parametrize(
+    ("token", "description"),
+    [
+        (b"abc", "the token is not a string but bytes"),
+        (None, "the token is not a string but NoneType"),
+        ("a b", "the token is not a b64token (RFC 6750 2.1)"),
+        ("abc\n", "the token is not a b64token (RFC 6750 2.1)"),
+        ("t\u00f6ken", "the token is not a b64token (RFC 6750 2.1)"),
+        ("", "the token is not a b64token (RFC 6750 2.1)"),
+        ("a" * 16385, "the token is longer than 16384 bytes"),
+    ],
+)
+async def test_verify_refuses_what_a_header_could_not_carry_before_any_verifier(
+    token: Any, description: str
+) -> None:
+    # A token an SDK read from a header its own way, or one from a WebSocket message, gets
+    # the checks a header's token gets: no verifier (or introspection endpoint) sees it.
+    verifier = Counting()
+    with pytest.raises(InvalidToken) as refused:
+        await counting_server(verifier).verify(token)
+    assert refused.value.description == description
+    assert verifier.seen == []
+
+
+async def test_verify_answers_an_unexpected_failure_with_a_503_and_logs_no_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    verifier = Counting(fails=True)
+    with pytest.raises(TemporarilyUnavailable):
+        await counting_server(verifier).verify("secret-token-value")
+    assert "KeyError" in caplog.text and "secret-token-value" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "header", ["Bearer tok-1", "bearer tok-1", "Bearer  tok-1", "Bearer tok-1 \t", " Bearer tok-1"]
+)
+async def test_a_cached_token_is_read_from_every_header_form_it_was_read_from_before(
+    header: str,
+) -> None:
+    verifier = Counting()
+    server = counting_server(verifier)
+    assert (await server.verify("tok-1")).subject == "alice"
+    token = await server.authenticate("GET", API, {"authorization": header})
+    assert token.raw == "tok-1" and verifier.seen == ["tok-1"]
+
+
+@pytest.mark.parametrize("header", ["Bearer tok-1x", "Bearer tok-1 x", "Bearertok-1"])
+async def test_a_header_near_a_cached_token_is_read_as_itself(header: str) -> None:
+    verifier = Counting()
+    server = counting_server(verifier)
+    await server.verify("tok-1")
+    try:
+        token = await server.authenticate("GET", API, {"authorization": header})
+    except GuardError as refusal:
+        assert refusal.status in (400, 401)
+    else:
+        assert token.raw != "tok-1" and token.raw in header
+    assert "tok-1" not in verifier.seen[1:]
