@@ -10,10 +10,16 @@ from typing import Any
 from oauthguard._jose.b64 import b64url_decode
 from oauthguard._jose.jsonobj import loads as loads_json
 from oauthguard._jose.signatures import verify_signature
-from oauthguard._verify.claims import read_actor
+from oauthguard._verify.claims import read_actor, read_roles, read_scopes
 from oauthguard._verify.diagnostics import annotate, annotate_encrypted
 from oauthguard._verify.keys import KEY_TYPES, Key
-from oauthguard._verify.trust import IssuerDirectory, TokenRules, TrustedIssuer, client_id_of
+from oauthguard._verify.trust import (
+    NO_ROLES,
+    IssuerDirectory,
+    TokenRules,
+    TrustedIssuer,
+    client_id_of,
+)
 from oauthguard._wire.errors import InvalidToken
 from oauthguard._wire.tokens import AccessToken
 
@@ -24,6 +30,8 @@ ASYMMETRIC_ALGORITHMS = frozenset(KEY_TYPES)
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 LEGACY_TYPES = frozenset({"jwt", "application/jwt"})
 HEADER_CACHE_SIZE = 32
+#: Integers up to this size are exact as floats (2**53), far beyond any date.
+MAX_EXACT_DATE = 2**53
 
 
 def jws_segments(token: str) -> list[str]:
@@ -107,6 +115,8 @@ def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
 
 def date_value(value: object, name: str) -> float:
     """The value of the NumericDate claim ``name`` (RFC 7519 §2), present."""
+    if type(value) is int and -MAX_EXACT_DATE <= value <= MAX_EXACT_DATE:
+        return float(value)  # what issuers write: seconds, a JSON integer
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidToken(f"the {name} claim is not a number")
     try:
@@ -216,14 +226,14 @@ def build_token(
     return AccessToken(
         sub if isinstance(sub, str) else None,  # subject
         client_id_of(claims),  # client_id
-        rules.scopes(claims),  # scopes
+        read_scopes(claims, rules.scope_paths),  # scopes
         audience,
         iss if isinstance(iss, str) else None,  # issuer
         expires_at,
         claims,
         "Bearer",  # scheme
         jkt,
-        rules.roles(claims),  # roles
+        read_roles(claims, rules.role_paths) if rules.role_paths else NO_ROLES,  # roles
         None if act is _ABSENT else read_actor(act),  # actor, RFC 8693 §4.1
         raw,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oauthguard._http.cache import ExpiringCache
-from oauthguard._verify.claims import ClaimPath, read_roles, read_scopes
+from oauthguard._verify.claims import ClaimPath
 from oauthguard._verify.keys import KeySet
 from oauthguard._wire.errors import GuardError, InvalidToken
 
@@ -83,12 +83,6 @@ class TokenRules:
             except Exception:
                 logger.exception("Issuer(checks=...) failed")
                 raise InvalidToken("the token could not be checked by its issuer's rules") from None
-
-    def scopes(self, claims: Mapping[str, Any]) -> frozenset[str]:
-        return read_scopes(claims, self.scope_paths)
-
-    def roles(self, claims: Mapping[str, Any]) -> frozenset[str]:
-        return read_roles(claims, self.role_paths) if self.role_paths else NO_ROLES
 
 
 class TrustedIssuer:
