@@ -34,8 +34,11 @@ async def serve(apps: list[tuple[Any, int]], ready: Callable[[], str]) -> None:
     the one before is up (the issuer first: a guard fetches its keys at startup); then print
     ``ready()``."""
     servers: list[_Server] = []
+    stopping = False
 
     def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True  # no server starts after it
         for server in servers:  # a second Ctrl-C stops without waiting for connections
             server.force_exit = server.should_exit
             server.should_exit = True
@@ -44,6 +47,8 @@ async def serve(apps: list[tuple[Any, int]], ready: Callable[[], str]) -> None:
         signal.signal(signum, stop)
     tasks = []
     for app, port in apps:
+        if stopping:
+            break
         servers.append(
             _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         )
@@ -52,7 +57,8 @@ async def serve(apps: list[tuple[Any, int]], ready: Callable[[], str]) -> None:
             if tasks[-1].done():
                 raise SystemExit(f"could not serve on port {port} (is it taken?)")
             await asyncio.sleep(0.01)
-    print(ready(), flush=True)
+    if not stopping:
+        print(ready(), flush=True)
     await asyncio.gather(*tasks)
 
 

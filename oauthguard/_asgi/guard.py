@@ -256,6 +256,9 @@ class OAuthGuard:
     async def call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app. A ``GuardError`` it raises before responding (a FastAPI
         ``Depends(require(...))``, or one raised by hand) is answered like the guard's own."""
+        if self._app_answers_refusals:  # as on the inlined path in __call__
+            await self.app(scope, receive, send)
+            return
         started = False
 
         def send_and_track(message: Message) -> Awaitable[None]:

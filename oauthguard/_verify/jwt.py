@@ -30,8 +30,6 @@ ASYMMETRIC_ALGORITHMS = frozenset(KEY_TYPES)
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 LEGACY_TYPES = frozenset({"jwt", "application/jwt"})
 HEADER_CACHE_SIZE = 32
-#: Integers up to this size are exact as floats (2**53), far beyond any date.
-MAX_EXACT_DATE = 2**53
 
 
 def jws_segments(token: str) -> list[str]:
@@ -115,8 +113,6 @@ def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
 
 def date_value(value: object, name: str) -> float:
     """The value of the NumericDate claim ``name`` (RFC 7519 §2), present."""
-    if type(value) is int and -MAX_EXACT_DATE <= value <= MAX_EXACT_DATE:
-        return float(value)  # what issuers write: seconds, a JSON integer
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidToken(f"the {name} claim is not a number")
     try:

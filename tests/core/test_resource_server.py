@@ -24,6 +24,7 @@ from oauthguard import (
     DPoP,
     GuardError,
     InvalidDPoPProof,
+    InvalidRequest,
     InvalidToken,
     MissingCredentials,
     OAuthGuard,
@@ -340,15 +341,26 @@ async def test_a_cached_token_is_read_from_every_header_form_it_was_read_from_be
     assert token.raw == "tok-1" and verifier.seen == ["tok-1"]
 
 
-@pytest.mark.parametrize("header", ["Bearer tok-1x", "Bearer tok-1 x", "Bearertok-1"])
-async def test_a_header_near_a_cached_token_is_read_as_itself(header: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "headers", "refusal"),
+    [
+        (API, {"authorization": "Bearer tok-1x"}, None),  # another token, verified itself
+        (API, {"authorization": "Bearer tok-1 x"}, InvalidRequest),  # not a b64token
+        (API, {"authorization": "Bearertok-1"}, MissingCredentials),  # another scheme
+        (API + "?access_token=tok-1", {"authorization": "Bearer tok-1"}, InvalidRequest),
+        (API, {"authorization": "Bearer tok-1", "dpop": "x.y.z"}, InvalidRequest),
+    ],
+    ids=["longer", "space-inside", "no-space", "query-too", "dpop-header-with-bearer"],
+)
+async def test_a_request_near_a_cached_token_is_read_as_itself(
+    url: str, headers: dict[str, str], refusal: type[GuardError] | None
+) -> None:
     verifier = Counting()
     server = counting_server(verifier)
     await server.verify("tok-1")
-    try:
-        token = await server.authenticate("GET", API, {"authorization": header})
-    except GuardError as refusal:
-        assert refusal.status in (400, 401)
+    if refusal is None:
+        assert (await server.authenticate("GET", url, headers)).raw == "tok-1x"
     else:
-        assert token.raw != "tok-1" and token.raw in header
-    assert "tok-1" not in verifier.seen[1:]
+        with pytest.raises(refusal):
+            await server.authenticate("GET", url, headers)
+    assert verifier.seen in (["tok-1"], ["tok-1", "tok-1x"])
