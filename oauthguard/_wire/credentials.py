@@ -88,11 +88,14 @@ def read_credentials(
         # RFC 6750 §2.3 and §3.1: we never take query tokens, and two methods is an error.
         raise InvalidRequest("the token was sent in the query string as well as in a header")
     if authorization.startswith(b"Bearer "):
-        # The common case, a token verified before sent as it most often is: what is cached
-        # is a b64token within the size limit, so holds no SP or HTAB the reading below
-        # would take away, and needs none of its checks.
-        text = authorization[7:].decode("latin-1")
+        # The common case, a token sent as it most often is. A b64token holds no SP or HTAB
+        # the reading below would take away, so it reads the same: a cached token (verified,
+        # so a b64token within the size limit) needs no check, a new one the two of them.
+        raw = authorization[7:]
+        text = raw.decode("latin-1")
         if text in well_formed:
+            return _new_credentials(Credentials, ("Bearer", text, proofs))
+        if len(raw) <= max_token_bytes and is_b64token(raw):
             return _new_credentials(Credentials, ("Bearer", text, proofs))
     value = authorization.strip(b" \t")
     scheme_raw, _, token = value.partition(b" ")

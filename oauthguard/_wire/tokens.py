@@ -4,7 +4,7 @@ RFC 6749 §3.3 syntax its scopes are read with."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -83,7 +83,7 @@ class Actor:
         return tuple(actors)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class AccessToken:
     """A validated access token, whatever its source (JWT or introspection).
 
@@ -111,9 +111,57 @@ class AccessToken:
     #: The token as it was sent: never logged, never in the repr.
     raw: str = field(default="", repr=False, compare=False)
 
+    def __init__(
+        self,
+        subject: str | None,
+        client_id: str | None,
+        scopes: frozenset[str],
+        audience: tuple[str, ...],
+        issuer: str | None,
+        expires_at: float | None,
+        claims: Mapping[str, Any] | None = None,
+        scheme: str = "Bearer",
+        jkt: str | None = None,
+        roles: frozenset[str] = frozenset(),
+        actor: Actor | None = None,
+        raw: str = "",
+    ) -> None:
+        # What the generated __init__ does, at half the cost (one is built for every fresh
+        # token): it would look up object.__setattr__ for each field, these are bound once.
+        (
+            set_subject,
+            set_client_id,
+            set_scopes,
+            set_audience,
+            set_issuer,
+            set_expires_at,
+            set_claims,
+            set_scheme,
+            set_jkt,
+            set_roles,
+            set_actor,
+            set_raw,
+        ) = _SET_FIELDS
+        set_subject(self, subject)
+        set_client_id(self, client_id)
+        set_scopes(self, scopes)
+        set_audience(self, audience)
+        set_issuer(self, issuer)
+        set_expires_at(self, expires_at)
+        set_claims(self, {} if claims is None else claims)
+        set_scheme(self, scheme)
+        set_jkt(self, jkt)
+        set_roles(self, roles)
+        set_actor(self, actor)
+        set_raw(self, raw)
+
     def has_scopes(self, *scopes: str) -> bool:
         """True when the token carries every one of ``scopes``."""
         return all(scope in self.scopes for scope in scopes)
+
+
+# The slots' own setters (member descriptors), in field order; frozen forbids setattr.
+_SET_FIELDS = tuple(getattr(AccessToken, field_.name).__set__ for field_ in fields(AccessToken))
 
 
 class AuthenticatedUser:
