@@ -17,7 +17,6 @@ from oauthguard._verify.trust import (
     NO_ROLES,
     IssuerDirectory,
     TokenRules,
-    TrustedIssuer,
     client_id_of,
 )
 from oauthguard._wire.errors import InvalidToken
@@ -290,34 +289,23 @@ class JWTVerifier:
                 alg = known[1]
             if trusted is None:
                 raise InvalidToken("the token's issuer is not trusted")
-            token_parts = (head, body, signature)
-            return await self._verified(
-                token, token_parts, header, alg, claims, trusted, known is None
+            kid = header.get("kid")
+            keys = trusted.keys.cached(kid) or await trusted.keys.get(kid)
+            check_token_signature(
+                alg, keys, f"{head}.{body}".encode("ascii"), signature_segment(signature)
             )
+            if known is None:
+                self._remember_header(head, header, alg)
+            return self._checked(token, header, claims, trusted.rules)
         except InvalidToken as refusal:
             annotate(refusal, header, claims, self.issuers, trusted)
             raise
 
-    async def _verified(
-        self,
-        token: str,
-        token_parts: tuple[str, str, str],
-        header: dict[str, Any],
-        alg: str,
-        claims: dict[str, Any],
-        trusted: TrustedIssuer,
-        new_header: bool,
+    def _checked(
+        self, token: str, header: dict[str, Any], claims: dict[str, Any], rules: TokenRules
     ) -> AccessToken:
-        """The checks after the header's: signature, times, aud, client, the issuer's own."""
-        head, body, signature = token_parts
-        kid = header.get("kid")
-        keys = trusted.keys.cached(kid) or await trusted.keys.get(kid)
-        signing_input = f"{head}.{body}".encode("ascii")
-        check_token_signature(alg, keys, signing_input, signature_segment(signature))
-        if new_header:
-            self._remember_header(head, header, alg)
+        """The checks of a signed token's claims: times, aud, client, the issuer's own."""
         exp = check_times(claims, self.clock(), self.leeway)
-        rules = trusted.rules
         audience = check_aud_claim(claims, rules.audiences, rules.audience_required)
         if rules.clients:
             rules.check_client(claims)
