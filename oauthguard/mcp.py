@@ -129,6 +129,12 @@ class MCPAuth:
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.app = app
+        # The guard gives the app it wraps its GuardError handler, so that it need not watch
+        # each response start; MCPAuth answers its own refusals, and passes the handler on
+        # to an app that takes one (a Starlette app, as the SDK's is).
+        forward = getattr(app, "add_exception_handler", None)
+        if callable(forward):
+            self.add_exception_handler = forward
         self.tools: dict[str, Requirement] = {}
         for tool, entry in (tool_scopes or {}).items():
             try:

@@ -4,15 +4,18 @@ verified anew never gets a user built for another one."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 import pytest
 from mcp.server.auth.middleware.auth_context import get_access_token
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
-from oauthguard import AccessToken, OAuthGuard
+from oauthguard import AccessToken, InsufficientScope, OAuthGuard, require
 from oauthguard.mcp import MCPUser, protect
 from oauthguard.testing import TestIssuer
 
@@ -108,3 +111,40 @@ async def test_the_user_lives_as_long_as_its_verified_token() -> None:
     clock.now += 30  # past the leeway too
     assert await post(app, token) == 401
     assert len(seen.users) == 2
+
+
+async def refusing_endpoint(request: Request) -> PlainTextResponse:
+    require("admin").enforce(request.scope)
+    return PlainTextResponse("ok")
+
+
+async def refusing_asgi(scope: Any, receive: Any, send: Any) -> None:
+    raise InsufficientScope("this operation needs the scopes: admin", scope="admin")
+
+
+@pytest.mark.parametrize(
+    "app",
+    [Starlette(routes=[Route("/mcp", refusing_endpoint, methods=["POST"])]), refusing_asgi],
+    ids=["starlette-app", "plain-asgi-app"],
+)
+async def test_a_refusal_raised_inside_the_mcp_app_gets_the_guards_answer(app: Any) -> None:
+    """A Starlette app (the SDK's kind) takes the guard's refusal handler through MCPAuth,
+    so the guard does not watch its responses start; a plain ASGI app is watched."""
+    issuer = TestIssuer("https://issuer.test")
+    guard = protect(
+        app,
+        resource=RESOURCE,
+        authorization_servers=issuer.issuer,
+        scopes="mcp:tools",
+        http_client=issuer.http_client(),
+    )
+    assert guard._app_answers_refusals is isinstance(app, Starlette)
+    token = issuer.token(audience=RESOURCE, scope="mcp:tools")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(guard), base_url="https://api.test"
+    ) as http:
+        response = await http.post("/mcp", json={}, headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+    challenge = response.headers["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge
+    assert re.search(r'scope="([^"]* )?admin"', challenge)  # the rule's scopes before it
