@@ -18,14 +18,13 @@ from oauthguard._asgi.types import (
     Receive,
     Scope,
     Send,
-    deny_websocket,
-    send_response,
+    send_refusal,
+    sending_nonce,
 )
 from oauthguard._core.issuer import IssuerEntry
 from oauthguard._core.server import ResourceServer
 from oauthguard._core.settings import DPoP, Issuer, Metadata
 from oauthguard._dpop.htu import request_uri
-from oauthguard._dpop.nonces import nonce_headers
 from oauthguard._http.paths import (
     NormalPaths,
     check_public_paths,
@@ -35,8 +34,9 @@ from oauthguard._http.paths import (
 from oauthguard._policy import Requirement, build_implications, build_rules
 from oauthguard._telemetry import TELEMETRY
 from oauthguard._wire.challenge import Challenger
+from oauthguard._wire.config import settings_group
 from oauthguard._wire.credentials import Credentials
-from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidRequest, StartupError
+from oauthguard._wire.errors import GuardError, InvalidRequest, StartupError
 from oauthguard._wire.redaction import token_digest, unexpected
 from oauthguard._wire.tokens import AccessToken, AnonymousUser
 
@@ -92,11 +92,7 @@ class OAuthGuard:
         self.server = server = guard_server(
             server, resource, authorization_servers, dpop, self.rules
         )
-        self.metadata = metadata if metadata is not None else Metadata()
-        if not isinstance(self.metadata, Metadata):
-            raise ConfigurationError(
-                f"metadata must be oauthguard.Metadata(...), got {type(metadata).__name__}"
-            )
+        self.metadata: Metadata = settings_group("metadata", metadata, Metadata)
         self.implies = build_implications(scope_implies)
         public = check_public_paths(public_paths)
         self._public_exact = frozenset(p for p in public if not p.endswith("*"))
@@ -313,7 +309,7 @@ class OAuthGuard:
         """Every refusal from inside the app (``require(...)``, an integration, a
         ``GuardError`` raised by hand): the challenge of the scheme the token came with."""
         status, headers, body = self.render_for_app(scope, error)
-        await _send_refusal(scope, receive, send, status, headers, body)
+        await send_refusal(scope, receive, send, status, headers, body)
 
     def render(
         self, scope: Scope, error: GuardError, scheme: str | None, challenge_scope: str | None
@@ -352,7 +348,7 @@ class OAuthGuard:
         challenge_scope: str | None,
     ) -> None:
         status, headers, body = self.render(scope, error, scheme, challenge_scope)
-        await _send_refusal(scope, receive, send, status, headers, body)
+        await send_refusal(scope, receive, send, status, headers, body)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Keys fetched at startup, before the app's own startup; the server's HTTP client
@@ -381,28 +377,3 @@ class OAuthGuard:
             await send(message)
 
         await self.app(scope, receive_after_startup, send_and_close)
-
-
-async def _send_refusal(
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    status: int,
-    headers: list[tuple[bytes, bytes]],
-    body: bytes,
-) -> None:
-    if scope["type"] == "websocket":
-        await deny_websocket(scope, receive, send, status, headers, body)
-    else:
-        await send_response(send, status, headers, body)
-
-
-def sending_nonce(send: Send, nonce: str) -> Send:
-    """A ``send`` that puts a fresh DPoP nonce on the response (RFC 9449 §8.2, §9)."""
-
-    async def send_with_nonce(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": nonce_headers(message.get("headers", []), nonce)}
-        await send(message)
-
-    return send_with_nonce

@@ -1,9 +1,11 @@
-"""ASGI type aliases and the one way this package writes a response."""
+"""ASGI type aliases and the ways this package writes a response."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from oauthguard._dpop.nonces import nonce_headers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,3 +32,29 @@ async def deny_websocket(
         return
     await receive()  # websocket.connect
     await send({"type": "websocket.close", "code": 1008})
+
+
+async def send_refusal(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    headers: Headers,
+    body: bytes,
+) -> None:
+    """Send a refusal: an HTTP response, or a WebSocket denied before accept."""
+    if scope["type"] == "websocket":
+        await deny_websocket(scope, receive, send, status, headers, body)
+    else:
+        await send_response(send, status, headers, body)
+
+
+def sending_nonce(send: Send, nonce: str) -> Send:
+    """A ``send`` that puts a fresh DPoP nonce on the response (RFC 9449 §8.2, §9)."""
+
+    async def send_with_nonce(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": nonce_headers(message.get("headers", []), nonce)}
+        await send(message)
+
+    return send_with_nonce

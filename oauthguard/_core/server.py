@@ -57,6 +57,7 @@ from oauthguard._telemetry import TELEMETRY
 from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._verify.trust import IssuerDirectory
+from oauthguard._wire.config import settings_group
 from oauthguard._wire.credentials import Credentials, check_token, read_credentials
 from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidToken
 from oauthguard._wire.redaction import unexpected
@@ -100,9 +101,9 @@ class ResourceServer:
         TELEMETRY.refresh()
         self.resource = check_resource(resource)
         self.issuers = issuers(authorization_servers)
-        self.jwt = _group("jwt", jwt, JWT)
+        self.jwt = settings_group("jwt", jwt, JWT)
         self.dpop = DPoP.of(dpop)
-        self.limits = _group("limits", limits, Limits)
+        self.limits = settings_group("limits", limits, Limits)
         if user_factory is not None and not callable(user_factory):
             raise ConfigurationError(
                 "ResourceServer(user_factory=...) must be a callable (token, raw) -> user, "
@@ -384,22 +385,9 @@ def given_or_built(what: str, server: object, **settings: Any) -> ResourceServer
     return server
 
 
-def _group(name: str, value: Any, kind: type[Any]) -> Any:
-    if value is None:
-        return kind()
-    if not isinstance(value, kind):
-        raise ConfigurationError(
-            f"{name} must be oauthguard.{kind.__name__}(...), got {type(value).__name__}"
-        )
-    return value
-
-
 def _check_introspection(settings: object, issuers: tuple[Issuer, ...]) -> None:
-    if not isinstance(settings, Introspection):
-        raise ConfigurationError(
-            f"introspection must be an oauthguard.Introspection(...), got {type(settings).__name__}"
-        )
-    if settings.endpoint is None and (len(issuers) != 1 or issuers[0].is_template):
+    introspection: Introspection = settings_group("introspection", settings, Introspection)
+    if introspection.endpoint is None and (len(issuers) != 1 or issuers[0].is_template):
         raise ConfigurationError(
             "Introspection(endpoint=...) must be given with several authorization servers "
             "or tenants: the endpoint is only discovered from the metadata of a single one"

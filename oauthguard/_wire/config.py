@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from oauthguard._wire.errors import ConfigurationError
 
@@ -21,3 +22,15 @@ def seconds(name: str, value: object, *, positive: bool = False, finite: bool = 
         kind = "a positive" if positive else "a non-negative"
         raise ConfigurationError(f"{name} must be {kind} number of seconds, got {value!r}")
     return float(value)
+
+
+def settings_group(name: str, value: Any, kind: type[Any]) -> Any:
+    """``value`` if it is a ``kind`` (a settings group), ``kind()`` for None; otherwise a
+    ``ConfigurationError`` naming the argument and the group it takes."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise ConfigurationError(
+            f"{name} must be oauthguard.{kind.__name__}(...), got {type(value).__name__}"
+        )
+    return value

@@ -239,7 +239,7 @@ def _introspection(**settings: Any) -> Introspection:
             },
             "several authorization servers",
         ),
-        ({"introspection": {"client_id": "x"}}, "must be an oauthguard.Introspection"),
+        ({"introspection": {"client_id": "x"}}, "must be oauthguard.Introspection"),
         ({"introspection": "settings", "verifier": "custom"}, "not both"),
     ],
 )
