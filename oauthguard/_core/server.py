@@ -58,7 +58,7 @@ from oauthguard._verify.discovery import AuthorizationServers
 from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._verify.trust import IssuerDirectory
 from oauthguard._wire.config import settings_group
-from oauthguard._wire.credentials import Credentials, check_token, read_credentials
+from oauthguard._wire.credentials import Credentials, KnownHeaders, check_token, read_credentials
 from oauthguard._wire.errors import ConfigurationError, GuardError, InvalidToken
 from oauthguard._wire.redaction import unexpected
 from oauthguard._wire.tokens import AccessToken, ReuseLimit, TokenVerifier
@@ -156,13 +156,15 @@ class ResourceServer:
         self._reuse_limit = self.verifier if isinstance(self.verifier, ReuseLimit) else None
         self.dpop_checker = self._build_dpop_checker()
         self._bearer_allowed = self.dpop.mode != "required"
+        #: The ``Bearer`` headers of the tokens verified, read again at once.
+        self.known_headers = KnownHeaders(self.limits.token_cache_size)
         #: ``credentials(headers, query_string)``: the request's credentials (RFC 6750 §2,
-        #: RFC 9449 §7) or a ``GuardError``; tokens in the cache are known to be well formed.
+        #: RFC 9449 §7) or a ``GuardError``.
         self.credentials: Callable[[list[tuple[bytes, bytes]], bytes], Credentials] = (
             functools.partial(
                 read_credentials,
                 self.limits.max_token_bytes,
-                self.tokens.keys,
+                self.known_headers,
                 self.dpop.mode != "disabled",  # DPoP headers mean nothing otherwise
             )
         )
@@ -302,6 +304,7 @@ class ResourceServer:
             until = min(until, self._reuse_limit.reuse_until(token, verified, now))
         if until != math.inf:
             self.tokens.put(token, entry, until, now)
+            self.known_headers.add(token)
         return entry
 
     # -- life cycle ------------------------------------------------------------------------

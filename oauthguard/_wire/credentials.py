@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Container, Iterable
-from typing import Any, NamedTuple, NoReturn
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import NamedTuple, NoReturn
 from urllib.parse import parse_qsl
 
 from oauthguard._wire.errors import (
@@ -38,20 +39,63 @@ class Credentials(NamedTuple):
 _new_credentials = tuple.__new__
 
 
+#: How many of a header's last bytes find it among the known ones: a token's signature ends
+#: it, so they differ from one token to the next; the whole header is compared after.
+_TAIL = 24
+
+
+class KnownHeaders:
+    """The ``Bearer <token>`` header values of tokens verified before, each with its token.
+
+    A request sending one exactly so (as clients most often do) is read with one lookup of
+    the header's last bytes and one comparison of the whole: never scanned, decoded, or
+    hashed whole, as a token string made anew for each request would be. Bounded, oldest
+    out first. An entry that outlives its token's entry in the cache of verified tokens only
+    names a token that is then verified anew.
+    """
+
+    __slots__ = ("_by_tail", "_max_size", "get")
+
+    def __init__(self, max_size: int) -> None:
+        self._by_tail: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
+        self._max_size = max_size
+        #: ``get(tail)``: the ``(header value, token)`` whose value ends with ``tail``, or
+        #: None; one C call, for the hot path.
+        self.get = self._by_tail.get
+
+    def add(self, token: str) -> None:
+        """Know the header ``Bearer <token>`` of ``token``, a ``b64token`` (so ASCII)."""
+        if self._max_size <= 0:
+            return
+        header = b"Bearer " + token.encode("latin-1")
+        tail = header[-_TAIL:]
+        by_tail = self._by_tail
+        if tail not in by_tail and len(by_tail) >= self._max_size:
+            by_tail.popitem(last=False)
+        by_tail[tail] = (header, token)
+
+    def __len__(self) -> int:
+        return len(self._by_tail)
+
+
+#: No header known: for reading credentials without a cache.
+NO_KNOWN_HEADERS = KnownHeaders(0)
+
+
 def extract(
     headers: Iterable[tuple[bytes, bytes]],
     query_string: bytes,
     max_token_bytes: int,
-    well_formed: Container[Any] = (),
+    known: KnownHeaders = NO_KNOWN_HEADERS,
     dpop: bool = False,
 ) -> Credentials:
     """The credentials of one request: ``read_credentials`` with its settings last."""
-    return read_credentials(max_token_bytes, well_formed, dpop, headers, query_string)
+    return read_credentials(max_token_bytes, known, dpop, headers, query_string)
 
 
 def read_credentials(
     max_token_bytes: int,
-    well_formed: Container[Any],
+    known: KnownHeaders,
     dpop: bool,
     headers: Iterable[tuple[bytes, bytes]],
     query_string: bytes,
@@ -61,11 +105,11 @@ def read_credentials(
     only (a partial with keywords builds a dict on every call).
 
     Raises ``MissingCredentials`` when there are none (or another scheme is used).
-    ``well_formed`` holds tokens known to pass the b64token check (the guard passes its
-    cache of verified tokens), so a repeated token is not scanned again. ``dpop=True`` (a
-    resource that accepts DPoP) reads the ``DPoP`` header too. The headers are read in one
-    pass, with constant work for each, that ends at the second ``Authorization`` or
-    ``DPoP`` header: that is the answer already, however many follow.
+    ``known`` holds the headers of tokens verified before (the resource server's), read
+    without the checks they passed then. ``dpop=True`` (a resource that accepts DPoP) reads
+    the ``DPoP`` header too. The headers are read in one pass, with constant work for each,
+    that ends at the second ``Authorization`` or ``DPoP`` header: that is the answer
+    already, however many follow.
     """
     authorization: bytes | None = None
     proofs: tuple[bytes, ...] = ()
@@ -87,16 +131,15 @@ def read_credentials(
     if query_string and _query_token(query_string):
         # RFC 6750 §2.3 and §3.1: we never take query tokens, and two methods is an error.
         raise InvalidRequest("the token was sent in the query string as well as in a header")
+    seen = known.get(authorization[-_TAIL:])
+    if seen is not None and seen[0] == authorization:
+        return _new_credentials(Credentials, ("Bearer", seen[1], proofs))
     if authorization.startswith(b"Bearer "):
         # The common case, a token sent as it most often is. A b64token holds no SP or HTAB
-        # the reading below would take away, so it reads the same: a cached token (verified,
-        # so a b64token within the size limit) needs no check, a new one the two of them.
+        # the reading below would take away, so it reads the same, with two checks.
         raw = authorization[7:]
-        text = raw.decode("latin-1")
-        if text in well_formed:
-            return _new_credentials(Credentials, ("Bearer", text, proofs))
         if len(raw) <= max_token_bytes and is_b64token(raw):
-            return _new_credentials(Credentials, ("Bearer", text, proofs))
+            return _new_credentials(Credentials, ("Bearer", raw.decode("latin-1"), proofs))
     value = authorization.strip(b" \t")
     scheme_raw, _, token = value.partition(b" ")
     scheme = _SCHEMES.get(scheme_raw.lower())
@@ -107,12 +150,11 @@ def read_credentials(
         raise InvalidRequest(f"the {scheme} scheme needs a token after it", scheme=scheme)
     if len(token) > max_token_bytes:
         raise InvalidToken(f"the token is longer than {max_token_bytes} bytes", scheme=scheme)
-    text = token.decode("latin-1")
-    if text not in well_formed and not is_b64token(token):
+    if not is_b64token(token):
         raise InvalidRequest(
             f"the Authorization header is not '{scheme} <token>' (RFC 6750 2.1)", scheme=scheme
         )
-    return _new_credentials(Credentials, (scheme, text, proofs))
+    return _new_credentials(Credentials, (scheme, token.decode("latin-1"), proofs))
 
 
 def check_token(token: object, max_token_bytes: int) -> None:

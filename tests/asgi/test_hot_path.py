@@ -19,7 +19,7 @@ from oauthguard import InvalidRequest, InvalidToken, MissingCredentials
 from oauthguard._http.cache import ExpiringCache
 from oauthguard._jose.b64 import b64url_decode, b64url_encode
 from oauthguard._verify.jwt import HEADER_CACHE_SIZE, JWTVerifier, json_segment, split_jws
-from oauthguard._wire.credentials import Credentials, extract, is_b64token
+from oauthguard._wire.credentials import Credentials, KnownHeaders, extract, is_b64token
 from oauthguard.testing import TestIssuer, sign_jws
 
 RESOURCE = "https://api.test/mcp"
@@ -114,12 +114,37 @@ def test_extract_returns_immutable_credentials() -> None:
         credentials.token = "other"  # type: ignore[misc]
 
 
-def test_extract_scans_every_token_it_does_not_know_to_be_well_formed() -> None:
-    headers = [(b"authorization", b"Bearer a,b")]
-    with pytest.raises(InvalidRequest):
-        extract(headers, b"", 1024, well_formed={"other"})
-    # A token the guard already verified (its cache) passed this check before.
-    assert extract(headers, b"", 1024, well_formed={"a,b"}).token == "a,b"
+def test_a_known_header_is_read_as_its_token_and_a_near_one_as_itself() -> None:
+    known = KnownHeaders(8)
+    token = "eyJ" + "x" * 40
+    known.add(token)
+    assert extract([(b"authorization", b"Bearer " + token.encode())], b"", 1024, known) == (
+        "Bearer",
+        token,
+        (),
+    )
+    # The same last bytes, another header: read and checked as any other.
+    same_tail = "eyJy" + "x" * 39
+    read = extract([(b"authorization", b"Bearer " + same_tail.encode())], b"", 1024, known)
+    assert read.token == same_tail
+    for value in (b"Bearer a,b" + b"x" * 40, b"Bearer \x01" + token.encode()):
+        with pytest.raises(InvalidRequest):
+            extract([(b"authorization", value)], b"", 1024, known)
+    with pytest.raises(InvalidToken):  # the size limit holds for what is not known
+        extract([(b"authorization", b"Bearer " + same_tail.encode())], b"", 16, known)
+
+
+def test_known_headers_are_bounded_oldest_out_first() -> None:
+    known = KnownHeaders(2)
+    tokens = [f"{i}" + "x" * 30 + f"{i}" for i in range(3)]
+    for token in tokens:
+        known.add(token)
+    assert len(known) == 2
+    header = (b"Bearer " + tokens[0].encode())[-24:]
+    assert known.get(header) is None
+    assert known.get((b"Bearer " + tokens[2].encode())[-24:]) is not None
+    KnownHeaders(0).add(tokens[0])  # no cache, nothing kept
+    assert len(KnownHeaders(0)) == 0
 
 
 @pytest.mark.anyio

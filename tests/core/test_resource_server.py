@@ -364,3 +364,33 @@ async def test_a_request_near_a_cached_token_is_read_as_itself(
         with pytest.raises(refusal):
             await server.authenticate("GET", url, headers)
     assert verifier.seen in (["tok-1"], ["tok-1", "tok-1x"])
+
+
+LONG = "eyJ" + "A" * 60  # longer than the part of a header its lookup reads
+
+
+@pytest.mark.parametrize(
+    ("header", "refusal"),
+    [
+        ("Bearer " + LONG, None),
+        ("Bearer eyJB" + "A" * 59, None),  # the same last bytes, another token
+        ("Bearer \x01" + LONG[1:], InvalidRequest),
+        ("DPoP " + LONG, InvalidDPoPProof),  # the cached token, another scheme
+    ],
+    ids=["as-verified", "another-token", "not-a-b64token", "other-scheme"],
+)
+async def test_a_header_ending_like_a_known_one_is_read_as_itself(
+    header: str, refusal: type[GuardError] | None
+) -> None:
+    verifier = Counting()
+    server = counting_server(verifier)
+    await server.verify(LONG)
+    if refusal is None:
+        assert (await server.authenticate("GET", API, {"authorization": header})).raw == (
+            header.removeprefix("Bearer ")
+        )
+    else:
+        with pytest.raises(refusal):
+            await server.authenticate("GET", API, {"authorization": header})
+    other = header.removeprefix("Bearer ")
+    assert verifier.seen == ([LONG, other] if refusal is None and other != LONG else [LONG])
