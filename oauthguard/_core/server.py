@@ -156,8 +156,8 @@ class ResourceServer:
         self._reuse_limit = self.verifier if isinstance(self.verifier, ReuseLimit) else None
         self.dpop_checker = self._build_dpop_checker()
         self._bearer_allowed = self.dpop.mode != "required"
-        #: The ``Bearer`` headers of the tokens verified, read again at once.
-        self.known_headers = KnownHeaders(self.limits.token_cache_size)
+        #: The ``Bearer`` headers sent again for verified tokens, read at once.
+        self.known_headers = KnownHeaders(self.limits.token_cache_size, self.tokens.keys)
         #: ``credentials(headers, query_string)``: the request's credentials (RFC 6750 §2,
         #: RFC 9449 §7) or a ``GuardError``.
         self.credentials: Callable[[list[tuple[bytes, bytes]], bytes], Credentials] = (
@@ -304,7 +304,6 @@ class ResourceServer:
             until = min(until, self._reuse_limit.reuse_until(token, verified, now))
         if until != math.inf:
             self.tokens.put(token, entry, until, now)
-            self.known_headers.add(token)
         return entry
 
     # -- life cycle ------------------------------------------------------------------------

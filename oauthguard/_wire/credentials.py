@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import NamedTuple, NoReturn
 from urllib.parse import parse_qsl
 
@@ -45,29 +45,32 @@ _TAIL = 24
 
 
 class KnownHeaders:
-    """The ``Bearer <token>`` header values of tokens verified before, each with its token.
+    """The ``Bearer <token>`` header values sent again for tokens in ``verified`` (the keys
+    of the cache of verified tokens), each with its token.
 
     A request sending one exactly so (as clients most often do) is read with one lookup of
     the header's last bytes and one comparison of the whole: never scanned, decoded, or
-    hashed whole, as a token string made anew for each request would be. Bounded, oldest
-    out first. An entry that outlives its token's entry in the cache of verified tokens only
-    names a token that is then verified anew.
+    hashed whole, as a token string made anew for each request would be. A header is kept
+    when it is sent again (a token used once costs one lookup here), as the bytes the
+    request came with. Bounded, oldest out first. An entry that outlives its token's entry
+    in the cache only names a token that is then verified anew.
     """
 
-    __slots__ = ("_by_tail", "_max_size", "get")
+    __slots__ = ("_by_tail", "_max_size", "get", "verified")
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, verified: Container[object] = ()) -> None:
         self._by_tail: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
         self._max_size = max_size
+        self.verified = verified
         #: ``get(tail)``: the ``(header value, token)`` whose value ends with ``tail``, or
         #: None; one C call, for the hot path.
         self.get = self._by_tail.get
 
-    def add(self, token: str) -> None:
-        """Know the header ``Bearer <token>`` of ``token``, a ``b64token`` (so ASCII)."""
-        if self._max_size <= 0:
+    def add(self, header: bytes, token: str) -> None:
+        """Know ``header``, the value ``Bearer <token>`` of a request with a verified token."""
+        # Kept by reference, so only an immutable bytes object: never a buffer to reuse.
+        if self._max_size <= 0 or type(header) is not bytes:
             return
-        header = b"Bearer " + token.encode("latin-1")
         tail = header[-_TAIL:]
         by_tail = self._by_tail
         if tail not in by_tail and len(by_tail) >= self._max_size:
@@ -139,7 +142,10 @@ def read_credentials(
         # the reading below would take away, so it reads the same, with two checks.
         raw = authorization[7:]
         if len(raw) <= max_token_bytes and is_b64token(raw):
-            return _new_credentials(Credentials, ("Bearer", raw.decode("latin-1"), proofs))
+            text = raw.decode("latin-1")
+            if text in known.verified:  # sent again (its hash serves the cache lookup next)
+                known.add(authorization, text)
+            return _new_credentials(Credentials, ("Bearer", text, proofs))
     value = authorization.strip(b" \t")
     scheme_raw, _, token = value.partition(b" ")
     scheme = _SCHEMES.get(scheme_raw.lower())

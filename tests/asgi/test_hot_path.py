@@ -117,7 +117,7 @@ def test_extract_returns_immutable_credentials() -> None:
 def test_a_known_header_is_read_as_its_token_and_a_near_one_as_itself() -> None:
     known = KnownHeaders(8)
     token = "eyJ" + "x" * 40
-    known.add(token)
+    known.add(b"Bearer " + token.encode(), token)
     assert extract([(b"authorization", b"Bearer " + token.encode())], b"", 1024, known) == (
         "Bearer",
         token,
@@ -138,13 +138,17 @@ def test_known_headers_are_bounded_oldest_out_first() -> None:
     known = KnownHeaders(2)
     tokens = [f"{i}" + "x" * 30 + f"{i}" for i in range(3)]
     for token in tokens:
-        known.add(token)
+        known.add(b"Bearer " + token.encode(), token)
     assert len(known) == 2
     header = (b"Bearer " + tokens[0].encode())[-24:]
     assert known.get(header) is None
     assert known.get((b"Bearer " + tokens[2].encode())[-24:]) is not None
-    KnownHeaders(0).add(tokens[0])  # no cache, nothing kept
-    assert len(KnownHeaders(0)) == 0
+    unkept = KnownHeaders(2)
+    unkept.add(bytearray(b"Bearer " + tokens[0].encode()), tokens[0])  # type: ignore[arg-type]
+    assert len(unkept) == 0  # a buffer might be reused: only bytes are kept, by reference
+    none = KnownHeaders(0)  # no cache of verified tokens, nothing kept
+    none.add(b"Bearer " + tokens[0].encode(), tokens[0])
+    assert len(none) == 0
 
 
 @pytest.mark.anyio
