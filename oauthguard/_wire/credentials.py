@@ -134,6 +134,8 @@ def read_credentials(
     if query_string and _query_token(query_string):
         # RFC 6750 §2.3 and §3.1: we never take query tokens, and two methods is an error.
         raise InvalidRequest("the token was sent in the query string as well as in a header")
+    # Reaching the comparison takes a header's exact last bytes (a lookup by a hash with a
+    # secret key), so its timing tells nothing to a client without them.
     seen = known.get(authorization[-_TAIL:])
     if seen is not None and seen[0] == authorization:
         return _new_credentials(Credentials, ("Bearer", seen[1], proofs))
