@@ -78,10 +78,9 @@ async def test_an_unreachable_issuer_counts_failed_fetches_and_a_503(recorded: R
     assert spans[0].attributes["oauthguard.issuer"] == issuer.issuer
 
 
-@pytest.mark.anyio
-async def test_the_last_good_keys_served_while_the_jwks_fails_count_as_stale(
-    recorded: Recorded,
-) -> None:
+async def served_again_after_an_outage(seconds: float) -> TestIssuer:
+    """Two requests with fresh tokens: the first while the issuer serves, the second
+    ``seconds`` later, once it is gone; both must pass. Returns the issuer."""
     clock = Clock()
     port = free_port()
     issuer = TestIssuer(f"http://127.0.0.1:{port}", algorithms=("RS256",), clock=clock)
@@ -99,9 +98,17 @@ async def test_the_last_good_keys_served_while_the_jwks_fails_count_as_stale(
             with serve(issuer.app, port=port):
                 first = await client.get("/data", headers=bearer(issuer.token(audience=RESOURCE)))
                 assert first.is_success
-            clock.advance(issuer.jwks_max_age + 1)  # the keys are due; the issuer is gone
+            clock.advance(seconds)
             again = await client.get("/data", headers=bearer(issuer.token(audience=RESOURCE)))
-            assert again.is_success
+            assert again.is_success  # the last good keys, within keys_max_stale
+    return issuer
+
+
+@pytest.mark.anyio
+async def test_the_last_good_keys_served_while_the_jwks_fails_count_as_stale(
+    recorded: Recorded,
+) -> None:
+    issuer = await served_again_after_an_outage(300 + 1)  # its JWKS max-age: the keys are due
 
     assert recorded.count(JWKS, oauthguard_result="ok") == 1
     assert recorded.count(JWKS, oauthguard_result="stale", oauthguard_issuer=issuer.issuer) == 1
@@ -163,26 +170,7 @@ def test_span_urls_never_carry_credentials_or_a_query(recorded: Recorded) -> Non
 async def test_metadata_served_stale_while_discovery_fails_is_counted(
     recorded: Recorded,
 ) -> None:
-    clock = Clock()
-    port = free_port()
-    issuer = TestIssuer(f"http://127.0.0.1:{port}", algorithms=("RS256",), clock=clock)
-    async with httpx.AsyncClient() as http:
-        guard = build_guard(
-            Starlette(routes=[Route("/data", data)]),
-            resource=RESOURCE,
-            authorization_servers=[issuer.issuer],
-            http_client=http,
-            clock=clock,
-            http_timeout=2,
-        )
-        transport = httpx.ASGITransport(app=guard)
-        async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as client:
-            with serve(issuer.app, port=port):
-                first = await client.get("/data", headers=bearer(issuer.token(audience=RESOURCE)))
-                assert first.is_success
-            clock.advance(86400 + 1)  # the metadata is due too; the issuer is gone
-            again = await client.get("/data", headers=bearer(issuer.token(audience=RESOURCE)))
-            assert again.is_success  # the last good keys, within keys_max_stale
+    issuer = await served_again_after_an_outage(86400 + 1)  # the metadata is due too
 
     assert recorded.count(METADATA, oauthguard_result="ok") == 1
     assert recorded.count(METADATA, oauthguard_result="stale", oauthguard_issuer=issuer.issuer)
