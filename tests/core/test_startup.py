@@ -34,18 +34,22 @@ def down() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-# -- the unsafe default says so -------------------------------------------------------------
-@pytest.mark.parametrize("dpop", [None, "allowed", "required"])
-async def test_dpop_without_a_replay_store_warns_once_at_startup(
-    dpop: str | None, caplog: pytest.LogCaptureFixture
-) -> None:
+def served_by_an_issuer(dpop: DPoP | str | None) -> ResourceServer:
     issuer = TestIssuer()
-    server = ResourceServer(
+    return ResourceServer(
         resource=RESOURCE,
         authorization_servers=issuer.issuer,
         dpop=dpop,
         http_client=issuer.http_client(),
     )
+
+
+# -- the unsafe default says so -------------------------------------------------------------
+@pytest.mark.parametrize("dpop", [None, "allowed", "required"])
+async def test_dpop_without_a_replay_store_warns_once_at_startup(
+    dpop: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = served_by_an_issuer(dpop)
     with caplog.at_level(logging.WARNING, logger="oauthguard"):
         async with server:
             await server.warm()  # a second startup says nothing more
@@ -59,13 +63,7 @@ async def test_an_explicit_memory_store_or_no_dpop_says_nothing(
     explicit: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     dpop = DPoP(replay_store=MemoryReplayStore()) if explicit == "memory store" else "disabled"
-    issuer = TestIssuer()
-    server = ResourceServer(
-        resource=RESOURCE,
-        authorization_servers=issuer.issuer,
-        dpop=dpop,
-        http_client=issuer.http_client(),
-    )
+    server = served_by_an_issuer(dpop)
     with caplog.at_level(logging.WARNING, logger="oauthguard"):
         async with server:
             pass
