@@ -3,9 +3,7 @@ processes, and failing closed when Redis is down."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 import redis.asyncio
 from dpop_setup import RESOURCE, Setup
 from proofs import ClientKey
-from redis_support import running_redis, start_redis, stop, wait_for_port
+from redis_support import running_redis, start_redis, start_uvicorn, stop, wait_for_port
 from support import assert_refused, free_port, serve
 
 from oauthguard.redis import RedisReplayStore
@@ -73,32 +71,8 @@ async def test_redis_going_down_turns_passes_into_503() -> None:
 
 
 def start_worker(port: int, issuer: str, redis_url: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DPOP_TEST_ISSUER": issuer,
-        "DPOP_TEST_REDIS": redis_url,
-        "PYTHONPATH": str(ROOT),
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "dpop_worker_app:create_app",
-            "--app-dir",
-            str(ROOT / "tests"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-proxy-headers",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
+    env = {"DPOP_TEST_ISSUER": issuer, "DPOP_TEST_REDIS": redis_url}
+    return start_uvicorn("dpop_worker_app:create_app", port, env)
 
 
 def test_two_uvicorn_workers_sharing_redis_refuse_a_replay(redis_url: str) -> None:
