@@ -136,7 +136,10 @@ def read_credentials(
         raise InvalidRequest("the token was sent in the query string as well as in a header")
     # Reaching the comparison takes a header's exact last bytes (a lookup by a hash with a
     # secret key), so its timing tells nothing to a client without them.
-    seen = known.get(authorization[-_TAIL:])
+    try:
+        seen = known.get(authorization[-_TAIL:])
+    except TypeError:  # unhashable: a bytearray (ASGI says bytes), read below as any other
+        seen = None
     if seen is not None and seen[0] == authorization:
         return _new_credentials(Credentials, ("Bearer", seen[1], proofs))
     if authorization.startswith(b"Bearer "):

@@ -134,6 +134,14 @@ def test_a_known_header_is_read_as_its_token_and_a_near_one_as_itself() -> None:
         extract([(b"authorization", b"Bearer " + same_tail.encode())], b"", 16, known)
 
 
+def test_a_header_value_in_a_bytearray_is_read_as_bytes_are() -> None:
+    known = KnownHeaders(8)
+    known.add(b"Bearer abc", "abc")
+    for value in (b"Bearer abc", b"Bearer other"):
+        read = extract([(b"authorization", bytearray(value))], b"", 1024, known)
+        assert read == ("Bearer", value.decode()[7:], ())
+
+
 def test_known_headers_are_bounded_oldest_out_first() -> None:
     known = KnownHeaders(2)
     tokens = [f"{i}" + "x" * 30 + f"{i}" for i in range(3)]
