@@ -27,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from oauthguard._asgi.context import context_of
+from oauthguard._asgi.endpoints import refusal_handler_of
 from oauthguard._asgi.guard import OAuthGuard
 from oauthguard._asgi.types import ASGIApp, Receive, Scope, Send, send_response
 from oauthguard._core.issuer import IssuerEntry
@@ -132,9 +133,9 @@ class MCPAuth:
         # The guard gives the app it wraps its GuardError handler, so that it need not watch
         # each response start; MCPAuth answers its own refusals, and passes the handler on
         # to an app that takes one (a Starlette app, as the SDK's is).
-        forward = getattr(app, "add_exception_handler", None)
-        if callable(forward):
-            self.add_exception_handler = forward
+        handles = refusal_handler_of(app)
+        if handles is not None:
+            self.add_exception_handler = handles.add_exception_handler
         self.tools: dict[str, Requirement] = {}
         for tool, entry in (tool_scopes or {}).items():
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -12,6 +13,9 @@ from starlette.websockets import WebSocket
 from oauthguard._asgi.context import Refuse, context_of
 from oauthguard._asgi.types import ASGIApp, Receive, Scope, Send
 from oauthguard._wire.errors import GuardError
+
+# How deep a started Starlette app's middleware is searched for its ExceptionMiddleware.
+_MAX_MIDDLEWARE = 64
 
 
 class Guarding(Protocol):
@@ -54,11 +58,25 @@ def answer_refusals(app: object) -> bool:
     Wrapped from outside (``OAuthGuard(app, ...)``), the guard sees errors only after the
     app's own error handling, which would make a refusal by a FastAPI dependency a 500.
     """
-    add_handler = getattr(app, "add_exception_handler", None)
-    if not callable(add_handler):
+    handles = refusal_handler_of(app)
+    if handles is None:
         return False
-    add_handler(GuardError, _answer_refusal)
+    handles.add_exception_handler(GuardError, _answer_refusal)
     return True
+
+
+def refusal_handler_of(app: object) -> Any:
+    """What takes an exception handler for ``app`` and uses it from now on, or None: the app
+    (``add_exception_handler``), or in a Starlette app already started, which built its
+    handlers into its middleware then and ignores any added later, that middleware."""
+    stack = getattr(app, "middleware_stack", None)
+    if stack is None:
+        return app if callable(getattr(app, "add_exception_handler", None)) else None
+    for _ in range(_MAX_MIDDLEWARE):  # each middleware holds the next in .app
+        if isinstance(stack, ExceptionMiddleware):
+            return stack
+        stack = getattr(stack, "app", None)
+    return None
 
 
 async def _answer_refusal(connection: HTTPConnection, error: Exception) -> Response | None:

@@ -570,3 +570,34 @@ def test_a_guard_error_from_a_plain_asgi_app_is_refused_until_its_response_start
     # Once the response has started the error cannot become a refusal: it propagates.
     with pytest.raises(InsufficientScope):
         api.get("/late", headers=bearer(good()))
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["not-started", "already-started"])
+def test_a_guard_error_from_a_starlette_endpoint_is_refused_started_app_or_not(
+    started: bool,
+) -> None:
+    """A Starlette app builds its exception handlers into its middleware when it starts and
+    ignores any added to it later: the guard's goes to that middleware then."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    from oauthguard import InsufficientScope
+
+    async def owner_only(request: Request) -> Any:
+        raise InsufficientScope("only the owner may do this", scope="orders:own")
+
+    app = Starlette(routes=[Route("/mcp", owner_only)])
+    if started:
+        assert InProcessClient(app).get("/other").status_code == 404
+    wrapped = build_guard(
+        app,
+        resource=RESOURCE,
+        authorization_servers=[ISSUER.issuer],
+        http_client=ISSUER.http_client(),
+        clock=Clock(),
+    )
+    assert wrapped._app_answers_refusals
+    api = InProcessClient(wrapped)
+    params = assert_refused(api.get("/mcp", headers=bearer(good())), 403, "insufficient_scope")
+    assert params["scope"] == "orders:own"

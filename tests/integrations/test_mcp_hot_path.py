@@ -122,14 +122,22 @@ async def refusing_asgi(scope: Any, receive: Any, send: Any) -> None:
     raise InsufficientScope("this operation needs the scopes: admin", scope="admin")
 
 
+def starlette_app(started: bool) -> Starlette:
+    app = Starlette(routes=[Route("/mcp", refusing_endpoint, methods=["POST"])])
+    if started:  # its middleware, exception handlers included, built once and for all
+        app.middleware_stack = app.build_middleware_stack()
+    return app
+
+
 @pytest.mark.parametrize(
     "app",
-    [Starlette(routes=[Route("/mcp", refusing_endpoint, methods=["POST"])]), refusing_asgi],
-    ids=["starlette-app", "plain-asgi-app"],
+    [starlette_app(started=False), starlette_app(started=True), refusing_asgi],
+    ids=["starlette-app", "started-starlette-app", "plain-asgi-app"],
 )
 async def test_a_refusal_raised_inside_the_mcp_app_gets_the_guards_answer(app: Any) -> None:
-    """A Starlette app (the SDK's kind) takes the guard's refusal handler through MCPAuth,
-    so the guard does not watch its responses start; a plain ASGI app is watched."""
+    """A Starlette app (the SDK's kind) takes the guard's refusal handler through MCPAuth
+    (started, in the middleware it built), so the guard does not watch its responses start;
+    a plain ASGI app is watched."""
     issuer = TestIssuer("https://issuer.test")
     guard = protect(
         app,
