@@ -151,6 +151,13 @@ def read_credentials(
             if text in known.verified:  # sent again (its hash serves the cache lookup next)
                 known.add(authorization, text)
             return _new_credentials(Credentials, ("Bearer", text, proofs))
+    return _read_authorization(authorization, max_token_bytes, proofs)
+
+
+def _read_authorization(
+    authorization: bytes, max_token_bytes: int, proofs: tuple[bytes, ...]
+) -> Credentials:
+    """Any other ``Authorization`` value: the scheme in any case, spaces around it."""
     value = authorization.strip(b" \t")
     scheme_raw, _, token = value.partition(b" ")
     scheme = _SCHEMES.get(scheme_raw.lower())
