@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,3 +51,38 @@ def test_quickstart_shows_challenge_discovery_success_and_refusals() -> None:
     assert 'acr_values="urn:example:mfa", max_age="300"' in out
     assert "/api/transfer -> 200" in out
     assert 'error="insufficient_scope"' in out and 'scope="payments:write"' in out
+
+
+def test_a_ctrl_c_while_the_examples_start_starts_no_further_server() -> None:
+    """The first server's start-up gets the Ctrl-C: the second never starts, the ready
+    message is never printed, and ``serve`` returns."""
+    import asyncio
+    import signal
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        from _demo import free_port, serve
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    called: list[str] = []
+
+    async def interrupted(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C, while this server starts
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def never(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope["type"])
+
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        apps = [(interrupted, free_port()), (never, free_port())]
+        asyncio.run(asyncio.wait_for(serve(apps, lambda: called.append("ready") or ""), 10))
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert called == []
