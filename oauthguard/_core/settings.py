@@ -197,7 +197,8 @@ class Limits:
     """Bounds on what one token and the caches may cost.
 
     ``max_token_bytes``: longer tokens are refused before they are parsed.
-    ``token_cache_size``: how many verified tokens are kept (0: none), each until its ``exp``.
+    ``token_cache_size``: how many verified tokens are kept (0: none), each until its ``exp``,
+    and as many ``Bearer`` headers sent again with one of them, read at once next time.
     ``http_timeout``: seconds for each call to an authorization server (metadata, keys).
     """
 
