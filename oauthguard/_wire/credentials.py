@@ -134,12 +134,11 @@ def read_credentials(
     if query_string and _query_token(query_string):
         # RFC 6750 §2.3 and §3.1: we never take query tokens, and two methods is an error.
         raise InvalidRequest("the token was sent in the query string as well as in a header")
+    if type(authorization) is not bytes:  # ASGI says bytes; a bytearray is read as them
+        authorization = bytes(authorization)
     # Reaching the comparison takes a header's exact last bytes (a lookup by a hash with a
     # secret key), so its timing tells nothing to a client without them.
-    try:
-        seen = known.get(authorization[-_TAIL:])
-    except TypeError:  # unhashable: a bytearray (ASGI says bytes), read below as any other
-        seen = None
+    seen = known.get(authorization[-_TAIL:])
     if seen is not None and seen[0] == authorization:
         return _new_credentials(Credentials, ("Bearer", seen[1], proofs))
     if authorization.startswith(b"Bearer "):

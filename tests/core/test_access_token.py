@@ -25,6 +25,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
         "",
     )
     assert token.claims is not minimal().claims  # no shared mutable default
+    assert AccessToken("a", None, frozenset(), (), None, None, claims=None).claims == {}
 
 
 def test_every_field_is_set_from_its_own_argument_by_position_and_by_keyword() -> None:
