@@ -549,6 +549,17 @@ def test_an_unknown_kid_after_a_successful_refetch_is_401_in_the_cooldown() -> N
     assert [r.url.path for r in issuer.requests].count("/jwks") == 2
 
 
+def guarding(app: Any) -> OAuthGuard:
+    """``app`` behind a guard trusting ``ISSUER``."""
+    return build_guard(
+        app,
+        resource=RESOURCE,
+        authorization_servers=[ISSUER.issuer],
+        http_client=ISSUER.http_client(),
+        clock=Clock(),
+    )
+
+
 def test_a_guard_error_from_a_plain_asgi_app_is_refused_until_its_response_starts() -> None:
     from oauthguard import InsufficientScope
 
@@ -557,13 +568,7 @@ def test_a_guard_error_from_a_plain_asgi_app_is_refused_until_its_response_start
             await send({"type": "http.response.start", "status": 200, "headers": []})
         raise InsufficientScope("only the owner may do this", scope="orders:own")
 
-    wrapped = build_guard(
-        app,
-        resource=RESOURCE,
-        authorization_servers=[ISSUER.issuer],
-        http_client=ISSUER.http_client(),
-        clock=Clock(),
-    )
+    wrapped = guarding(app)
     api = InProcessClient(wrapped)
     params = assert_refused(api.get("/mcp", headers=bearer(good())), 403, "insufficient_scope")
     assert params["scope"] == "orders:own"
@@ -590,13 +595,7 @@ def test_a_guard_error_from_a_starlette_endpoint_is_refused_started_app_or_not(
     app = Starlette(routes=[Route("/mcp", owner_only)])
     if started:
         assert InProcessClient(app).get("/other").status_code == 404
-    wrapped = build_guard(
-        app,
-        resource=RESOURCE,
-        authorization_servers=[ISSUER.issuer],
-        http_client=ISSUER.http_client(),
-        clock=Clock(),
-    )
+    wrapped = guarding(app)
     assert wrapped._app_answers_refusals
     api = InProcessClient(wrapped)
     params = assert_refused(api.get("/mcp", headers=bearer(good())), 403, "insufficient_scope")
