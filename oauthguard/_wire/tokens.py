@@ -89,9 +89,10 @@ class AccessToken:
 
     ``scopes`` is what Starlette's ``@requires`` reads; ``roles`` are the roles the issuer
     granted; ``claims`` holds every claim of the JWT or every member of the introspection
-    response (built with ``claims=None``: none). ``actor`` is who acts for the subject in a delegated token (RFC 8693 §4.1
-    ``act``), None otherwise. ``raw`` is the token string as the client sent it (never in
-    its repr): what ``oauthguard.exchange.TokenExchange`` exchanges for a downstream API.
+    response (built with ``claims=None``: none). ``actor`` is who acts for the subject in a
+    delegated token (RFC 8693 §4.1 ``act``), None otherwise. ``raw`` is the token string as
+    the client sent it (never in its repr): what ``oauthguard.exchange.TokenExchange``
+    exchanges for a downstream API.
     """
 
     subject: str | None
