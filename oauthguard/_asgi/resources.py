@@ -8,7 +8,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oauthguard._asgi.metadata import metadata_url
-from oauthguard._core.server import ResourceServer, given_or_built
+from oauthguard._core.adapters import given_or_built
+from oauthguard._core.server import ResourceServer
 from oauthguard._core.settings import DPoP
 from oauthguard._http.paths import PathTable, normalize_prefix
 from oauthguard._policy import Requirement

@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -110,19 +109,7 @@ class ResourceServer:
                 "or None for the default Starlette user"
             )
         self.user_factory: UserFactory = user_factory or default_user
-        self.resources = resource_identifiers(self.resource, strings("resources", resources))
-        warn_insecure(self.issuers, self.resources)
-        own = frozenset(strings("audiences", audiences) or (self.resource,))
-        #: Every audience a token of a plain issuer may have: the default resource's
-        #: (``audiences`` replace its identifier) and every other resource's.
-        self.audiences = own.union(self.resources[1:])
-        #: The default resource's audiences: its own, and those an ``Issuer(audiences=)``
-        #: names it by (a token of one issuer never passes with another issuer's).
-        self.resource_audiences = own.union(*(issuer.audiences for issuer in self.issuers))
-        self._by_path: PathTable[str] = PathTable(
-            [(None, urlsplit(other).path or "/", other) for other in self.resources[1:]],
-            "resources",
-        )
+        self._set_resources(resources, audiences)
         self.clock: Callable[[], float] = clock or time.time
         self._owns_http = http_client is None
         self.http = http_client or httpx.AsyncClient(timeout=self.limits.http_timeout)
@@ -141,14 +128,7 @@ class ResourceServer:
         self.trusted: IssuerDirectory = directory.build(self.issuers, self.default_rules)
         #: The key sets made up front (a tenant's is made when its first token comes).
         self.key_sets = directory.key_sets
-        if verifier is not None and introspection is not None:
-            raise ConfigurationError(
-                "ResourceServer: give either verifier= or introspection=, not both: a verifier "
-                "of your own replaces the JWT and introspection checks"
-            )
-        if introspection is not None:
-            _check_introspection(introspection, self.issuers)
-        self.introspection = introspection
+        self.introspection = _check_verification(verifier, introspection, self.issuers)
         self._custom_verifier = verifier is not None
         self._introspection: IntrospectionVerifier | None = None
         self._warned = False
@@ -167,6 +147,24 @@ class ResourceServer:
                 self.known_headers,
                 self.dpop.mode != "disabled",  # DPoP headers mean nothing otherwise
             )
+        )
+
+    def _set_resources(
+        self, resources: str | Iterable[str], audiences: str | Iterable[str] | None
+    ) -> None:
+        """The resources served, and the audiences their tokens may name."""
+        self.resources = resource_identifiers(self.resource, strings("resources", resources))
+        warn_insecure(self.issuers, self.resources)
+        own = frozenset(strings("audiences", audiences) or (self.resource,))
+        #: Every audience a token of a plain issuer may have: the default resource's
+        #: (``audiences`` replace its identifier) and every other resource's.
+        self.audiences = own.union(self.resources[1:])
+        #: The default resource's audiences: its own, and those an ``Issuer(audiences=)``
+        #: names it by (a token of one issuer never passes with another issuer's).
+        self.resource_audiences = own.union(*(issuer.audiences for issuer in self.issuers))
+        self._by_path: PathTable[str] = PathTable(
+            [(None, urlsplit(other).path or "/", other) for other in self.resources[1:]],
+            "resources",
         )
 
     def _build_verifier(self) -> TokenVerifier:
@@ -364,33 +362,22 @@ def check_resource_audience(token: AccessToken, audiences: frozenset[str], resou
         raise InvalidToken(f"the token is not meant for {resource} (aud)")
 
 
-def given_or_built(what: str, server: object, **settings: Any) -> ResourceServer:
-    """``server`` when one is given, else a ``ResourceServer`` of ``settings`` (``None``:
-    not given); ``ConfigurationError`` for both, or for neither."""
-    given = sorted(name for name, value in settings.items() if value is not None)
-    if server is None:
-        if settings.get("resource") is None or settings.get("authorization_servers") is None:
-            raise ConfigurationError(
-                f"{what} needs server=ResourceServer(...), or resource= and "
-                "authorization_servers= to build one"
-            )
-        return ResourceServer(**{name: settings[name] for name in given})
-    if not isinstance(server, ResourceServer):
+def _check_verification(
+    verifier: object, settings: object, issuers: tuple[Issuer, ...]
+) -> Introspection | None:
+    """``introspection``, checked: never beside a verifier of the app's own, and with its
+    endpoint where none can be discovered."""
+    if settings is None:
+        return None
+    if verifier is not None:
         raise ConfigurationError(
-            f"server must be an oauthguard.ResourceServer, got {type(server).__name__}"
+            "ResourceServer: give either verifier= or introspection=, not both: a verifier "
+            "of your own replaces the JWT and introspection checks"
         )
-    if given:
-        raise ConfigurationError(
-            f"give either server= or {'/'.join(name + '=' for name in given)}, not both: "
-            "they are settings of the ResourceServer"
-        )
-    return server
-
-
-def _check_introspection(settings: object, issuers: tuple[Issuer, ...]) -> None:
     introspection: Introspection = settings_group("introspection", settings, Introspection)
     if introspection.endpoint is None and (len(issuers) != 1 or issuers[0].is_template):
         raise ConfigurationError(
             "Introspection(endpoint=...) must be given with several authorization servers "
             "or tenants: the endpoint is only discovered from the metadata of a single one"
         )
+    return introspection

@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable
 import httpx
 from mcp.server.auth.provider import AccessToken as SDKAccessToken
 
+from oauthguard._core.adapters import given_or_built
 from oauthguard._core.issuer import IssuerEntry
-from oauthguard._core.server import ResourceServer, given_or_built
+from oauthguard._core.server import ResourceServer
 from oauthguard._core.settings import JWT, Issuer, Limits
 from oauthguard._dpop.proof import check_bearer
 from oauthguard._introspection.settings import Introspection
