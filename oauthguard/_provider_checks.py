@@ -130,9 +130,14 @@ def entra_explain(versions: tuple[int, ...], client_id: str) -> Explain:
 # -- Okta ----------------------------------------------------------------------------------
 @TokenKind
 def okta_access_token(header: Header, claims: Claims) -> None:
-    """Okta access tokens carry the client as ``cid``; its ID tokens do not."""
+    """Okta access tokens carry the client as ``cid``; its ID tokens do not. Okta's
+    introspection answer for an access token names it ``client_id``, with ``token_type``
+    ``Bearer``."""
     jti = claims.get("jti")
-    if "cid" not in claims or (isinstance(jti, str) and jti.startswith("ID.")):
+    introspected = claims.get("token_type") == "Bearer" and "client_id" in claims
+    if ("cid" not in claims and not introspected) or (
+        isinstance(jti, str) and jti.startswith("ID.")
+    ):
         raise InvalidToken(
             "this is an Okta ID token (it has no cid), not an access token: send the "
             "access token of the custom authorization server"

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from support import free_port, serve
 
-from oauthguard import Introspection, OAuthGuard
+from oauthguard import Introspection, Issuer, OAuthGuard
 from oauthguard._http.fetch import MAX_DOCUMENT_BYTES
 from oauthguard.testing import TestIssuer, sign_jws
 
@@ -276,9 +276,11 @@ async def guarded(
     clock: Callable[[], float] | None = None,
     token_format: str | None = None,
     follow_redirects: bool = False,
+    issuer: Issuer | None = None,
     **settings: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, OAuthGuard]]:
-    """A client for an app behind a guard that introspects at ``server`` over loopback."""
+    """A client for an app behind a guard that introspects at ``server`` over loopback
+    (``issuer``: its ``Issuer(...)``, rather than its plain URL)."""
     settings.setdefault("client_id", CLIENT_ID)
     if settings.get("auth_method", "client_secret_basic").startswith("client_secret"):
         settings.setdefault("client_secret", CLIENT_SECRET)
@@ -286,7 +288,7 @@ async def guarded(
         guard = build_guard(
             Starlette(routes=[Route("/mcp", whoami)]),
             resource=RESOURCE,
-            authorization_servers=[server.base],
+            authorization_servers=[issuer or server.base],
             token_format=token_format,
             introspection=Introspection(**settings),
             http_client=http,

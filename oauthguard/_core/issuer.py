@@ -87,7 +87,8 @@ class Issuer:
     or ``"auto"`` (RFC 8414, then OpenID Connect). ``audience_required=False``: a token
     without ``aud`` passes the audience check (Cognito); one with ``aud`` still needs one
     of ours. ``checks``: ``(header, claims) -> None`` run after the standard checks, each
-    raising ``InvalidToken(description)`` to refuse. ``explain(header, claims, description)``:
+    raising ``InvalidToken(description)`` to refuse; for an introspected token ``claims``
+    are the answer's members and ``header`` is empty. ``explain(header, claims, description)``:
     the fix to log for a refused token of this issuer, or None. ``token_exchange``: how
     ``oauthguard.exchange.TokenExchange`` exchanges tokens at this issuer: ``"rfc8693"``
     (RFC 8693 token exchange) or ``"entra_obo"`` (Microsoft Entra's on-behalf-of flow, which

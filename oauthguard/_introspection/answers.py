@@ -12,13 +12,14 @@ say the token is invalid, and a 401 would send clients to throw away good tokens
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from oauthguard._http.breaker import parse_retry_after
 from oauthguard._http.fetch import Fetched
-from oauthguard._wire.errors import TemporarilyUnavailable
+from oauthguard._wire.errors import InvalidToken, TemporarilyUnavailable
 
 CREDENTIAL_SETTINGS = "Introspection(client_id=, client_secret=/private_key=, auth_method=)"
 ENDPOINT_SETTING = "Introspection(endpoint=)"
@@ -127,3 +128,20 @@ def error_code(body: bytes) -> str | None:
     document = json_or_none(body)
     error = document.get("error") if isinstance(document, dict) else None
     return error if isinstance(error, str) else None
+
+
+# What token_type (RFC 7662 §2.2) or token_use (Cognito's, Ory's) says of a token that is no
+# access token: an authorization server may introspect refresh and ID tokens as well, and
+# need not heed our token_type_hint (RFC 7662 §2.1).
+_OTHER_KINDS = frozenset({"refresh_token", "refresh", "id_token", "id"})
+
+
+def check_token_kind(members: Mapping[str, Any]) -> None:
+    """The answer does not describe a refresh or ID token: those are never access tokens."""
+    for name in ("token_type", "token_use"):
+        value = members.get(name)
+        if isinstance(value, str) and value.lower() in _OTHER_KINDS:
+            raise InvalidToken(
+                f"the authorization server describes this token as {value[:40]!r} ({name}), "
+                "not an access token"
+            )

@@ -23,6 +23,7 @@ from oauthguard._introspection.answers import (
     IntrospectionFailure,
     ServiceFailure,
     check_active,
+    check_token_kind,
     error_code,
     json_members,
     status_failure,
@@ -272,6 +273,9 @@ class IntrospectionVerifier:
         # RFC 7662 §2.2: exp, nbf and iat judged with our leeway.
         exp = check_window(members, now, self._leeway)
         rules.check_client(members)
+        check_token_kind(members)
+        if rules.checks:
+            rules.run_checks({}, members)  # the issuer's own, as for its JWTs (no header)
         # RFC 7662 §2.2: scope is a space-separated string; RFC 9449 §6.2: cnf.jkt binds.
         return build_token(members, audience, exp, rules, raw)
 
