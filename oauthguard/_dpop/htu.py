@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from oauthguard._wire.errors import InvalidRequest
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -29,6 +31,8 @@ _NOT_URI = re.compile(r"[\x00-\x20\x7f]")
 # A DNS name or IPv4 address (RFC 3986 §3.2.2 reg-name without percent-encoding and
 # sub-delims, which no Host header of a real server carries).
 _HOST_NAME = re.compile(r"[A-Za-z0-9._~-]+")
+# RFC 9110 §7.2 / RFC 3986 §3.2: a Host value, as DNS names and IP addresses are written.
+_AUTHORITY = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?")
 
 
 def _percent(match: re.Match[str]) -> str:
@@ -62,10 +66,12 @@ def normalize(uri: str) -> str:
 
     Lowercase scheme and host, no default port, empty path as ``/``, percent-encoding
     normalized, dot segments removed. ``ValueError`` for anything that is not an absolute
-    http(s) URI without userinfo.
+    http(s) URI without userinfo, query or fragment.
     """
     if _NOT_URI.search(uri):
         raise ValueError("whitespace or a control character in a URI")
+    if "?" in uri or "#" in uri:  # never silently dropped: the rest would go unread
+        raise ValueError("a query or fragment")
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or "@" in parts.netloc:
@@ -220,7 +226,8 @@ def request_uri(
         path = raw.partition(b"?")[0].decode("latin-1")
     else:
         path = quote(scope.get("path", ""), safe=_PATH_SAFE)
-    if root and not path.startswith(root):  # servers that leave root_path out of the path
+    # Servers that leave root_path out of the path; a prefix only as whole segments.
+    if root and not (path.startswith(root) and path[len(root) : len(root) + 1] in ("/", "")):
         path = quote(root, safe=_PATH_SAFE) + path
     return (origin or _request_origin(scope, trusted_proxies)) + path
 
@@ -235,12 +242,26 @@ def _request_origin(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ..
         return f"{scheme}://{_host_or_server(scope, _first_host(scope))}"
     headers = _headers(scope)
     host_values = headers.get(b"host")
-    host: bytes | str | None = host_values[0] if host_values else None
-    if b"forwarded" in headers:
-        proto, forwarded_host = _from_forwarded(headers[b"forwarded"], trusted_proxies)
+    host = host_values[0].decode("latin-1") if host_values else None
+    x_forwarded = (
+        _last(headers.get(b"x-forwarded-proto")),
+        _last(headers.get(b"x-forwarded-host")),
+    )
+    if b"forwarded" not in headers:
+        proto, forwarded_host = x_forwarded
     else:
-        proto = _last(headers.get(b"x-forwarded-proto"))
-        forwarded_host = _last(headers.get(b"x-forwarded-host"))
+        proto, forwarded_host = _from_forwarded(headers[b"forwarded"], trusted_proxies)
+        # A proxy that sets one family may pass the other on from the client as it came:
+        # where both are sent they must name the same origin, or which one is the proxy's
+        # is unknown (and the server may read the other).
+        if x_forwarded != (None, None) and (
+            (proto or scheme, forwarded_host or host)
+            != (x_forwarded[0] or scheme, x_forwarded[1] or host)
+        ):
+            raise InvalidRequest(
+                "the request names its origin in Forwarded and in X-Forwarded-* headers, "
+                "differently"
+            )
     scheme, host = proto or scheme, forwarded_host or host
     return f"{scheme}://{_host_or_server(scope, host)}"
 
@@ -253,9 +274,14 @@ def _first_host(scope: Mapping[str, Any]) -> bytes | None:
 
 
 def _host_or_server(scope: Mapping[str, Any], host: bytes | str | None) -> str:
-    """The Host header's value, or else the server's address (ASGI ``server``)."""
+    """The Host header's value (or a trusted proxy's), or else the server's address (ASGI
+    ``server``). RFC 9110 §7.2: a host and port and nothing else, or a path in it would
+    move the path a proof must name."""
     if host is not None:
-        return host.decode("latin-1") if isinstance(host, bytes) else host
+        value = host.decode("latin-1") if isinstance(host, bytes) else host
+        if not _AUTHORITY.fullmatch(value):
+            raise InvalidRequest("the request's host is not a host name or address and a port")
+        return value
     server = scope.get("server") or ("localhost", None)
     return server[0] if server[1] is None else f"{server[0]}:{server[1]}"
 

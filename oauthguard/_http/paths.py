@@ -41,6 +41,10 @@ def path_problem(path: str, raw_path: object = None, root_path: str | None = "")
     if raw_path is not None and raw_path != path.encode():
         problem = _raw_path_problem(path, raw_path, root_path)
         return None if problem is None else NOT_NORMAL + problem
+    if "#" in path and isinstance(raw_path, bytes) and b"#" in raw_path.partition(b"?")[0]:
+        # RFC 9112 §3.2: never in a request's target (a fragment), where a reader of the
+        # URI (a proof's htu) would drop what follows it; %23 is a '#' in a segment.
+        return NOT_NORMAL + "a '#' as sent (a fragment, never part of a request's path)"
     return None
 
 

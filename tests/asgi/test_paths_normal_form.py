@@ -93,6 +93,7 @@ def test_a_raw_path_that_is_not_its_path_names_its_problem(
         ("/café", b"/caf%C3%A9", ""),
         ("/café", "/café".encode(), ""),  # servers that pass non-ASCII bytes as they came
         ("/a?b", b"/a%3Fb", ""),
+        ("/tags/C#", b"/tags/C%23", ""),  # a '#' in a segment, encoded
         ("/api/a", b"/api/a", "/api"),
         ("/api/a", b"/a", "/api"),  # servers that leave root_path out of raw_path
     ],
@@ -147,6 +148,7 @@ def token_header(scope: str = "read", audience: str = RESOURCE) -> list[tuple[by
         ("/.well-known/oauth-protected-resource/./mcp", None),
         ("/mcp", b"/health"),
         ("/docs/a/b", b"/docs/a%2Fb"),
+        ("/mcp#/x", b"/mcp#/x"),  # a '#' as sent: h11 passes it on
     ],
 )
 @pytest.mark.anyio

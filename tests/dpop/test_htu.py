@@ -13,7 +13,9 @@ from oauthguard._dpop.htu import (
     parse_origin,
     remove_dot_segments,
     request_uri,
+    same_uri,
 )
+from oauthguard._wire.errors import InvalidRequest
 
 
 @pytest.mark.parametrize(
@@ -206,6 +208,7 @@ def test_a_pinned_origin_replaces_scheme_host_and_forwarding_headers() -> None:
         headers=[
             (b"host", b"lb"),
             (b"x-forwarded-host", b"evil.test"),
+            (b"x-forwarded-proto", b"http"),
             (b"forwarded", b"proto=http;host=evil.test"),
         ]
     )
@@ -215,3 +218,63 @@ def test_a_pinned_origin_replaces_scheme_host_and_forwarding_headers() -> None:
     # The path is still the request's, root_path included.
     outside = scope(root_path="/api", path="/m%7Ecp", raw_path=b"/m%7Ecp?q=1")
     assert request_uri(outside, (), pinned) == "https://api.example.com/api/m%7Ecp"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"api.test/mcp#", b"api.test/mcp?", b"api.test/mcp", b"api.test\\x", b"a@api.test", b""],
+)
+def test_a_host_that_is_not_a_host_and_port_is_an_invalid_request(host: bytes) -> None:
+    """A path, query or fragment in the Host would move the path a proof must name."""
+    with pytest.raises(InvalidRequest, match="host"):
+        request_uri(scope(headers=[(b"host", host)]))
+    if host:  # a trusted proxy's, likewise (an empty one names none: the Host counts)
+        trusted = parse_networks(["10.0.0.0/8"])
+        forwarded = [(b"host", b"api.test"), (b"forwarded", b'host="' + host + b'"')]
+        with pytest.raises(InvalidRequest, match="host"):
+            request_uri(scope(headers=forwarded), trusted)
+
+
+@pytest.mark.parametrize(
+    "host", [b"api.test", b"API.test:8443", b"127.0.0.1:8000", b"[::1]", b"[::1]:443", b"a.test:"]
+)
+def test_hosts_as_they_are_written_are_read(host: bytes) -> None:
+    assert request_uri(scope(headers=[(b"host", host)])) == f"https://{host.decode()}/mcp"
+
+
+@pytest.mark.parametrize("raw_path", [b"/mcp#/other", b"/mcp#x?y"])
+def test_a_request_uri_with_a_fragment_names_no_uri_a_proof_can_name(raw_path: bytes) -> None:
+    uri = request_uri(scope(path=raw_path.decode(), raw_path=raw_path))
+    assert not same_uri("https://api.test/mcp", uri)
+    assert not same_uri("https://api.test/mcp/other", uri)
+
+
+def test_a_root_path_is_a_prefix_only_as_whole_segments() -> None:
+    """A server that leaves root_path out of raw_path: /ab/c under root /a is /a/ab/c."""
+    outside = scope(root_path="/a", path="/a/ab/c", raw_path=b"/ab/c")
+    assert request_uri(outside) == "https://api.test/a/ab/c"
+    inside = scope(root_path="/a", path="/a/c", raw_path=b"/a/c")
+    assert request_uri(inside) == "https://api.test/a/c"
+
+
+@pytest.mark.parametrize(
+    ("headers", "origin"),
+    [
+        ([(b"forwarded", b"proto=https;host=api.test"), (b"x-forwarded-host", b"api.test")], None),
+        ([(b"forwarded", b"host=other.test"), (b"x-forwarded-host", b"api.test")], InvalidRequest),
+        ([(b"forwarded", b"host=other.test"), (b"x-forwarded-proto", b"https")], InvalidRequest),
+        ([(b"forwarded", b"proto=http"), (b"x-forwarded-proto", b"https")], InvalidRequest),
+    ],
+    ids=["agree", "hosts-differ", "one-names-a-host", "protos-differ"],
+)
+def test_forwarded_and_x_forwarded_headers_must_name_one_origin(
+    headers: list[tuple[bytes, bytes]], origin: type[Exception] | None
+) -> None:
+    """A proxy that sets one family may pass the other on from the client."""
+    trusted = parse_networks(["10.0.0.0/8"])
+    request = scope(headers=[(b"host", b"api.test"), *headers])
+    if origin is None:
+        assert request_uri(request, trusted) == "https://api.test/mcp"
+    else:
+        with pytest.raises(origin, match="Forwarded and in X-Forwarded"):
+            request_uri(request, trusted)
