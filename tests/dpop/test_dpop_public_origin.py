@@ -40,6 +40,20 @@ async def test_by_default_the_htu_follows_the_host_header() -> None:
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.parametrize("host", ["api.test/mcp#", "api.test/mcp?", "api.test/mcp"])
+async def test_a_host_header_with_a_path_cannot_move_the_path_a_proof_names(host: str) -> None:
+    """Host: api.test/mcp# on GET /a/other would have made the URI https://api.test/mcp#/a/other,
+    so a proof for /mcp would have passed on every path; it is a 400 instead."""
+    setup = Setup()
+    token = setup.token()
+    for url in ("https://api.test/mcp", "https://api.test/mcp/a/other"):
+        response = await setup.call(
+            token, setup.proof(token, url=url), path="/a/other", headers=[("host", host)]
+        )
+        params = assert_refused(response, 400, "invalid_request", scheme="DPoP")
+        assert "host" in params["error_description"]
+
+
 async def test_a_proof_for_another_host_is_refused_though_the_host_header_matches_it() -> None:
     setup = Setup(public_origin="https://api.test")
     token = setup.token()
