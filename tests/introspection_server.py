@@ -168,6 +168,10 @@ class IntrospectionServer:
             return _oversized(members, self.mode)
         if SIGNED_TYPE in request.headers.get("accept", "") and self.mode != "json-only":
             return Response(self.signed(members), media_type=SIGNED_TYPE)
+        if self.mode in ("escaped", "bom"):  # every non-ASCII character as a \u escape
+            escaped = json.dumps(members).encode()
+            body = b"\xef\xbb\xbf" + escaped if self.mode == "bom" else escaped
+            return Response(body, media_type="application/json")
         return JSONResponse(members)
 
     async def _hold(self) -> None:

@@ -11,7 +11,6 @@ say the token is invalid, and a 401 would send clients to throw away good tokens
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ import httpx
 
 from oauthguard._http.breaker import parse_retry_after
 from oauthguard._http.fetch import Fetched
+from oauthguard._jose.jsonobj import loads as loads_json
 from oauthguard._wire.errors import InvalidToken, TemporarilyUnavailable
 
 CREDENTIAL_SETTINGS = "Introspection(client_id=, client_secret=/private_key=, auth_method=)"
@@ -117,9 +117,11 @@ def check_active(members: dict[str, Any]) -> dict[str, Any]:
 
 
 def json_or_none(body: bytes) -> Any:
+    """The JSON value of a UTF-8 body (RFC 8259 §8.1; a BOM is let pass), without lone
+    surrogates (§8.2: no string made of them can be encoded again); None for anything else."""
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return loads_json(body.decode("utf-8-sig"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError too
         return None
 
 

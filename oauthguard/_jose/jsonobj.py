@@ -1,11 +1,17 @@
-"""JSON text as ``json.loads`` reads it, without its Python layers in the common case."""
+"""JSON text as ``json.loads`` reads it, without its Python layers in the common case, and
+without lone surrogates (RFC 8259 §8.2)."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from json.scanner import make_scanner
 from typing import Any
+
+# A \u escape of a surrogate (U+D800..U+DFFF), and a high one followed by a low one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_PAIR = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 # The scanner json.loads runs underneath (its C one where there is one): it reads one value
 # at an offset and says where the value ends.
@@ -17,8 +23,11 @@ def loads(text: str) -> Any:
 
     The scanner alone reads a text that is one value from its first character to its last;
     anything else (leading or trailing whitespace, a BOM, extra data, a malformed text) is
-    handed to ``json.loads``, which answers it as it always does.
+    handed to ``json.loads``, which answers it as it always does. A text with a lone
+    surrogate escape is a ``ValueError``.
     """
+    if "\\u" in text and has_lone_surrogate(text):
+        raise ValueError("a lone surrogate: the text is no string of Unicode characters")
     try:
         value, end = _scan(text, 0)
     except StopIteration:
@@ -28,3 +37,15 @@ def loads(text: str) -> Any:
     if end != len(text):
         return json.loads(text)
     return value
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """RFC 8259 §8.2: a ``\\u`` escape of a surrogate that is not half of a pair, which
+    parsers treat differently (``json`` keeps it, pydantic refuses it, and the string it
+    makes cannot be encoded). ``text`` is strict UTF-8, so escapes are the only way to
+    write one."""
+    if "\\u" not in text:
+        return False
+    # "\\" is always a whole escape (left to right), so what is left starts no other.
+    escapes = _SURROGATE_PAIR.sub("", text.replace("\\\\", ""))
+    return _SURROGATE_ESCAPE.search(escapes) is not None

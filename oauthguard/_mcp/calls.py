@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable
 from typing import Any, Final
 
 from mcp.shared.inbound import decode_header_value
 
 from oauthguard._asgi.types import Message, Receive
+from oauthguard._jose.jsonobj import has_lone_surrogate
 from oauthguard._wire.errors import ConfigurationError, GuardError, TemporarilyUnavailable
 from oauthguard._wire.redaction import redacted_traceback
 
@@ -37,10 +37,6 @@ _COVERED: Final = frozenset(version.encode() for version in COVERED_PROTOCOL_VER
 _NOT_TOOL_NAMES: Final = frozenset((b"prompts/get", b"resources/read"))
 _VERSION, _METHOD, _NAME = b"mcp-protocol-version", b"mcp-method", b"mcp-name"
 _ROUTING: Final = frozenset((_VERSION, _METHOD, _NAME))
-
-# A \u escape of a surrogate (U+D800..U+DFFF), and a high one followed by a low one.
-_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE_PAIR: Final = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
 #: Why a request that may call any tool needs every tool's scopes (the 403's description).
@@ -94,7 +90,7 @@ def tools_called(body: bytes) -> list[str] | None:
         text = body.decode("utf-8")  # strict: no surrogates, no invalid sequences
     except UnicodeDecodeError:
         return None
-    if text[:1] == "\ufeff" or _has_lone_surrogate(text):
+    if text[:1] == "\ufeff" or has_lone_surrogate(text):
         return None
     try:
         message = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
@@ -129,17 +125,6 @@ def header_tools(headers: Iterable[tuple[bytes, bytes]]) -> list[str] | None:
     if None in decoded:
         return None
     return [*names, *(name for name in decoded if name is not None)]
-
-
-def _has_lone_surrogate(text: str) -> bool:
-    """RFC 8259 §8.2: a ``\\u`` escape of a surrogate that is not half of a pair, which
-    parsers treat differently (``json`` keeps it, pydantic refuses the body). ``text`` is
-    strict UTF-8, so escapes are the only way to write one."""
-    if "\\u" not in text:
-        return False
-    # "\\" is always a whole escape (left to right), so what is left starts no other.
-    escapes = _SURROGATE_PAIR.sub("", text.replace("\\\\", ""))
-    return _SURROGATE_ESCAPE.search(escapes) is not None
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -347,6 +347,8 @@ async def test_dpop_max_age_sets_the_window() -> None:
         ({"jti": ""}, "jti"),
         ({"jti": "x" * 257}, "jti"),
         ({"jti": 12345}, "jti"),
+        ({"jti": "\ud800"}, "not a well-formed JWT"),  # RFC 8259 §8.2: no Unicode string
+        ({"htu": "https://api.test/\udc00"}, "not a well-formed JWT"),
         ({"htm": REMOVE}, "no htm"),
         ({"htm": "POST"}, "htm does not match"),
         ({"htm": "get"}, "htm does not match"),

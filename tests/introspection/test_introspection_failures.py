@@ -100,6 +100,30 @@ async def test_an_active_member_that_is_not_a_boolean_is_unavailable(
     assert_unavailable(response, "without 'active'")
 
 
+@pytest.mark.parametrize("sub", ["\ud800", "a\udfffb"])
+async def test_an_answer_with_a_lone_surrogate_is_unavailable(
+    server: IntrospectionServer, sub: str
+) -> None:
+    """RFC 8259 §8.2: no string of characters; the app could not encode it again."""
+    server.mode = "escaped"
+    active(server, "opaque-1", time.time(), sub=sub)
+    async with guarded(server) as (client, _):
+        response = await client.get("/mcp", headers=bearer("opaque-1"))
+    assert_unavailable(response, "did not answer JSON")
+
+
+@pytest.mark.parametrize("mode", ["escaped", "bom", "utf-8"])
+async def test_a_utf8_answer_with_a_bom_or_any_character_is_read(
+    server: IntrospectionServer, mode: str
+) -> None:
+    server.mode = mode
+    active(server, "opaque-1", time.time(), sub="\U0001f600 caf\u00e9")
+    async with guarded(server) as (client, _):
+        response = await client.get("/mcp", headers=bearer("opaque-1"))
+    assert response.status_code == 200, response.text
+    assert response.json()["sub"] == "\U0001f600 caf\u00e9"
+
+
 async def test_wrong_client_credentials_are_unavailable_not_invalid_token(
     server: IntrospectionServer, caplog: pytest.LogCaptureFixture
 ) -> None:

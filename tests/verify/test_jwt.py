@@ -176,6 +176,13 @@ BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
         "not an access token type",
     ),
     "typ not a string": (lambda: token(headers={"typ": 1}), "not an access token type"),
+    # RFC 8259 §8.2: no string of characters; the app could not encode it (a 500 there).
+    "a lone surrogate in a claim": (lambda: token(sub="\ud800"), "not a well-formed JWT"),
+    "a lone low surrogate": (lambda: token(name="a\udc00b"), "not a well-formed JWT"),
+    "a lone surrogate in the header": (
+        lambda: token(headers={"x": "\udbff"}),
+        "not a well-formed JWT",
+    ),
 }
 
 
@@ -199,6 +206,14 @@ def test_refusals_do_not_echo_token_content(api: Any, name: str) -> None:
     params = assert_refused(response, 401, "invalid_token")
     for echoed in ("dpop+jwt", "logout+jwt", "secevent+jwt", "None", "none", "HS256"):
         assert echoed not in params["error_description"]
+
+
+@pytest.mark.parametrize("text", ["\U0001f600", "\\ud800", "caf\u00e9"])
+def test_claims_with_any_character_pass(api: Any, text: str) -> None:
+    """A surrogate pair (one character), an escaped backslash before 'ud800', non-ASCII."""
+    response = api.get("/mcp", headers=bearer(token(sub=text)))
+    assert response.status_code == 200, response.text
+    assert response.json()["subject"] == text
 
 
 @pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "EdDSA"])
