@@ -20,7 +20,7 @@ import uvicorn
 from proofs import stored_rsa_keys
 
 from oauthguard._wire.challenge import parse_challenges
-from oauthguard.testing import KeyPool
+from oauthguard.testing import KeyPool, TestIssuer
 
 #: The tests' CA bundle: one certificate whose private key was thrown away, so it trusts no
 #: server. The tests speak plain HTTP on loopback and never check a public certificate, and
@@ -257,3 +257,15 @@ class StoredKeyPool(KeyPool):
         turn = self._stored_turn[alg]
         self._stored_turn[alg] = turn + 1
         return stored[turn % len(stored)]
+
+
+class Switchable(httpx.AsyncBaseTransport):
+    """The issuer in-process, or down (connection refused) when the test says so."""
+
+    def __init__(self, issuer: TestIssuer) -> None:
+        self.inner, self.down = issuer.transport(), False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self.inner.handle_async_request(request)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from oauthguard._introspection.verifier import IntrospectionVerifier
 from oauthguard._verify.jwt import JWTVerifier
 from oauthguard._wire.tokens import AccessToken
@@ -27,5 +25,5 @@ class AutoVerifier:
 
     def reuse_until(self, token: str, verified: AccessToken, now: float) -> float:
         if self.jwt.issuer_of(token) is not None:
-            return math.inf
+            return self.jwt.reuse_until(token, verified, now)
         return self.introspection.reuse_until(token, verified, now)

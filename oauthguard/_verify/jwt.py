@@ -313,6 +313,14 @@ class JWTVerifier:
             rules.run_checks(header, claims)  # the provider's own, after the standard checks
         return build_token(claims, audience, exp, rules, token)
 
+    def reuse_until(self, token: str, verified: AccessToken, now: float) -> float:
+        """Until when a verified token may be reused: while its issuer's keys are fresh.
+        Then it is verified again, so a token whose key left the issuer's JWKS (rotated
+        out, revoked) is refused as a new token of that key is, and with the keys past
+        ``JWT(keys_max_stale=)`` it is a 503 as a new token is."""
+        trusted = self.issuers.get(verified.issuer) if verified.issuer is not None else None
+        return math.inf if trusted is None else trusted.keys.fresh_until
+
     def _remember_header(self, head: str, header: dict[str, Any], alg: str) -> None:
         if len(self._headers) >= HEADER_CACHE_SIZE:
             del self._headers[next(iter(self._headers))]

@@ -142,7 +142,8 @@ class KeySet:
         self._on_keys_removed = on_keys_removed
         self._by_kid: dict[str | None, list[Key]] | None = None
         self._all: list[Key] = []
-        self._fresh_until = 0.0
+        #: When the keys are due to be fetched again (0 before the first fetch).
+        self.fresh_until = 0.0
         self._usable_until = 0.0
         self._last_miss_refresh: float | None = None
         self._failed_at: float | None = None
@@ -152,7 +153,7 @@ class KeySet:
 
     def cached(self, kid: str | None) -> list[Key] | None:
         """Keys for ``kid`` from a fresh cache without any I/O, or None."""
-        if self._by_kid is None or self._clock() >= self._fresh_until:
+        if self._by_kid is None or self._clock() >= self.fresh_until:
             return None
         return self._select(kid) or None
 
@@ -164,7 +165,7 @@ class KeySet:
         the issuer rotated in, and a 401 would make the client discard a good token.
         """
         now = self._clock()
-        if self._by_kid is None or now >= self._fresh_until:
+        if self._by_kid is None or now >= self.fresh_until:
             await self._refresh_or_stale(now)
         elif not self._select(kid) and kid is not None:
             if self._may_refetch_for_miss(now):
@@ -217,7 +218,7 @@ class KeySet:
             if self._by_kid is None or now >= self._usable_until:
                 raise
             # Serve the last good keys; try again after the cooldown, not on every request.
-            self._fresh_until = min(now + self._cooldown, self._usable_until)
+            self.fresh_until = min(now + self._cooldown, self._usable_until)
 
     async def _fetch(self) -> None:
         """Fetch the keys (once, for every caller waiting on the single flight), the
@@ -263,7 +264,7 @@ class KeySet:
             if self._on_keys_removed is not None:
                 self._on_keys_removed()
         self._failed_at = None
-        self._fresh_until = now + ttl
+        self.fresh_until = now + ttl
         self._usable_until = now + ttl + self._max_stale
         logger.info("fetched %d keys of %s from %s (ttl %ds)", len(keys), self.issuer, uri, ttl)
 

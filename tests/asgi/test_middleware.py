@@ -14,7 +14,7 @@ from apps import NOW, RESOURCE, Clock, bearer, guard
 from cryptography.hazmat.primitives.asymmetric import ec
 from guards import build_guard
 from inprocess import InProcessClient
-from support import assert_refused
+from support import Switchable, assert_refused
 
 from oauthguard import AccessToken, InvalidToken, OAuthGuard
 from oauthguard.testing import TestIssuer, sign_jws
@@ -498,18 +498,6 @@ async def test_concurrent_cold_requests_share_one_discovery_and_one_jwks_fetch()
         "/.well-known/oauth-authorization-server",
         "/jwks",
     ]
-
-
-class Switchable(httpx.AsyncBaseTransport):
-    """The issuer in-process, or down (connection refused) when the test says so."""
-
-    def __init__(self, issuer: TestIssuer) -> None:
-        self.inner, self.down = issuer.transport(), False
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            raise httpx.ConnectError("connection refused", request=request)
-        return await self.inner.handle_async_request(request)
 
 
 def test_a_rotated_kid_while_the_issuer_is_down_is_503_not_401() -> None:
