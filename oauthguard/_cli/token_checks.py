@@ -21,9 +21,9 @@ from oauthguard._verify.jwt import (
     build_token,
     check_aud_claim,
     check_header,
-    check_times,
     check_token_signature,
     check_token_typ,
+    check_window,
     signature_segment,
 )
 from oauthguard._verify.keys import Key
@@ -222,7 +222,7 @@ def check_lifetime(inspection: Inspection) -> None:
     """RFC 7519 §4.1.4-4.1.6 with the guard's leeway: exp required, nbf and iat not ahead."""
     leeway = inspection.server.jwt.leeway
     try:
-        exp = check_times(inspection.claims, inspection.server.clock(), leeway)
+        exp = check_window(inspection.claims, inspection.server.clock(), leeway, require_exp=True)
     except InvalidToken as refusal:
         offset = inspection.exchanges.clock_offset()
         fix = hints.time_fix(inspection.claims, leeway, offset, refusal.description)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 from oauthguard._jose.b64 import b64url_decode
 from oauthguard._jose.jsonobj import loads as loads_json
@@ -123,16 +123,21 @@ def date_value(value: object, name: str) -> float:
     return date
 
 
-def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> float:
-    """RFC 7519 §4.1.4-4.1.6 with leeway: ``exp`` required, ``nbf``/``iat`` not in the future."""
-    exp = check_window(claims, now, leeway)
-    if exp is None:
-        raise InvalidToken("the token has no exp claim")
-    return exp
+@overload
+def check_window(
+    claims: Mapping[str, Any], now: float, leeway: float, require_exp: Literal[True]
+) -> float: ...
+@overload
+def check_window(
+    claims: Mapping[str, Any], now: float, leeway: float, require_exp: bool = False
+) -> float | None: ...
 
 
-def check_window(claims: Mapping[str, Any], now: float, leeway: float) -> float | None:
-    """RFC 7519 §4.1.4-4.1.6 with leeway, for whichever of exp/nbf/iat is present; the exp."""
+def check_window(
+    claims: Mapping[str, Any], now: float, leeway: float, require_exp: bool = False
+) -> float | None:
+    """RFC 7519 §4.1.4-4.1.6 with leeway, for whichever of exp/nbf/iat is present; the exp.
+    RFC 9068 §2.2: an access token's ``exp`` is required (``require_exp``)."""
     exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
     if exp is not None:
         exp = date_value(exp, "exp")
@@ -142,6 +147,8 @@ def check_window(claims: Mapping[str, Any], now: float, leeway: float) -> float 
         raise InvalidToken("the token is not valid yet (nbf)")
     if iat is not None and date_value(iat, "iat") > now + leeway:
         raise InvalidToken("the token was issued in the future (iat)")
+    if exp is None and require_exp:
+        raise InvalidToken("the token has no exp claim")
     return exp
 
 
@@ -305,7 +312,7 @@ class JWTVerifier:
         self, token: str, header: dict[str, Any], claims: dict[str, Any], rules: TokenRules
     ) -> AccessToken:
         """The checks of a signed token's claims: times, aud, client, the issuer's own."""
-        exp = check_times(claims, self.clock(), self.leeway)
+        exp = check_window(claims, self.clock(), self.leeway, require_exp=True)
         audience = check_aud_claim(claims, rules.audiences, rules.audience_required)
         if rules.clients:
             rules.check_client(claims)

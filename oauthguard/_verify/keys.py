@@ -153,9 +153,10 @@ class KeySet:
 
     def cached(self, kid: str | None) -> list[Key] | None:
         """Keys for ``kid`` from a fresh cache without any I/O, or None."""
-        if self._by_kid is None or self._clock() >= self.fresh_until:
+        by_kid = self._by_kid
+        if by_kid is None or self._clock() >= self.fresh_until:
             return None
-        return self._select(kid) or None
+        return (self._all if kid is None else by_kid.get(kid)) or None  # _select's reading
 
     async def get(self, kid: str | None) -> list[Key]:
         """Candidate keys for ``kid`` (all keys when the token has none); may fetch.
