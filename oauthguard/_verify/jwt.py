@@ -224,9 +224,11 @@ def build_token(
     cnf, act = claims.get("cnf", _ABSENT), claims.get("act", _ABSENT)
     jkt = None if cnf is _ABSENT else bound_key(cnf)
     sub, iss = claims.get("sub"), claims.get("iss")
+    if sub is not None and not isinstance(sub, str):  # RFC 7519 §4.1.2: a StringOrURI
+        raise InvalidToken("the token's sub claim is not a string")
     # Positional: a frozen dataclass takes keywords at twice the cost, on every fresh token.
     return AccessToken(
-        sub if isinstance(sub, str) else None,  # subject
+        sub,  # subject
         client_id_of(claims),  # client_id
         read_scopes(claims, rules.scope_paths),  # scopes
         audience,

@@ -41,11 +41,15 @@ Explain = Callable[[Mapping[str, Any], Mapping[str, Any], str], str | None]
 
 
 def client_id_of(claims: Mapping[str, Any]) -> str | None:
-    """RFC 9068 ``client_id``; ``azp`` (OIDC), ``cid`` (Okta) and ``appid`` (Entra) too."""
+    """RFC 9068 ``client_id``; ``azp`` (OIDC), ``cid`` (Okta) and ``appid`` (Entra) too.
+    The first present is the client: one that is not a string refuses the token, never
+    lets a later claim name the client instead."""
     for name in ("client_id", "azp", "cid", "appid"):
         value = claims.get(name)
         if isinstance(value, str):
             return value
+        if value is not None:
+            raise InvalidToken(f"the token's {name} claim is not a string")
     return None
 
 

@@ -146,6 +146,8 @@ async def test_an_active_token_becomes_the_same_access_token_type(
         ({"exp": "tomorrow"}, "exp"),
         ({"cnf": {"jkt": 12}}, "cnf"),
         ({"cnf": "bound"}, "cnf"),
+        ({"sub": 7}, "sub claim is not a string"),
+        ({"client_id": ["app-3"]}, "client_id claim is not a string"),
     ],
 )
 async def test_refused_members_are_invalid_token(

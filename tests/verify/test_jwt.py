@@ -176,6 +176,11 @@ BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
         "not an access token type",
     ),
     "typ not a string": (lambda: token(headers={"typ": 1}), "not an access token type"),
+    "sub not a string": (lambda: token(sub=5), "sub claim is not a string"),
+    "client_id not a string, azp beside it": (
+        lambda: token(client_id=5, azp="trusted-app"),
+        "client_id claim is not a string",
+    ),
     # RFC 8259 §8.2: no string of characters; the app could not encode it (a 500 there).
     "a lone surrogate in a claim": (lambda: token(sub="\ud800"), "not a well-formed JWT"),
     "a lone low surrogate": (lambda: token(name="a\udc00b"), "not a well-formed JWT"),
