@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import pytest
 from introspection_server import IntrospectionServer, active, bearer, guarded
 from support import assert_refused
@@ -16,6 +17,12 @@ from support import assert_refused
 from oauthguard import InvalidToken, Issuer, providers
 
 pytestmark = pytest.mark.anyio
+
+
+async def response_to(server: IntrospectionServer, **settings: Any) -> httpx.Response:
+    """The guard's answer to a request with the opaque token ``opaque-1``."""
+    async with guarded(server, **settings) as (client, _):
+        return await client.get("/mcp", headers=bearer("opaque-1"))
 
 
 @pytest.mark.parametrize(
@@ -32,8 +39,7 @@ async def test_an_answer_describing_another_kind_of_token_is_refused(
     server: IntrospectionServer, members: dict[str, Any]
 ) -> None:
     active(server, "opaque-1", time.time(), **members)
-    async with guarded(server) as (client, _):
-        response = await client.get("/mcp", headers=bearer("opaque-1"))
+    response = await response_to(server)
     params = assert_refused(response, 401, "invalid_token")
     assert "not an access token" in params["error_description"]
 
@@ -45,8 +51,7 @@ async def test_an_answer_describing_an_access_token_passes(
     server: IntrospectionServer, members: dict[str, Any]
 ) -> None:
     active(server, "opaque-1", time.time(), **members)
-    async with guarded(server) as (client, _):
-        response = await client.get("/mcp", headers=bearer("opaque-1"))
+    response = await response_to(server)
     assert response.status_code == 200, response.text
 
 
@@ -62,8 +67,7 @@ async def test_the_issuers_own_checks_judge_introspected_tokens(
 ) -> None:
     active(server, "opaque-1", time.time(), acr=acr)
     issuer = Issuer(server.base, checks=[needs_mfa], allow_http=True)
-    async with guarded(server, issuer=issuer) as (client, _):
-        response = await client.get("/mcp", headers=bearer("opaque-1"))
+    response = await response_to(server, issuer=issuer)
     assert response.status_code == status, response.text
     if status == 401:
         params = assert_refused(response, 401, "invalid_token")
@@ -81,8 +85,7 @@ async def test_keycloaks_typ_is_checked_on_its_introspection_answers(
 ) -> None:
     active(server, "opaque-1", time.time(), typ=typ, aud=[server.base, "orders-api"])
     issuer = preset_at(server, providers.keycloak("https://kc.test", "shop", "orders-api"))
-    async with guarded(server, issuer=issuer, require_aud=False) as (client, _):
-        response = await client.get("/mcp", headers=bearer("opaque-1"))
+    response = await response_to(server, issuer=issuer, require_aud=False)
     assert response.status_code == status, response.text
     if status == 401:
         description = assert_refused(response, 401, "invalid_token")["error_description"]
@@ -102,8 +105,7 @@ async def test_oktas_token_kind_reads_its_introspection_answers(
 ) -> None:
     active(server, "opaque-1", time.time(), aud="api://default", **members)
     issuer = preset_at(server, providers.okta("example.okta.com"))
-    async with guarded(server, issuer=issuer) as (client, _):
-        response = await client.get("/mcp", headers=bearer("opaque-1"))
+    response = await response_to(server, issuer=issuer)
     assert response.status_code == status, response.text
     if status == 401:
         description = assert_refused(response, 401, "invalid_token")["error_description"]
