@@ -335,8 +335,9 @@ def protect(
 
 
 def tool_requirement(entry: str | Iterable[str] | Requirement) -> Requirement:
-    """A ``tool_scopes`` entry: scopes, or a ``require(...)`` of scopes, roles, clients and
-    claims (what combines when a batch calls several tools, or any tool may be called)."""
+    """A ``tool_scopes`` entry: scopes, or a ``require(...)`` of scopes, roles, clients,
+    claims and actors (what combines when a batch calls several tools, or any tool may be
+    called)."""
     if not isinstance(entry, Requirement):
         return require(entry)
     if entry.any_scopes or entry.audience or entry.acr_values or entry.max_age is not None:

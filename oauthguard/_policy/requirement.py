@@ -161,8 +161,10 @@ class Requirement:
 
     @property
     def needs_claims(self) -> bool:
-        """Whether meeting this requirement depends on claims beyond scopes, roles and client."""
-        return self._privileges is not None and bool(self._privileges.claims)
+        """Whether meeting this requirement depends on claims beyond scopes, roles and client
+        (``claims=``, or ``actors=``, which read the ``act`` claim)."""
+        privileges = self._privileges
+        return privileges is not None and bool(privileges.claims or privileges.actor_sets)
 
     def __repr__(self) -> str:
         args = [repr(" ".join(self.scopes))] if self.scopes else []

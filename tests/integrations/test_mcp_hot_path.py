@@ -156,3 +156,42 @@ async def test_a_refusal_raised_inside_the_mcp_app_gets_the_guards_answer(app: A
     challenge = response.headers["www-authenticate"]
     assert 'error="insufficient_scope"' in challenge
     assert re.search(r'scope="([^"]* )?admin"', challenge)  # the rule's scopes before it
+
+
+async def test_a_tool_for_certain_actors_is_judged_for_each_token_not_each_scope_set() -> None:
+    """What tools a token's scopes, roles and client reach is kept per set of them; a tool
+    for certain actors depends on the token's act claim too, so a token acting for its own
+    subject first must not open the tool to an agent's token with the same scopes."""
+    issuer, reached = TestIssuer("https://issuer.test"), []
+
+    async def tool_server(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["auth"].actor)
+        await PlainTextResponse("ran")(scope, receive, send)
+
+    guard = protect(
+        tool_server,
+        resource=RESOURCE,
+        authorization_servers=issuer.issuer,
+        scopes="mcp:tools",
+        tool_scopes={"wire_money": require(actors=["trusted-agent"])},
+        http_client=issuer.http_client(),
+    )
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "wire_money"}}
+    own = issuer.token(audience=RESOURCE, scope="mcp:tools")
+    agents = {
+        name: issuer.token(audience=RESOURCE, scope="mcp:tools", claims={"act": {"sub": name}})
+        for name in ("evil-agent", "trusted-agent")
+    }
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(guard), base_url="https://api.test"
+    ) as http:
+
+        async def status(token: str) -> int:
+            headers = {"authorization": f"Bearer {token}"}
+            return (await http.post("/mcp", json=body, headers=headers)).status_code
+
+        assert await status(own) == 200
+        assert await status(agents["evil-agent"]) == 403
+        assert await status(agents["trusted-agent"]) == 200
+        assert await status(agents["evil-agent"]) == 403
+    assert [actor and actor.subject for actor in reached] == [None, "trusted-agent"]
