@@ -26,6 +26,11 @@ def check_acr(token: AccessToken, acr_values: tuple[str, ...], params: dict[str,
         )
 
 
+#: How far ahead of the clock an ``auth_time`` may be (clock skew): one further ahead (a
+#: timestamp in milliseconds, say) would meet every ``max_age`` for as long as the token lives.
+AUTH_TIME_SKEW = 300
+
+
 def check_max_age(
     token: AccessToken, max_age: int | None, now: float, params: dict[str, str]
 ) -> None:
@@ -42,4 +47,9 @@ def check_max_age(
     ):
         raise InsufficientUserAuthentication(
             "a more recent authentication is required (auth_time)", **params
+        )
+    if auth_time > now + AUTH_TIME_SKEW:  # milliseconds, or no time at all: never recent
+        raise InsufficientUserAuthentication(
+            "the token's auth_time is in the future: a new authentication is required",
+            **params,
         )

@@ -247,6 +247,8 @@ def test_step_up_old_auth_time(client: TestClient, issuer: TestIssuer) -> None:
     assert params["max_age"] == "60" and "acr_values" not in params
     recent = auth(issuer, acr="phr", auth_time=NOW - 300)
     assert client.get("/step", headers=recent).status_code == 200
+    skewed = auth(issuer, acr="phr", auth_time=NOW + 300)  # a clock a little ahead of ours
+    assert client.get("/step", headers=skewed).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -259,6 +261,10 @@ def test_step_up_old_auth_time(client: TestClient, issuer: TestIssuer) -> None:
         {"acr": "urn:mfa", "auth_time": "now"},  # auth_time not a number
         {"acr": "urn:mfa", "auth_time": True},
         {"acr": "urn:mfa", "auth_time": -(10**400)},  # beyond float range
+        {"acr": "urn:mfa", "auth_time": NOW + 301},  # ahead of the clock: no recent login
+        {"acr": "urn:mfa", "auth_time": (NOW - 10**6) * 1000},  # milliseconds, long ago
+        {"acr": "urn:mfa", "auth_time": 10**30},
+        {"acr": "urn:mfa", "auth_time": 10**400},  # beyond float range, ahead
     ],
 )
 def test_step_up_refusals(client: TestClient, issuer: TestIssuer, claims: Any) -> None:
