@@ -8,14 +8,17 @@ from typing import Any, Protocol
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
+from starlette.routing import Host, Mount
 from starlette.websockets import WebSocket
 
 from oauthguard._asgi.context import Refuse, context_of
 from oauthguard._asgi.types import ASGIApp, Receive, Scope, Send
 from oauthguard._wire.errors import GuardError
 
-# How deep a started Starlette app's middleware is searched for its ExceptionMiddleware.
+# How deep a started Starlette app's middleware is searched for its ExceptionMiddleware, and
+# how many apps and middleware an app is searched through for the apps inside it.
 _MAX_MIDDLEWARE = 64
+_MAX_APPS = 256
 
 
 class Guarding(Protocol):
@@ -58,11 +61,33 @@ def answer_refusals(app: object) -> bool:
     Wrapped from outside (``OAuthGuard(app, ...)``), the guard sees errors only after the
     app's own error handling, which would make a refusal by a FastAPI dependency a 500.
     """
-    handles = refusal_handler_of(app)
-    if handles is None:
-        return False
-    handles.add_exception_handler(GuardError, _answer_refusal)
-    return True
+    for handles in _refusal_handlers_within(app):
+        handles.add_exception_handler(GuardError, _answer_refusal)
+    return refusal_handler_of(app) is not None
+
+
+def _refusal_handlers_within(app: object) -> list[Any]:
+    """What takes a refusal handler in ``app`` and in every app inside it: past middleware
+    that wraps one (``CORSMiddleware(api)``), and in what a Starlette app mounts (a FastAPI
+    sub-application): each answers its own endpoints' errors, and would make a refusal by a
+    dependency a 500. Bounded: a cycle or a huge tree is searched no further."""
+    found: dict[int, Any] = {}
+    pending: list[object] = [app]
+    seen: set[int] = set()
+    while pending and len(seen) < _MAX_APPS:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        handles = refusal_handler_of(node)
+        if handles is not None:
+            found.setdefault(id(handles), handles)
+        routes = getattr(node, "routes", None)
+        if isinstance(routes, list):
+            pending.extend(route.app for route in routes if isinstance(route, Mount | Host))
+        else:
+            pending.append(getattr(node, "app", None))
+    return list(found.values())
 
 
 def refusal_handler_of(app: object) -> Any:

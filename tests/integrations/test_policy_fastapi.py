@@ -363,3 +363,54 @@ def test_require_works_without_fastapi_installed() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def items_api() -> FastAPI:
+    api = FastAPI()
+
+    @api.get("/items")
+    async def items(token: Annotated[AccessToken, Depends(require("items:read"))]) -> Any:
+        return {"sub": token.subject}
+
+    return api
+
+
+def wrapped_in_cors(api: FastAPI) -> Any:
+    from starlette.middleware.cors import CORSMiddleware
+
+    return CORSMiddleware(api, allow_origins=["*"])
+
+
+def mounted(api: FastAPI) -> Any:
+    from starlette.routing import Mount
+
+    return Starlette(routes=[Mount("/sub", api)])
+
+
+def started(api: Any) -> Any:
+    api.middleware_stack = api.build_middleware_stack()
+    return wrapped_in_cors(api)
+
+
+@pytest.mark.parametrize(
+    ("inside", "path"),
+    [(wrapped_in_cors, "/items"), (mounted, "/sub/items"), (started, "/items")],
+    ids=["behind-cors-middleware", "mounted-sub-app", "started-behind-middleware"],
+)
+def test_a_dependency_refuses_with_the_guards_response_inside_other_apps(
+    issuer: TestIssuer, inside: Any, path: str
+) -> None:
+    """Each FastAPI app answers its endpoints' errors itself: the guard's handler reaches it
+    past middleware and in what an app mounts, or its refusals would be 500s."""
+    guard = build_guard(
+        inside(items_api()),
+        resource=RESOURCE,
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+    )
+    client = TestClient(guard, base_url="https://api.test")
+    params = assert_refused(
+        client.get(path, headers=auth(issuer, "other")), 403, "insufficient_scope"
+    )
+    assert params["scope"] == "items:read"
+    assert client.get(path, headers=auth(issuer, "items:read")).status_code == 200
