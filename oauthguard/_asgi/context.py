@@ -19,6 +19,9 @@ from oauthguard._wire.errors import ConfigurationError, GuardError
 CONTEXT = "oauthguard"
 #: The scope key that marks a request the app refused through the guard (counted once).
 REFUSED = "oauthguard.refused"
+#: The path the guard matched, where it serves several resources: the one a refusal from
+#: inside the app names, though the app rewrote ``path`` (a Litestar mount does).
+GUARDED_PATH = "oauthguard.path"
 
 #: Answers a refusal: the challenge of the request's resource, as an HTTP response or a
 #: WebSocket denial.

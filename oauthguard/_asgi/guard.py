@@ -6,7 +6,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from oauthguard._asgi.context import CONTEXT, REFUSED, RequestContext, route_template
+from oauthguard._asgi.context import (
+    CONTEXT,
+    GUARDED_PATH,
+    REFUSED,
+    RequestContext,
+    route_template,
+)
 from oauthguard._asgi.endpoints import answer_refusals
 from oauthguard._asgi.metadata import MetadataEndpoint, build_document, metadata_path, metadata_url
 from oauthguard._asgi.readiness import ReadinessEndpoint
@@ -174,6 +180,8 @@ class OAuthGuard:
             return
         rule = self.rule_for(scope.get("method"), path, routed) if self._has_rules else None
         scope[CONTEXT] = self._contexts[rule]
+        if self._several_resources:
+            scope[GUARDED_PATH] = path
         if self._any_public and self.is_public(routed):
             scope["auth"], scope["user"] = None, AnonymousUser()
             await self.call_app(scope, receive, send)
@@ -316,7 +324,8 @@ class OAuthGuard:
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """Status, headers (``WWW-Authenticate`` for the path's resource) and JSON body of
         a refusal: the one place a refusal's answer is made."""
-        served: ServedResource = self.served.match(None, scope["path"]) or self._default
+        path = scope.get(GUARDED_PATH) or scope["path"]
+        served: ServedResource = self.served.match(None, path) or self._default
         return served.challenger.response(error, scheme, challenge_scope)
 
     def render_for_app(

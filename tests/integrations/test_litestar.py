@@ -390,3 +390,35 @@ def test_requires_validates_roles_clients_and_claims() -> None:
         requires(clients=[7])  # type: ignore[list-item]
     with pytest.raises(ConfigurationError, match="not both"):
         requires(require("a"), claims={"tier": 2})
+
+
+def test_a_refusal_in_a_mount_names_the_resource_of_the_path_the_guard_matched(
+    issuer: TestIssuer,
+) -> None:
+    """A Litestar mount rewrites the ASGI path before its guards refuse: the challenge still
+    points at the metadata of the resource the request's path belongs to (RFC 9728)."""
+    from litestar import asgi
+
+    billing = "https://api.test/billing"
+
+    @asgi("/billing", is_mount=True, guards=[requires("billing:write")])
+    async def invoices(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = Litestar(
+        [invoices], exception_handlers={GuardError: refusal_response}, logging_config=None
+    )
+    server = ResourceServer(
+        resource=RESOURCE,
+        resources=[billing],
+        authorization_servers=[issuer.issuer],
+        http_client=issuer.http_client(),
+    )
+    client = TestClient(OAuthGuard(app, server), base_url="https://api.test")
+    token = issuer.token(audience=billing, scope="other")
+    response = client.get("/billing/invoices/7", headers={"Authorization": f"Bearer {token}"})
+    params = assert_refused(response, 403, "insufficient_scope")
+    assert params["resource_metadata"] == (
+        "https://api.test/.well-known/oauth-protected-resource/billing"
+    )
