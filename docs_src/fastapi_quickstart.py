@@ -10,7 +10,7 @@ api.add_middleware(
     OAuthGuard,
     resource="https://api.example.com/orders",
     authorization_servers=["https://as.example.com"],
-    public_paths=["/docs*", "/openapi.json"],  # Swagger UI stays reachable
+    public_paths=["/docs", "/docs/*", "/openapi.json"],  # Swagger UI stays reachable
 )
 describe_security(api, client_id="swagger-ui", resource="https://api.example.com/orders")
 

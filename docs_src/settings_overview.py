@@ -28,7 +28,7 @@ app = OAuthGuard(
     Starlette(routes=[]),
     server,
     rules={"/admin": require("admin")},  # path rules (whole-segment prefixes)
-    public_paths=["/health", "/docs*"],
+    public_paths=["/health", "/docs", "/docs/*"],
     scope_implies={"admin": {"read", "write"}},
     metadata=Metadata(resource_name="Orders", scopes_supported=("orders:read",)),
 )

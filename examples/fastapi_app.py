@@ -45,7 +45,7 @@ def build(resource: str, issuer: str) -> FastAPI:
         OAuthGuard,
         resource=resource,
         authorization_servers=[issuer],
-        public_paths=["/docs*", "/openapi.json"],
+        public_paths=["/docs", "/docs/*", "/openapi.json"],
         metadata=Metadata(scopes_supported=("orders:read", "orders:write")),
     )
     # Swagger UI's Authorize button: the authorization code flow from the issuer's metadata,

@@ -127,7 +127,7 @@ def describe_security(
     ``resource`` sends the RFC 8707 ``resource`` parameter, and ``authorization_params`` any
     other parameter the authorization server needs, such as Auth0's ``audience`` (Swagger
     UI's ``additionalQueryStringParams``: it adds them to the authorization request and to
-    the token endpoint's URL). Keep ``/docs*`` and ``/openapi.json`` in the guard's
+    the token endpoint's URL). Keep ``/docs``, ``/docs/*`` and ``/openapi.json`` in the guard's
     ``public_paths``.
     """
     route = next(

@@ -65,7 +65,8 @@ class OAuthGuard:
     ``server`` is the ``ResourceServer`` that checks tokens; for the common case give
     ``resource``, ``authorization_servers`` and ``dpop`` instead and the guard builds one.
     ``rules`` maps path prefixes (or ``(method, path)``) to ``require(...)``;
-    ``public_paths`` are exact paths, or prefixes ending in ``*``, that need no token;
+    ``public_paths`` are exact paths, or prefixes ending in ``*`` (``"/docs/*"``; a prefix
+    may end inside a segment: ``"/docs*"`` covers ``/docsearch`` too), that need no token;
     ``scope_implies`` lets broader scopes satisfy narrower ones (``{"admin": {"read"}}``);
     ``metadata`` (``Metadata``) is what the metadata document and challenges say.
     ``readiness_path`` (``"/ready"``) serves a readiness check for an orchestrator, with no
