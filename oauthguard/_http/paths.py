@@ -95,7 +95,7 @@ def _describe(path: str) -> str:
     if path[:1] != "/":
         return "no leading '/'"
     if "\\" in path:
-        return "a '\\' (a separator on some servers and file systems)"
+        return "a backslash (a separator on some servers and file systems)"
     if "%" in path:
         return "a '%' left after percent-decoding (encoded twice, or not a valid escape)"
     if ";" in path:

@@ -34,6 +34,13 @@ def printable(value: str) -> str:
     return _NOT_PRINTABLE.sub("", value)
 
 
+def description_text(value: str) -> str:
+    """RFC 6750 §3: ``error_description`` is ``%x20-21 / %x23-5B / %x5D-7E``: no ``"`` and
+    no ``\\``, which a quoted-pair would allow in an RFC 9110 quoted-string; they become
+    ``'`` and ``/`` (in the JSON body too, which says exactly what the challenge says)."""
+    return printable(value).replace('"', "'").replace("\\", "/")
+
+
 def quote(value: str) -> str:
     """An RFC 9110 quoted-string: non-printable characters dropped, ``"`` and ``\\`` escaped."""
     value = printable(value)
@@ -79,7 +86,8 @@ class Challenger:
             extra.setdefault("scope", scope)
         coded: dict[str, str] = {}
         if error is not None and error.error is not None:
-            coded = {"error": error.error, "error_description": error.description}
+            description = description_text(error.description)
+            coded = {"error": error.error, "error_description": description}
         used = (scheme or "bearer").lower()
         if not self.bearer:
             used = "dpop"
@@ -100,7 +108,7 @@ class Challenger:
         """Status, headers and JSON body for ``error``."""
         body: dict[str, str] = {}
         if error.error is not None:  # the body says exactly what the challenge says
-            body = {"error": error.error, "error_description": printable(error.description)}
+            body = {"error": error.error, "error_description": description_text(error.description)}
         else:
             body = {
                 "error": "unauthorized",

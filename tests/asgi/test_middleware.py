@@ -437,7 +437,8 @@ def test_an_invalid_token_error_from_a_custom_verifier_is_its_own_refusal() -> N
 
     api = InProcessClient(guard(ISSUER, Clock(), verifier=Refusing()))
     params = assert_refused(api.get("/mcp", headers=bearer(good())), 401, "invalid_token")
-    assert params["error_description"] == 'revoked: caf"e\\'
+    # RFC 6750 §3: no '"' and no '\\' in an error_description.
+    assert params["error_description"] == "revoked: caf'e/"
 
 
 def test_a_description_with_characters_a_header_cannot_carry_reads_the_same_in_the_body() -> None:

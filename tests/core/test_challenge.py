@@ -33,6 +33,18 @@ def test_quotes_and_backslashes_are_escaped_and_parse_back() -> None:
     ]
 
 
+def test_an_error_description_holds_only_what_rfc_6750_allows() -> None:
+    """RFC 6750 §3: %x20-21 / %x23-5B / %x5D-7E, so no '"' and no '\\' (which quoting
+    would allow); the JSON body says the same."""
+    error = InvalidToken('the "kid" C:\\keys\\a is unknown\r\n')
+    status, headers, body = Challenger(METADATA).response(error)
+    challenge = headers_of((status, headers, body))["www-authenticate"]
+    (_, params), *_ = parse_challenges(challenge)
+    assert params["error_description"] == "the 'kid' C:/keys/a is unknown"
+    assert json.loads(body)["error_description"] == params["error_description"]
+    assert all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in params["error_description"])
+
+
 def test_control_characters_are_dropped_so_no_header_can_be_injected() -> None:
     assert quote("bad\r\nSet-Cookie: x=1\x00\x7f") == '"badSet-Cookie: x=1"'
 

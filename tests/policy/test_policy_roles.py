@@ -267,7 +267,8 @@ def test_a_client_id_with_quotes_and_line_breaks_never_breaks_the_header(
             assert "set-cookie" not in response.headers
             assert params["error"] == "insufficient_scope"
             description = params["error_description"]
-            assert description.startswith("the token's client 'x\", error=\"none\\r\\nSet-Cookie")
+            # RFC 6750 §3: no '"' and no '\\' in an error_description.
+            assert description.startswith("the token's client 'x', error='none/r/nSet-Cookie")
             assert description.endswith("...' is not one of 'web', 'cli'")
             assert len(description) < 400
 
