@@ -4,6 +4,7 @@ keep the SDK's own auth), and the SDK's ``AccessToken`` for a token oauthguard v
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 
@@ -29,15 +30,24 @@ def sdk_access_token(token: AccessToken, raw: str, resource: str | None) -> SDKA
     ``resource`` is the RFC 8707 resource the token was checked against (its ``aud``).
     """
     expires_at = int(token.expires_at) if token.expires_at is not None else None
+    client_id = token.client_id
+    if client_id is None:
+        # The SDK binds a session to (client_id, iss, sub): a token naming neither a client
+        # nor a subject is its own principal, not one with every other such token.
+        client_id = "" if token.subject is not None else "token sha256:" + _digest(raw)
     return SDKAccessToken(
         token=raw,
-        client_id=token.client_id or "",
+        client_id=client_id,
         scopes=sorted(token.scopes),
         expires_at=expires_at,
         resource=resource,
         subject=token.subject,
         claims=dict(token.claims),
     )
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def requiring_aud(settings: Introspection | None) -> Introspection | None:

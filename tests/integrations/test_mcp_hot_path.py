@@ -195,3 +195,20 @@ async def test_a_tool_for_certain_actors_is_judged_for_each_token_not_each_scope
         assert await status(agents["trusted-agent"]) == 200
         assert await status(agents["evil-agent"]) == 403
     assert [actor and actor.subject for actor in reached] == [None, "trusted-agent"]
+
+
+def test_tokens_naming_no_client_and_no_subject_are_each_their_own_principal() -> None:
+    """The SDK binds a session to (client_id, iss, sub): two such tokens of one issuer must
+    not be one principal, or either could use a session the other opened."""
+    from mcp.server.auth.provider import principal_components
+
+    from oauthguard.mcp import sdk_access_token
+
+    def anonymous(raw: str) -> Any:
+        token = AccessToken(None, None, frozenset(), (RESOURCE,), "https://issuer.test", None)
+        return principal_components(sdk_access_token(token, raw, RESOURCE))
+
+    assert anonymous("token-a") != anonymous("token-b")
+    assert anonymous("token-a") == anonymous("token-a")
+    named = AccessToken("alice", None, frozenset(), (RESOURCE,), "https://issuer.test", None)
+    assert sdk_access_token(named, "token-a", RESOURCE).client_id == ""  # alice is the owner
