@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
+from oauthguard._dpop.htu import is_authority
 from oauthguard._dpop.proof import check_bearer
 from oauthguard._http.paths import path_problem
 from oauthguard._wire.errors import InvalidRequest, InvalidToken
@@ -83,6 +84,12 @@ def request_target(url: str, public_origin: str | None) -> tuple[str, bytes, str
         path, raw, query = unquote(raw_path), raw_path.encode("ascii"), parts.query.encode("ascii")
     except (ValueError, TypeError, AttributeError):  # UnicodeEncodeError is a ValueError
         raise InvalidRequest("the request URL is not an absolute URI (RFC 3986 §4.3)") from None
+    # An absolute http(s) URI of a host and port (RFC 9110 §7.2), and never a fragment: a
+    # path, userinfo or '#' in what names the host would move the path a token is judged by.
+    if parts.scheme.lower() not in ("http", "https") or not is_authority(parts.netloc):
+        raise InvalidRequest("the request URL is not an absolute URI (RFC 3986 §4.3)")
+    if "#" in url:
+        raise InvalidRequest("the request URL has a fragment, which no request sends")
     problem = path_problem(path, raw)
     if problem is not None:
         raise InvalidRequest(problem)

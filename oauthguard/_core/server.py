@@ -213,6 +213,8 @@ class ResourceServer:
         ``headers`` are the request's (``Authorization``, ``DPoP``); ``url`` its absolute
         target URI, which a DPoP proof's ``htu`` must name (behind a proxy, the URL the
         client used) and whose path picks the resource whose audience the token needs.
+        Build it from a host you trust (a checked ``Host``, or your public origin): a
+        ``Host`` of ``api.test/orders?`` would make ``/orders`` the path of any request.
         """
         return (await self.check_request(method, url, headers)).token
 

@@ -279,11 +279,17 @@ def _host_or_server(scope: Mapping[str, Any], host: bytes | str | None) -> str:
     move the path a proof must name."""
     if host is not None:
         value = host.decode("latin-1") if isinstance(host, bytes) else host
-        if not _AUTHORITY.fullmatch(value):
+        if not is_authority(value):
             raise InvalidRequest("the request's host is not a host name or address and a port")
         return value
     server = scope.get("server") or ("localhost", None)
     return server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+
+
+def is_authority(value: str) -> bool:
+    """RFC 9110 §7.2: ``value`` is a host (DNS name, IPv4 or bracketed IPv6) and an optional
+    port, and nothing else."""
+    return _AUTHORITY.fullmatch(value) is not None
 
 
 def same_uri(htu: str, request: str) -> bool:

@@ -65,6 +65,9 @@ GRANT_TYPES = (
     "urn:ietf:params:oauth:grant-type:token-exchange",  # RFC 8693, see _exchange.py
 )
 CODE_LIFETIME = 60.0
+#: Bounds on what anyone may make the issuer keep: clients, unredeemed codes.
+MAX_CLIENTS = 1000
+MAX_CODES = 1000
 MAX_ISSUED = 10_000
 
 
@@ -168,6 +171,12 @@ class AuthorizationServer:
 
     # -- RFC 7591 -------------------------------------------------------------------------
     async def register(self, request: Request) -> Response:
+        # JSON only (RFC 7591 §3.1): a page elsewhere can post text/plain without asking
+        # first (CORS), and would register clients by the thousand.
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return OAuthError("invalid_client_metadata", "the body must be JSON").response()
+        if len(self.clients) >= MAX_CLIENTS:  # registration is open to anyone: a bound
+            return OAuthError("invalid_client_metadata", "too many clients registered").response()
         try:
             body = await request.json()
             client = self._register(body if isinstance(body, dict) else None)
@@ -252,6 +261,8 @@ class AuthorizationServer:
         if not challenge or method != "S256":  # RFC 7636 §4.3; OAuth 2.1: always PKCE
             raise OAuthError("invalid_request", "PKCE with code_challenge_method=S256 required")
         code = secrets.token_urlsafe(24)
+        while len(self.codes) >= MAX_CODES:  # never redeemed ones too: a bound, oldest out
+            del self.codes[next(iter(self.codes))]
         self.codes[code] = Grant(
             client.client_id,
             self.issuer.subject,

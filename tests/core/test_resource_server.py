@@ -396,3 +396,31 @@ async def test_a_header_ending_like_a_known_one_is_read_as_itself(
             await server.authenticate("GET", API, {"authorization": header})
     other = header.removeprefix("Bearer ")
     assert verifier.seen == ([LONG, other] if refusal is None and other != LONG else [LONG])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/mcp",  # relative: no origin a proof could be bound to
+        "api.test/mcp",
+        "ftp://api.test/mcp",
+        "https://evil@api.test/mcp",  # userinfo
+        "https://api.test\\@evil/mcp",
+        "https:///mcp",
+        "https://api.test/mcp#/admin",  # a fragment: what follows would go unread
+        "https://api.test/other#",
+    ],
+)
+async def test_a_url_that_is_no_absolute_request_uri_is_an_invalid_request(url: str) -> None:
+    server = counting_server(Counting())
+    with pytest.raises(InvalidRequest):
+        await server.authenticate("GET", url, {"authorization": "Bearer tok-1"})
+
+
+@pytest.mark.parametrize(
+    "url", ["https://api.test/mcp", "https://[::1]:8443/mcp", "HTTP://api.test/mcp?a=1"]
+)
+async def test_absolute_request_uris_are_read(url: str) -> None:
+    server = counting_server(Counting())
+    token = await server.authenticate("GET", url, {"authorization": "Bearer tok-1"})
+    assert token.raw == "tok-1"

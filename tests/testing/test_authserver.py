@@ -143,6 +143,43 @@ async def test_bad_registrations_are_refused(
     assert_error(await http.post("/register", content=b"{not json"), 400, "invalid_client_metadata")
 
 
+async def test_a_registration_not_sent_as_json_registers_nothing(
+    issuer: TestIssuer, http: httpx.AsyncClient
+) -> None:
+    """A page elsewhere may post text/plain without a CORS preflight: never a client."""
+    body = json.dumps({"redirect_uris": ["https://evil.example/cb"]}).encode()
+    before = len(issuer.server.clients)
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"content-type": content_type} if content_type else {}
+        response = await http.post("/register", content=body, headers=headers)
+        assert_error(response, 400, "invalid_client_metadata")
+    assert len(issuer.server.clients) == before
+
+
+async def test_what_anyone_may_make_the_issuer_keep_is_bounded(
+    issuer: TestIssuer, http: httpx.AsyncClient
+) -> None:
+    from oauthguard.testing._authserver import MAX_CLIENTS
+
+    while len(issuer.server.clients) < MAX_CLIENTS:
+        issuer.server.add_client(redirect_uris=[REDIRECT])
+    response = await http.post("/register", json={"redirect_uris": [REDIRECT]})
+    assert_error(response, 400, "invalid_client_metadata")
+    assert len(issuer.server.clients) == MAX_CLIENTS
+
+
+async def test_codes_never_redeemed_are_bounded(
+    issuer: TestIssuer, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oauthguard.testing import _authserver
+
+    monkeypatch.setattr(_authserver, "MAX_CODES", 5)
+    client = await register(http)
+    codes = [(await authorize(http, client["client_id"]))["code"] for _ in range(8)]
+    assert len(issuer.server.codes) == 5
+    assert list(issuer.server.codes) == codes[-5:]  # the oldest went first
+
+
 async def test_authorization_code_flow_gives_a_token_for_the_resource(
     issuer: TestIssuer, http: httpx.AsyncClient
 ) -> None:
