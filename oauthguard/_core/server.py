@@ -257,7 +257,7 @@ class ResourceServer:
         else:
             proof = self.dpop_checker.proof_of(credentials)
         now = self.clock()
-        entry = self.tokens.get(credentials.token, now) or await self._verify_new(
+        entry = self.tokens.get(credentials.token, now) or await self._verify_and_keep(
             credentials.token, now
         )
         if proof is None:
@@ -281,13 +281,13 @@ class ResourceServer:
             return entry.token
         check_token(token, self.limits.max_token_bytes)
         try:
-            return (await self._verify_new(token, now)).token
+            return (await self._verify_and_keep(token, now)).token
         except GuardError:
             raise
         except Exception as exc:  # fail closed: a bug never lets a token through
             raise unexpected(exc, "(ResourceServer.verify)", Credentials("Bearer", token)) from exc
 
-    async def _verify_new(self, token: str, now: float) -> Verified:
+    async def _verify_and_keep(self, token: str, now: float) -> Verified:
         """Verify a token the cache does not hold, build its user, and keep both while
         the token is valid (and the verifier allows reuse)."""
         metrics = TELEMETRY.metrics
