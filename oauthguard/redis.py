@@ -128,6 +128,12 @@ class RedisIntrospectionCache:
         self.client = client
         self.prefix = prefix
         self._secret = _secret(secret)
+        if self._secret is None:
+            logger.warning(
+                "RedisIntrospectionCache without secret=: whoever can write to this Redis can "
+                "write introspection answers the guard accepts; give every worker and host "
+                "the same secret= (at least 16 bytes)"
+            )
         self._overhead = 0 if self._secret is None else _MAC_BYTES
         self._clock = clock
         self._breaker = CircuitBreaker()

@@ -108,6 +108,17 @@ def test_the_secret_has_16_bytes_at_least() -> None:
         RedisIntrospectionCache(redis.asyncio.Redis(), secret="short")
 
 
+def test_a_cache_without_a_secret_says_who_could_write_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="oauthguard"):
+        RedisIntrospectionCache(redis.asyncio.Redis(), secret="s" * 16)
+        assert not caplog.records
+        RedisIntrospectionCache(redis.asyncio.Redis())
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING and "without secret=" in record.getMessage()
+
+
 async def test_an_outage_is_logged_once_counted_and_left_alone_for_a_pause(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
