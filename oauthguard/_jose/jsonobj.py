@@ -9,9 +9,8 @@ from collections.abc import Callable
 from json.scanner import make_scanner
 from typing import Any
 
-# A \u escape of a surrogate (U+D800..U+DFFF), and a high one followed by a low one.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE_PAIR = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+# Every escape of a JSON string, whole: a \u with its code unit, or a backslash and one more.
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
 
 # The scanner json.loads runs underneath (its C one where there is one): it reads one value
 # at an offset and says where the value ends.
@@ -43,9 +42,20 @@ def has_lone_surrogate(text: str) -> bool:
     """RFC 8259 §8.2: a ``\\u`` escape of a surrogate that is not half of a pair, which
     parsers treat differently (``json`` keeps it, pydantic refuses it, and the string it
     makes cannot be encoded). ``text`` is strict UTF-8, so escapes are the only way to
-    write one."""
+    write one. Escapes are read left to right, each whole, so an escaped backslash never
+    joins the escapes on either side of it into a pair."""
     if "\\u" not in text:
         return False
-    # "\\" is always a whole escape (left to right), so what is left starts no other.
-    escapes = _SURROGATE_PAIR.sub("", text.replace("\\\\", ""))
-    return _SURROGATE_ESCAPE.search(escapes) is not None
+    high_ends = -1  # where an escaped high surrogate ends, until its low one follows
+    for escape in _ESCAPE.finditer(text):
+        unit = escape.group(1)
+        code = -1 if unit is None else int(unit, 16)
+        if high_ends >= 0:
+            if escape.start() != high_ends or not 0xDC00 <= code <= 0xDFFF:
+                return True
+            high_ends = -1
+        elif 0xD800 <= code <= 0xDBFF:
+            high_ends = escape.end()
+        elif 0xDC00 <= code <= 0xDFFF:
+            return True
+    return high_ends >= 0

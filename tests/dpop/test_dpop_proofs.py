@@ -348,6 +348,7 @@ async def test_dpop_max_age_sets_the_window() -> None:
         ({"jti": "x" * 257}, "jti"),
         ({"jti": 12345}, "jti"),
         ({"jti": "\ud800"}, "not a well-formed JWT"),  # RFC 8259 §8.2: no Unicode string
+        ({"jti": "\ud83d\\\ude00"}, "not a well-formed JWT"),  # no pair across a backslash
         ({"htu": "https://api.test/\udc00"}, "not a well-formed JWT"),
         ({"htm": REMOVE}, "no htm"),
         ({"htm": "POST"}, "htm does not match"),

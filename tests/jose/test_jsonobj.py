@@ -65,6 +65,8 @@ def test_loads_of_deep_nesting_is_a_recursion_error_as_for_json_loads() -> None:
         '{"a": "\\ude00\\ud83d"}',  # the two halves in the wrong order
         '{"\\ud800": 1}',
         '{"a": "\\\\\\ud800"}',  # an escaped backslash, then a lone surrogate
+        '{"a": "\\ud83d\\\\\\ude00"}',  # high, an escaped backslash, low: no pair
+        '{"a": "\\ud83dx\\ude00"}',
     ],
 )
 def test_a_lone_surrogate_is_a_value_error(text: str) -> None:
