@@ -82,7 +82,10 @@ def _refusal_handlers_within(app: object) -> list[Any]:
         handles = refusal_handler_of(node)
         if handles is not None:
             found.setdefault(id(handles), handles)
-        routes = getattr(node, "routes", None)
+        try:
+            routes = getattr(node, "routes", None)
+        except Exception:  # a property that cannot answer yet: no mounts to look in
+            routes = None
         if isinstance(routes, list):
             pending.extend(route.app for route in routes if isinstance(route, Mount | Host))
         else:

@@ -74,6 +74,10 @@ def header_pairs(headers: Headers) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
+# The http(s) scheme of each scheme a request URL may have (a WebSocket's too).
+_HTTP_OF = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
+
 def request_target(url: str, public_origin: str | None) -> tuple[str, bytes, str]:
     """The path, query and DPoP ``htu`` (RFC 9449 §4.3: no query or fragment) of a request
     to ``url``; ``InvalidRequest`` for a URL that is no URL, or whose path is not in normal
@@ -86,12 +90,15 @@ def request_target(url: str, public_origin: str | None) -> tuple[str, bytes, str
         raise InvalidRequest("the request URL is not an absolute URI (RFC 3986 §4.3)") from None
     # An absolute http(s) URI of a host and port (RFC 9110 §7.2), and never a fragment: a
     # path, userinfo or '#' in what names the host would move the path a token is judged by.
-    if parts.scheme.lower() not in ("http", "https") or not is_authority(parts.netloc):
+    scheme = parts.scheme.lower()
+    unreadable = not url.isprintable() or " " in url  # urlsplit drops tabs and newlines
+    if unreadable or scheme not in _HTTP_OF or not is_authority(parts.netloc):
         raise InvalidRequest("the request URL is not an absolute URI (RFC 3986 §4.3)")
     if "#" in url:
         raise InvalidRequest("the request URL has a fragment, which no request sends")
     problem = path_problem(path, raw)
     if problem is not None:
         raise InvalidRequest(problem)
-    htu = url.partition("?")[0].partition("#")[0]
+    # RFC 9449 §4.3 / RFC 6455 §4.1: a WebSocket handshake's htu is its http(s) URI.
+    htu = _HTTP_OF[scheme] + url.partition("?")[0][len(parts.scheme) :]
     return path, query, htu if public_origin is None else public_origin + raw_path

@@ -227,8 +227,9 @@ def request_uri(
     else:
         path = quote(scope.get("path", ""), safe=_PATH_SAFE)
     # Servers that leave root_path out of the path; a prefix only as whole segments.
-    if root and not (path.startswith(root) and path[len(root) : len(root) + 1] in ("/", "")):
-        path = quote(root, safe=_PATH_SAFE) + path
+    base = root.rstrip("/")
+    if base and not (path.startswith(base) and path[len(base) : len(base) + 1] in ("/", "")):
+        path = quote(base, safe=_PATH_SAFE) + path
     return (origin or _request_origin(scope, trusted_proxies)) + path
 
 
@@ -252,18 +253,32 @@ def _request_origin(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ..
     else:
         proto, forwarded_host = _from_forwarded(headers[b"forwarded"], trusted_proxies)
         # A proxy that sets one family may pass the other on from the client as it came:
-        # where both are sent they must name the same origin, or which one is the proxy's
-        # is unknown (and the server may read the other).
-        if x_forwarded != (None, None) and (
-            (proto or scheme, forwarded_host or host)
-            != (x_forwarded[0] or scheme, x_forwarded[1] or host)
-        ):
+        # what both name must agree, or which one is the proxy's is unknown (and the server
+        # may read the other).
+        if _differ(proto, x_forwarded[0]) or _differ(forwarded_host, x_forwarded[1], host=True):
             raise InvalidRequest(
                 "the request names its origin in Forwarded and in X-Forwarded-* headers, "
                 "differently"
             )
+        proto, forwarded_host = proto or x_forwarded[0], forwarded_host or x_forwarded[1]
+    if proto:
+        proto = _HTTP_SCHEMES.get(proto.lower(), proto.lower())  # a proxy's wss is https
     scheme, host = proto or scheme, forwarded_host or host
     return f"{scheme}://{_host_or_server(scope, host)}"
+
+
+def _differ(one: str | None, other: str | None, host: bool = False) -> bool:
+    """Whether two forwarded values both given name different things: schemes, or hosts
+    after RFC 3986 §6.2.2 (case, and a default port, do not count)."""
+    if not one or not other:
+        return False
+    one, other = one.lower(), other.lower()
+    if host:
+        one, other = (
+            one.removesuffix(":443").removesuffix(":80"),
+            other.removesuffix(":443").removesuffix(":80"),
+        )
+    return _HTTP_SCHEMES.get(one, one) != _HTTP_SCHEMES.get(other, other)
 
 
 def _first_host(scope: Mapping[str, Any]) -> bytes | None:

@@ -589,3 +589,18 @@ def test_a_guard_error_from_a_starlette_endpoint_is_refused_started_app_or_not(
     api = InProcessClient(wrapped)
     params = assert_refused(api.get("/mcp", headers=bearer(good())), 403, "insufficient_scope")
     assert params["scope"] == "orders:own"
+
+
+def test_an_app_whose_routes_cannot_be_read_yet_still_gets_a_guard() -> None:
+    from starlette.responses import PlainTextResponse
+
+    class NotReady:
+        @property
+        def routes(self) -> Any:
+            raise RuntimeError("routes not ready")
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await PlainTextResponse("ok")(scope, receive, send)
+
+    api = InProcessClient(guarding(NotReady()))
+    assert api.get("/mcp", headers=bearer(good())).status_code == 200

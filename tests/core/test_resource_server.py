@@ -409,6 +409,8 @@ async def test_a_header_ending_like_a_known_one_is_read_as_itself(
         "https:///mcp",
         "https://api.test/mcp#/admin",  # a fragment: what follows would go unread
         "https://api.test/other#",
+        "https://ap\ti.test/m\ncp",  # what urlsplit would drop without a word
+        " https://api.test/mcp",
     ],
 )
 async def test_a_url_that_is_no_absolute_request_uri_is_an_invalid_request(url: str) -> None:
@@ -418,7 +420,13 @@ async def test_a_url_that_is_no_absolute_request_uri_is_an_invalid_request(url: 
 
 
 @pytest.mark.parametrize(
-    "url", ["https://api.test/mcp", "https://[::1]:8443/mcp", "HTTP://api.test/mcp?a=1"]
+    "url",
+    [
+        "https://api.test/mcp",
+        "https://[::1]:8443/mcp",
+        "HTTP://api.test/mcp?a=1",
+        "wss://api.test/mcp",
+    ],
 )
 async def test_absolute_request_uris_are_read(url: str) -> None:
     server = counting_server(Counting())

@@ -261,11 +261,23 @@ def test_a_root_path_is_a_prefix_only_as_whole_segments() -> None:
     ("headers", "origin"),
     [
         ([(b"forwarded", b"proto=https;host=api.test"), (b"x-forwarded-host", b"api.test")], None),
+        (
+            [(b"forwarded", b"proto=HTTPS;host=API.test"), (b"x-forwarded-host", b"api.test:443")],
+            None,
+        ),
+        (
+            [
+                (b"forwarded", b"for=1.2.3.4"),
+                (b"x-forwarded-proto", b"https"),
+                (b"x-forwarded-host", b"api.test"),
+            ],
+            None,
+        ),
+        ([(b"forwarded", b"by=10.0.0.9"), (b"x-forwarded-proto", b"wss")], None),
         ([(b"forwarded", b"host=other.test"), (b"x-forwarded-host", b"api.test")], InvalidRequest),
-        ([(b"forwarded", b"host=other.test"), (b"x-forwarded-proto", b"https")], InvalidRequest),
         ([(b"forwarded", b"proto=http"), (b"x-forwarded-proto", b"https")], InvalidRequest),
     ],
-    ids=["agree", "hosts-differ", "one-names-a-host", "protos-differ"],
+    ids=["agree", "agree-normalized", "for-only", "by-only-wss", "hosts-differ", "protos-differ"],
 )
 def test_forwarded_and_x_forwarded_headers_must_name_one_origin(
     headers: list[tuple[bytes, bytes]], origin: type[Exception] | None
@@ -274,7 +286,16 @@ def test_forwarded_and_x_forwarded_headers_must_name_one_origin(
     trusted = parse_networks(["10.0.0.0/8"])
     request = scope(headers=[(b"host", b"api.test"), *headers])
     if origin is None:
-        assert request_uri(request, trusted) == "https://api.test/mcp"
+        assert normalize(request_uri(request, trusted)) == "https://api.test/mcp"
     else:
         with pytest.raises(origin, match="Forwarded and in X-Forwarded"):
             request_uri(request, trusted)
+
+
+@pytest.mark.parametrize(
+    ("root", "raw"), [("/", b"/mcp"), ("/api/", b"/api/mcp"), ("/api/", b"/mcp")]
+)
+def test_a_root_path_ending_in_a_slash_is_a_prefix_once(root: str, raw: bytes) -> None:
+    base = root.rstrip("/")
+    uri = request_uri(scope(root_path=root, path=base + "/mcp", raw_path=raw))
+    assert uri == f"https://api.test{base}/mcp"
