@@ -66,12 +66,19 @@ def header_pairs(headers: Headers) -> list[tuple[bytes, bytes]]:
     pairs = []
     try:
         for name, value in items:
-            raw_name = name if isinstance(name, bytes) else str(name).encode("latin-1")
-            raw_value = value if isinstance(value, bytes) else str(value).encode("latin-1")
-            pairs.append((raw_name.lower(), raw_value))
+            pairs.append((_octets(name).lower(), _octets(value)))
     except UnicodeEncodeError:  # RFC 9110 §5.5: a field value is octets, never wider
         raise InvalidRequest("a request header holds characters outside ISO-8859-1") from None
+    except (TypeError, ValueError):  # None, or items that are not (name, value) pairs
+        raise InvalidRequest("the request headers are not (name, value) pairs") from None
     return pairs
+
+
+def _octets(value: object) -> bytes:
+    """A header name or value as bytes: bytes-like as they are, anything else as text."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode("latin-1")
 
 
 # The http(s) scheme of each scheme a request URL may have (a WebSocket's too).

@@ -235,8 +235,7 @@ def request_uri(
 
 def _request_origin(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ...]) -> str:
     """The scheme and host the request names: its own, or a trusted proxy's (RFC 7239)."""
-    scheme: str = scope.get("scheme", "http")
-    scheme = _HTTP_SCHEMES.get(scheme, scheme)
+    scheme = _http_scheme(scope.get("scheme", "http"))
     client = scope.get("client")
     if not _trusted(client[0] if client else None, trusted_proxies):
         # No proxy to believe: only the first Host header counts, so no other is gathered.
@@ -255,30 +254,39 @@ def _request_origin(scope: Mapping[str, Any], trusted_proxies: tuple[Network, ..
         # A proxy that sets one family may pass the other on from the client as it came:
         # what both name must agree, or which one is the proxy's is unknown (and the server
         # may read the other).
-        if _differ(proto, x_forwarded[0]) or _differ(forwarded_host, x_forwarded[1], host=True):
+        if _name_two_origins((proto, forwarded_host), x_forwarded):
             raise InvalidRequest(
                 "the request names its origin in Forwarded and in X-Forwarded-* headers, "
                 "differently"
             )
         proto, forwarded_host = proto or x_forwarded[0], forwarded_host or x_forwarded[1]
     if proto:
-        proto = _HTTP_SCHEMES.get(proto.lower(), proto.lower())  # a proxy's wss is https
+        proto = _http_scheme(proto)  # a proxy's wss is https
     scheme, host = proto or scheme, forwarded_host or host
     return f"{scheme}://{_host_or_server(scope, host)}"
 
 
-def _differ(one: str | None, other: str | None, host: bool = False) -> bool:
-    """Whether two forwarded values both given name different things: schemes, or hosts
-    after RFC 3986 §6.2.2 (case, and a default port, do not count)."""
-    if not one or not other:
+def _http_scheme(value: str) -> str:
+    """A scheme as a URL names it, lowercase; a WebSocket's as its HTTP one (RFC 6455 §3)."""
+    value = value.lower()
+    return _HTTP_SCHEMES.get(value, value)
+
+
+def _name_two_origins(
+    forwarded: tuple[str | None, str | None], x_forwarded: tuple[str | None, str | None]
+) -> bool:
+    """Whether what both header families name, proto or host, differs; hosts compared as
+    ``normalize`` compares URIs (case, and the scheme's default port, do not count)."""
+    (proto, host), (x_proto, x_host) = forwarded, x_forwarded
+    if proto and x_proto and _http_scheme(proto) != _http_scheme(x_proto):
+        return True
+    if not host or not x_host:
         return False
-    one, other = one.lower(), other.lower()
-    if host:
-        one, other = (
-            one.removesuffix(":443").removesuffix(":80"),
-            other.removesuffix(":443").removesuffix(":80"),
-        )
-    return _HTTP_SCHEMES.get(one, one) != _HTTP_SCHEMES.get(other, other)
+    scheme = _http_scheme(proto or x_proto or "https")
+    try:
+        return normalize(f"{scheme}://{host}/") != normalize(f"{scheme}://{x_host}/")
+    except ValueError:  # no host at all: two different things
+        return True
 
 
 def _first_host(scope: Mapping[str, Any]) -> bytes | None:

@@ -432,3 +432,17 @@ async def test_absolute_request_uris_are_read(url: str) -> None:
     server = counting_server(Counting())
     token = await server.authenticate("GET", url, {"authorization": "Bearer tok-1"})
     assert token.raw == "tok-1"
+
+
+@pytest.mark.parametrize("headers", [None, [("authorization", "Bearer tok-1", "x")], [("a",)], 5])
+async def test_headers_that_are_not_name_value_pairs_are_an_invalid_request(headers: Any) -> None:
+    server = counting_server(Counting())
+    with pytest.raises(InvalidRequest, match="not \\(name, value\\) pairs"):
+        await server.authenticate("GET", API, headers)
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+async def test_header_values_in_any_bytes_like_object_are_read(kind: Any) -> None:
+    server = counting_server(Counting())
+    headers = [(b"authorization", kind(b"Bearer tok-1"))]
+    assert (await server.authenticate("GET", API, headers)).raw == "tok-1"

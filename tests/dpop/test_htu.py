@@ -276,8 +276,21 @@ def test_a_root_path_is_a_prefix_only_as_whole_segments() -> None:
         ([(b"forwarded", b"by=10.0.0.9"), (b"x-forwarded-proto", b"wss")], None),
         ([(b"forwarded", b"host=other.test"), (b"x-forwarded-host", b"api.test")], InvalidRequest),
         ([(b"forwarded", b"proto=http"), (b"x-forwarded-proto", b"https")], InvalidRequest),
+        # https on 80 is no default port: another origin than api.test:443
+        (
+            [(b"forwarded", b'host="api.test:80"'), (b"x-forwarded-host", b"api.test:443")],
+            InvalidRequest,
+        ),
     ],
-    ids=["agree", "agree-normalized", "for-only", "by-only-wss", "hosts-differ", "protos-differ"],
+    ids=[
+        "agree",
+        "agree-normalized",
+        "for-only",
+        "by-only-wss",
+        "hosts-differ",
+        "protos-differ",
+        "ports-differ",
+    ],
 )
 def test_forwarded_and_x_forwarded_headers_must_name_one_origin(
     headers: list[tuple[bytes, bytes]], origin: type[Exception] | None
