@@ -252,10 +252,7 @@ class ResourceServer:
     ) -> tuple[Verified, str | None]:
         """The cache entry of ``credentials``' token and a DPoP nonce to send; every request,
         cached token or not, goes through the proof and binding checks (RFC 9449 §7)."""
-        if credentials.scheme == "Bearer" and not credentials.dpop_proofs and self._bearer_allowed:
-            proof = None  # what proof_of says of it, one call sooner
-        else:
-            proof = self.dpop_checker.proof_of(credentials)
+        proof = self.dpop_checker.proof_of(credentials)
         now = self.clock()
         entry = self.tokens.get(credentials.token, now) or await self._verify_and_keep(
             credentials.token, now
